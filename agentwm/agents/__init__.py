@@ -1,0 +1,1 @@
+"""Learning agents and the loops that drive them: env adapters, model-predictive control, Dreamer."""

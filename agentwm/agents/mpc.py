@@ -1,0 +1,202 @@
+"""Model-predictive control with a learned ensemble: collect, fit, plan, act. Read top to bottom.
+
+The README's main job: learn a PETS-style ensemble of CartPole from 1,000 random transitions,
+then control the real environment by imagining candidate action sequences with the model and
+executing the first action of the best one, replanning every step.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentwm.agents.envs import action_spec_of, collect_random_transitions, to_env_action
+from agentwm.checkpoint import load_config, load_weights, save_module
+from agentwm.worldmodels.base import ActionSpec
+
+
+class MPCConfig(BaseModel):
+    """Settings of an MPC run; every CLI flag of ``agentwm plan`` maps to one field."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    env: str = Field("CartPole-v1", description="gymnasium environment id with a flat Box observation")
+    transitions: int = Field(1000, ge=10, description="random transitions to learn the model from")
+    members: int = Field(5, ge=1, le=64, description="ensemble members")
+    planner: Literal["shooting", "cem", "mppi"] = Field("shooting", description="which planner acts")
+    horizon: int = Field(20, ge=1, le=500, description="imagined steps per action sequence")
+    samples: int = Field(50, ge=1, description="action sequences evaluated per planning iteration")
+    iterations: int = Field(3, ge=1, description="refinement iterations for cem and mppi")
+    gamma: float = Field(0.99, ge=0.0, le=1.0, description="discount of imagined rewards")
+    episodes: int = Field(3, ge=1, description="real evaluation episodes")
+    max_steps: int | None = Field(None, ge=1, description="cap on steps per episode (env default if unset)")
+    seed: int = Field(0, description="seed for data, model and planner")
+    device: str = Field("cpu", description="torch device")
+
+
+# ------------------------------------------------------------------------------------------------
+# Model: build, fit, save, load
+
+
+def _build_ensemble(obs_dim: int, spec: ActionSpec, members: int, seed: int, device: str) -> Any:
+    from agentwm.worldmodels.ensemble import EnsembleConfig, EnsembleDynamics
+
+    config = EnsembleConfig(members=members, seed=seed)
+    return EnsembleDynamics(obs_dim, spec, config).to(device)
+
+
+def train_ensemble(config: MPCConfig, out: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
+    """Collect ``config.transitions`` random steps, fit the ensemble, optionally save it to ``out``."""
+    torch.manual_seed(config.seed)
+    start = time.perf_counter()
+    data = collect_random_transitions(config.env, config.transitions, seed=config.seed)
+    spec = action_spec_of(gym.make(config.env).action_space)
+    model = _build_ensemble(data["obs"].shape[1], spec, config.members, config.seed, config.device)
+    metrics = model.fit(data, progress=progress)
+    result: dict[str, Any] = {
+        "env": config.env,
+        "transitions": config.transitions,
+        "fit_seconds": round(time.perf_counter() - start, 2),
+        "fit_metrics": {k: float(v) for k, v in metrics.items()},
+    }
+    if out is not None:
+        save_module(out, model, {
+            "family": "ensemble",
+            "env": config.env,
+            "obs_dim": int(data["obs"].shape[1]),
+            "action_spec": {"kind": spec.kind, "dim": spec.dim, "low": spec.low, "high": spec.high},
+            "config": model.config.model_dump(),
+        })
+        result["out"] = str(out)
+    result["_model"] = model
+    return result
+
+
+def load_ensemble(folder: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
+    """Rebuild a saved ensemble and return it with its saved metadata."""
+    from agentwm.worldmodels.ensemble import EnsembleConfig, EnsembleDynamics
+
+    meta = load_config(folder)
+    if meta.get("family") != "ensemble":
+        raise ValueError(f"{folder} holds a {meta.get('family')!r} model, not an ensemble")
+    spec = ActionSpec(**meta["action_spec"])
+    model = EnsembleDynamics(int(meta["obs_dim"]), spec, EnsembleConfig(**meta["config"]))
+    load_weights(folder, model, device)
+    return model.to(device).eval(), meta
+
+
+# ------------------------------------------------------------------------------------------------
+# Planner
+
+
+def make_planner(model: Any, config: MPCConfig) -> Any:
+    """The planner named by ``config.planner`` over ``model``."""
+    from agentwm.planning import CEM, MPPI, RandomShooting
+
+    gen = torch.Generator(device=config.device).manual_seed(config.seed)
+    common: dict[str, Any] = dict(horizon=config.horizon, samples=config.samples, gamma=config.gamma, generator=gen)
+    if config.planner == "shooting":
+        return RandomShooting(model, **common)
+    if config.planner == "cem":
+        return CEM(model, elites=max(2, config.samples // 10), iterations=config.iterations, **common)
+    return MPPI(model, iterations=config.iterations, **common)
+
+
+# ------------------------------------------------------------------------------------------------
+# Control loop
+
+
+def run_mpc(config: MPCConfig, model_dir: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
+    """Learn (or load) the ensemble, then run ``config.episodes`` real episodes under MPC.
+
+    Returns a JSON-ready dict: per-episode returns, their mean, and timings.
+    """
+    if model_dir is not None:
+        model, meta = load_ensemble(model_dir, config.device)
+        env_id = meta["env"]
+        fit: dict[str, Any] = {"model": str(model_dir)}
+    else:
+        fit = train_ensemble(config, progress=progress)
+        model = fit.pop("_model")
+        env_id = config.env
+    model.eval()
+    planner = make_planner(model, config)
+    env = gym.make(env_id, max_episode_steps=config.max_steps) if config.max_steps else gym.make(env_id)
+    spec = model.action_spec
+
+    returns: list[float] = []
+    lengths: list[int] = []
+    plan_seconds = 0.0
+    decisions = 0
+    for episode in range(config.episodes):
+        obs, _ = env.reset(seed=config.seed + 1000 + episode)
+        carry = None
+        total, steps, done = 0.0, 0, False
+        while not done:
+            # observe → imagine candidates → choose: one decision per real step.
+            t0 = time.perf_counter()
+            state = model.observe(torch.as_tensor(np.asarray(obs, dtype=np.float32), device=config.device)[None])
+            result = planner.plan(state, carry)
+            carry = result.carry
+            plan_seconds += time.perf_counter() - t0
+            decisions += 1
+            obs, reward, terminated, truncated, _ = env.step(to_env_action(result.action[0], spec))
+            total += float(reward)
+            steps += 1
+            done = terminated or truncated
+        returns.append(total)
+        lengths.append(steps)
+        if progress:
+            print(f"episode {episode}: return {total:.1f} in {steps} steps", flush=True, file=__import__("sys").stderr)
+    env.close()
+    return {
+        "env": env_id,
+        "planner": config.planner,
+        "episode_returns": returns,
+        "mean_return": float(np.mean(returns)),
+        "episode_lengths": lengths,
+        "ms_per_decision": round(1000 * plan_seconds / max(decisions, 1), 3),
+        **{k: v for k, v in fit.items() if k != "_model"},
+    }
+
+
+def score_candidates(
+    model_dir: str | Path,
+    obs: list[float],
+    candidates: list[Any],
+    *,
+    horizon: int = 15,
+    samples: int = 32,
+    gamma: float = 0.99,
+    score: str = "mean",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Rank candidate first actions from one observation with a saved ensemble (JSON-ready)."""
+    from agentwm.planning import rank_candidates
+
+    model, _ = load_ensemble(model_dir)
+    spec = model.action_spec
+    if not candidates:
+        raise ValueError("candidates must be a non-empty list")
+    if spec.kind == "discrete":
+        idx = torch.as_tensor(candidates, dtype=torch.long)
+        if idx.dim() != 1 or idx.min() < 0 or idx.max() >= spec.dim:
+            raise ValueError(f"discrete candidates must be ints in [0, {spec.dim}), got {candidates}")
+        first = spec.one_hot(idx)
+    else:
+        first = torch.as_tensor(candidates, dtype=torch.float32).reshape(len(candidates), spec.dim)
+    state = model.observe(torch.as_tensor(obs, dtype=torch.float32)[None])
+    torch.manual_seed(seed)
+    ranking = rank_candidates(model, state, first, horizon=horizon, samples=samples, gamma=gamma, score=score)
+    return {
+        "scores": ranking.scores.tolist(),
+        "order": [int(i) for i in ranking.order],
+        "best": int(ranking.best),
+        "disagreement": None if ranking.disagreement is None else ranking.disagreement.tolist(),
+    }

@@ -1,0 +1,173 @@
+"""The ``agentwm`` command line: ``plan``, ``train``, ``eval``, ``score`` and ``bench``.
+
+Each subcommand parses its flags into the pydantic config of the code it drives, so bad values get
+the same validation errors as the Python API. Heavy imports happen inside the handlers to keep
+``agentwm --help`` instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import runpy
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=None, sort_keys=False))
+
+
+def _add_mpc_flags(p: argparse.ArgumentParser, *, with_env: bool = True) -> None:
+    if with_env:
+        p.add_argument("--env", default="CartPole-v1", help="gymnasium environment id with vector observations")
+        p.add_argument("--transitions", type=int, default=1000, help="random transitions to learn the model from")
+    p.add_argument("--planner", default="shooting", choices=["shooting", "cem", "mppi"], help="planner")
+    p.add_argument("--horizon", type=int, default=20, help="imagined steps per candidate")
+    p.add_argument("--samples", type=int, default=50, help="action sequences per planning iteration")
+    p.add_argument("--iterations", type=int, default=3, help="refinement iterations (cem, mppi)")
+    p.add_argument("--gamma", type=float, default=0.99, help="discount of imagined rewards")
+    p.add_argument("--episodes", type=int, default=3, help="evaluation episodes in the real environment")
+    p.add_argument("--seed", type=int, default=0, help="seed for data collection, model and planner")
+    p.add_argument("--device", default="cpu", help="torch device for the model and planner")
+
+
+def _mpc_config(args: argparse.Namespace, **extra: Any) -> Any:
+    from agentwm.agents.mpc import MPCConfig
+
+    fields = {k: getattr(args, k) for k in MPCConfig.model_fields if hasattr(args, k)}
+    fields.update(extra)
+    return MPCConfig(**fields)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from agentwm.agents.mpc import run_mpc
+
+    result = run_mpc(_mpc_config(args), model_dir=args.model, progress=not args.quiet)
+    _print_json(result)
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from agentwm.agents.mpc import train_ensemble
+
+    result = train_ensemble(_mpc_config(args), out=args.out, progress=not args.quiet)
+    _print_json(result)
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from agentwm.agents.mpc import run_mpc
+
+    result = run_mpc(_mpc_config(args), model_dir=args.model, progress=not args.quiet)
+    _print_json(result)
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from agentwm.agents.mpc import score_candidates
+
+    obs = json.loads(args.obs)
+    candidates = json.loads(args.candidates)
+    _print_json(
+        score_candidates(
+            args.model, obs, candidates, horizon=args.horizon, samples=args.samples, gamma=args.gamma,
+            score=args.score, seed=args.seed,
+        )
+    )
+    return 0
+
+
+def _benchmarks_dir() -> Path:
+    candidates = [Path.cwd() / "benchmarks", Path(__file__).resolve().parent.parent / "benchmarks"]
+    for path in candidates:
+        if path.is_dir():
+            return path
+    raise FileNotFoundError("benchmarks/ not found: run `agentwm bench` from an agentwm source checkout")
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    script = _benchmarks_dir() / f"{args.name}.py"
+    if not script.is_file():
+        raise FileNotFoundError(f"no benchmark {script}")
+    sys.argv = [str(script), *args.rest]
+    runpy.run_path(str(script), run_name="__main__")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentwm",
+        description="Planning with learned world models: learn a model, imagine candidates, choose by return.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "plan",
+        help="learn an ensemble world model from random transitions and control the env with a planner",
+        description="Collect random transitions, fit a PETS-style ensemble, then act by model-predictive "
+        "control and print the real episode returns as JSON.",
+    )
+    _add_mpc_flags(p)
+    p.add_argument("--members", type=int, default=5, help="ensemble members")
+    p.add_argument("--model", default=None, help="use a saved ensemble folder instead of learning one")
+    p.add_argument("--quiet", action="store_true", help="no progress output on stderr")
+    p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser("train", help="train a world model or agent (families: ensemble)")
+    fam = p.add_subparsers(dest="family", required=True)
+    q = fam.add_parser("ensemble", help="fit a PETS-style ensemble on random transitions and save it")
+    _add_mpc_flags(q)
+    q.add_argument("--members", type=int, default=5, help="ensemble members")
+    q.add_argument("--out", required=True, help="folder to write model.safetensors + config.json")
+    q.add_argument("--quiet", action="store_true", help="no progress output on stderr")
+    q.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a saved model or agent (families: ensemble)")
+    fam = p.add_subparsers(dest="family", required=True)
+    q = fam.add_parser("ensemble", help="control the env with a planner over a saved ensemble")
+    _add_mpc_flags(q, with_env=False)
+    q.add_argument("--model", required=True, help="saved ensemble folder")
+    q.add_argument("--quiet", action="store_true", help="no progress output on stderr")
+    q.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("score", help="score candidate actions with a saved world model (families: ensemble)")
+    fam = p.add_subparsers(dest="family", required=True)
+    q = fam.add_parser("ensemble", help="rank candidate first actions from one observation")
+    q.add_argument("--model", required=True, help="saved ensemble folder")
+    q.add_argument("--obs", required=True, help="observation as a JSON list")
+    q.add_argument("--candidates", required=True, help="JSON list of candidate actions (ints for discrete)")
+    q.add_argument("--horizon", type=int, default=15)
+    q.add_argument("--samples", type=int, default=32)
+    q.add_argument("--gamma", type=float, default=0.99)
+    q.add_argument("--score", default="mean", choices=["mean", "lower_quantile", "disagreement_penalized"])
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser("bench", help="run a script from benchmarks/ (prints one JSON object)")
+    p.add_argument("name", help="benchmark name, e.g. imagine or plan_latency")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments passed to the script")
+    p.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ValidationError as err:
+        print(f"agentwm {args.command}: invalid settings\n{err}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError, TypeError, json.JSONDecodeError) as err:
+        print(f"agentwm {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
