@@ -32,6 +32,12 @@ def _add_mpc_flags(p: argparse.ArgumentParser, *, with_env: bool = True) -> None
     p.add_argument("--iterations", type=int, default=3, help="refinement iterations (cem, mppi)")
     p.add_argument("--gamma", type=float, default=0.99, help="discount of imagined rewards")
     p.add_argument("--episodes", type=int, default=3, help="evaluation episodes in the real environment")
+    p.add_argument("--rules", default="auto", choices=["auto", "known", "learned"],
+                   help="rewards and episode ends from the task's known rules or the model's heads "
+                   "(auto: known where agentwm has them, e.g. CartPole, Pendulum)")
+    p.add_argument("--score", default="disagreement_penalized", choices=["mean", "lower_quantile", "disagreement_penalized"],
+                   help="scoring of imagined sequences")
+    p.add_argument("--kappa", type=float, default=5.0, help="disagreement penalty weight")
     p.add_argument("--seed", type=int, default=0, help="seed for data collection, model and planner")
     p.add_argument("--device", default="cpu", help="torch device for the model and planner")
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -10,6 +13,46 @@ import torch
 from torch import Tensor
 
 from agentwm.worldmodels.base import ActionSpec
+
+
+@dataclass(frozen=True)
+class TaskRules:
+    """A task's public termination and reward rules, evaluated on (imagined) observations.
+
+    Used by :class:`agentwm.worldmodels.task_rules.WithTaskRules` so that planners learn only
+    the dynamics, as PETS does on these tasks.
+    """
+
+    termination: Callable[[Tensor], Tensor]
+    reward: Callable[[Tensor, Tensor, Tensor], Tensor]
+
+
+def _cartpole_terminal(next_obs: Tensor) -> Tensor:
+    # gymnasium's CartPole ends an episode when |x| > 2.4 or |theta| > 12 degrees.
+    return (next_obs[..., 0].abs() > 2.4) | (next_obs[..., 2].abs() > 12 * 2 * math.pi / 360)
+
+
+def _cartpole_reward(obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
+    return torch.ones(obs.shape[:-1], dtype=obs.dtype, device=obs.device)  # +1 for every step taken
+
+
+def _never_terminal(next_obs: Tensor) -> Tensor:
+    return torch.zeros(next_obs.shape[:-1], dtype=torch.bool, device=next_obs.device)
+
+
+def _pendulum_reward(obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
+    # gymnasium's Pendulum cost on the pre-step state: theta^2 + 0.1 thetadot^2 + 0.001 torque^2.
+    theta = torch.atan2(obs[..., 1], obs[..., 0])
+    torque = action[..., 0].clamp(-2.0, 2.0)
+    return -(theta**2 + 0.1 * obs[..., 2] ** 2 + 0.001 * torque**2)
+
+
+KNOWN_RULES: dict[str, TaskRules] = {
+    "CartPole-v0": TaskRules(_cartpole_terminal, _cartpole_reward),
+    "CartPole-v1": TaskRules(_cartpole_terminal, _cartpole_reward),
+    "Pendulum-v1": TaskRules(_never_terminal, _pendulum_reward),
+}
+"""Rules of tasks whose termination and reward are public and simple."""
 
 
 def action_spec_of(space: gym.Space[Any]) -> ActionSpec:

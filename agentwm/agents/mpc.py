@@ -7,6 +7,7 @@ executing the first action of the best one, replanning every step.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -16,9 +17,11 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentwm.agents.envs import action_spec_of, collect_random_transitions, to_env_action
+from agentwm.agents.envs import KNOWN_RULES, action_spec_of, collect_random_transitions, to_env_action
 from agentwm.checkpoint import load_config, load_weights, save_module
-from agentwm.worldmodels.base import ActionSpec
+from agentwm.planning.scoring import ScoreMode, Scorer
+from agentwm.worldmodels.base import ActionSpec, WorldModel
+from agentwm.worldmodels.task_rules import WithTaskRules
 
 
 class MPCConfig(BaseModel):
@@ -34,6 +37,17 @@ class MPCConfig(BaseModel):
     samples: int = Field(50, ge=1, description="action sequences evaluated per planning iteration")
     iterations: int = Field(3, ge=1, description="refinement iterations for cem and mppi")
     gamma: float = Field(0.99, ge=0.0, le=1.0, description="discount of imagined rewards")
+    rules: Literal["auto", "known", "learned"] = Field(
+        "auto",
+        description="where rewards and episode ends come from: the task's known rules (PETS practice; "
+        "only the dynamics are learned), the model's learned heads, or auto (known where agentwm has them)",
+    )
+    score: ScoreMode = Field(
+        "disagreement_penalized",
+        description="how sequences are scored: mean return, lower quantile, or mean return minus kappa "
+        "times ensemble disagreement (keeps the plan where the model has data)",
+    )
+    kappa: float = Field(5.0, ge=0.0, description="disagreement penalty weight for score=disagreement_penalized")
     episodes: int = Field(3, ge=1, description="real evaluation episodes")
     max_steps: int | None = Field(None, ge=1, description="cap on steps per episode (env default if unset)")
     seed: int = Field(0, description="seed for data, model and planner")
@@ -95,12 +109,27 @@ def load_ensemble(folder: str | Path, device: str = "cpu") -> tuple[Any, dict[st
 # Planner
 
 
+def planning_model(model: Any, env_id: str, config: MPCConfig) -> tuple[WorldModel, str]:
+    """The model the planner imagines with: the ensemble, wrapped with the task's known reward and
+    termination rules when ``config.rules`` asks for them. Returns it and which rules were used."""
+    model.disagreement = config.score == "disagreement_penalized"
+    rules = KNOWN_RULES.get(env_id)
+    if config.rules == "known" and rules is None:
+        raise ValueError(f"no known rules for {env_id!r} (have {sorted(KNOWN_RULES)}); use --rules learned")
+    if config.rules == "learned" or rules is None:
+        return model, "learned"
+    return WithTaskRules(model, termination=rules.termination, reward=rules.reward), "known"
+
+
 def make_planner(model: Any, config: MPCConfig) -> Any:
     """The planner named by ``config.planner`` over ``model``."""
     from agentwm.planning import CEM, MPPI, RandomShooting
 
     gen = torch.Generator(device=config.device).manual_seed(config.seed)
-    common: dict[str, Any] = dict(horizon=config.horizon, samples=config.samples, gamma=config.gamma, generator=gen)
+    common: dict[str, Any] = {
+        "horizon": config.horizon, "samples": config.samples, "gamma": config.gamma, "generator": gen,
+        "score": Scorer(config.score, kappa=config.kappa),
+    }
     if config.planner == "shooting":
         return RandomShooting(model, **common)
     if config.planner == "cem":
@@ -126,7 +155,8 @@ def run_mpc(config: MPCConfig, model_dir: str | Path | None = None, progress: bo
         model = fit.pop("_model")
         env_id = config.env
     model.eval()
-    planner = make_planner(model, config)
+    world, rules = planning_model(model, env_id, config)
+    planner = make_planner(world, config)
     env = gym.make(env_id, max_episode_steps=config.max_steps) if config.max_steps else gym.make(env_id)
     spec = model.action_spec
 
@@ -153,11 +183,13 @@ def run_mpc(config: MPCConfig, model_dir: str | Path | None = None, progress: bo
         returns.append(total)
         lengths.append(steps)
         if progress:
-            print(f"episode {episode}: return {total:.1f} in {steps} steps", flush=True, file=__import__("sys").stderr)
+            print(f"episode {episode}: return {total:.1f} in {steps} steps", flush=True, file=sys.stderr)
     env.close()
     return {
         "env": env_id,
         "planner": config.planner,
+        "rules": rules,
+        "score": config.score,
         "episode_returns": returns,
         "mean_return": float(np.mean(returns)),
         "episode_lengths": lengths,
@@ -174,14 +206,19 @@ def score_candidates(
     horizon: int = 15,
     samples: int = 32,
     gamma: float = 0.99,
-    score: str = "mean",
+    score: ScoreMode = "mean",
     seed: int = 0,
 ) -> dict[str, Any]:
     """Rank candidate first actions from one observation with a saved ensemble (JSON-ready)."""
     from agentwm.planning import rank_candidates
 
-    model, _ = load_ensemble(model_dir)
+    model, meta = load_ensemble(model_dir)
     spec = model.action_spec
+    model.disagreement = score == "disagreement_penalized"
+    rules = KNOWN_RULES.get(meta.get("env", ""))
+    world: WorldModel = model
+    if rules is not None:
+        world = WithTaskRules(model, termination=rules.termination, reward=rules.reward)
     if not candidates:
         raise ValueError("candidates must be a non-empty list")
     if spec.kind == "discrete":
@@ -193,10 +230,11 @@ def score_candidates(
         first = torch.as_tensor(candidates, dtype=torch.float32).reshape(len(candidates), spec.dim)
     state = model.observe(torch.as_tensor(obs, dtype=torch.float32)[None])
     torch.manual_seed(seed)
-    ranking = rank_candidates(model, state, first, horizon=horizon, samples=samples, gamma=gamma, score=score)
+    ranking = rank_candidates(world, state, first, horizon=horizon, samples=samples, gamma=gamma, score=score)
     return {
         "scores": ranking.scores.tolist(),
         "order": [int(i) for i in ranking.order],
         "best": int(ranking.best),
         "disagreement": None if ranking.disagreement is None else ranking.disagreement.tolist(),
+        "rules": "known" if rules is not None else "learned",
     }

@@ -48,7 +48,8 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.hidden(x)
-        return self.out(x) if self.out is not None else x
+        out: Tensor = self.out(x) if self.out is not None else x
+        return out
 
 
 class ChannelNorm(nn.Module):
@@ -59,11 +60,12 @@ class ChannelNorm(nn.Module):
         self.norm = nn.RMSNorm(channels, eps=eps)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        out: Tensor = self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return out
 
 
 def _stages(image_size: int, minres: int) -> int:
-    stages = int(round(math.log2(image_size / minres)))
+    stages = round(math.log2(image_size / minres))
     if minres * 2**stages != image_size:
         raise ValueError(f"image_size {image_size} must be minres {minres} times a power of two")
     return stages
@@ -89,7 +91,8 @@ class ConvEncoder(nn.Module):
         self.in_shape = (in_channels, image_size, image_size)
 
     def forward(self, image: Tensor) -> Tensor:
-        return self.net(image - 0.5).flatten(1)
+        out: Tensor = self.net(image - 0.5).flatten(1)
+        return out
 
 
 class ConvDecoder(nn.Module):

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 def _check_time_major(rewards: Tensor, continues: Tensor, values: Tensor | None) -> None:
     if rewards.dim() < 1:
-        raise ValueError(f"rewards must be [H, ...], got a scalar")
+        raise ValueError("rewards must be [H, ...], got a scalar")
     if continues.shape != rewards.shape:
         raise ValueError(
             f"continues must have the shape of rewards {tuple(rewards.shape)}, got {tuple(continues.shape)}"

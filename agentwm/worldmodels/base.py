@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, Union, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -22,7 +22,7 @@ State = Mapping[str, Any]
 Policy = Callable[[State], Tensor]
 """Maps a state of batch B to actions ``[B, A]`` (one-hot rows for discrete action spaces)."""
 
-ActionsOrPolicy = Union[Tensor, Policy]
+ActionsOrPolicy = Tensor | Policy
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,762 @@
+"""Recurrent state-space model (RSSM), the DreamerV3 world model, behind the ``WorldModel`` protocol.
+
+The latent state has two parts (Hafner et al., DreamerV3):
+
+* ``deter`` ``[B, deter]``: a deterministic recurrent state ``h``, updated by a GRU whose gate
+  pre-activations are RMS-normalised. With ``blocks > 1`` the recurrent weights are block-diagonal
+  (``blocks`` independent groups, as in current DreamerV3), which makes a wide ``h`` cheap.
+* ``stoch`` ``[B, stoch, classes]``: ``stoch`` categoricals of ``classes`` each, sampled one-hot
+  with straight-through gradients and 1% uniform mixed into the probabilities (unimix).
+
+The prior ``p(z_t | h_t)`` reads ``h``; the posterior ``q(z_t | h_t, e_t)`` also reads the
+observation embedding ``e``. Heads read ``feat = [h, flatten(z)]``: a decoder (symlog MSE for
+vectors, MSE for images), a reward head (two-hot over symexp bins, zero-initialised output) and a
+continue head (Bernoulli logit).
+
+**Action convention** (DreamerV3): ``action[t]`` is the action that *led to* ``obs[t]``. The step
+into ``obs[t]`` reads ``action[t]``; at an episode start (``is_first[t]``) the carry is reset to
+the initial state and ``action[t]`` is ignored. Likewise ``reward[t]`` and ``is_terminal[t]``
+belong to the transition into ``obs[t]``, so the heads predict them from the state at ``t``.
+In ``imagine``, ``rewards[t]`` and ``continues[t]`` are read from the state reached by
+``actions[t]`` (``states[t + 1]``), which matches the return convention of ``agentwm.core``.
+
+Imagination has a fast path, taken under ``torch.no_grad()``, that keeps the exact math of the
+training path but skips its waste: sampled codes stay class indices inside the loop, their
+projection through the first linear layer is a gather-sum of weight rows
+(``F.embedding_bag``) instead of a matmul with a mostly-zero one-hot vector, action projections
+for a given sequence are one matmul, and the reward and continue heads run once over all
+``H x B`` states after the loop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, cast
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from torch import Tensor, nn
+
+from agentwm.core import (
+    MLP,
+    ConvDecoder,
+    ConvEncoder,
+    TwoHot,
+    categorical_entropy,
+    categorical_kl,
+    mode_onehot,
+    sample_indices,
+    sample_onehot,
+    symexp,
+    symlog,
+    unimix_logits,
+)
+from agentwm.worldmodels.base import ActionsOrPolicy, ActionSpec, Rollout, State, check_actions, check_tensor
+
+LOSS_KEYS = ("dyn", "rep", "dec", "reward", "cont")
+_NORM_EPS = 1e-4  # same as the RMSNorm in agentwm.core.nets
+
+# ----------------------------------------------------------------------------------------------
+# Configuration and presets
+
+
+class RSSMConfig(BaseModel):
+    """Hyperparameters of :class:`RSSM`. Defaults are the ``size12m`` architecture without a claim.
+
+    Use :meth:`preset` for named sizes; ``PRESETS`` lists them.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    deter: int = Field(
+        default=2048, ge=1, description="Width of the deterministic recurrent state h (DreamerV3: 8d)."
+    )
+    hidden: int = Field(
+        default=256, ge=1, description="Width of the RSSM's input, prior and posterior layers (d)."
+    )
+    stoch: int = Field(default=32, ge=1, description="Number of categorical latents.")
+    classes: int = Field(default=16, ge=2, description="Classes per categorical latent (DreamerV3: d/16).")
+    blocks: int = Field(
+        default=8, ge=1, description="Block-diagonal groups of the recurrent weights; 1 = dense GRU."
+    )
+    dynlayers: int = Field(default=1, ge=0, description="Block-diagonal hidden layers before the GRU gates.")
+    split_inputs: bool = Field(
+        default=True,
+        description="True: h, z and the action each get their own projection (current DreamerV3). "
+        "False: z and the action share one projection and h enters only the gates (dreamerv3-torch).",
+    )
+    imglayers: int = Field(default=2, ge=0, description="Hidden layers of the prior p(z | h).")
+    obslayers: int = Field(default=1, ge=0, description="Hidden layers of the posterior q(z | h, embed).")
+    units: int = Field(default=256, ge=1, description="Width of encoder/decoder MLPs and of the heads (d).")
+    enc_layers: int = Field(default=3, ge=0, description="MLP layers of the vector-observation encoder.")
+    dec_layers: int = Field(default=3, ge=0, description="MLP layers of the vector-observation decoder.")
+    img_dec_hidden: int = Field(
+        default=512,
+        ge=0,
+        description="Width of one dense layer between feat and the image decoder (DreamerV3 feeds the "
+        "decoder through a cheap spatial projection; this plays that role). 0: the conv decoder's "
+        "linear layer reads feat directly (dreamerv3-torch).",
+    )
+    rew_layers: int = Field(default=1, ge=0, description="Hidden layers of the reward head.")
+    cont_layers: int = Field(default=1, ge=0, description="Hidden layers of the continue head.")
+    ac_layers: int = Field(
+        default=3, ge=0, description="Hidden layers of the actor and critic (agents, param counts)."
+    )
+    depth: int = Field(
+        default=16, ge=1, description="CNN channel multiplier of the image encoder/decoder (d/16)."
+    )
+    unimix: float = Field(
+        default=0.01, ge=0.0, lt=1.0, description="Uniform mixture in the latent categoricals."
+    )
+    free_nats: float = Field(
+        default=1.0, ge=0.0, description="Free bits: each KL term is floored at this many nats."
+    )
+    loss_scales: dict[str, float] = Field(
+        default_factory=lambda: {"dyn": 1.0, "rep": 0.1, "dec": 1.0, "reward": 1.0, "cont": 1.0},
+        description="Weight of each loss term; keys equal the keys of RSSM.loss()'s losses.",
+    )
+    reward_bins: int = Field(
+        default=255, ge=2, description="Two-hot bins of the reward head (symexp-spaced)."
+    )
+    initial: Literal["learned", "zeros"] = Field(
+        default="learned",
+        description="Initial carry: tanh of a learned vector (and its prior mode), or zeros.",
+    )
+    nominal_params: int | None = Field(
+        default=None,
+        description="Agent size the preset claims (see count_agent_params); None for custom configs.",
+    )
+
+    @field_validator("loss_scales")
+    @classmethod
+    def _check_scales(cls, value: dict[str, float]) -> dict[str, float]:
+        if set(value) != set(LOSS_KEYS):
+            raise ValueError(f"loss_scales must have exactly the keys {list(LOSS_KEYS)}, got {sorted(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_blocks(self) -> RSSMConfig:
+        if self.deter % self.blocks:
+            raise ValueError(f"deter ({self.deter}) must be divisible by blocks ({self.blocks})")
+        return self
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> RSSMConfig:
+        """The named preset with ``overrides`` applied. Overriding any size field without giving
+        ``nominal_params`` drops the preset's size claim."""
+        if name not in PRESETS:
+            raise KeyError(f"unknown RSSM preset {name!r}; choose from {sorted(PRESETS)}")
+        values = {**PRESETS[name], **overrides}
+        sizes = set(cls.model_fields) - {"unimix", "free_nats", "loss_scales", "initial", "nominal_params"}
+        if "nominal_params" not in overrides and sizes & set(overrides):
+            values["nominal_params"] = None
+        return cls(**values)
+
+
+def _size(d: int, nominal: int, **extra: Any) -> dict[str, Any]:
+    """DreamerV3's size table: hidden d, deter 8d, classes and CNN multiplier d/16, MLP units d."""
+    return {
+        "deter": 8 * d, "hidden": d, "classes": d // 16, "depth": d // 16, "units": d,
+        "img_dec_hidden": 2 * d, "nominal_params": nominal, **extra,
+    }  # fmt: skip
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Tiny, for tests and smoke runs (milliseconds per step). Its claim is its own count.
+    "debug": {
+        "deter": 32, "hidden": 16, "stoch": 4, "classes": 4, "blocks": 2, "imglayers": 1, "units": 16,
+        "enc_layers": 1, "dec_layers": 1, "img_dec_hidden": 16, "ac_layers": 1, "depth": 2,
+        "reward_bins": 31, "nominal_params": 25_800,
+    },
+    # DreamerV3 lists 1M for deter 512 / d 64 (used on proprio tasks); on the reference image task
+    # the uniform recipe gives ~0.8M, so this size uses 4 wider blocks and a second block layer in
+    # the recurrent core (the only deviations from the table) to land at ~1M.
+    "size1m": _size(64, 1_000_000, blocks=4, dynlayers=2),
+    "size12m": _size(256, 12_000_000),
+    "size25m": _size(384, 25_000_000),
+    "size50m": _size(512, 50_000_000),
+    "size100m": _size(768, 100_000_000),
+    "size200m": _size(1024, 200_000_000),
+    # NM512/dreamerv3-torch's default: dense GRU over [MLP(z, a), h] with normalised gates, one
+    # layer to prior/posterior, 2-layer heads, conv decoder reading feat directly, cnn depth 32.
+    # Claim: that project's agent on the reference task counted by hand from its networks.py
+    # (RSSM 5.79M, encoder 0.69M, decoder 6.99M, reward 1.18M, continue 1.05M, one-hot actor
+    # 1.06M, critic 1.18M; slow critic copy not counted) = 17.94M.
+    "dreamerv3-torch": {
+        "deter": 512, "hidden": 512, "stoch": 32, "classes": 32, "blocks": 1, "dynlayers": 0,
+        "split_inputs": False, "imglayers": 1, "obslayers": 1, "units": 512, "enc_layers": 2,
+        "dec_layers": 2, "img_dec_hidden": 0, "rew_layers": 2, "cont_layers": 2, "ac_layers": 2,
+        "depth": 32, "nominal_params": 17_935_254,
+    },
+}  # fmt: skip
+
+
+def count_agent_params(
+    config: RSSMConfig, obs_shape: Sequence[int] = (3, 64, 64), actions: int = 18
+) -> dict[str, int]:
+    """Parameters of a whole DreamerV3-style agent for ``config``, counted the way the paper's
+    nominal sizes are: the world model (encoder, RSSM, decoder, reward and continue heads) for
+    ``obs_shape`` (default a 64x64x3 image) with ``actions`` discrete actions, plus an actor
+    (feat -> units x ac_layers -> actions) and a critic (-> reward_bins) built with ``core.MLP``.
+    The critic's slow target copy is not counted. Modules are built on the meta device (no memory).
+    """
+    with torch.device("meta"):
+        model = RSSM(obs_shape, ActionSpec("discrete", actions), config)
+        actor = MLP(model.feat_dim, actions, config.units, config.ac_layers)
+        critic = MLP(model.feat_dim, config.reward_bins, config.units, config.ac_layers)
+
+    def count(module: nn.Module) -> int:
+        return sum(p.numel() for p in module.parameters())
+
+    out = {name: count(getattr(model, name)) for name in ("encoder", "core", "prior_net", "post_net")}
+    out.update(decoder=count(model.decoder), reward=count(model.reward_head), cont=count(model.cont_head))
+    out.update(world_model=count(model), actor=count(actor), critic=count(critic))
+    out["total"] = out["world_model"] + out["actor"] + out["critic"]
+    return out
+
+
+def kl_losses(
+    post_logits: Tensor, prior_logits: Tensor, free_nats: float, unimix: float
+) -> tuple[Tensor, ...]:
+    """DreamerV3's balanced KL terms ``(dyn, rep, kl)``, each ``[...]``, from logits ``[..., S, C]``.
+
+    ``dyn = max(free, KL(sg(q) || p))`` trains only the prior, ``rep = max(free, KL(q || sg(p)))``
+    only the posterior; ``kl`` is the raw KL for logging. Below ``free_nats`` a term is constant, so
+    its gradient is zero: the model is not pushed to make the KL smaller than it needs to be.
+    """
+    post, prior = unimix_logits(post_logits, unimix), unimix_logits(prior_logits, unimix)
+    dyn = categorical_kl(post.detach(), prior)
+    rep = categorical_kl(post, prior.detach())
+    return dyn.clamp(min=free_nats), rep.clamp(min=free_nats), dyn.detach()
+
+
+# ----------------------------------------------------------------------------------------------
+# The recurrent core
+
+
+class _BlockLinear(nn.Module):
+    """``y = W x + blockdiag(V_1 .. V_g) h``: a dense map of a shared input ``x`` plus a block-diagonal
+    map of ``h`` split into ``g`` groups. Equals DreamerV3's BlockLinear over ``[h_g, x]`` per group,
+    without materialising ``x`` once per group.
+
+    Works group-major: ``h`` is ``[g, B, in/g]`` and ``y`` is ``[g, B, out/g]``, so the block part is
+    one contiguous ``bmm`` and per-group norms read contiguous rows.
+    """
+
+    def __init__(self, dense_in: int, block_in: int, out: int, groups: int) -> None:
+        super().__init__()
+        self.groups = groups
+        bound = 1.0 / math.sqrt(dense_in + block_in // groups)  # nn.Linear's default init
+        self.block = nn.Parameter(
+            torch.empty(groups, block_in // groups, out // groups).uniform_(-bound, bound)
+        )
+        self.dense = nn.Parameter(torch.empty(out, dense_in).uniform_(-bound, bound)) if dense_in else None
+
+    def forward(self, x: Tensor | None, h: Tensor) -> Tensor:
+        if self.dense is None or x is None:
+            return torch.bmm(h, self.block)
+        g, B = self.groups, h.shape[1]
+        dense = F.linear(x, self.dense).view(B, g, -1).transpose(0, 1)
+        return torch.baddbmm(dense, h, self.block)
+
+
+class _BlockGRU(nn.Module):
+    """``h' = GRU(h, inputs(z, a[, h]))`` with RMS-normalised gate pre-activations per block.
+
+    ``reset, cand, update = norm(gates)``; ``h' = u * tanh(sigmoid(r) * c) + (1 - u) * h`` with
+    ``u = sigmoid(update - 1)`` (biased towards keeping ``h``, as in DreamerV3). The projections of
+    ``z`` and ``a`` are passed in pre-norm, so callers may compute them by gather or matmul.
+    Hidden block layers are normalised over the whole ``deter`` vector (as DreamerV3 does), the
+    gates per block.
+    """
+
+    def __init__(self, cfg: RSSMConfig, action_dim: int) -> None:
+        super().__init__()
+        self.deter, self.groups, self.split = cfg.deter, cfg.blocks, cfg.split_inputs
+        h = cfg.hidden
+        self.in_stoch = nn.Linear(cfg.stoch * cfg.classes, h, bias=False)
+        self.in_action = nn.Linear(action_dim, h, bias=False)
+        if self.split:
+            self.in_deter = nn.Linear(cfg.deter, h, bias=False)
+            self.in_norms = nn.ModuleList(nn.RMSNorm(h, eps=_NORM_EPS) for _ in range(3))
+        else:
+            self.in_norms = nn.ModuleList([nn.RMSNorm(h, eps=_NORM_EPS)])
+        x_dim = 3 * h if self.split else h
+        outs = [cfg.deter] * cfg.dynlayers + [3 * cfg.deter]
+        self.layers = nn.ModuleList(
+            _BlockLinear(x_dim if i == 0 else 0, cfg.deter, out, cfg.blocks) for i, out in enumerate(outs)
+        )
+        self.hidden_norms = nn.ModuleList(nn.RMSNorm(cfg.deter, eps=_NORM_EPS) for _ in range(cfg.dynlayers))
+        self.gate_scale = nn.Parameter(torch.ones(cfg.blocks, 1, 3 * cfg.deter // cfg.blocks))
+
+    def forward(self, deter: Tensor, stoch_proj: Tensor, action_proj: Tensor) -> Tensor:
+        if self.split:
+            nd, ns, na = self.in_norms
+            x = torch.cat(
+                [F.silu(nd(self.in_deter(deter))), F.silu(ns(stoch_proj)), F.silu(na(action_proj))], -1
+            )
+        else:
+            x = F.silu(self.in_norms[0](stoch_proj + action_proj))
+        B, g = deter.shape[0], self.groups
+        h = deter.view(B, g, -1).transpose(0, 1)  # [g, B, deter/g]
+        if g > 1:
+            h = h.contiguous()
+        y = self.layers[0](x, h)
+        for layer, norm in zip(self.layers[1:], self.hidden_norms):
+            scale = torch.rsqrt(y.square().mean((0, 2), keepdim=True) + _NORM_EPS)  # over all of deter
+            weight = cast(Tensor, norm.weight)
+            y = layer(None, F.silu(y * scale * weight.view(g, 1, -1)))
+        if g == 1:
+            gates = F.rms_norm(y, (y.shape[-1],), self.gate_scale[0, 0], _NORM_EPS)
+        else:
+            gates = F.rms_norm(y, (y.shape[-1],), None, _NORM_EPS) * self.gate_scale
+        reset, cand, update = gates.chunk(3, -1)
+        cand = torch.tanh(torch.sigmoid(reset) * cand)
+        update = torch.sigmoid(update - 1.0)
+        out = torch.lerp(h, cand, update)  # [g, B, deter/g]
+        return out.transpose(0, 1).reshape(B, self.deter)
+
+
+def _scale_actions(action: Tensor) -> Tensor:
+    """DreamerV3's action scaling ``a / max(1, |a|)``: keeps one-hots and [-1, 1] actions as they are."""
+    return action / action.detach().abs().clamp(min=1.0)
+
+
+def _gather_tables(weight: Tensor, max_floats: int = 1 << 18) -> list[Tensor]:
+    """The rows of ``weight.t()`` (``[in, out]``) to gather, split into contiguous column chunks of at
+    most ``max_floats`` (1 MB) so that each chunk stays in a core's L2 cache while it is gathered."""
+    table = weight.t()
+    width = max(8, max_floats // max(1, table.shape[0]))
+    return [chunk.contiguous() for chunk in torch.split(table, width, 1)]
+
+
+def _gather_sum(rows: Tensor, tables: list[Tensor]) -> Tensor:
+    """``onehot(rows) @ cat(tables, 1)`` for ``rows [N, k]`` (k hot rows each), without the one-hot:
+    a sum of ``k`` gathered rows per item. Exact for hard one-hot codes."""
+    outs = [F.embedding_bag(rows, table, mode="sum") for table in tables]
+    return outs[0] if len(outs) == 1 else torch.cat(outs, -1)
+
+
+def _first_linear(mlp: MLP) -> nn.Linear:
+    first = mlp.hidden[0] if len(mlp.hidden) else mlp.out
+    assert isinstance(first, nn.Linear)
+    return first
+
+
+def _after_first(mlp: MLP, h: Tensor) -> Tensor:
+    """Finish ``mlp`` given the output of its first linear layer without that layer's bias."""
+    if len(mlp.hidden):
+        x: Tensor = mlp.hidden[1:](h)
+        return mlp.out(x) if mlp.out is not None else x
+    assert mlp.out is not None
+    return h + mlp.out.bias if mlp.out.bias is not None else h
+
+
+# ----------------------------------------------------------------------------------------------
+# The world model
+
+
+class RSSM(nn.Module):
+    """DreamerV3 world model implementing :class:`~agentwm.worldmodels.base.LearnableWorldModel`.
+
+    Args:
+        obs_shape: ``(D,)`` for vector observations (symlog inputs, symlog-MSE decoder) or
+            ``(C, S, S)`` for images, floats in ``[0, 1]`` (``core.ConvEncoder``/``ConvDecoder``).
+        action_spec: the action space; discrete actions are one-hot float rows.
+        config: hyperparameters; default ``RSSMConfig()`` (the size12m architecture).
+
+    Example:
+        >>> spec = ActionSpec("continuous", 2)
+        >>> model = RSSM((4,), spec, RSSMConfig.preset("debug"))
+        >>> state = model.observe(torch.randn(8, 4))
+        >>> with torch.no_grad():
+        ...     rollout = model.imagine(state, torch.zeros(15, 8, 2))
+        >>> rollout.rewards.shape
+        torch.Size([15, 8])
+    """
+
+    def __init__(
+        self, obs_shape: Sequence[int], action_spec: ActionSpec, config: RSSMConfig | None = None
+    ) -> None:
+        super().__init__()
+        cfg = self.config = config if config is not None else RSSMConfig()
+        self.action_spec = action_spec
+        self.obs_shape = tuple(int(s) for s in obs_shape)
+        if len(self.obs_shape) not in (1, 3):
+            raise ValueError(f"obs_shape must be (D,) or (C, S, S), got {self.obs_shape}")
+        self.is_image = len(self.obs_shape) == 3
+        self.stoch_dim = cfg.stoch * cfg.classes
+        self.feat_dim = cfg.deter + self.stoch_dim
+        if self.is_image:
+            channels, size = self.obs_shape[0], self.obs_shape[-1]
+            encoder = ConvEncoder(channels, cfg.depth, size)
+            self.encoder: nn.Module = encoder
+            embed = encoder.out_dim
+            bottleneck = cfg.img_dec_hidden
+            pre: nn.Module = MLP(self.feat_dim, None, bottleneck, 1) if bottleneck else nn.Identity()
+            conv = ConvDecoder(bottleneck or self.feat_dim, channels, cfg.depth, size)
+            self.decoder: nn.Module = nn.Sequential(pre, conv)
+        else:
+            mlp = MLP(self.obs_shape[0], None, cfg.units, cfg.enc_layers)
+            self.encoder, embed = mlp, mlp.out_dim
+            self.decoder = MLP(self.feat_dim, self.obs_shape[0], cfg.units, cfg.dec_layers)
+        self.embed_dim = embed
+        self.core = _BlockGRU(cfg, action_spec.dim)
+        self.prior_net = MLP(cfg.deter, self.stoch_dim, cfg.hidden, cfg.imglayers)
+        self.post_net = MLP(cfg.deter + embed, self.stoch_dim, cfg.hidden, cfg.obslayers)
+        self.reward_head = MLP(self.feat_dim, cfg.reward_bins, cfg.units, cfg.rew_layers, out_scale=0.0)
+        self.cont_head = MLP(self.feat_dim, 1, cfg.units, cfg.cont_layers)
+        self.init_deter = nn.Parameter(torch.zeros(cfg.deter)) if cfg.initial == "learned" else None
+        self.twohot = TwoHot(cfg.reward_bins)
+
+    # -- state helpers ---------------------------------------------------------------------------
+
+    def initial(self, batch_size: int) -> dict[str, Tensor]:
+        """The carry before any observation: ``{"deter": [B, deter], "stoch": [B, stoch, classes]}``.
+
+        ``learned``: ``deter = tanh(w)`` for a trained vector ``w`` and ``stoch`` its prior's mode;
+        ``zeros``: both zero.
+        """
+        cfg, w = self.config, self._some_weight()
+        if self.init_deter is None:
+            deter = torch.zeros(batch_size, cfg.deter, device=w.device, dtype=w.dtype)
+            stoch = torch.zeros(batch_size, cfg.stoch, cfg.classes, device=w.device, dtype=w.dtype)
+            return {"deter": deter, "stoch": stoch}
+        deter = torch.tanh(self.init_deter)[None]
+        stoch = mode_onehot(self.prior_net(deter).view(1, cfg.stoch, cfg.classes))
+        return {"deter": deter.repeat(batch_size, 1), "stoch": stoch.repeat(batch_size, 1, 1)}
+
+    def feat(self, state: Mapping[str, Tensor]) -> Tensor:
+        """Features ``[..., deter + stoch * classes]`` that every head reads: ``[h, flatten(z)]``."""
+        return torch.cat([state["deter"], state["stoch"].flatten(-2)], -1)
+
+    def decode(self, states: Mapping[str, Tensor]) -> Tensor:
+        """Predicted observations ``[..., *obs_shape]`` for states of any leading shape: images as the
+        mean in ``[0, 1]`` space (unclamped), vectors mapped back with symexp."""
+        out = self.decoder(self.feat(states))
+        return out if self.is_image else symexp(out)
+
+    def predict_reward(self, states: Mapping[str, Tensor]) -> Tensor:
+        """Expected reward ``[...]`` of reaching each state (two-hot decoded)."""
+        return self.twohot.decode(self.reward_head(self.feat(states)))
+
+    def predict_continue(self, states: Mapping[str, Tensor]) -> Tensor:
+        """Probability ``[...]`` that the episode goes on after each state."""
+        return torch.sigmoid(self.cont_head(self.feat(states))[..., 0])
+
+    def total_loss(self, losses: Mapping[str, Tensor]) -> Tensor:
+        """Scalar training objective: ``sum_k scale_k * mean(losses[k])``."""
+        return sum(self.config.loss_scales[k] * v.mean() for k, v in losses.items())  # type: ignore[return-value]
+
+    # -- observing -------------------------------------------------------------------------------
+
+    def observe(
+        self, obs: Tensor, state: State | None = None, action: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """One posterior step: fold ``obs [B, *obs_shape]``, reached by ``action [B, A]`` from
+        ``state``, into a new carry. ``state=None`` starts an episode (initial carry, no action)."""
+        obs = self._check_obs("obs", obs, 1)
+        B = obs.shape[0]
+        if state is None:
+            carry = self.initial(B)
+            action_proj = obs.new_zeros(B, self.config.hidden)
+        else:
+            carry = self._check_state(state, B)
+            if action is None:
+                raise ValueError("observe needs the action that led to obs when a state is given")
+            action = check_tensor("action", action, [B, self.action_spec.dim])
+            action_proj = self.core.in_action(_scale_actions(action))
+        embed_proj = self._embed_proj(self._embed(obs))
+        deter = self.core(carry["deter"], self.core.in_stoch(carry["stoch"].flatten(1)), action_proj)
+        logits = self._posterior_logits(deter, embed_proj)
+        return {"deter": deter, "stoch": sample_onehot(unimix_logits(logits, self.config.unimix))}
+
+    def observe_sequence(
+        self,
+        obs: Tensor,
+        actions: Tensor,
+        is_first: Tensor,
+        state: State | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[dict[str, Tensor], Tensor]:
+        """Posterior states for whole sequences.
+
+        Args:
+            obs: ``[B, T, *obs_shape]``.
+            actions: ``[B, T, A]``; ``actions[:, t]`` led to ``obs[:, t]``.
+            is_first: ``[B, T]`` episode starts; the carry is reset there and the action ignored, so
+                nothing leaks across episodes.
+            state: carry before ``t = 0``; ``None`` for the initial carry.
+
+        Returns:
+            ``(post, prior_logits)``: ``post`` holds ``deter [B, T, deter]``, ``stoch [B, T, S, C]``
+            (straight-through samples) and ``logits [B, T, S, C]`` of the posterior;
+            ``prior_logits [B, T, S, C]`` are the prior's at the same steps. The carry after the
+            sequence is ``{"deter": post["deter"][:, -1], "stoch": post["stoch"][:, -1]}``.
+        """
+        cfg = self.config
+        obs = self._check_obs("obs", obs, 2)
+        B, T = obs.shape[:2]
+        actions = check_tensor("actions", actions, [B, T, self.action_spec.dim])
+        first = check_tensor("is_first", is_first, [B, T], floating=False).bool()
+        init = self.initial(B)
+        carry = init if state is None else self._check_state(state, B)
+        embed_proj = self._embed_proj(self._embed(obs.flatten(0, 1))).view(B, T, -1)
+        action_proj = self.core.in_action(_scale_actions(actions))
+        deter, stoch = carry["deter"], carry["stoch"]
+        deters, stochs, logits = [], [], []
+        for t in range(T):
+            reset = first[:, t, None]
+            deter = torch.where(reset, init["deter"], deter)
+            stoch = torch.where(reset[..., None], init["stoch"], stoch)
+            a_proj = torch.where(reset, 0.0, action_proj[:, t])
+            deter = self.core(deter, self.core.in_stoch(stoch.flatten(1)), a_proj)
+            logit = self._posterior_logits(deter, embed_proj[:, t])
+            stoch = sample_onehot(unimix_logits(logit, cfg.unimix), generator)
+            deters.append(deter)
+            stochs.append(stoch)
+            logits.append(logit)
+        post = {
+            "deter": torch.stack(deters, 1),
+            "stoch": torch.stack(stochs, 1),
+            "logits": torch.stack(logits, 1),
+        }
+        prior_logits = self.prior_net(post["deter"]).unflatten(-1, (cfg.stoch, cfg.classes))
+        return post, prior_logits
+
+    # -- imagining -------------------------------------------------------------------------------
+
+    def imagine(
+        self,
+        state: State,
+        actions: ActionsOrPolicy,
+        horizon: int | None = None,
+        *,
+        fast: bool | None = None,
+        compile: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> Rollout:
+        """Roll the prior forward ``horizon`` steps from ``state`` (``[B, ...]``).
+
+        Args:
+            state: ``{"deter": [B, deter], "stoch": [B, stoch, classes]}``.
+            actions: ``[H, B, A]`` actions, or a policy ``State -> [B, A]`` called on each state.
+            horizon: steps; defaults to ``actions.shape[0]``, required with a policy.
+            fast: take the no-grad fast path; default: when gradients are disabled. The fast path
+                gives the same numbers as the differentiable one (up to float summation order).
+            compile: fast path only: run the deterministic parts of a step and the heads through
+                ``torch.compile`` (fuses the norms and gates; the first call per batch shape pays
+                the compilation, ~10 s on CPU). Sampling stays eager, so ``generator`` still applies.
+            generator: random source for the latent samples.
+
+        Returns:
+            A :class:`Rollout` with ``states`` ``{"deter": [H+1, B, deter], "stoch": [H+1, B, S, C]}``
+            (``states[0]`` is the start), ``rewards`` and ``continues`` ``[H, B]`` read from
+            ``states[1:]``, and ``actions [H, B, A]``.
+        """
+        B = int(state["deter"].shape[0]) if "deter" in state else 0
+        carry = self._check_state(state, B)
+        if isinstance(actions, Tensor):
+            given: Tensor | None = check_actions(actions, self.action_spec, horizon, B)
+            horizon = actions.shape[0]
+            policy = None
+        elif callable(actions):
+            if horizon is None:
+                raise ValueError("imagine with a policy needs a horizon")
+            policy, given = actions, None
+        else:
+            raise TypeError(f"actions must be a [H, B, A] tensor or a policy, got {type(actions).__name__}")
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        if fast is None:
+            fast = not torch.is_grad_enabled()
+        if fast:
+            with torch.no_grad():
+                return self._imagine_fast(carry, given, policy, horizon, generator, compile)
+        return self._imagine_reference(carry, given, policy, horizon, generator)
+
+    def _imagine_reference(
+        self, carry: dict[str, Tensor], actions: Tensor | None, policy: Any, horizon: int, generator: Any
+    ) -> Rollout:
+        """The differentiable path: the training step as it is, one-hot samples and dense layers."""
+        deter, stoch = carry["deter"], carry["stoch"]
+        deters, stochs, acts = [deter], [stoch], []
+        for t in range(horizon):
+            action = actions[t] if actions is not None else self._policy_action(policy, deter, stoch)
+            proj = self.core.in_stoch(stoch.flatten(1))
+            deter, logit = self._prior_step(deter, proj, self.core.in_action(_scale_actions(action)))
+            stoch = sample_onehot(logit, generator)
+            deters.append(deter)
+            stochs.append(stoch)
+            acts.append(action)
+        states = {"deter": torch.stack(deters), "stoch": torch.stack(stochs)}
+        future = {k: v[1:] for k, v in states.items()}
+        rewards, conts = self.predict_reward(future), self.predict_continue(future)
+        return Rollout(states=states, rewards=rewards, continues=conts, actions=torch.stack(acts))
+
+    def _prior_step(self, deter: Tensor, stoch_proj: Tensor, action_proj: Tensor) -> tuple[Tensor, Tensor]:
+        """One prior step up to the sample: the new ``deter`` and the unimixed prior logits ``[B, S, C]``."""
+        deter = self.core(deter, stoch_proj, action_proj)
+        logit = self.prior_net(deter).unflatten(-1, (self.config.stoch, self.config.classes))
+        return deter, unimix_logits(logit, self.config.unimix)
+
+    def _compiled(self, name: str) -> Any:
+        """``torch.compile`` of a method, made once per model (recompiled by dynamo per shape)."""
+        cache = self.__dict__.setdefault("_compiled_fns", {})
+        if name not in cache:
+            cache[name] = torch.compile(getattr(self, name), dynamic=False)
+        return cache[name]
+
+    def _imagine_fast(
+        self,
+        carry: dict[str, Tensor],
+        actions: Tensor | None,
+        policy: Any,
+        horizon: int,
+        generator: Any,
+        compile: bool = False,
+    ) -> Rollout:
+        """Same math as :meth:`_imagine_reference`, without gradients and without waste."""
+        cfg, core = self.config, self.core
+        prior_step = self._compiled("_prior_step") if compile else self._prior_step
+        heads = self._compiled("_heads_fast") if compile else self._heads_fast
+        S, C, H = cfg.stoch, cfg.classes, horizon
+        deter = carry["deter"]
+        B, dev, dt = deter.shape[0], deter.device, deter.dtype
+        deter_out = torch.empty(H + 1, B, cfg.deter, device=dev, dtype=dt)
+        stoch_out = torch.zeros(H + 1, B, S, C, device=dev, dtype=dt)
+        index_out = torch.empty(H, B, S, device=dev, dtype=torch.long)
+        deter_out[0], stoch_out[0] = deter, carry["stoch"]
+        offsets = torch.arange(S, device=dev) * C  # row of (latent s, class c) in the flat one-hot
+        tables = _gather_tables(core.in_stoch.weight)
+        if actions is not None:
+            action_proj = core.in_action(_scale_actions(actions))  # all steps in one matmul
+            act_out = actions
+        else:
+            act_out = torch.empty(H, B, self.action_spec.dim, device=dev, dtype=dt)
+        stoch_proj = core.in_stoch(carry["stoch"].flatten(1))  # the start may be any (soft) code
+        for t in range(H):
+            if policy is not None:
+                act_out[t] = self._policy_action(policy, deter, stoch_out[t])
+                a_proj = core.in_action(_scale_actions(act_out[t]))
+            else:
+                a_proj = action_proj[t]
+            deter, logit = prior_step(deter, stoch_proj, a_proj)
+            deter_out[t + 1] = deter
+            index = sample_indices(logit, generator)
+            index_out[t] = index
+            if policy is not None:
+                stoch_out[t + 1].scatter_(-1, index[..., None], 1.0)
+            if t + 1 < H:
+                stoch_proj = _gather_sum(index + offsets, tables)
+        if policy is None:
+            stoch_out[1:].scatter_(-1, index_out[..., None], 1.0)
+        rewards, conts = heads(deter_out[1:].view(H * B, -1), index_out.view(H * B, S) + offsets)
+        states = {"deter": deter_out, "stoch": stoch_out}
+        return Rollout(states=states, rewards=rewards.view(H, B), continues=conts.view(H, B), actions=act_out)
+
+    def _heads_fast(self, deter: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+        """Reward and continue for ``N`` states given as ``deter [N, D]`` and one-hot ``rows [N, S]``:
+        both heads' first layers in one matmul over ``deter`` plus one gather over the code rows."""
+        D = self.config.deter
+        first_r, first_c = _first_linear(self.reward_head), _first_linear(self.cont_head)
+        weight = torch.cat([first_r.weight, first_c.weight])
+        h = torch.addmm(_gather_sum(rows, _gather_tables(weight[:, D:])), deter, weight[:, :D].t())
+        h_r, h_c = torch.split(h, [first_r.out_features, first_c.out_features], -1)
+        reward = self.twohot.decode(_after_first(self.reward_head, h_r))
+        cont = torch.sigmoid(_after_first(self.cont_head, h_c)[..., 0])
+        return reward, cont
+
+    # -- training --------------------------------------------------------------------------------
+
+    def loss(self, batch: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """World-model losses on sequences.
+
+        Args:
+            batch: ``obs [B, T, *obs_shape]``, ``action [B, T, A]`` (led to ``obs``), ``reward [B, T]``
+                and ``is_terminal [B, T]`` (of the transition into ``obs``), ``is_first [B, T]``.
+
+        Returns:
+            ``(losses, metrics)``: unreduced ``[B, T]`` terms keyed like ``config.loss_scales``
+            (``dyn``, ``rep``, ``dec``, ``reward``, ``cont``), and detached scalar metrics under
+            ``loss/`` and ``wm/``. Combine with :meth:`total_loss`.
+        """
+        for key in ("obs", "action", "reward", "is_first", "is_terminal"):
+            if key not in batch:
+                raise KeyError(f"batch needs {key!r}; got keys {sorted(batch)}")
+        cfg = self.config
+        obs = self._check_obs("batch['obs']", batch["obs"], 2)
+        B, T = obs.shape[:2]
+        reward = check_tensor("batch['reward']", batch["reward"], [B, T])
+        terminal = check_tensor("batch['is_terminal']", batch["is_terminal"], [B, T], floating=False)
+        post, prior_logits = self.observe_sequence(obs, batch["action"], batch["is_first"])
+        dyn, rep, kl = kl_losses(post["logits"], prior_logits, cfg.free_nats, cfg.unimix)
+        feat = self.feat(post)
+        if self.is_image:
+            dec = (self.decoder(feat) - obs).square().sum((-3, -2, -1))
+        else:
+            dec = (self.decoder(feat) - symlog(obs)).square().sum(-1)
+        reward_logits = self.reward_head(feat)
+        cont_logit = self.cont_head(feat)[..., 0]
+        cont_target = 1.0 - terminal.to(cont_logit.dtype)
+        losses = {
+            "dyn": dyn,
+            "rep": rep,
+            "dec": dec,
+            "reward": self.twohot.loss(reward_logits, reward),
+            "cont": F.binary_cross_entropy_with_logits(cont_logit, cont_target, reduction="none"),
+        }
+        for key, value in losses.items():
+            assert value.shape == (B, T), f"loss {key} has shape {tuple(value.shape)}, expected {(B, T)}"
+        with torch.no_grad():
+            metrics = {f"loss/{k}": v.mean() for k, v in losses.items()}
+            metrics["wm/kl"] = kl.mean()
+            metrics["wm/prior_ent"] = (
+                categorical_entropy(unimix_logits(prior_logits, cfg.unimix)).sum(-1).mean()
+            )
+            metrics["wm/post_ent"] = (
+                categorical_entropy(unimix_logits(post["logits"], cfg.unimix)).sum(-1).mean()
+            )
+            metrics["wm/reward_mae"] = (self.twohot.decode(reward_logits) - reward).abs().mean()
+            metrics["wm/cont_acc"] = ((cont_logit > 0).to(cont_target.dtype) == cont_target).float().mean()
+        return losses, metrics
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Compiled functions are a cache: never pickled or deep-copied with the model.
+        return {k: v for k, v in self.__dict__.items() if k != "_compiled_fns"}
+
+    def _some_weight(self) -> Tensor:
+        return self.core.in_stoch.weight
+
+    def _embed(self, obs: Tensor) -> Tensor:
+        embed: Tensor = self.encoder(obs if self.is_image else symlog(obs))
+        return embed
+
+    def _embed_proj(self, embed: Tensor) -> Tensor:
+        """The posterior's first layer applied to the embedding part of ``[h, e]`` (no bias)."""
+        return F.linear(embed, _first_linear(self.post_net).weight[:, self.config.deter :])
+
+    def _posterior_logits(self, deter: Tensor, embed_proj: Tensor) -> Tensor:
+        first = _first_linear(self.post_net)
+        h = torch.addmm(embed_proj, deter, first.weight[:, : self.config.deter].t())
+        return _after_first(self.post_net, h).view(-1, self.config.stoch, self.config.classes)
+
+    def _policy_action(self, policy: Any, deter: Tensor, stoch: Tensor) -> Tensor:
+        action = policy({"deter": deter, "stoch": stoch})
+        return check_tensor("policy output", action, [deter.shape[0], self.action_spec.dim])
+
+    def _check_obs(self, name: str, obs: Any, lead: int) -> Tensor:
+        return check_tensor(name, obs, [None] * lead + list(self.obs_shape))
+
+    def _check_state(self, state: State, batch: int) -> dict[str, Tensor]:
+        for key in ("deter", "stoch"):
+            if key not in state:
+                raise KeyError(f"state needs {key!r} (got keys {sorted(state)})")
+        cfg = self.config
+        deter = check_tensor("state['deter']", state["deter"], [batch or None, cfg.deter])
+        stoch = check_tensor("state['stoch']", state["stoch"], [deter.shape[0], cfg.stoch, cfg.classes])
+        return {"deter": deter, "stoch": stoch}
