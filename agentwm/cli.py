@@ -62,6 +62,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from agentwm.agents.mpc import train_ensemble
 
     result = train_ensemble(_mpc_config(args), out=args.out, progress=not args.quiet)
+    result.pop("_model")
     _print_json(result)
     return 0
 
