@@ -33,8 +33,8 @@ class MPCConfig(BaseModel):
     transitions: int = Field(1000, ge=10, description="random transitions to learn the model from")
     members: int = Field(5, ge=1, le=64, description="ensemble members")
     planner: Literal["shooting", "cem", "mppi"] = Field("shooting", description="which planner acts")
-    horizon: int = Field(20, ge=1, le=500, description="imagined steps per action sequence")
-    samples: int = Field(50, ge=1, description="action sequences evaluated per planning iteration")
+    horizon: int = Field(30, ge=1, le=500, description="imagined steps per action sequence")
+    samples: int = Field(100, ge=1, description="action sequences evaluated per planning iteration")
     iterations: int = Field(3, ge=1, description="refinement iterations for cem and mppi")
     gamma: float = Field(0.99, ge=0.0, le=1.0, description="discount of imagined rewards")
     rules: Literal["auto", "known", "learned"] = Field(

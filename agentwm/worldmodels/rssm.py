@@ -25,7 +25,15 @@ training path but skips its waste: sampled codes stay class indices inside the l
 projection through the first linear layer is a gather-sum of weight rows
 (``F.embedding_bag``) instead of a matmul with a mostly-zero one-hot vector, action projections
 for a given sequence are one matmul, and the reward and continue heads run once over all
-``H x B`` states after the loop.
+``H x B`` states after the loop (their first layers fused). On CPU, wide models step in row
+chunks so no temporary is large enough to be page-faulted in afresh on every op; the chunks draw
+the same random numbers in the same order. ``imagine(..., compile=True)`` additionally runs the
+deterministic parts through ``torch.compile``.
+
+The image decoder reads ``feat`` through one dense ``img_dec_hidden``-wide layer before
+``core.ConvDecoder`` (DreamerV3 uses a block-diagonal spatial projection for the same purpose);
+with ``img_dec_hidden=0`` the conv decoder's linear layer reads ``feat`` directly (dreamerv3-torch).
+Sizes: see ``PRESETS`` and :func:`count_agent_params`.
 """
 
 from __future__ import annotations
@@ -339,6 +347,18 @@ def _gather_sum(rows: Tensor, tables: list[Tensor]) -> Tensor:
     return outs[0] if len(outs) == 1 else torch.cat(outs, -1)
 
 
+_CHUNK_FLOATS = 1 << 21
+
+
+def _chunk_rows(width: int) -> int:
+    """Rows per chunk on CPU so a ``[rows, width]`` float temporary stays under ``_CHUNK_FLOATS``
+    (8 MB): bigger fresh allocations come from ``mmap`` and are page-faulted in again on every op,
+    which made the gate and head activations of wide models several times slower than their
+    matmuls. Whole batches stay one chunk unless they are that wide."""
+    rows = max(1, _CHUNK_FLOATS // max(1, width))
+    return 1 << (rows.bit_length() - 1)  # a power of two, so chunks align with batch sizes
+
+
 def _first_linear(mlp: MLP) -> nn.Linear:
     first = mlp.hidden[0] if len(mlp.hidden) else mlp.out
     assert isinstance(first, nn.Linear)
@@ -352,6 +372,12 @@ def _after_first(mlp: MLP, h: Tensor) -> Tensor:
         return mlp.out(x) if mlp.out is not None else x
     assert mlp.out is not None
     return h + mlp.out.bias if mlp.out.bias is not None else h
+
+
+def _after_activation(mlp: MLP, x: Tensor) -> Tensor:
+    """Finish ``mlp`` given the activations of its first hidden block (linear, norm, SiLU)."""
+    x = mlp.hidden[3:](x)
+    return mlp.out(x) if mlp.out is not None else x
 
 
 # ----------------------------------------------------------------------------------------------
@@ -637,36 +663,62 @@ class RSSM(nn.Module):
         else:
             act_out = torch.empty(H, B, self.action_spec.dim, device=dev, dtype=dt)
         stoch_proj = core.in_stoch(carry["stoch"].flatten(1))  # the start may be any (soft) code
+        rows = B if dev.type != "cpu" else _chunk_rows(3 * cfg.deter)
         for t in range(H):
             if policy is not None:
                 act_out[t] = self._policy_action(policy, deter, stoch_out[t])
                 a_proj = core.in_action(_scale_actions(act_out[t]))
             else:
                 a_proj = action_proj[t]
-            deter, logit = prior_step(deter, stoch_proj, a_proj)
-            deter_out[t + 1] = deter
-            index = sample_indices(logit, generator)
-            index_out[t] = index
+            for lo in range(0, B, rows):  # row chunks draw the same uniforms, in the same order
+                hi = min(B, lo + rows)
+                new, logit = prior_step(deter[lo:hi], stoch_proj[lo:hi], a_proj[lo:hi])
+                deter_out[t + 1, lo:hi] = new
+                index_out[t, lo:hi] = sample_indices(logit, generator)
+            deter, index = deter_out[t + 1], index_out[t]
             if policy is not None:
                 stoch_out[t + 1].scatter_(-1, index[..., None], 1.0)
             if t + 1 < H:
                 stoch_proj = _gather_sum(index + offsets, tables)
         if policy is None:
             stoch_out[1:].scatter_(-1, index_out[..., None], 1.0)
-        rewards, conts = heads(deter_out[1:].view(H * B, -1), index_out.view(H * B, S) + offsets)
+        rows = H * B if dev.type != "cpu" else _chunk_rows(2 * max(cfg.units, cfg.deter))
+        rewards, conts = heads(deter_out[1:].view(H * B, -1), index_out.view(H * B, S) + offsets, rows)
         states = {"deter": deter_out, "stoch": stoch_out}
         return Rollout(states=states, rewards=rewards.view(H, B), continues=conts.view(H, B), actions=act_out)
 
-    def _heads_fast(self, deter: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-        """Reward and continue for ``N`` states given as ``deter [N, D]`` and one-hot ``rows [N, S]``:
-        both heads' first layers in one matmul over ``deter`` plus one gather over the code rows."""
-        D = self.config.deter
-        first_r, first_c = _first_linear(self.reward_head), _first_linear(self.cont_head)
+    def _heads_fast(self, deter: Tensor, rows: Tensor, chunk: int = 1024) -> tuple[Tensor, Tensor]:
+        """Reward and continue for ``N`` states given as ``deter [N, D]`` and one-hot ``rows [N, S]``.
+
+        Both heads' first layers are one matmul over ``deter`` plus one gather over the code rows;
+        when both heads have equally wide hidden layers their first norm and SiLU run as one
+        contiguous op too. Rows go in chunks of ``chunk`` (see :func:`_chunk_rows`).
+        """
+        D, N = self.config.deter, deter.shape[0]
+        rew, con = self.reward_head, self.cont_head
+        first_r, first_c = _first_linear(rew), _first_linear(con)
         weight = torch.cat([first_r.weight, first_c.weight])
-        h = torch.addmm(_gather_sum(rows, _gather_tables(weight[:, D:])), deter, weight[:, :D].t())
-        h_r, h_c = torch.split(h, [first_r.out_features, first_c.out_features], -1)
-        reward = self.twohot.decode(_after_first(self.reward_head, h_r))
-        cont = torch.sigmoid(_after_first(self.cont_head, h_c)[..., 0])
+        tables, w_deter = _gather_tables(weight[:, D:]), weight[:, :D].t()
+        units = first_r.out_features
+        grouped = len(rew.hidden) > 0 and len(con.hidden) > 0 and first_c.out_features == units
+        if grouped:
+            norm_r, norm_c = rew.hidden[1], con.hidden[1]
+            scale = torch.stack([cast(Tensor, norm_r.weight), cast(Tensor, norm_c.weight)])
+        reward = torch.empty(N, device=deter.device, dtype=torch.float32)
+        cont = torch.empty(N, device=deter.device, dtype=deter.dtype)
+        for lo in range(0, N, chunk):
+            hi = min(N, lo + chunk)
+            h = torch.addmm(_gather_sum(rows[lo:hi], tables), deter[lo:hi], w_deter)
+            if grouped:
+                x = F.rms_norm(h.view(hi - lo, 2, units), (units,), None, _NORM_EPS) * scale
+                x = F.silu(x, inplace=True)
+                r_logits = _after_activation(rew, x[:, 0])
+                c_logits = _after_activation(con, x[:, 1])
+            else:
+                h_r, h_c = torch.split(h, [first_r.out_features, first_c.out_features], -1)
+                r_logits, c_logits = _after_first(rew, h_r), _after_first(con, h_c)
+            reward[lo:hi] = self.twohot.decode(r_logits)
+            cont[lo:hi] = torch.sigmoid(c_logits[..., 0])
         return reward, cont
 
     # -- training --------------------------------------------------------------------------------
