@@ -30,22 +30,21 @@ from agentwm.core import (
 def brute_force_lambda_return(r, c, v, gamma, lam):
     """Float64 reference straight from the definition: a λ-weighted mix of n-step returns."""
     H, B = r.shape
+
+    def nstep(t, b, n):
+        # r_t + γc_t r_{t+1} + ... + γ^n c_t..c_{t+n-1} V(s_{t+n})
+        total, disc = 0.0, 1.0
+        for k in range(n):
+            total += disc * float(r[t + k, b])
+            disc *= gamma * float(c[t + k, b])
+        return total + disc * float(v[t + n - 1, b])
+
     out = torch.zeros(H, B, dtype=torch.float64)
     for b in range(B):
         for t in range(H):
             n_max = H - t
-
-            def nstep(n):
-                # r_t + γc_t r_{t+1} + ... + γ^n c_t..c_{t+n-1} V(s_{t+n})
-                total, disc = 0.0, 1.0
-                for k in range(n):
-                    total += disc * float(r[t + k, b])
-                    disc *= gamma * float(c[t + k, b])
-                return total + disc * float(v[t + n - 1, b])
-
-            acc = sum((1 - lam) * lam ** (n - 1) * nstep(n) for n in range(1, n_max))
-            acc += lam ** (n_max - 1) * nstep(n_max)
-            out[t, b] = acc
+            acc = sum((1 - lam) * lam ** (n - 1) * nstep(t, b, n) for n in range(1, n_max))
+            out[t, b] = acc + lam ** (n_max - 1) * nstep(t, b, n_max)
     return out
 
 

@@ -34,7 +34,8 @@ def sample_indices(logits: Tensor, generator: torch.Generator | None = None) -> 
     probs = torch.softmax(logits.float(), -1)
     cdf = probs.cumsum(-1)
     u = torch.rand(cdf.shape[:-1] + (1,), device=logits.device, generator=generator) * cdf[..., -1:]
-    idx = (cdf < u).sum(-1)
+    # First class whose cumulative probability reaches u; searchsorted avoids a bool→int64 reduction.
+    idx = torch.searchsorted(cdf, u).squeeze(-1)
     return idx.clamp_max(logits.shape[-1] - 1)
 
 

@@ -13,9 +13,19 @@ from agentwm.worldmodels.base import (
     repeat_state,
     state_batch_size,
 )
+from agentwm.worldmodels.ensemble import EnsembleConfig, EnsembleDynamics
+from agentwm.worldmodels.rssm import PRESETS, RSSM, RSSMConfig, count_agent_params
+from agentwm.worldmodels.task_rules import WithTaskRules
 
 __all__ = [
+    "PRESETS",
+    "RSSM",
     "ActionSpec",
+    "EnsembleConfig",
+    "EnsembleDynamics",
+    "RSSMConfig",
+    "WithTaskRules",
+    "count_agent_params",
     "LearnableWorldModel",
     "Policy",
     "Rollout",
