@@ -15,7 +15,7 @@ import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from agentwm.agents.mpc import MPCConfig, run_mpc  # noqa: E402
+from agentwm.agents.mpc import MPCConfig, run_mpc
 
 
 def main() -> None:

@@ -17,11 +17,11 @@ import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import torch  # noqa: E402
+import torch
 
-from agentwm.agents.envs import action_spec_of, collect_random_transitions  # noqa: E402
-from agentwm.planning import rank_candidates  # noqa: E402
-from agentwm.worldmodels.ensemble import EnsembleConfig, EnsembleDynamics  # noqa: E402
+from agentwm.agents.envs import action_spec_of, collect_random_transitions
+from agentwm.planning import rank_candidates
+from agentwm.worldmodels.ensemble import EnsembleConfig, EnsembleDynamics
 
 
 def measure(device: str, repeats: int, candidates: int, samples: int, horizon: int) -> dict[str, float]:

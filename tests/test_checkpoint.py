@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -21,7 +23,7 @@ def test_round_trip(tmp_path):
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temporaries(tmp_path):
     target = tmp_path / "f.bin"
-    atomic_write(target, lambda tmp: open(tmp, "wb").write(b"old"))
+    atomic_write(target, lambda tmp: Path(tmp).write_bytes(b"old"))
 
     def crash(tmp: str) -> None:
         with open(tmp, "wb") as fh:

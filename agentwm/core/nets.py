@@ -122,4 +122,5 @@ class ConvDecoder(nn.Module):
     def forward(self, feat: Tensor) -> Tensor:
         lead = feat.shape[:-1]
         x = self.proj(feat.reshape(-1, feat.shape[-1])).view(-1, self.top, self.minres, self.minres)
-        return (self.net(x) + 0.5).view(*lead, *self.out_shape)
+        image: Tensor = self.net(x) + 0.5
+        return image.view(*lead, *self.out_shape)

@@ -107,7 +107,10 @@ class Rollout:
 class WorldModel(Protocol):
     """What planners and agents rely on. Learnable models also provide ``loss(batch)``."""
 
-    action_spec: ActionSpec
+    @property
+    def action_spec(self) -> ActionSpec:
+        """The actions ``imagine`` takes."""
+        ...
 
     def initial(self, batch_size: int) -> State:
         """The empty carry for ``batch_size`` sequences."""
