@@ -68,3 +68,13 @@ def test_bad_settings_give_a_clear_error(capsys, argv, message):
     code, _, err = run_cli(capsys, *argv)
     assert code == 2
     assert message in err
+
+
+def test_bench_runs_a_benchmark_script(capsys, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    code, out, _ = run_cli(capsys, "bench", "plan_latency", "--repeats", "3", "--samples", "4")
+    assert code == 0
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["benchmark"] == "plan_latency" and result["cpu"]["p50_ms"] > 0
