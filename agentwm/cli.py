@@ -61,8 +61,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from agentwm.agents.mpc import train_ensemble
 
-    result = train_ensemble(_mpc_config(args), out=args.out, progress=not args.quiet)
-    result.pop("_model")
+    _, result = train_ensemble(_mpc_config(args), out=args.out, progress=not args.quiet)
     _print_json(result)
     return 0
 

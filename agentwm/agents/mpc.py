@@ -65,8 +65,13 @@ def _build_ensemble(obs_dim: int, spec: ActionSpec, members: int, seed: int, dev
     return EnsembleDynamics(obs_dim, spec, config).to(device)
 
 
-def train_ensemble(config: MPCConfig, out: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
-    """Collect ``config.transitions`` random steps, fit the ensemble, optionally save it to ``out``."""
+def train_ensemble(
+    config: MPCConfig, out: str | Path | None = None, progress: bool = False
+) -> tuple[Any, dict[str, Any]]:
+    """Collect ``config.transitions`` random steps, fit the ensemble, optionally save it to ``out``.
+
+    Returns the fitted model and a JSON-ready summary (fit time, holdout metrics, where it was saved).
+    """
     torch.manual_seed(config.seed)
     start = time.perf_counter()
     data = collect_random_transitions(config.env, config.transitions, seed=config.seed)
@@ -88,8 +93,7 @@ def train_ensemble(config: MPCConfig, out: str | Path | None = None, progress: b
             "config": model.config.model_dump(),
         })
         result["out"] = str(out)
-    result["_model"] = model
-    return result
+    return model, result
 
 
 def load_ensemble(folder: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
@@ -151,8 +155,7 @@ def run_mpc(config: MPCConfig, model_dir: str | Path | None = None, progress: bo
         env_id = meta["env"]
         fit: dict[str, Any] = {"model": str(model_dir)}
     else:
-        fit = train_ensemble(config, progress=progress)
-        model = fit.pop("_model")
+        model, fit = train_ensemble(config, progress=progress)
         env_id = config.env
     model.eval()
     world, rules = planning_model(model, env_id, config)
@@ -194,7 +197,7 @@ def run_mpc(config: MPCConfig, model_dir: str | Path | None = None, progress: bo
         "mean_return": float(np.mean(returns)),
         "episode_lengths": lengths,
         "ms_per_decision": round(1000 * plan_seconds / max(decisions, 1), 3),
-        **{k: v for k, v in fit.items() if k != "_model"},
+        **fit,
     }
 
 
