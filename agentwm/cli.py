@@ -26,6 +26,7 @@ def _add_mpc_flags(p: argparse.ArgumentParser, *, with_env: bool = True) -> None
     if with_env:
         p.add_argument("--env", default="CartPole-v1", help="gymnasium environment id with vector observations")
         p.add_argument("--transitions", type=int, default=1000, help="random transitions to learn the model from")
+        p.add_argument("--members", type=int, default=5, help="ensemble members")
     p.add_argument("--planner", default="shooting", choices=["shooting", "cem", "mppi"], help="planner")
     p.add_argument("--horizon", type=int, default=30, help="imagined steps per candidate")
     p.add_argument("--samples", type=int, default=100, help="action sequences per planning iteration")
@@ -40,6 +41,7 @@ def _add_mpc_flags(p: argparse.ArgumentParser, *, with_env: bool = True) -> None
     p.add_argument("--kappa", type=float, default=5.0, help="disagreement penalty weight")
     p.add_argument("--seed", type=int, default=0, help="seed for data collection, model and planner")
     p.add_argument("--device", default="cpu", help="torch device for the model and planner")
+    p.add_argument("--quiet", action="store_true", help="no progress output on stderr")
 
 
 def _mpc_config(args: argparse.Namespace, **extra: Any) -> Any:
@@ -62,14 +64,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from agentwm.agents.mpc import train_ensemble
 
     _, result = train_ensemble(_mpc_config(args), out=args.out, progress=not args.quiet)
-    _print_json(result)
-    return 0
-
-
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from agentwm.agents.mpc import run_mpc
-
-    result = run_mpc(_mpc_config(args), model_dir=args.model, progress=not args.quiet)
     _print_json(result)
     return 0
 
@@ -119,18 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
         "control and print the real episode returns as JSON.",
     )
     _add_mpc_flags(p)
-    p.add_argument("--members", type=int, default=5, help="ensemble members")
     p.add_argument("--model", default=None, help="use a saved ensemble folder instead of learning one")
-    p.add_argument("--quiet", action="store_true", help="no progress output on stderr")
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("train", help="train a world model or agent (families: ensemble)")
     fam = p.add_subparsers(dest="family", required=True)
     q = fam.add_parser("ensemble", help="fit a PETS-style ensemble on random transitions and save it")
     _add_mpc_flags(q)
-    q.add_argument("--members", type=int, default=5, help="ensemble members")
     q.add_argument("--out", required=True, help="folder to write model.safetensors + config.json")
-    q.add_argument("--quiet", action="store_true", help="no progress output on stderr")
     q.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a saved model or agent (families: ensemble)")
@@ -138,8 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = fam.add_parser("ensemble", help="control the env with a planner over a saved ensemble")
     _add_mpc_flags(q, with_env=False)
     q.add_argument("--model", required=True, help="saved ensemble folder")
-    q.add_argument("--quiet", action="store_true", help="no progress output on stderr")
-    q.set_defaults(func=_cmd_eval)
+    q.set_defaults(func=_cmd_plan)  # the same MPC loop as `plan`, over the saved model
 
     p = sub.add_parser("score", help="score candidate actions with a saved world model (families: ensemble)")
     fam = p.add_subparsers(dest="family", required=True)

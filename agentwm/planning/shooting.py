@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 
 from agentwm.planning.base import (
-    GeneratorLike,
     PlanCarry,
     PlanResult,
     SamplingPlanner,
@@ -18,8 +17,7 @@ from agentwm.planning.base import (
     shift,
     uniform_actions,
 )
-from agentwm.planning.scoring import ScoreLike
-from agentwm.worldmodels.base import State, WorldModel
+from agentwm.worldmodels.base import State
 
 
 class RandomShooting(SamplingPlanner):
@@ -42,27 +40,6 @@ class RandomShooting(SamplingPlanner):
         >>> result = planner.plan(state)
         >>> result = planner.plan(next_state, carry=result.carry)
     """
-
-    def __init__(
-        self,
-        model: WorldModel,
-        *,
-        horizon: int,
-        samples: int,
-        particles: int = 1,
-        gamma: float = 0.99,
-        score: ScoreLike = "mean",
-        generator: GeneratorLike = None,
-    ) -> None:
-        super().__init__(
-            model,
-            horizon=horizon,
-            samples=samples,
-            particles=particles,
-            gamma=gamma,
-            score=score,
-            generator=generator,
-        )
 
     @torch.no_grad()
     def plan(self, state: State, carry: PlanCarry | None = None) -> PlanResult:
