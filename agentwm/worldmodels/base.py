@@ -132,6 +132,34 @@ class LearnableWorldModel(WorldModel, Protocol):
         ...
 
 
+TextActions = Sequence[Sequence[str]]
+"""Text actions, time-major: ``actions[t][b]`` is the action of batch item ``b`` at imagined step ``t``."""
+
+
+@runtime_checkable
+class TextWorldModel(Protocol):
+    """A world model whose states and actions are text (an LLM predicting outcomes, a dialogue model).
+
+    States are carries of per-item lists (``{"observation": [str] * B, "goal": [str] * B, ...}``).
+    ``actions`` may hold fewer than ``horizon`` rows: the model proposes the follow-up actions
+    itself for the remaining steps. The result is the same :class:`Rollout` as latent models give
+    (rewards and continues ``[H, B]``), with the imagined text in ``extras["text"]`` (``[H][B]``)
+    and the actions taken in ``extras["actions"]``, so the same returns and planners apply.
+    """
+
+    def observe(self, obs: Any, state: State | None = None, action: Any | None = None) -> State:
+        """Fold an observation (text, or a list of B texts) into the carry; carry out."""
+        ...
+
+    def imagine(self, state: State, actions: TextActions, horizon: int) -> Rollout:
+        """Imagine ``horizon`` steps from ``state`` starting with ``actions``."""
+        ...
+
+    async def aimagine(self, state: State, actions: TextActions, horizon: int) -> Rollout:
+        """``imagine`` for event loops: concurrent calls overlap their LLM latency."""
+        ...
+
+
 # ----------------------------------------------------------------------------------------------
 # State helpers: planners tile one start state over candidates × samples.
 
