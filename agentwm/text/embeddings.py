@@ -76,9 +76,7 @@ class TextEmbedder:
         self.batch_size = batch_size
         self.cache_size = cache_size
         self._cache: OrderedDict[str, Tensor] = OrderedDict()
-        get_dim = getattr(self.encoder, "get_embedding_dimension", None) or getattr(
-            self.encoder, "get_sentence_embedding_dimension"
-        )
+        get_dim = getattr(self.encoder, "get_embedding_dimension", None) or self.encoder.get_sentence_embedding_dimension
         dim = get_dim()
         self.dim = int(dim) if dim is not None else int(self._encode(["x"]).shape[-1])
 
