@@ -82,6 +82,54 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------
+# Seed families (`agentwm train dyna|muzero|...`): each handler parses its flags, plus any
+# `--set field=value` overrides (values read as JSON, else as strings), into the family's config.
+
+
+def _overrides(pairs: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ValueError(f"--set expects field=value, got {pair!r}")
+        key, raw = pair.split("=", 1)
+        try:
+            out[key.strip().replace("-", "_")] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip().replace("-", "_")] = raw
+    return out
+
+
+def _family_fields(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
+    fields = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    fields.update(_overrides(args.set))
+    return fields
+
+
+def _cmd_train_dyna(args: argparse.Namespace) -> int:
+    from agentwm.agents.dyna import DynaConfig, run_dyna
+
+    config = DynaConfig(**_family_fields(args, ("env", "planning_steps", "real_steps", "seed")))
+    _, _, summary = run_dyna(config, out=args.out)
+    if args.quiet:
+        summary.pop("curve")
+    _print_json(summary)
+    return 0
+
+
+def _add_seed_families(fam: Any) -> None:
+    q = fam.add_parser("dyna", help="tabular Dyna-Q with a learned count model (Taxi, FrozenLake)")
+    q.add_argument("--env", default=None, help="gymnasium id with Discrete spaces (default Taxi-v4)")
+    q.add_argument("--planning-steps", "-k", dest="planning_steps", type=int, default=None,
+                   help="imagined updates per real step (0: plain Q-learning; default 10)")
+    q.add_argument("--real-steps", dest="real_steps", type=int, default=None, help="real step budget")
+    q.add_argument("--seed", type=int, default=None)
+    q.add_argument("--out", default=None, help="folder to save the model and Q-table")
+    q.add_argument("--set", action="append", metavar="FIELD=VALUE", help="any other DynaConfig field")
+    q.add_argument("--quiet", action="store_true", help="leave the learning curve out of the JSON")
+    q.set_defaults(func=_cmd_train_dyna)
+
+
 def _benchmarks_dir() -> Path:
     candidates = [Path.cwd() / "benchmarks", Path(__file__).resolve().parent.parent / "benchmarks"]
     for path in candidates:
@@ -116,12 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="use a saved ensemble folder instead of learning one")
     p.set_defaults(func=_cmd_plan)
 
-    p = sub.add_parser("train", help="train a world model or agent (families: ensemble)")
+    p = sub.add_parser("train", help="train a world model or agent (families: ensemble, dyna, muzero)")
     fam = p.add_subparsers(dest="family", required=True)
     q = fam.add_parser("ensemble", help="fit a PETS-style ensemble on random transitions and save it")
     _add_mpc_flags(q)
     q.add_argument("--out", required=True, help="folder to write model.safetensors + config.json")
     q.set_defaults(func=_cmd_train)
+    _add_seed_families(fam)
 
     p = sub.add_parser("eval", help="evaluate a saved model or agent (families: ensemble)")
     fam = p.add_subparsers(dest="family", required=True)
