@@ -1,5 +1,18 @@
 """Text: sentence embeddings, LLM backends, prompts and robust parsing of model output."""
 
+from agentwm.text.client import Completion, LLMClient, LLMError, StructuredResult
 from agentwm.text.embeddings import TextEmbedder, default_embedding_model
+from agentwm.text.scorers import EmbeddingRelevance, LLMJudge, Scores, TextScorer
 
-__all__ = ["TextEmbedder", "default_embedding_model"]
+__all__ = [
+    "Completion",
+    "EmbeddingRelevance",
+    "LLMClient",
+    "LLMError",
+    "LLMJudge",
+    "Scores",
+    "StructuredResult",
+    "TextEmbedder",
+    "TextScorer",
+    "default_embedding_model",
+]
