@@ -23,6 +23,7 @@ from agentwm.planning.base import (
     tile_state,
 )
 from agentwm.planning.cem import CEM, CEMOutput
+from agentwm.planning.mcts import MCTS, MCTSResult
 from agentwm.planning.mppi import MPPI
 from agentwm.planning.ranking import Followup, Ranking, rank_candidates
 from agentwm.planning.scoring import (
@@ -39,12 +40,14 @@ from agentwm.planning.shooting import RandomShooting
 
 __all__ = [
     "CEM",
+    "MCTS",
     "MPPI",
     "SCORE_MODES",
     "CEMOutput",
     "Evaluation",
     "Followup",
     "GeneratorLike",
+    "MCTSResult",
     "PlanCarry",
     "PlanResult",
     "Planner",
