@@ -189,7 +189,7 @@ class LLMWorldModel:
 
     def imagine(self, state: State, actions: TextActions, horizon: int) -> Rollout:
         """Imagine ``horizon`` steps; see the module docstring. Runs the async code on a private loop."""
-        return _run_sync(self.aimagine(state, actions, horizon))
+        return run_sync(self.aimagine(state, actions, horizon))
 
     async def aimagine(self, state: State, actions: TextActions, horizon: int) -> Rollout:
         """Imagine ``horizon`` steps with the items of each step in flight together.
@@ -443,7 +443,7 @@ def _sample_ids(
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
 
 
-def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine from sync code: directly when no loop runs here, else on a worker thread."""
     global _POOL
     try:
