@@ -103,3 +103,98 @@ def collect_random_transitions(env_id: str, n: int, seed: int = 0) -> dict[str, 
             obs, _ = env.reset()
     env.close()
     return {k: torch.as_tensor(np.asarray(v), dtype=torch.float32) for k, v in rows.items()}
+
+
+# ------------------------------------------------------------------------------------------------
+# Environments for learning agents: gymnasium or DeepMind Control, vector or pixel observations,
+# action repeat, vectorised.
+
+
+class ActionRepeat(gym.Wrapper[Any, Any, Any, Any]):
+    """Repeat each action ``repeat`` times, summing rewards and stopping at an episode end."""
+
+    def __init__(self, env: gym.Env[Any, Any], repeat: int) -> None:
+        super().__init__(env)
+        if repeat < 1:
+            raise ValueError(f"action repeat must be >= 1, got {repeat}")
+        self.repeat = repeat
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        total = 0.0
+        for _ in range(self.repeat):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            total += float(reward)
+            if terminated or truncated:
+                break
+        return obs, total, terminated, truncated, info
+
+
+class PixelObservation(gym.ObservationWrapper[Any, Any, Any]):
+    """Replace observations by the env's ``rgb_array`` frame resized to ``uint8 [3, size, size]``.
+
+    Resizing uses Pillow's area-averaging filter (gymnasium's own resize wrapper needs OpenCV,
+    which agentwm does not otherwise depend on).
+    """
+
+    def __init__(self, env: gym.Env[Any, Any], size: int = 64) -> None:
+        super().__init__(env)
+        if env.render_mode != "rgb_array":
+            raise ValueError(f"pixel observations need render_mode='rgb_array', env has {env.render_mode!r}")
+        self.size = size
+        self.observation_space = gym.spaces.Box(0, 255, (3, size, size), dtype=np.uint8)
+
+    def observation(self, observation: Any) -> np.ndarray:
+        from PIL import Image
+
+        frame = np.asarray(self.env.render(), dtype=np.uint8)
+        image = Image.fromarray(frame).resize((self.size, self.size), Image.Resampling.BOX)
+        return np.ascontiguousarray(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1))
+
+
+def make_env(
+    name: str,
+    *,
+    pixels: bool = False,
+    size: int = 64,
+    action_repeat: int = 1,
+    time_limit: int | None = None,
+    seed: int | None = None,
+) -> gym.Env[Any, Any]:
+    """One environment: ``dmc:domain-task`` (see :mod:`agentwm.agents.dmc`) or a gymnasium id.
+
+    Continuous actions stay in the env's own units; observations are the state vector
+    (``float32 [D]``) or, with ``pixels``, ``uint8 [3, size, size]`` frames.
+    """
+    env: gym.Env[Any, Any]
+    if name.startswith("dmc:"):
+        from agentwm.agents.dmc import make_dmc
+
+        env = make_dmc(name, pixels=pixels, size=size, action_repeat=action_repeat, seed=seed)
+    else:
+        try:
+            env = gym.make(name, render_mode="rgb_array" if pixels else None)
+        except gym.error.Error as err:
+            raise ValueError(f"cannot make gymnasium env {name!r}: {err}") from err
+        if pixels:
+            env = PixelObservation(env, size)
+        if action_repeat > 1:
+            env = ActionRepeat(env, action_repeat)
+    if time_limit is not None:
+        env = gym.wrappers.TimeLimit(env, time_limit)
+    return env
+
+
+def make_vector_env(
+    name: str, num_envs: int, *, seed: int = 0, **kwargs: Any
+) -> gym.vector.SyncVectorEnv:
+    """``num_envs`` copies of :func:`make_env` in a synchronous gymnasium vector env.
+
+    Autoreset is ``NEXT_STEP``: the step after an episode ends returns the next episode's first
+    observation (reward 0, the action ignored), which is exactly the ``is_first`` row that Dreamer's
+    replay stores. Seeds are ``seed + i`` per copy.
+    """
+    fns = [
+        (lambda i=i: make_env(name, seed=seed + i, **kwargs))
+        for i in range(num_envs)
+    ]
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)

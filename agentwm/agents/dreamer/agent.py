@@ -1,0 +1,288 @@
+"""The Dreamer agent: an RSSM world model learner plus an actor-critic trained in imagination.
+
+One update (:meth:`DreamerAgent.update`) does, on a replayed batch of ``[B, T]`` sequences:
+
+1. **World model**: the RSSM's DreamerV3 losses (KL balancing with free nats, symlog/two-hot
+   reconstruction, reward and continue heads); Adam step.
+2. **Imagine**: from every posterior state of the batch (``B * T`` starts, detached) the world
+   model rolls the actor's sampled actions ``horizon`` steps forward without gradients (the
+   RSSM's fast no-grad path).
+3. **Returns**: λ-returns from ``agentwm.core.lambda_return`` over imagined rewards and continues,
+   bootstrapped with the critic's values of the *next* states (``values[t] = V(s_{t+1})``), and
+   weighted by ``core.discount_weights`` times the start state's own continue flag, so steps after
+   a predicted (or real) episode end count for nothing.
+4. **Actor**: REINFORCE on advantages normalised by ``core.ReturnNormalizer`` (an EMA of the 5th-95th
+   percentile range, never scaling small returns up) plus an entropy bonus. DreamerV3 uses
+   REINFORCE for discrete and continuous actions alike; it is also what lets step 2 run without
+   gradients, which keeps the update cheap on CPU.
+5. **Critic**: two-hot cross-entropy towards the λ-returns plus a pull towards a slow EMA copy
+   of itself (the slow critic), which keeps the bootstrap targets from chasing themselves.
+
+Acting (:meth:`DreamerAgent.act`) folds each new observation into a per-env carry with the same
+``observe_sequence`` the learner uses (so resets at ``is_first`` behave identically in both) and
+samples the actor (``explore``) or takes its mode (``eval``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from agentwm.agents.dreamer.config import DreamerConfig
+from agentwm.core import (
+    MLP,
+    ReturnNormalizer,
+    TwoHot,
+    categorical_entropy,
+    discount_weights,
+    lambda_return,
+    sample_indices,
+    unimix_logits,
+)
+from agentwm.worldmodels.base import ActionSpec
+from agentwm.worldmodels.rssm import RSSM, RSSMConfig
+
+Mode = Literal["explore", "eval"]
+
+
+class _WorldModel(RSSM):
+    """The RSSM, keeping the posterior of the last ``loss`` call: the actor-critic starts imagining
+    from those states, and recomputing them would double the most expensive part of an update."""
+
+    last_post: dict[str, Tensor] | None = None
+
+    def observe_sequence(self, *args: Any, **kwargs: Any) -> tuple[dict[str, Tensor], Tensor]:
+        post, prior = super().observe_sequence(*args, **kwargs)
+        self.last_post = post
+        return post, prior
+
+
+class Actor(nn.Module):
+    """Policy over model features: a categorical with unimix for discrete actions, a bounded normal
+    (mean ``tanh``, std in ``[min_std, max_std]``) in ``[-1, 1]`` units for continuous ones."""
+
+    def __init__(self, feat_dim: int, spec: ActionSpec, units: int, layers: int, config: DreamerConfig) -> None:
+        super().__init__()
+        self.spec, self.discrete = spec, spec.kind == "discrete"
+        out = spec.dim if self.discrete else 2 * spec.dim
+        self.net = MLP(feat_dim, out, units, layers, out_scale=0.01)
+        self.unimix, self.min_std, self.max_std = config.actor_unimix, config.min_std, config.max_std
+
+    def _params(self, feat: Tensor) -> tuple[Tensor, Tensor]:
+        out = self.net(feat)
+        if self.discrete:
+            logp = unimix_logits(out, self.unimix)
+            return logp, logp
+        mean, std = out.chunk(2, -1)
+        std = (self.max_std - self.min_std) * torch.sigmoid(std + 2.0) + self.min_std
+        return torch.tanh(mean), std
+
+    def sample(self, feat: Tensor, mode: Mode = "explore", generator: torch.Generator | None = None) -> Tensor:
+        """Actions ``[..., A]``: one-hot rows (discrete) or floats (continuous, clipped to [-1, 1])."""
+        a, b = self._params(feat)
+        if self.discrete:
+            idx = a.argmax(-1) if mode == "eval" else sample_indices(a, generator)
+            return nn.functional.one_hot(idx, self.spec.dim).to(feat.dtype)
+        if mode == "eval":
+            return a
+        noise = torch.randn(a.shape, device=a.device, dtype=a.dtype, generator=generator)
+        return (a + b * noise).clamp(-1.0, 1.0)
+
+    def log_prob_entropy(self, feat: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """``(log pi(action | feat), entropy)``, each ``[...]``."""
+        a, b = self._params(feat)
+        if self.discrete:
+            return (a * action).sum(-1), categorical_entropy(a)
+        var = b.square()
+        logp = -((action - a).square() / (2 * var) + b.log() + 0.5 * math.log(2 * math.pi)).sum(-1)
+        entropy = (b.log() + 0.5 * (1.0 + math.log(2 * math.pi))).sum(-1)
+        return logp, entropy
+
+
+class Critic(nn.Module):
+    """Value over model features as a two-hot distribution over symexp-spaced bins (zero-initialised)."""
+
+    def __init__(self, feat_dim: int, units: int, layers: int, bins: int) -> None:
+        super().__init__()
+        self.net = MLP(feat_dim, bins, units, layers, out_scale=0.0)
+        self.twohot = TwoHot(bins)
+
+    def forward(self, feat: Tensor) -> Tensor:
+        """Logits ``[..., bins]``."""
+        out: Tensor = self.net(feat)
+        return out
+
+    def value(self, feat: Tensor) -> Tensor:
+        """Expected value ``[...]``."""
+        return self.twohot.decode(self.net(feat))
+
+
+def imagination_targets(
+    rewards: Tensor, continues: Tensor, values: Tensor, start_continue: Tensor, gamma: float, lam: float
+) -> tuple[Tensor, Tensor]:
+    """λ-returns and loss weights for imagined states ``s_0 .. s_{H-1}``.
+
+    Args:
+        rewards, continues: ``[H, N]`` of step ``t`` (from ``s_t`` to ``s_{t+1}``), as ``RSSM.imagine`` gives.
+        values: ``[H + 1, N]`` critic values of ``s_0 .. s_H``; the returns bootstrap from
+            ``values[1:]`` (``V(s_{t+1})``), never from ``V(s_t)``.
+        start_continue: ``[N]`` 1 where the start state is not terminal.
+
+    Returns:
+        ``(returns [H, N], weights [H, N])``.
+    """
+    if values.shape[0] != rewards.shape[0] + 1:
+        raise ValueError(f"values must cover s_0..s_H ([H+1, N]); got {tuple(values.shape)} for H={rewards.shape[0]}")
+    returns = lambda_return(rewards, continues, values[1:], gamma, lam)
+    weights = discount_weights(continues, gamma) * start_continue[None]
+    return returns, weights
+
+
+class DreamerAgent(nn.Module):
+    """World model, actor, critic, slow critic and return normaliser, with their optimisers.
+
+    Args:
+        obs_shape: ``(D,)`` or ``(3, S, S)``.
+        action_spec: the env's action space (continuous actions are handled in ``[-1, 1]`` units).
+        config: the run's settings.
+    """
+
+    def __init__(self, obs_shape: Sequence[int], action_spec: ActionSpec, config: DreamerConfig) -> None:
+        super().__init__()
+        self.config = config
+        rssm: RSSMConfig = config.rssm_config()
+        spec = action_spec if action_spec.kind == "discrete" else ActionSpec("continuous", action_spec.dim)
+        self.action_spec = spec
+        self.wm = _WorldModel(obs_shape, spec, rssm)
+        feat = self.wm.feat_dim
+        self.actor = Actor(feat, spec, rssm.units, rssm.ac_layers, config)
+        self.critic = Critic(feat, rssm.units, rssm.ac_layers, rssm.reward_bins)
+        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.retnorm = ReturnNormalizer(decay=config.return_decay)
+        self.wm_opt = torch.optim.Adam(self.wm.parameters(), lr=config.wm_lr, eps=1e-8)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, eps=config.ac_eps)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, eps=config.ac_eps)
+        self.updates = 0
+        self.generator: torch.Generator | None = None  # None: torch's global RNG (seeded by the loop)
+
+    @property
+    def device(self) -> torch.device:
+        return self.wm.core.in_stoch.weight.device
+
+    def _autocast(self) -> Any:
+        amp = self.config.amp
+        on = amp == "bf16" or (amp == "auto" and self.device.type == "cuda")
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=on)
+
+    # -- acting ----------------------------------------------------------------------------------
+
+    def initial_carry(self, n: int) -> dict[str, Tensor]:
+        """Per-env acting carry: the RSSM state plus the last action taken."""
+        with torch.no_grad():
+            state = self.wm.initial(n)
+        action = torch.zeros(n, self.action_spec.dim, device=self.device)
+        return {"deter": state["deter"], "stoch": state["stoch"], "action": action}
+
+    @torch.no_grad()
+    def act(
+        self, obs: Tensor, is_first: Tensor, carry: Mapping[str, Tensor], mode: Mode = "explore"
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Fold ``obs [N, ...]`` (reached by ``carry['action']``; a fresh episode where ``is_first``)
+        into the carry and choose the next actions ``[N, A]``."""
+        state = {"deter": carry["deter"], "stoch": carry["stoch"]}
+        post, _ = self.wm.observe_sequence(
+            obs[:, None], carry["action"][:, None], is_first[:, None], state=state, generator=self.generator
+        )
+        deter, stoch = post["deter"][:, -1], post["stoch"][:, -1]
+        action = self.actor.sample(self.wm.feat({"deter": deter, "stoch": stoch}), mode, self.generator)
+        return action, {"deter": deter, "stoch": stoch, "action": action}
+
+    # -- learning --------------------------------------------------------------------------------
+
+    def update(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """One world-model step and one actor-critic step; returns detached scalar metrics (no
+        ``.item()``, so nothing waits for the device here)."""
+        cfg = self.config
+        # 1. World model
+        with self._autocast():
+            losses, metrics = self.wm.loss(batch)
+            wm_loss = self.wm.total_loss(losses)
+        self.wm_opt.zero_grad(set_to_none=True)
+        wm_loss.backward()  # type: ignore[no-untyped-call]
+        metrics["grad/wm"] = nn.utils.clip_grad_norm_(self.wm.parameters(), cfg.wm_clip)
+        self.wm_opt.step()
+        post = self.wm.last_post
+        assert post is not None
+        start = {"deter": post["deter"].detach().flatten(0, 1), "stoch": post["stoch"].detach().flatten(0, 1)}
+        start_cont = 1.0 - batch["is_terminal"].flatten().to(start["deter"].dtype)
+
+        # 2. Imagine with the actor (no gradients; REINFORCE needs none through the model)
+        def policy(state: Mapping[str, Tensor]) -> Tensor:
+            return self.actor.sample(self.wm.feat(state), "explore", self.generator)
+
+        with torch.no_grad(), self._autocast():
+            roll = self.wm.imagine(start, policy, cfg.horizon, compile=cfg.compile, generator=self.generator)
+            feats = self.wm.feat(roll.states).float()  # [H+1, N, F]
+            values = self.critic.value(feats)
+            slow = self.slow_critic.value(feats)
+            # 3. Returns, weights, normalised advantages
+            returns, weights = imagination_targets(
+                roll.rewards.float(), roll.continues.float(), values, start_cont, cfg.gamma, cfg.lam
+            )
+            self.retnorm.update(returns)
+            _, scale = self.retnorm.stats()
+            adv = (returns - values[:-1]) / scale
+        assert roll.actions is not None
+
+        # 4. Actor
+        with self._autocast():
+            logp, ent = self.actor.log_prob_entropy(feats[:-1], roll.actions)
+            actor_loss = -(weights * (logp * adv + cfg.actor_entropy * ent)).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()  # type: ignore[no-untyped-call]
+        metrics["grad/actor"] = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.ac_clip)
+        self.actor_opt.step()
+
+        # 5. Critic (towards the λ-returns and the slow critic), then the slow critic's EMA
+        with self._autocast():
+            logits = self.critic(feats[:-1]).float()
+            twohot = self.critic.twohot
+            critic_terms = twohot.loss(logits, returns) + cfg.slow_reg * twohot.loss(logits, slow[:-1])
+            critic_loss = (weights * critic_terms).mean()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()  # type: ignore[no-untyped-call]
+        metrics["grad/critic"] = nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.ac_clip)
+        self.critic_opt.step()
+        with torch.no_grad():
+            for p_slow, p in zip(self.slow_critic.parameters(), self.critic.parameters()):
+                p_slow.lerp_(p, cfg.slow_critic_fraction)
+        self.updates += 1
+
+        with torch.no_grad():
+            metrics.update({
+                "loss/world_model": wm_loss.detach(), "loss/actor": actor_loss.detach(),
+                "loss/critic": critic_loss.detach(), "ac/entropy": ent.mean(), "ac/return": returns.mean(),
+                "ac/value": values.mean(), "ac/return_scale": scale, "ac/imag_reward": roll.rewards.mean(),
+                "ac/imag_continue": roll.continues.mean(),
+            })  # fmt: skip
+        return {k: v.detach().float() for k, v in metrics.items()}
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def optim_state(self) -> dict[str, Any]:
+        """Optimiser states and the update counter (torch.save-able)."""
+        return {
+            "wm_opt": self.wm_opt.state_dict(), "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(), "updates": self.updates,
+        }  # fmt: skip
+
+    def load_optim_state(self, state: Mapping[str, Any]) -> None:
+        self.wm_opt.load_state_dict(state["wm_opt"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.updates = int(state["updates"])

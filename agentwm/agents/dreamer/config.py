@@ -1,0 +1,166 @@
+"""Settings of a Dreamer run: one pydantic model, named presets applied in order, ``key=value`` overrides.
+
+``resolve_config(["tiny"], ["train_ratio=64", "model.deter=128"], env="CartPole-v1")`` starts from
+the defaults, applies each preset left to right, then the overrides (values parsed as JSON where
+they parse, else kept as strings; ``model.<field>`` sets a field of the RSSM config), and
+validates the result once, so a typo or a bad value fails with an error that names the field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from agentwm.worldmodels.rssm import PRESETS as RSSM_PRESETS
+from agentwm.worldmodels.rssm import RSSMConfig
+
+
+class DreamerConfig(BaseModel):
+    """Every knob of a Dreamer run. Defaults follow DreamerV3 (Hafner et al. 2023) where it is silent."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # -- environment
+    env: str = Field("CartPole-v1", description="gymnasium id, or 'dmc:domain-task' for DeepMind Control")
+    pixels: bool = Field(False, description="observe 64x64 RGB frames instead of the state vector")
+    image_size: int = Field(64, ge=8, description="side of pixel observations")
+    action_repeat: int = Field(1, ge=1, description="env steps per agent action (rewards summed)")
+    num_envs: int = Field(1, ge=1, le=64, description="parallel training environments (gymnasium vector env)")
+    time_limit: int | None = Field(None, ge=1, description="cap on agent steps per episode (env default if unset)")
+
+    # -- run length and schedule (counted in env frames: agent steps x action_repeat, summed over envs)
+    steps: int = Field(30_000, ge=1, description="env frames to train for")
+    prefill: int = Field(1_000, ge=0, description="env frames of uniformly random actions before learning")
+    train_ratio: float = Field(
+        512.0, gt=0, description="replayed steps per env frame (DreamerV3's knob); updates per frame = "
+        "train_ratio / (batch_size * batch_length)",
+    )
+    log_every: int = Field(1_000, ge=1, description="env frames between metric lines")
+    eval_every: int = Field(5_000, ge=1, description="env frames between evaluations (greedy policy)")
+    eval_episodes: int = Field(5, ge=1, description="episodes per evaluation")
+    checkpoint_every: int = Field(5_000, ge=1, description="env frames between checkpoints")
+    keep_checkpoints: int = Field(2, ge=1, description="complete checkpoints kept on disk")
+
+    # -- world model
+    model_preset: str = Field("size1m", description=f"RSSM size preset, one of {sorted(RSSM_PRESETS)}")
+    model: dict[str, Any] = Field(default_factory=dict, description="RSSMConfig field overrides")
+    wm_lr: float = Field(1e-4, gt=0, description="world-model learning rate (Adam)")
+    wm_clip: float = Field(1000.0, gt=0, description="world-model gradient-norm clip")
+
+    # -- replay
+    batch_size: int = Field(16, ge=1, description="sequences per update")
+    batch_length: int = Field(64, ge=2, description="steps per replayed sequence")
+    replay_capacity: int = Field(250_000, ge=100, description="transitions kept (FIFO)")
+
+    # -- actor-critic in imagination
+    horizon: int = Field(15, ge=1, description="imagined steps")
+    gamma: float = Field(0.997, ge=0, le=1, description="discount (DreamerV3: 1 - 1/333)")
+    lam: float = Field(0.95, ge=0, le=1, description="lambda of the lambda-returns")
+    actor_lr: float = Field(3e-5, gt=0, description="actor learning rate")
+    critic_lr: float = Field(3e-5, gt=0, description="critic learning rate")
+    ac_clip: float = Field(100.0, gt=0, description="actor and critic gradient-norm clip")
+    ac_eps: float = Field(1e-5, gt=0, description="Adam epsilon of actor and critic")
+    actor_entropy: float = Field(3e-4, ge=0, description="entropy bonus scale (on normalised advantages)")
+    actor_unimix: float = Field(0.01, ge=0, lt=1, description="uniform mixture in discrete action probabilities")
+    min_std: float = Field(0.1, gt=0, description="continuous actions: smallest policy std")
+    max_std: float = Field(1.0, gt=0, description="continuous actions: largest policy std")
+    slow_critic_fraction: float = Field(0.02, gt=0, le=1, description="EMA step of the slow critic target")
+    slow_reg: float = Field(1.0, ge=0, description="weight of the critic's pull towards the slow critic")
+    return_decay: float = Field(0.99, ge=0, lt=1, description="EMA decay of the return percentiles")
+
+    # -- machinery
+    seed: int = Field(0, description="seed of envs, networks, replay and sampling")
+    device: str = Field("cpu", description="torch device")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
+    compile: bool = Field(False, description="torch.compile the imagination step and heads")
+    amp: Literal["auto", "off", "bf16"] = Field("auto", description="bf16 autocast: auto = on for CUDA")
+    video_every: int = Field(0, ge=0, description="pixel tasks: env frames between open-loop GIFs (0: at end)")
+
+    @model_validator(mode="after")
+    def _check(self) -> DreamerConfig:
+        if self.model_preset not in RSSM_PRESETS:
+            raise ValueError(f"model_preset must be one of {sorted(RSSM_PRESETS)}, got {self.model_preset!r}")
+        self.rssm_config()  # validates the model overrides now, not at the first update
+        if self.min_std > self.max_std:
+            raise ValueError(f"min_std ({self.min_std}) must not exceed max_std ({self.max_std})")
+        return self
+
+    def rssm_config(self) -> RSSMConfig:
+        """The world model's configuration: the size preset with ``model`` overrides."""
+        return RSSMConfig.preset(self.model_preset, **self.model)
+
+    @property
+    def updates_per_frame(self) -> float:
+        return self.train_ratio / (self.batch_size * self.batch_length)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Seconds-long smoke runs: the tiny RSSM, short sequences, few steps.
+    "debug": {
+        "model_preset": "debug", "batch_size": 4, "batch_length": 16, "horizon": 5, "steps": 600,
+        "prefill": 200, "train_ratio": 64, "log_every": 200, "eval_every": 300, "eval_episodes": 1,
+        "checkpoint_every": 300,
+    },
+    # A small agent that learns CartPole on a CPU in minutes (CI's learning check).
+    "tiny": {
+        "model_preset": "debug",
+        "model": {"deter": 64, "hidden": 32, "stoch": 8, "classes": 8, "units": 64, "ac_layers": 2,
+                  "enc_layers": 2, "dec_layers": 2, "reward_bins": 63},
+        "batch_size": 16, "batch_length": 32, "train_ratio": 256, "prefill": 500,
+        "wm_lr": 3e-4, "actor_lr": 1e-4, "critic_lr": 1e-4, "gamma": 0.99,
+    },
+    # Sizes (architecture only); apply after a task preset or alone.
+    "size1m": {"model_preset": "size1m"},
+    "size12m": {"model_preset": "size12m"},
+    "dreamerv3-torch": {"model_preset": "dreamerv3-torch"},
+    # DeepMind Control conventions: action repeat 2, 1,000-frame episodes (500 agent steps).
+    "dmc_proprio": {"action_repeat": 2, "train_ratio": 512, "prefill": 5_000, "eval_every": 10_000},
+    "dmc_vision": {"action_repeat": 2, "pixels": True, "train_ratio": 512, "prefill": 5_000,
+                   "eval_every": 10_000},
+}  # fmt: skip
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"key=value"`` -> ``(key, value)`` with the value parsed as JSON when it parses."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"--set takes key=value (e.g. train_ratio=256 or model.deter=128), got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def _apply(values: dict[str, Any], key: str, value: Any) -> None:
+    if key.startswith("model."):
+        model = dict(values.get("model", {}))
+        model[key[len("model.") :]] = value
+        values["model"] = model
+        return
+    if key not in DreamerConfig.model_fields:
+        raise ValueError(f"unknown Dreamer setting {key!r}; known: {sorted(DreamerConfig.model_fields)}")
+    if key == "model" and isinstance(value, dict):
+        values["model"] = {**values.get("model", {}), **value}
+        return
+    values[key] = value
+
+
+def resolve_config(
+    presets: Sequence[str] = (), overrides: Sequence[str] = (), **fields: Any
+) -> DreamerConfig:
+    """Defaults, then ``presets`` in order, then ``fields``, then ``overrides`` (``key=value`` strings)."""
+    values: dict[str, Any] = {}
+    for name in presets:
+        if name not in PRESETS:
+            raise ValueError(f"unknown Dreamer preset {name!r}; choose from {sorted(PRESETS)}")
+        for key, value in PRESETS[name].items():
+            _apply(values, key, value)
+    for key, value in fields.items():
+        _apply(values, key, value)
+    for text in overrides:
+        _apply(values, *parse_override(text))
+    return DreamerConfig(**values)

@@ -1,0 +1,118 @@
+"""Sequence replay for Dreamer: one FIFO stream per environment, fixed-length windows out.
+
+Storage convention (the RSSM's): row ``t`` of a stream holds ``obs[t]``, the ``action[t]`` that led
+to it, the ``reward[t]`` and ``is_terminal[t]`` of that transition, and ``is_first[t]`` when
+``obs[t]`` starts an episode (its action and reward are zeros). Streams are never split into
+episodes: a window may run across an episode boundary, and the ``is_first`` flag inside it makes
+the RSSM reset its carry there, so nothing leaks from one episode into the next. The first row of
+every sampled window is marked ``is_first`` too, since the learner starts each window from the
+initial carry.
+
+Arrays are preallocated numpy (uint8 for pixels), so ``state_dict`` is a handful of arrays that
+checkpoint as they are. Sampling uses its own ``numpy.random.Generator``, saved with the buffer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+_KEYS = ("obs", "action", "reward", "is_first", "is_terminal")
+
+
+class SequenceReplay:
+    """FIFO replay of ``num_envs`` parallel streams, sampled as ``[B, T]`` windows.
+
+    Args:
+        capacity: transitions kept in total (split evenly over the streams).
+        num_envs: parallel streams, one per environment.
+        obs_shape: shape of one observation.
+        action_dim: width of an action row (one-hot for discrete actions).
+        obs_dtype: ``np.uint8`` for pixels, ``np.float32`` for vectors.
+        seed: seed of the sampling generator.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        num_envs: int,
+        obs_shape: Sequence[int],
+        action_dim: int,
+        obs_dtype: Any = np.float32,
+        seed: int = 0,
+    ) -> None:
+        if num_envs < 1 or capacity < num_envs * 2:
+            raise ValueError(f"need num_envs >= 1 and capacity >= 2 * num_envs, got {capacity}, {num_envs}")
+        self.num_envs, self.size = num_envs, capacity // num_envs
+        n, c = num_envs, self.size
+        self.data: dict[str, np.ndarray] = {
+            "obs": np.zeros((n, c, *obs_shape), dtype=obs_dtype),
+            "action": np.zeros((n, c, action_dim), dtype=np.float32),
+            "reward": np.zeros((n, c), dtype=np.float32),
+            "is_first": np.zeros((n, c), dtype=bool),
+            "is_terminal": np.zeros((n, c), dtype=bool),
+        }
+        self.ptr = np.zeros(n, dtype=np.int64)  # next row to write, per stream
+        self.count = np.zeros(n, dtype=np.int64)  # rows ever written, per stream
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return int(np.minimum(self.count, self.size).sum())
+
+    def add(
+        self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, is_first: np.ndarray, is_terminal: np.ndarray
+    ) -> None:
+        """Append one row to every stream: arrays with a leading ``num_envs`` dim."""
+        rows = np.arange(self.num_envs)
+        for key, value in zip(_KEYS, (obs, action, reward, is_first, is_terminal)):
+            value = np.asarray(value)
+            if value.shape[0] != self.num_envs:
+                raise ValueError(f"{key} must have a leading dim of num_envs={self.num_envs}, got {value.shape}")
+            self.data[key][rows, self.ptr] = value
+        self.count += 1
+        self.ptr = (self.ptr + 1) % self.size
+
+    def can_sample(self, length: int) -> bool:
+        return bool((np.minimum(self.count, self.size) >= length).any())
+
+    def sample(self, batch: int, length: int, device: str | torch.device = "cpu") -> dict[str, Tensor]:
+        """``batch`` windows of ``length`` consecutive rows, uniformly over streams with enough rows.
+
+        Returns tensors ``obs [B, T, ...]`` (float; pixels scaled to [0, 1]), ``action [B, T, A]``,
+        ``reward [B, T]``, ``is_first`` and ``is_terminal [B, T]`` (bool).
+        """
+        filled = np.minimum(self.count, self.size)
+        streams = np.flatnonzero(filled >= length)
+        if len(streams) == 0:
+            raise ValueError(f"replay has no stream with {length} rows yet (rows per stream: {filled.tolist()})")
+        env = streams[self.rng.integers(len(streams), size=batch)]
+        oldest = (self.ptr[env] - filled[env]) % self.size
+        start = oldest + self.rng.integers(0, filled[env] - length + 1)
+        idx = (start[:, None] + np.arange(length)[None]) % self.size
+        out = {key: torch.from_numpy(self.data[key][env[:, None], idx]) for key in _KEYS}
+        out["is_first"][:, 0] = True
+        obs = out["obs"]
+        out["obs"] = obs.float() / 255.0 if obs.dtype == torch.uint8 else obs
+        return {k: v.to(device) for k, v in out.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Arrays and pointers (only rows written so far, to keep checkpoints small early on)."""
+        used = int(min(self.count.max(), self.size))
+        state: dict[str, Any] = {f"data/{k}": v[:, :used] for k, v in self.data.items()}
+        state.update(ptr=self.ptr.copy(), count=self.count.copy(), rng=self.rng.bit_generator.state)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key in _KEYS:
+            arr = np.asarray(state[f"data/{key}"])
+            target = self.data[key]
+            if arr.shape[0] != target.shape[0] or arr.shape[2:] != target.shape[2:] or arr.shape[1] > self.size:
+                raise ValueError(f"replay state {key} has shape {arr.shape}, incompatible with {target.shape}")
+            target[:, : arr.shape[1]] = arr
+        self.ptr = np.asarray(state["ptr"], dtype=np.int64).copy()
+        self.count = np.asarray(state["count"], dtype=np.int64).copy()
+        self.rng.bit_generator.state = state["rng"]

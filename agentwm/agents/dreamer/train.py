@@ -1,0 +1,332 @@
+"""Train a Dreamer agent. Read top to bottom: setup, resume, the loop (act, store, learn, log,
+evaluate, checkpoint), wrap-up.
+
+``train(config, logdir)`` runs until ``config.steps`` env frames; ``train(..., resume=True)``
+continues from the newest complete checkpoint in ``logdir`` (see ``checkpoint.py``), so a run
+killed at any moment loses at most ``checkpoint_every`` frames. Files in ``logdir``:
+``config.json``, ``metrics.jsonl`` (one JSON object per log/eval line), ``tb/`` (TensorBoard),
+``checkpoints/``, ``learning_curve.png`` and, for pixel tasks, ``openloop.gif``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from agentwm.agents.dreamer import checkpoint as ckpt
+from agentwm.agents.dreamer.agent import DreamerAgent, Mode
+from agentwm.agents.dreamer.config import DreamerConfig
+from agentwm.agents.dreamer.replay import SequenceReplay
+from agentwm.agents.envs import action_spec_of, make_env, make_vector_env
+from agentwm.worldmodels.base import ActionSpec
+
+# ------------------------------------------------------------------------------------------------
+# Env <-> tensor conversions
+
+
+def obs_to_tensor(obs: np.ndarray, device: torch.device | str = "cpu") -> Tensor:
+    """Env observations ``[N, ...]`` to model input: pixels ``uint8`` -> floats in [0, 1]."""
+    t = torch.as_tensor(obs)
+    return (t.float() / 255.0 if t.dtype == torch.uint8 else t.float()).to(device)
+
+
+def action_to_env(action: Tensor, spec: ActionSpec) -> np.ndarray:
+    """Agent actions ``[N, A]`` to env actions: indices (discrete) or ``[-1, 1]`` mapped to ``[low, high]``."""
+    if spec.kind == "discrete":
+        return action.argmax(-1).cpu().numpy()
+    unit = action.detach().cpu().numpy().astype(np.float32)
+    return (spec.low + (unit + 1.0) * 0.5 * (spec.high - spec.low)).astype(np.float32)
+
+
+def _env_kwargs(cfg: DreamerConfig) -> dict[str, Any]:
+    return {"pixels": cfg.pixels, "size": cfg.image_size, "action_repeat": cfg.action_repeat,
+            "time_limit": cfg.time_limit}  # fmt: skip
+
+
+def env_specs(cfg: DreamerConfig) -> tuple[tuple[int, ...], ActionSpec]:
+    """Observation shape and action spec of ``cfg.env`` (builds and closes one env)."""
+    env = make_env(cfg.env, seed=cfg.seed, **_env_kwargs(cfg))
+    shape = env.observation_space.shape
+    if shape is None or len(shape) not in (1, 3):
+        raise ValueError(f"{cfg.env}: Dreamer needs flat vector or (3, S, S) image observations, got {shape}")
+    spec = action_spec_of(env.action_space)
+    env.close()
+    return tuple(shape), spec
+
+
+# ------------------------------------------------------------------------------------------------
+# Evaluation: greedy policy on a separate env
+
+
+@torch.no_grad()
+def evaluate(
+    agent: DreamerAgent, make: Callable[[], gym.Env[Any, Any]], episodes: int, seed: int, mode: Mode = "eval"
+) -> list[float]:
+    """Returns of ``episodes`` full episodes with the agent's ``mode`` policy (seeds ``seed + i``)."""
+    env, spec = make(), action_spec_of(make().action_space)
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        carry, first, total, done = agent.initial_carry(1), True, 0.0, False
+        while not done:
+            flag = torch.tensor([first], device=agent.device)
+            action, carry = agent.act(obs_to_tensor(obs[None], agent.device), flag, carry, mode)
+            obs, reward, terminated, truncated, _ = env.step(action_to_env(action, spec)[0])
+            total, first, done = total + float(reward), False, bool(terminated or truncated)
+        returns.append(total)
+    env.close()
+    return returns
+
+
+# ------------------------------------------------------------------------------------------------
+# Logging: JSONL + TensorBoard (+ a progress bar)
+
+
+class _Logger:
+    def __init__(self, logdir: Path, resume_frames: int | None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.path = logdir / "metrics.jsonl"
+        if resume_frames is not None and self.path.exists():  # drop lines past the checkpoint
+            keep = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln)["frames"] <= resume_frames]
+            self.path.write_text("".join(ln + "\n" for ln in keep))
+        elif resume_frames is None and self.path.exists():
+            self.path.unlink()
+        self.tb = SummaryWriter(str(logdir / "tb"), purge_step=resume_frames)
+
+    def write(self, frames: int, values: dict[str, float]) -> None:
+        with self.path.open("a") as fh:
+            fh.write(json.dumps({"frames": frames, **values}) + "\n")
+        for key, value in values.items():
+            self.tb.add_scalar(key, value, frames)
+
+    def close(self) -> None:
+        self.tb.close()
+
+
+def plot_learning_curve(logdir: str | Path) -> Path | None:
+    """``learning_curve.png`` from ``metrics.jsonl``: eval and train episode returns over frames."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(logdir) / "metrics.jsonl"
+    if not path.exists():
+        return None
+    rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("eval/return", "eval (greedy)"), ("train/return", "train (sampled)")):
+        pts = [(r["frames"], r[key]) for r in rows if key in r]
+        if pts:
+            ax.plot(*zip(*pts), marker="o" if key.startswith("eval") else None, label=label)
+    ax.set_xlabel("env frames")
+    ax.set_ylabel("episode return")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    out = Path(logdir) / "learning_curve.png"
+    fig.savefig(out, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# The training run
+
+
+def train(config: DreamerConfig, logdir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) a Dreamer agent in ``logdir``; returns a JSON-ready summary."""
+    cfg, logdir = config, Path(logdir)
+    logdir.mkdir(parents=True, exist_ok=True)
+    # ---- Setup: seeds, threads, envs, agent, replay --------------------------------------------
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    device = torch.device(cfg.device)
+    obs_shape, spec = env_specs(cfg)
+    envs = make_vector_env(cfg.env, cfg.num_envs, seed=cfg.seed, **_env_kwargs(cfg))
+    agent = DreamerAgent(obs_shape, spec, cfg).to(device)
+    obs_dtype = np.uint8 if len(obs_shape) == 3 else np.float32
+    replay = SequenceReplay(cfg.replay_capacity, cfg.num_envs, obs_shape, agent.action_spec.dim, obs_dtype, cfg.seed)
+    act_rng = np.random.default_rng(cfg.seed + 1)  # random actions during prefill
+    n = cfg.num_envs
+
+    # Loop state: everything here is checkpointed.
+    loop: dict[str, Any] = {"frames": 0, "episodes": 0, "next_log": cfg.log_every, "next_eval": cfg.eval_every,
+                            "next_ckpt": cfg.checkpoint_every, "evals": 0}  # fmt: skip
+    obs, _ = envs.reset(seed=cfg.seed)
+    is_first, prev_done = np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
+    reward_in: np.ndarray = np.zeros(n, dtype=np.float64)
+    term_in = np.zeros(n, dtype=bool)
+    ep_return, ep_length = np.zeros(n), np.zeros(n, dtype=np.int64)
+    carry = agent.initial_carry(n)
+
+    # ---- Resume -------------------------------------------------------------------------------
+    resumed_from = None
+    if resume:
+        saved = ckpt.load_latest(logdir, agent, replay, device)
+        if saved is not None:
+            state, resumed_from = saved
+            agent.load_optim_state(state["optim"])
+            loop = state["loop"]
+            torch.set_rng_state(state["rng"]["torch"])
+            np.random.set_state(state["rng"]["numpy"])
+            random.setstate(state["rng"]["python"])
+            act_rng.bit_generator.state = state["rng"]["act"]
+            carry = {k: v.to(device) for k, v in state["carry"].items()}
+            if state.get("envs") is not None:  # exact env state (picklable envs, e.g. classic control)
+                ckpt.restore_envs(envs, state["envs"])
+                obs, is_first, prev_done = state["obs"], state["is_first"], state["prev_done"]
+                reward_in, term_in = state["reward_in"], state["term_in"]
+                ep_return, ep_length = state["ep_return"], state["ep_length"]
+            # else: envs restart fresh episodes (their first rows are marked is_first)
+    else:
+        ckpt.clear(logdir)
+    (logdir / "config.json").write_text(json.dumps(cfg.model_dump(), indent=2))
+    logger = _Logger(logdir, loop["frames"] if resumed_from is not None else None)
+
+    def save_checkpoint() -> None:
+        state = {
+            "optim": agent.optim_state(), "loop": dict(loop), "carry": {k: v.cpu() for k, v in carry.items()},
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                    "act": act_rng.bit_generator.state},
+            "envs": ckpt.pickle_envs(envs), "obs": obs, "is_first": is_first, "prev_done": prev_done,
+            "reward_in": reward_in, "term_in": term_in,
+            "ep_return": ep_return, "ep_length": ep_length,
+        }  # fmt: skip
+        ckpt.save(logdir, loop["frames"], agent, state, replay, cfg.keep_checkpoints)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=cfg.steps, initial=loop["frames"], disable=not progress, unit="frame", dynamic_ncols=True)
+    pending: list[dict[str, Tensor]] = []
+    train_returns: list[float] = []
+    t_last, frames_last, updates_last = time.perf_counter(), loop["frames"], agent.updates
+    per_iter = n * cfg.action_repeat
+    start_time = time.perf_counter()
+
+    # ---- The loop ----------------------------------------------------------------------------
+    while loop["frames"] < cfg.steps:
+        # Store the row of the current obs: (obs, action that led to it, its reward, is_first, is_terminal).
+        # A first obs gets a zero action and reward (the RSSM ignores them at is_first).
+        led_to = np.where(is_first[:, None], 0.0, carry["action"].cpu().numpy())
+        replay.add(obs, led_to, np.where(is_first, 0.0, reward_in), is_first, term_in & ~is_first)
+
+        # Act: the policy folds obs into its carry every step (also during prefill, so the carry is warm).
+        obs_t = obs_to_tensor(obs, device)
+        action, carry = agent.act(obs_t, torch.as_tensor(is_first, device=device), carry, "explore")
+        if loop["frames"] < cfg.prefill:  # uniformly random actions
+            if spec.kind == "discrete":
+                idx = torch.as_tensor(act_rng.integers(spec.dim, size=n))
+                action = torch.nn.functional.one_hot(idx, spec.dim).float().to(device)
+            else:
+                action = torch.as_tensor(act_rng.uniform(-1, 1, (n, spec.dim)), dtype=torch.float32, device=device)
+            carry["action"] = action
+
+        # Step. Autoreset is NEXT_STEP: an env that reported done on the previous step ignores this
+        # action and returns the first obs of a new episode (reward 0).
+        obs, reward_in, terminated, truncated, _ = envs.step(action_to_env(action, spec))
+        is_first, term_in = prev_done, np.asarray(terminated, dtype=bool)
+        prev_done = np.logical_or(terminated, truncated)
+        ep_return += reward_in
+        ep_length += ~is_first
+        for i in np.flatnonzero(prev_done):
+            train_returns.append(float(ep_return[i]))
+            loop["episodes"] += 1
+            ep_return[i], ep_length[i] = 0.0, 0
+        loop["frames"] += per_iter
+        bar.update(per_iter)
+
+        # Learn: updates due = frames since prefill x train_ratio / (batch_size x batch_length).
+        if loop["frames"] >= cfg.prefill and replay.can_sample(cfg.batch_length):
+            due = int((loop["frames"] - cfg.prefill) * cfg.updates_per_frame) + 1
+            while agent.updates < due:
+                batch = replay.sample(cfg.batch_size, cfg.batch_length, device)
+                pending.append(agent.update(batch))
+
+        # Log: averaged metrics, episode returns, speeds.
+        if loop["frames"] >= loop["next_log"]:
+            loop["next_log"] += cfg.log_every
+            now = time.perf_counter()
+            values: dict[str, float] = {}
+            if pending:
+                keys = pending[0].keys()
+                values = {k: float(torch.stack([m[k] for m in pending]).mean()) for k in keys}
+            if train_returns:
+                values["train/return"] = float(np.mean(train_returns))
+            values["charts/fps"] = (loop["frames"] - frames_last) / max(now - t_last, 1e-9)
+            values["charts/ups"] = (agent.updates - updates_last) / max(now - t_last, 1e-9)
+            values["charts/updates"] = agent.updates
+            values["charts/episodes"] = loop["episodes"]
+            logger.write(loop["frames"], values)
+            bar.set_postfix(fps=f"{values['charts/fps']:.0f}", ups=f"{values['charts/ups']:.1f}",
+                            ret=f"{values.get('train/return', float('nan')):.1f}")
+            pending, train_returns = [], []
+            t_last, frames_last, updates_last = now, loop["frames"], agent.updates
+
+        # Evaluate: greedy policy on its own env.
+        if loop["frames"] >= loop["next_eval"] or loop["frames"] >= cfg.steps:
+            loop["next_eval"] += cfg.eval_every
+            loop["evals"] += 1
+            rets = _eval_preserving_rng(agent, cfg, cfg.eval_episodes, cfg.seed + 10_000 * loop["evals"])
+            logger.write(loop["frames"], {"eval/return": float(np.mean(rets)), "eval/return_std": float(np.std(rets))})
+
+        # Checkpoint: every checkpoint_every frames and at the end.
+        if loop["frames"] >= loop["next_ckpt"] or loop["frames"] >= cfg.steps:
+            loop["next_ckpt"] += cfg.checkpoint_every
+            save_checkpoint()
+
+    # ---- Wrap-up ------------------------------------------------------------------------------
+    bar.close()
+    logger.close()
+    envs.close()
+    plot_learning_curve(logdir)
+    if cfg.pixels:
+        from agentwm.agents.dreamer.video import write_openloop
+
+        write_openloop(agent, replay, logdir / "openloop.gif")
+    rows = [json.loads(ln) for ln in (logdir / "metrics.jsonl").read_text().splitlines() if ln]
+    evals = [r["eval/return"] for r in rows if "eval/return" in r]
+    return {
+        "env": cfg.env, "frames": loop["frames"], "updates": agent.updates, "episodes": loop["episodes"],
+        "eval_return": evals[-1] if evals else None, "best_eval_return": max(evals) if evals else None,
+        "wall_s": round(time.perf_counter() - start_time, 1), "resumed_from": resumed_from, "logdir": str(logdir),
+    }  # fmt: skip
+
+
+def _eval_preserving_rng(agent: DreamerAgent, cfg: DreamerConfig, episodes: int, seed: int) -> list[float]:
+    """Evaluate without disturbing the training run's torch RNG stream (so evaluation settings do
+    not change what the agent learns, and resumed runs replay the same stream)."""
+    state = torch.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        return evaluate(agent, lambda: make_env(cfg.env, seed=seed, **_env_kwargs(cfg)), episodes, seed)
+    finally:
+        torch.set_rng_state(state)
+
+
+def evaluate_logdir(logdir: str | Path, episodes: int = 10, seed: int = 12345, mode: Mode = "eval") -> dict[str, Any]:
+    """Load the newest checkpoint of a run and evaluate it; JSON-ready summary with ``mean_return``."""
+    logdir = Path(logdir)
+    path = logdir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no Dreamer run in {logdir} (missing config.json); train one with `agentwm train dreamer`")
+    cfg = DreamerConfig(**json.loads(path.read_text()))
+    obs_shape, spec = env_specs(cfg)
+    agent = DreamerAgent(obs_shape, spec, cfg).to(cfg.device)
+    frames = ckpt.load_weights_only(logdir, agent, cfg.device)
+    torch.manual_seed(seed)
+    rets = evaluate(agent, lambda: make_env(cfg.env, seed=seed, **_env_kwargs(cfg)), episodes, seed, mode)
+    return {"env": cfg.env, "frames": frames, "episodes": episodes, "mean_return": float(np.mean(rets)),
+            "std_return": float(np.std(rets)), "returns": rets}  # fmt: skip
