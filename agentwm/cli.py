@@ -130,6 +130,44 @@ def _add_seed_families(fam: Any) -> None:
     q.set_defaults(func=_cmd_train_dyna)
 
 
+def _cmd_train_dreamer(args: argparse.Namespace) -> int:
+    from agentwm.agents.dreamer import resolve_config, train
+
+    fields = {k: getattr(args, k) for k in ("env", "steps", "seed", "device") if getattr(args, k) is not None}
+    config = resolve_config(args.preset or [], args.set or [], **fields)
+    _print_json(train(config, args.logdir, resume=args.resume, progress=not args.quiet))
+    return 0
+
+
+def _cmd_eval_dreamer(args: argparse.Namespace) -> int:
+    from agentwm.agents.dreamer import evaluate_logdir
+
+    _print_json(evaluate_logdir(args.logdir, episodes=args.episodes, seed=args.seed))
+    return 0
+
+
+def _add_dreamer_families(train_fam: Any, eval_fam: Any) -> None:
+    q = train_fam.add_parser("dreamer", help="train a DreamerV3-style agent (gymnasium or dmc:domain-task)")
+    q.add_argument("--env", default=None, help="gymnasium id or dmc:domain-task (default CartPole-v1)")
+    q.add_argument("--steps", type=int, default=None, help="env frames to train for")
+    q.add_argument("--logdir", required=True, help="run folder: checkpoints, metrics.jsonl, tb/, plots")
+    q.add_argument("--preset", action="append", metavar="NAME",
+                   help="named preset, repeatable, applied in order (debug, tiny, size1m, size12m, "
+                   "dreamerv3-torch, dmc_proprio, dmc_vision)")
+    q.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="any DreamerConfig field (model.<field> for the RSSM), applied after presets")
+    q.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --logdir")
+    q.add_argument("--seed", type=int, default=None)
+    q.add_argument("--device", default=None, help="torch device (default cpu)")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=_cmd_train_dreamer)
+    q = eval_fam.add_parser("dreamer", help="evaluate the newest checkpoint of a Dreamer run")
+    q.add_argument("--logdir", required=True, help="run folder written by `agentwm train dreamer`")
+    q.add_argument("--episodes", type=int, default=10, help="evaluation episodes (greedy policy)")
+    q.add_argument("--seed", type=int, default=12345, help="seed of the evaluation episodes")
+    q.set_defaults(func=_cmd_eval_dreamer)
+
+
 def _benchmarks_dir() -> Path:
     candidates = [Path.cwd() / "benchmarks", Path(__file__).resolve().parent.parent / "benchmarks"]
     for path in candidates:
@@ -171,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, help="folder to write model.safetensors + config.json")
     q.set_defaults(func=_cmd_train)
     _add_seed_families(fam)
+    train_fam = fam
 
     p = sub.add_parser("eval", help="evaluate a saved model or agent (families: ensemble)")
     fam = p.add_subparsers(dest="family", required=True)
@@ -178,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_mpc_flags(q, with_env=False)
     q.add_argument("--model", required=True, help="saved ensemble folder")
     q.set_defaults(func=_cmd_plan)  # the same MPC loop as `plan`, over the saved model
+    _add_dreamer_families(train_fam, fam)
 
     p = sub.add_parser("score", help="score candidate actions with a saved world model (families: ensemble)")
     fam = p.add_subparsers(dest="family", required=True)
