@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, get_args
 
 import torch
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite, Send
@@ -53,6 +54,7 @@ from agentwm.graph.state import (
 )
 from agentwm.planning.ranking import Followup
 from agentwm.text import parsing
+from agentwm.text.client import LLMClient
 from agentwm.worldmodels.base import State
 
 OnError = Literal["fallback", "raise"]
@@ -125,51 +127,31 @@ def default_prompt(state: Mapping[str, Any], settings: PlanningContext, menu: Se
 
 
 class _LLM:
-    """A chat model or an ``LLMClient``-like object, seen as ``complete``/``acomplete`` -> text.
+    """A chat model or an :class:`~agentwm.text.client.LLMClient`, seen as text completion that
+    reports how many model calls it made (cache hits cost none).
 
-    A ``BaseChatModel`` is wrapped in :class:`agentwm.text.client.LLMClient` (retries, cache,
-    call counting) when that module is available, else called directly.
+    A bare ``BaseChatModel`` is wrapped in an ``LLMClient`` with ``retries`` (the planning graph
+    passes 0: its ``RetryPolicy`` retries instead, visibly, at the node); an ``LLMClient`` is used
+    with its own settings.
     """
 
-    def __init__(self, llm: Any) -> None:
-        if callable(getattr(llm, "complete", None)) and callable(getattr(llm, "acomplete", None)):
-            self.client: Any = llm
-            return
-        if not (callable(getattr(llm, "invoke", None)) and callable(getattr(llm, "ainvoke", None))):
-            raise TypeError(
-                "proposer must be a LangChain chat model (BaseChatModel) or an LLMClient"
-                f" (complete/acomplete), got {type(llm).__name__}"
-            )
-        try:
-            from agentwm.text.client import LLMClient
-        except ImportError:  # the client module is optional for this layer
-            self.client = _DirectChat(llm)
+    def __init__(self, llm: Any, *, retries: int = 2) -> None:
+        if isinstance(llm, LLMClient):
+            self.client = llm
+        elif isinstance(llm, BaseChatModel):
+            self.client = LLMClient(llm, retries=retries)
         else:
-            self.client = LLMClient(llm)
+            raise TypeError(
+                f"proposer must be a LangChain BaseChatModel or an agentwm LLMClient, got {type(llm).__name__}"
+            )
 
-    def complete(self, messages: list[BaseMessage]) -> str:
-        return _as_text(self.client.complete(messages))
+    def complete(self, messages: list[BaseMessage]) -> tuple[str, int]:
+        done = self.client.request(messages)
+        return done.text, done.calls
 
-    async def acomplete(self, messages: list[BaseMessage]) -> str:
-        return _as_text(await self.client.acomplete(messages))
-
-
-class _DirectChat:
-    def __init__(self, model: Any) -> None:
-        self.model = model
-
-    def complete(self, messages: list[BaseMessage]) -> Any:
-        return self.model.invoke(messages)
-
-    async def acomplete(self, messages: list[BaseMessage]) -> Any:
-        return await self.model.ainvoke(messages)
-
-
-def _as_text(answer: Any) -> str:
-    content = getattr(answer, "content", answer)
-    if isinstance(content, list):  # content blocks
-        content = "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
-    return content if isinstance(content, str) else ("" if content is None else str(content))
+    async def acomplete(self, messages: list[BaseMessage]) -> tuple[str, int]:
+        done = await self.client.arequest(messages)
+        return done.text, done.calls
 
 
 def parse_candidates(text: str, *, limit: int, menu: Sequence[str] = ()) -> list[str]:
@@ -229,8 +211,9 @@ class _Proposer:
         fallback_candidates: Sequence[str],
         settings: PlanningContext,
         prompt: PromptFn | None,
+        retries: int = 2,
     ) -> None:
-        self.llm = None if proposer is None else _LLM(proposer)
+        self.llm = None if proposer is None else _LLM(proposer, retries=retries)
         self.menu = list(menu)
         self.fallback_candidates = list(fallback_candidates)
         self.settings = settings
@@ -272,17 +255,19 @@ class _Proposer:
             return self.update(cands, source, 0, "", notes), []
         return None, self.prompt(state, settings, self.menu)
 
-    def parse(self, answer: str, settings: PlanningContext) -> dict[str, Any]:
+    def parse(self, answer: str, calls: int, settings: PlanningContext) -> dict[str, Any]:
         candidates = parse_candidates(answer, limit=settings.candidates, menu=self.menu)
         if not candidates:
             snippet = " ".join(answer.split())[:80]
             cands, source, notes = self.fallback(f"no usable candidate in the model's answer {snippet!r}")
-            return self.update(cands, source, 1, answer, notes)
-        return self.update(candidates, "llm", 1, answer)
+            return self.update(cands, source, calls, answer, notes)
+        return self.update(candidates, "llm", calls, answer)
 
-    def failed(self, exc: BaseException, calls: int = 1) -> dict[str, Any]:
+    def failed(self, exc: BaseException, attempts: int = 1) -> dict[str, Any]:
+        """The fallback after the LLM failed ``attempts`` times (each attempt includes the client's retries)."""
         cands, source, notes = self.fallback(f"LLM call failed ({type(exc).__name__}: {str(exc)[:200]})")
-        return self.update(cands, source, calls, "", notes)
+        per_attempt = self.llm.client.retries + 1 if self.llm is not None else 0
+        return self.update(cands, source, attempts * per_attempt, "", notes)
 
     @staticmethod
     def update(
@@ -356,11 +341,11 @@ def _propose_node(logic: _Proposer, on_error: OnError, asynchronous: bool) -> No
             if update is None:
                 assert logic.llm is not None
                 try:
-                    answer = await logic.llm.acomplete(messages)
+                    answer, calls = await logic.llm.acomplete(messages)
                 except Exception as exc:  # noqa: BLE001 - any LLM failure degrades to the fallback
                     update = failed(exc)
                 else:
-                    update = logic.parse(answer, settings)
+                    update = logic.parse(answer, calls, settings)
             return done(update, runtime)
 
         return apropose
@@ -371,11 +356,11 @@ def _propose_node(logic: _Proposer, on_error: OnError, asynchronous: bool) -> No
         if update is None:
             assert logic.llm is not None
             try:
-                answer = logic.llm.complete(messages)
+                answer, calls = logic.llm.complete(messages)
             except Exception as exc:  # noqa: BLE001 - any LLM failure degrades to the fallback
                 update = failed(exc)
             else:
-                update = logic.parse(answer, settings)
+                update = logic.parse(answer, calls, settings)
         return done(update, runtime)
 
     return propose
@@ -441,6 +426,11 @@ def _simulated(outcomes: list[Outcome], runtime: Any) -> dict[str, Any]:
         write({"type": "simulation", **outcome, "mean_return": mean_return(outcome)})
         if outcome.get("error"):
             notes.append(f"simulate[{outcome.get('index')}]: {outcome['error']}")
+        elif outcome.get("model_fallbacks"):
+            notes.append(
+                f"simulate[{outcome.get('index')}]: the world model fell back {outcome['model_fallbacks']} time(s)"
+                " (unreadable or missing LLM answers)"
+            )
     update: dict[str, Any] = {"simulations": outcomes}
     if notes:
         update["fallbacks"] = notes

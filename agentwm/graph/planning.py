@@ -163,7 +163,7 @@ def build_planning_graph(
         menu = simulator.menu
 
     node_error: OnError = "raise"  # failures surface to the RetryPolicy; the handlers below fall back
-    logic = _Proposer(proposer, menu, fallback_candidates, defaults, prompt)
+    logic = _Proposer(proposer, menu, fallback_candidates, defaults, prompt, retries=0)
     propose = _propose_node(logic, node_error, asynchronous)
     simulate = make_simulate_node(simulator, settings=defaults, on_error=node_error, asynchronous=asynchronous)
     fan_out = make_fan_out(simulator, settings=defaults, simulate_node=SIMULATE, skip_to=SCORE)
@@ -171,14 +171,15 @@ def build_planning_graph(
     def propose_failed(state: dict[str, Any], error: NodeError, runtime: Runtime[Any]) -> Command[str]:
         if not isinstance(error.error, ProposerError):
             raise error.error  # input or programming errors are not LLM failures: no fallback
-        update = logic.failed(error.error, calls=1)
+        update = logic.failed(error.error, attempts=retry_policy.max_attempts if retry_policy else 1)
         routed = {**state, "candidates": update["candidates"], "proposal": update["proposal"]}
         return Command(update=update, goto=fan_out(routed, runtime))
 
-    def simulate_failed(inp: dict[str, Any], error: NodeError, runtime: Runtime[Any]) -> dict[str, Any]:
+    def simulate_failed(inp: dict[str, Any], error: NodeError, runtime: Runtime[Any]) -> Command[str]:
         if not isinstance(error.error, SimulationError):
             raise error.error
-        return _simulated(failed_simulations(inp, error.error, simulator.name), runtime)
+        # go on to score explicitly: when every simulation failed, no normal edge triggers it
+        return Command(update=_simulated(failed_simulations(inp, error.error, simulator.name), runtime), goto=SCORE)
 
     builder: StateGraph[Any, Any, Any, Any] = StateGraph(state_schema, context_schema=context_schema)
     handlers = on_failure == "fallback"
@@ -192,6 +193,7 @@ def build_planning_graph(
     builder.add_node(
         SIMULATE,
         cast(Any, simulate),
+        destinations=(SCORE,),
         retry_policy=retry_policy,
         error_handler=cast(Any, simulate_failed) if handlers else None,
     )

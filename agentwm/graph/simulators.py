@@ -22,6 +22,7 @@ Anything with the same four members (``name``, ``batched``, ``llm_calls_per_cand
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -281,8 +282,14 @@ class TextSimulator:
         self.model = model
         self.make_state = make_state or self._default_state
         self.llm_calls_per_step = llm_calls_per_step
+        try:
+            self._observe_takes_goal = "goal" in inspect.signature(model.observe).parameters
+        except (TypeError, ValueError):
+            self._observe_takes_goal = False
 
     def _default_state(self, observation: Any, goal: str) -> State:
+        if goal and self._observe_takes_goal:
+            return dict(self.model.observe(observation, goal=goal))
         state = dict(self.model.observe(observation))
         if goal and "goal" not in state:
             state["goal"] = [goal]
@@ -307,6 +314,7 @@ class TextSimulator:
         steps: list[str] = []
         if isinstance(text, Sequence):
             steps = [str(row[0]) if isinstance(row, Sequence) and len(row) else str(row) for row in text]
+        fallbacks = rollout.extras.get("fallbacks")
         calls = rollout.extras.get("llm_calls")
         if isinstance(calls, Tensor):
             calls = int(calls.sum())
@@ -322,6 +330,7 @@ class TextSimulator:
             llm_calls=calls,
             simulator=self.name,
             error=None,
+            model_fallbacks=int(fallbacks) if isinstance(fallbacks, (int, float)) else 0,
         )
 
     def simulate(self, request: SimulationRequest) -> list[Outcome]:

@@ -47,6 +47,8 @@ class Outcome(TypedDict, total=False):
         steps: imagined text of each step of the first sample (text world models), else ``[]``.
         llm_calls: LLM calls this simulation made.
         simulator: which simulator produced it (``"latent"``, ``"text"``, …).
+        model_fallbacks: how many of the world model's own fallbacks this simulation used (an LLM
+            world model's unreadable answers), from ``rollout.extras["fallbacks"]``.
         error: why the simulation failed, or ``None``; a failed outcome has no ``returns``.
     """
 
@@ -58,6 +60,7 @@ class Outcome(TypedDict, total=False):
     steps: list[str]
     llm_calls: int
     simulator: str
+    model_fallbacks: int
     error: str | None
 
 
