@@ -113,7 +113,7 @@ class LocalChatModel(BaseChatModel):
             raise FileNotFoundError(f"no GGUF file {gguf_file!r} in {source}")
         extra: dict[str, Any] = {} if gguf_file is None else {"gguf_file": gguf_file}
         tokenizer = AutoTokenizer.from_pretrained(source, **extra)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype or torch.float32, **extra)
+        model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=dtype or torch.float32, **extra)
         model.to(device).eval()
         name = settings.pop("model_name", Path(source).name + (f"/{gguf_file}" if gguf_file else ""))
         return cls(model=model, tokenizer=tokenizer, model_name=name, **settings)
