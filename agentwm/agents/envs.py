@@ -172,7 +172,7 @@ def make_env(
         env = make_dmc(name, pixels=pixels, size=size, action_repeat=action_repeat, seed=seed)
     else:
         try:
-            env = gym.make(name, render_mode="rgb_array" if pixels else None)
+            env = gym.make(name, render_mode="rgb_array") if pixels else gym.make(name)
         except gym.error.Error as err:
             raise ValueError(f"cannot make gymnasium env {name!r}: {err}") from err
         if pixels:

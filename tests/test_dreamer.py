@@ -1,0 +1,299 @@
+"""Dreamer agent: the known pitfalls (bootstrap off-by-one, action alignment, episode-boundary
+leakage, determinism), config validation, continuous/pixel/DMC smoke runs and the CLI.
+
+Learning and kill/resume checks live in tests/test_dreamer_learning.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+
+from agentwm.agents.dreamer import (
+    DreamerAgent,
+    SequenceReplay,
+    imagination_targets,
+    resolve_config,
+    train,
+)
+from agentwm.agents.dreamer import checkpoint as ckpt
+from agentwm.worldmodels.base import ActionSpec
+
+torch.set_num_threads(1)
+
+# Small, fast runs: the tiny RSSM, 4 x 16 batches, few updates.
+FAST = ["log_every=50", "eval_episodes=1", "train_ratio=16", "prefill=100"]
+
+
+# ------------------------------------------------------------------------------------------------
+# λ-return bootstrap and weights
+
+
+def test_imagination_targets_bootstrap_from_next_state() -> None:
+    rewards = torch.ones(3, 1)
+    continues = torch.ones(3, 1)
+    values = torch.tensor([[10.0], [20.0], [30.0], [40.0]])  # V(s_0) .. V(s_3)
+    # λ = 1: discounted rewards bootstrapped by V(s_3) only.
+    ret, _ = imagination_targets(rewards, continues, values, torch.ones(1), gamma=0.5, lam=1.0)
+    assert torch.allclose(ret[:, 0], torch.tensor([6.75, 11.5, 21.0]))
+    # λ = 0: one-step targets r_t + γ V(s_{t+1}); an off-by-one would use V(s_t) = 10, 20, 30.
+    ret, _ = imagination_targets(rewards, continues, values, torch.ones(1), gamma=0.5, lam=0.0)
+    assert torch.allclose(ret[:, 0], torch.tensor([11.0, 16.0, 21.0]))
+
+
+def test_imagination_targets_cut_at_episode_end_and_terminal_starts() -> None:
+    rewards = torch.ones(3, 2)
+    continues = torch.tensor([[1.0, 1.0], [0.0, 1.0], [1.0, 1.0]])  # column 0 ends after step 1
+    values = torch.full((4, 2), 100.0)
+    ret, weights = imagination_targets(rewards, continues, values, torch.tensor([1.0, 0.0]), 0.9, 0.0)
+    assert ret[1, 0] == pytest.approx(1.0)  # the last reward counts, nothing after it
+    assert torch.allclose(weights[:, 0], torch.tensor([1.0, 0.9, 0.0]))
+    assert torch.all(weights[:, 1] == 0)  # a terminal start state teaches nothing
+    with pytest.raises(ValueError, match=r"H\+1"):
+        imagination_targets(rewards, continues, values[1:], torch.ones(2), 0.9, 0.9)
+
+
+# ------------------------------------------------------------------------------------------------
+# Replay: windows across episode boundaries
+
+
+def _fill(replay: SequenceReplay, lengths: list[int]) -> None:
+    """One stream of episodes; obs = [episode, step]; the action that led to obs encodes the step."""
+    for ep, n in enumerate(lengths):
+        for t in range(n):
+            first = t == 0
+            replay.add(
+                np.array([[ep, t]], np.float32), np.array([[0.0 if first else float(t)]], np.float32),
+                np.array([0.0 if first else 1.0]), np.array([first]), np.array([t == n - 1]),
+            )
+
+
+def test_replay_marks_every_episode_start_in_windows() -> None:
+    replay = SequenceReplay(1000, 1, (2,), 1, seed=0)
+    _fill(replay, [5, 3, 7, 4, 9])
+    batch = replay.sample(64, 6)
+    obs, first = batch["obs"], batch["is_first"]
+    assert first[:, 0].all()  # the learner starts each window from the initial carry
+    starts = obs[:, :, 1] == 0
+    assert torch.equal(first[:, 1:], starts[:, 1:])  # inside a window: exactly at episode starts
+    assert torch.equal(batch["action"][..., 0], obs[..., 1] * ~starts)  # action[t] led to obs[t]
+    # consecutive rows: same episode and step + 1, or a new episode at step 0
+    same = (obs[:, 1:, 0] == obs[:, :-1, 0]) & (obs[:, 1:, 1] == obs[:, :-1, 1] + 1)
+    assert torch.all(same | starts[:, 1:])
+
+
+def test_replay_fifo_wraps_and_state_roundtrip() -> None:
+    replay = SequenceReplay(20, 1, (2,), 1, seed=3)
+    _fill(replay, [8, 8, 8])  # 24 rows into 20
+    assert len(replay) == 20
+    batch = replay.sample(32, 20)
+    assert batch["obs"][:, 0, 0].min() >= 0 and torch.all(batch["obs"][:, 0] == torch.tensor([0.0, 4.0]))
+    clone = SequenceReplay(20, 1, (2,), 1, seed=99)
+    clone.load_state_dict(replay.state_dict())
+    a, b = replay.sample(8, 5), clone.sample(8, 5)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="no stream"):
+        replay.sample(1, 21)
+
+
+def test_no_leakage_across_episode_boundary() -> None:
+    cfg = resolve_config(["debug"])
+    agent = DreamerAgent((3,), ActionSpec("discrete", 2), cfg)
+    B, T, k = 2, 8, 4
+    obs = torch.randn(B, T, 3)
+    act = torch.nn.functional.one_hot(torch.randint(2, (B, T)), 2).float()
+    first = torch.zeros(B, T, dtype=torch.bool)
+    first[:, 0] = first[:, k] = True
+    other_obs, other_act = obs.clone(), act.clone()
+    other_obs[:, :k] = torch.randn(B, k, 3) * 5  # a different previous episode
+    other_act[:, :k] = 1 - other_act[:, :k]
+    with torch.no_grad():
+        post_a, _ = agent.wm.observe_sequence(obs, act, first, generator=torch.Generator().manual_seed(0))
+        post_b, _ = agent.wm.observe_sequence(
+            other_obs, other_act, first, generator=torch.Generator().manual_seed(0)
+        )
+    assert not torch.allclose(post_a["deter"][:, :k], post_b["deter"][:, :k])
+    assert torch.equal(post_a["deter"][:, k:], post_b["deter"][:, k:])
+    assert torch.equal(post_a["stoch"][:, k:], post_b["stoch"][:, k:])
+
+
+# ------------------------------------------------------------------------------------------------
+# The loop stores what the env did: an echo env whose observation is the last action taken
+
+
+class EchoEnv(gym.Env[np.ndarray, np.int64]):
+    """obs = [one-hot of the action that led here (zeros at reset), step / 10]; reward = action;
+    episodes end (terminated) after 3..7 steps, or are truncated at 6 when ``truncate``."""
+
+    def __init__(self) -> None:
+        self.observation_space = gym.spaces.Box(-1, 1, (4,), np.float32)
+        self.action_space = gym.spaces.Discrete(3)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        super().reset(seed=seed)
+        self.t, self.n = 0, int(self.np_random.integers(3, 8))
+        return np.zeros(4, np.float32), {}
+
+    def step(self, action: Any) -> Any:
+        self.t += 1
+        obs = np.zeros(4, np.float32)
+        obs[int(action)] = 1.0
+        obs[3] = self.t / 10
+        return obs, float(action), self.t >= self.n, False, {}
+
+
+gym.register("AgentwmEcho-v0", entry_point=EchoEnv)
+
+
+def test_loop_stores_actions_with_the_observations_they_produced(tmp_path: Path) -> None:
+    cfg = resolve_config(["debug"], [*FAST, "num_envs=2", "steps=240", "prefill=120", "checkpoint_every=240"],
+                         env="AgentwmEcho-v0")
+    train(cfg, tmp_path, progress=False)
+    obs_shape, spec = (4,), ActionSpec("discrete", 3)
+    agent = DreamerAgent(obs_shape, spec, cfg)
+    replay = SequenceReplay(cfg.replay_capacity, 2, obs_shape, 3, np.float32)
+    assert ckpt.load_latest(tmp_path, agent, replay) is not None
+    used = int(replay.count[0])
+    assert used >= 100
+    data = {k: v[:, :used] for k, v in replay.data.items()}
+    obs, act, rew = data["obs"], data["action"], data["reward"]
+    first, term = data["is_first"], data["is_terminal"]
+    step = np.round(obs[..., 3] * 10).astype(int)
+    assert np.array_equal(first, step == 0)  # first rows are exactly the reset observations
+    later = ~first
+    assert np.array_equal(act[later], obs[later][:, :3])  # action[t] is the one that led to obs[t]
+    assert np.array_equal(rew[later], act[later].argmax(-1).astype(np.float32))
+    assert np.all(act[first] == 0) and np.all(rew[first] == 0) and not term[first].any()
+    # every episode end is marked terminal and is followed by a first row
+    ends = np.flatnonzero(term[0][:-1])
+    assert len(ends) > 5 and first[0][ends + 1].all()
+    # the second half came from the policy, not the prefill's uniform actions: still one-hot
+    assert np.all(act[later].sum(-1) == 1)
+
+
+# ------------------------------------------------------------------------------------------------
+# Determinism and exact resume
+
+
+def _weights(logdir: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    path = ckpt.latest(logdir)
+    assert path is not None
+    return load_file(str(path / "model.safetensors"))
+
+
+def _learning_metrics(logdir: Path) -> list[dict[str, Any]]:
+    rows = [json.loads(ln) for ln in (logdir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if not k.startswith("charts/fps") and k != "charts/ups"} for r in rows]
+
+
+def test_same_seed_same_run_and_resume_continues_exactly(tmp_path: Path) -> None:
+    base = ["debug"]
+    sets = [*FAST, "checkpoint_every=100", "eval_every=100"]
+    full = resolve_config(base, [*sets, "steps=200"])
+    train(full, tmp_path / "a", progress=False)
+    train(full, tmp_path / "b", progress=False)
+    wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert _learning_metrics(tmp_path / "a") == _learning_metrics(tmp_path / "b")
+    # Stop at 100 frames, resume to 200: the same weights as the uninterrupted run.
+    train(resolve_config(base, [*sets, "steps=100"]), tmp_path / "c", progress=False)
+    summary = train(full, tmp_path / "c", resume=True, progress=False)
+    assert summary["resumed_from"] == 100 and summary["frames"] == 200
+    wc = _weights(tmp_path / "c")
+    assert all(torch.equal(wa[k], wc[k]) for k in wa)
+    # a different seed gives a different run
+    train(resolve_config(base, [*sets, "steps=200", "seed=1"]), tmp_path / "d", progress=False)
+    wd = _weights(tmp_path / "d")
+    assert not all(torch.equal(wa[k], wd[k]) for k in wa)
+
+
+# ------------------------------------------------------------------------------------------------
+# Config
+
+
+def test_presets_apply_in_order_and_overrides_are_validated() -> None:
+    cfg = resolve_config(["tiny", "debug"], ["train_ratio=8", "model.deter=48", "env=Pendulum-v1"])
+    assert cfg.model_preset == "debug" and cfg.batch_size == 4  # debug came last
+    assert cfg.model["deter"] == 48 and cfg.rssm_config().deter == 48 and cfg.rssm_config().units == 64
+    assert cfg.train_ratio == 8.0 and cfg.env == "Pendulum-v1"
+    assert cfg.updates_per_frame == pytest.approx(8 / 64)
+    with pytest.raises(ValueError, match="unknown Dreamer setting 'trian_ratio'"):
+        resolve_config([], ["trian_ratio=3"])
+    with pytest.raises(ValueError, match="unknown Dreamer preset"):
+        resolve_config(["nope"])
+    with pytest.raises(ValidationError, match="batch_size"):
+        resolve_config([], ["batch_size=0"])
+    with pytest.raises(ValueError, match="divisible"):
+        resolve_config(["debug"], ["model.deter=33"])
+    with pytest.raises(ValueError, match="key=value"):
+        resolve_config([], ["train_ratio"])
+
+
+# ------------------------------------------------------------------------------------------------
+# Continuous actions, pixels, DMC, CLI
+
+
+def test_continuous_actions_stay_in_bounds_and_learn_step(tmp_path: Path) -> None:
+    cfg = resolve_config(["debug"], [*FAST, "steps=150", "time_limit=50"], env="Pendulum-v1")
+    summary = train(cfg, tmp_path, progress=False)
+    assert summary["updates"] > 0 and np.isfinite(summary["eval_return"])
+    agent = DreamerAgent((3,), ActionSpec("continuous", 1, -2.0, 2.0), cfg)
+    carry = agent.initial_carry(64)
+    action, _ = agent.act(torch.randn(64, 3), torch.ones(64, dtype=torch.bool), carry)
+    assert action.shape == (64, 1) and action.abs().max() <= 1.0
+    assert action.std() > 0.05  # exploration samples
+    greedy, _ = agent.act(torch.zeros(64, 3), torch.ones(64, dtype=torch.bool), carry, "eval")
+    assert greedy.shape == (64, 1)
+
+
+def test_pixel_cartpole_writes_openloop_gif(tmp_path: Path) -> None:
+    cfg = resolve_config(["debug"], [*FAST, "steps=120", "pixels=true", "batch_length=8"])
+    train(cfg, tmp_path, progress=False)
+    import imageio.v3 as iio
+
+    frames = iio.imread(tmp_path / "openloop.gif")
+    assert frames.shape[1:3] == (128, 4 * 64)  # real over imagined, 4 videos side by side
+    assert (tmp_path / "learning_curve.png").stat().st_size > 1000
+
+
+def test_dmc_proprio_and_pixels() -> None:
+    from agentwm.agents.dmc import make_dmc, parse_dmc_name
+
+    assert parse_dmc_name("dmc:ball_in_cup-catch") == ("ball_in_cup", "catch")
+    with pytest.raises(ValueError, match="domain-task"):
+        parse_dmc_name("cartpole-swingup")
+    env = make_dmc("dmc:cartpole-swingup", action_repeat=2, seed=0)
+    obs, _ = env.reset()
+    assert obs.shape == (5,) and obs.dtype == np.float32
+    steps, done = 0, False
+    while not done:
+        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        assert 0.0 <= reward <= 2.0  # two summed per-frame rewards in [0, 1]
+        steps, done = steps + 1, terminated or truncated
+    assert steps == 500 and truncated and not terminated  # 1,000 frames, action repeat 2
+    pix = make_dmc("dmc:cartpole-swingup", pixels=True, seed=0)
+    frame, _ = pix.reset()
+    assert frame.shape == (3, 64, 64) and frame.dtype == np.uint8 and frame.std() > 1
+
+
+def test_cli_train_and_eval_dreamer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agentwm.cli import main
+
+    logdir = str(tmp_path / "run")
+    args = ["train", "dreamer", "--preset", "debug", "--steps", "120", "--logdir", logdir, "--quiet"]
+    assert main([*args, *sum((["--set", s] for s in FAST), [])]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["frames"] == 120
+    assert main(["eval", "dreamer", "--logdir", logdir, "--episodes", "2"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["episodes"] == 2 and out["mean_return"] >= 8 and len(out["returns"]) == 2
+    assert main(["eval", "dreamer", "--logdir", str(tmp_path / "missing")]) == 2
+    assert main(["train", "dreamer", "--logdir", logdir, "--set", "horizon=0"]) == 2
