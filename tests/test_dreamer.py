@@ -290,7 +290,7 @@ def test_cli_train_and_eval_dreamer(tmp_path: Path, capsys: pytest.CaptureFixtur
 
     logdir = str(tmp_path / "run")
     args = ["train", "dreamer", "--preset", "debug", "--steps", "120", "--logdir", logdir, "--quiet"]
-    assert main([*args, *sum((["--set", s] for s in FAST), [])]) == 0
+    assert main([*args, *[x for s in FAST for x in ("--set", s)]]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["frames"] == 120
     assert main(["eval", "dreamer", "--logdir", logdir, "--episodes", "2"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
