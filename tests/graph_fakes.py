@@ -15,7 +15,9 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import Field
 
+from agentwm.text.scorers import Scores
 from agentwm.worldmodels.base import Rollout
 
 
@@ -91,9 +93,11 @@ class ScriptedTextWorldModel:
 
 
 class FixedLatencyChatModel(BaseChatModel):
-    """Answers from a script (cycling), each after ``latency`` seconds; ``errors`` first raise."""
+    """Answers after ``latency`` seconds: the answer of the first ``rules`` pair whose substring is in
+    the prompt, else the next of ``responses`` (cycling); the first ``errors`` calls raise."""
 
     responses: list[str]
+    rules: list[tuple[str, str]] = Field(default_factory=list)
     latency: float = 0.0
     errors: int = 0
     calls: int = 0
@@ -106,12 +110,16 @@ class FixedLatencyChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "fixed-latency-fake"
 
-    def _next(self) -> str:
+    def _next(self, messages: list[BaseMessage]) -> str:
         with self._lock:
             self.calls += 1
             if self.errors > 0:
                 self.errors -= 1
                 raise ConnectionError("chat model unavailable")
+            prompt = "\n".join(str(m.content) for m in messages)
+            for needle, answer in self.rules:
+                if needle in prompt:
+                    return answer
             return next(self._cycle)
 
     def _generate(
@@ -122,7 +130,7 @@ class FixedLatencyChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         time.sleep(self.latency)
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self._next()))])
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self._next(messages)))])
 
     async def _agenerate(
         self,
@@ -132,4 +140,26 @@ class FixedLatencyChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         await asyncio.sleep(self.latency)
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self._next()))])
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self._next(messages)))])
+
+
+class KeywordScorer:
+    """A TextScorer: reward 1 for an imagined state that contains ``keyword``, else 0 (no model)."""
+
+    def __init__(self, keyword: str) -> None:
+        self.keyword = keyword
+
+    def score(self, states: Sequence[str], goals: Sequence[str]) -> Scores:
+        values = torch.tensor([1.0 if self.keyword in s else 0.0 for s in states])
+        return Scores(values=values, calls=0, failed=torch.zeros(len(states), dtype=torch.bool))
+
+    async def ascore(self, states: Sequence[str], goals: Sequence[str]) -> Scores:
+        return self.score(states, goals)
+
+
+DOOR_RULES = [
+    ("Action: open the door", "Observation: the door swings open and you walk out\nDone: yes"),
+    ("What do you do next?", "Action: look around"),
+    ("Action:", "Observation: nothing changes; the door is still closed\nDone: no"),
+]
+"""Rules of a scripted chat model acting as the LLM of an ``LLMWorldModel`` in a locked-room world."""

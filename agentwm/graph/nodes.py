@@ -25,6 +25,7 @@ wires it that way.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, get_args
 
@@ -157,7 +158,8 @@ class _LLM:
 def parse_candidates(text: str, *, limit: int, menu: Sequence[str] = ()) -> list[str]:
     """Candidate actions in an LLM answer: a JSON list, an object with a ``candidates``/``actions``
     list, or a bulleted/numbered list; stripped, de-duplicated (case-insensitive), at most ``limit``.
-    With a ``menu``, only items naming a menu entry are kept (mapped to the entry's spelling).
+    With a ``menu``, only items naming a menu entry are kept (mapped to the entry's spelling): the
+    same words ignoring case and punctuation, or an entry quoted whole inside a longer item.
     Never raises on any string."""
     found = parsing.extract_json(text)
     items: list[Any] = []
@@ -179,7 +181,7 @@ def parse_candidates(text: str, *, limit: int, menu: Sequence[str] = ()) -> list
             continue
         candidate = " ".join(str(item).split())[:_MAX_CANDIDATE_CHARS]
         if menu:
-            candidate = (parsing.extract_choice(candidate, menu) or "") if candidate else ""
+            candidate = _match_menu(candidate, menu)
         key = candidate.lower()
         if candidate and key not in seen:
             seen.add(key)
@@ -187,6 +189,29 @@ def parse_candidates(text: str, *, limit: int, menu: Sequence[str] = ()) -> list
         if len(out) >= limit:
             break
     return out
+
+
+def _normal(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def _match_menu(candidate: str, menu: Sequence[str]) -> str:
+    """The menu entry a proposed candidate names: the same words ignoring case and punctuation, or
+    else the longest entry that appears in it as a whole phrase; ``""`` when none does. Deliberately
+    strict (no "option 2", no single letters): junk must not turn into a valid action."""
+    text = _normal(candidate)
+    if not text:
+        return ""
+    best = ""
+    for entry in menu:
+        norm = _normal(entry)
+        if not norm:
+            continue
+        if norm == text:
+            return entry
+        if re.search(rf"(?<!\w){re.escape(norm)}(?!\w)", text) and len(norm) > len(_normal(best)):
+            best = entry
+    return best
 
 
 def _clean_given(candidates: Any) -> list[str]:
