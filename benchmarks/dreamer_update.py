@@ -1,0 +1,107 @@
+"""Seconds per Dreamer update (world model + imagined actor-critic) at batch 16 x 64, per preset.
+
+    python benchmarks/dreamer_update.py                       # all presets, 64x64 images, CPU
+    python benchmarks/dreamer_update.py --presets dreamerv3-torch --iters 3 --threads 2
+    python benchmarks/dreamer_update.py --device cuda --presets size12m --compile
+
+Prints one JSON object: per preset the parameter count, seconds per update (median of ``--iters``
+timed updates after ``--warmup`` untimed ones), the world-model share, and the ratio against
+NM512/dreamerv3-torch's 7.37 s/update measured on this project's 2-core CPU (the issue's figure).
+Timings on a shared machine are pessimistic; the JSON records the load average at the start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import torch
+
+from agentwm.agents.dreamer import DreamerAgent, resolve_config
+from agentwm.worldmodels.base import ActionSpec
+
+REFERENCE_S = 7.37  # dreamerv3-torch, batch 16 x 64, this project's 2-core CPU (issue 3)
+
+
+def _batch(obs_shape: tuple[int, ...], actions: int, B: int, T: int, device: torch.device) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    obs = torch.rand(B, T, *obs_shape, generator=g)
+    act = torch.nn.functional.one_hot(torch.randint(actions, (B, T), generator=g), actions).float()
+    first = torch.zeros(B, T, dtype=torch.bool)
+    first[:, 0] = True
+    batch = {"obs": obs, "action": act, "reward": torch.rand(B, T, generator=g),
+             "is_first": first, "is_terminal": torch.rand(B, T, generator=g) < 0.01}  # fmt: skip
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench(preset: str, args: argparse.Namespace) -> dict[str, float | int | str]:
+    device = torch.device(args.device)
+    sets = [f"batch_size={args.batch}", f"batch_length={args.length}", f"compile={str(args.compile).lower()}"]
+    cfg = resolve_config([preset], sets, device=args.device)
+    obs_shape = (3, 64, 64) if args.obs == "image" else (args.obs_dim,)
+    agent = DreamerAgent(obs_shape, ActionSpec("discrete", args.actions), cfg).to(device)
+    batch = _batch(obs_shape, args.actions, args.batch, args.length, device)
+    for _ in range(args.warmup):
+        agent.update(batch)
+    _sync(device)
+    times, wm_times = [], []
+    for _ in range(args.iters):
+        t0 = time.perf_counter()
+        with agent._autocast():
+            losses, _ = agent.wm.loss(batch)
+            loss = agent.wm.total_loss(losses)
+        loss.backward()  # type: ignore[no-untyped-call]
+        agent.wm_opt.zero_grad(set_to_none=True)
+        _sync(device)
+        t1 = time.perf_counter()
+        agent.update(batch)
+        _sync(device)
+        wm_times.append(t1 - t0)
+        times.append(time.perf_counter() - t1)
+    sec = statistics.median(times)
+    params = sum(p.numel() for n, p in agent.named_parameters() if not n.startswith("slow_critic"))
+    return {"preset": preset, "params": params, "s_per_update": round(sec, 4),
+            "wm_fwd_bwd_s": round(statistics.median(wm_times), 4),
+            "speedup_vs_dreamerv3_torch_cpu": round(REFERENCE_S / sec, 2)}  # fmt: skip
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--presets", nargs="+", default=["debug", "tiny", "size1m", "size12m", "dreamerv3-torch"])
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--length", type=int, default=64)
+    p.add_argument("--obs", choices=["image", "vector"], default="image")
+    p.add_argument("--obs-dim", type=int, default=17)
+    p.add_argument("--actions", type=int, default=6)
+    p.add_argument("--iters", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--compile", action="store_true", help="torch.compile the imagination step and heads")
+    args = p.parse_args()
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = {
+        "benchmark": "dreamer_update", "batch": [args.batch, args.length], "obs": args.obs,
+        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
+        "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+        "load_avg_1m": os.getloadavg()[0], "reference_s": REFERENCE_S, "results": [],
+    }  # fmt: skip
+    for preset in args.presets:
+        out["results"].append(bench(preset, args))  # type: ignore[union-attr]
+        print(json.dumps(out["results"][-1]), flush=True)  # type: ignore[index]
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

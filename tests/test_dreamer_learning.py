@@ -1,0 +1,88 @@
+"""Dreamer end to end: resume after SIGKILL, and a small real learning check on CartPole.
+
+The learning check is marked slow; CI runs its small form, ``AGENTWM_FULL=1`` a longer one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from agentwm.agents.dreamer import DreamerAgent, SequenceReplay, resolve_config, train
+from agentwm.agents.dreamer import checkpoint as ckpt
+from agentwm.worldmodels.base import ActionSpec
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parent.parent
+EVERY = 100  # checkpoint interval (frames) of the killed run
+SETS = ["prefill=100", "train_ratio=16", "log_every=25", f"checkpoint_every={EVERY}", "eval_every=100000"]
+
+
+def _frames_logged(logdir: Path) -> list[int]:
+    path = logdir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    return [r["frames"] for r in rows if "charts/updates" in r]  # the periodic log lines
+
+
+def test_resume_after_sigkill_loses_at_most_one_interval(tmp_path: Path) -> None:
+    logdir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "agentwm.cli", "train", "dreamer", "--preset", "debug", "--steps", "100000",
+           "--logdir", str(logdir), "--quiet"] + [x for s in SETS for x in ("--set", s)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 180
+        while len(ckpt.complete_checkpoints(logdir)) < 2:  # two written: the rotation has run too
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "trainer died"
+            assert time.monotonic() < deadline, "no checkpoints within 180 s"
+            time.sleep(0.05)
+        time.sleep(random.uniform(0.0, 1.5))  # an arbitrary moment: mid-update, mid-write, ...
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    reached = max(_frames_logged(logdir))
+
+    # The newest checkpoint is complete and loads; at most one interval behind the killed run.
+    cfg = resolve_config(["debug"], SETS)
+    agent = DreamerAgent((4,), ActionSpec("discrete", 2), cfg)
+    replay = SequenceReplay(cfg.replay_capacity, 1, (4,), 2)
+    loaded = ckpt.load_latest(logdir, agent, replay)
+    assert loaded is not None
+    state, frames = loaded
+    assert frames % EVERY == 0 and frames >= reached - EVERY
+    assert state["loop"]["frames"] == frames and int(replay.count.sum()) == frames
+    assert all(torch.isfinite(p).all() for p in agent.parameters())
+
+    # Resume: continues from that checkpoint and finishes; the metric log has no duplicates.
+    summary = train(resolve_config(["debug"], [*SETS, f"steps={frames + EVERY}"]), logdir, resume=True,
+                    progress=False)  # fmt: skip
+    assert summary["resumed_from"] == frames and summary["frames"] == frames + EVERY
+    assert not list((logdir / "checkpoints").glob(".tmp-*"))  # torn leftovers swept
+    logged = _frames_logged(logdir)
+    assert logged == sorted(logged) and len(logged) == len(set(logged))
+    assert logged[-1] == frames + EVERY
+
+
+@pytest.mark.slow
+def test_tiny_dreamer_learns_cartpole(tmp_path: Path) -> None:
+    """A tiny agent beats the random policy (~22) clearly within a bounded number of frames."""
+    full = bool(os.environ.get("AGENTWM_FULL"))
+    steps, target = (15_000, 150.0) if full else (4_000, 60.0)
+    cfg = resolve_config(["tiny"], [f"steps={steps}", "eval_episodes=10", f"eval_every={steps}"])
+    summary = train(cfg, tmp_path, progress=False)
+    assert summary["frames"] == steps
+    assert summary["eval_return"] is not None and summary["eval_return"] >= target, summary
+    random_return = np.mean([22.0])  # CartPole-v1 under uniform random actions: ~22
+    assert summary["eval_return"] > 2.5 * random_return
