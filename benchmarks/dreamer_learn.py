@@ -51,7 +51,8 @@ def main() -> None:
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
     summary = train(cfg, logdir, progress=args.progress)
-    rows = [json.loads(ln) for ln in open(os.path.join(logdir, "metrics.jsonl")) if ln.strip()]
+    with open(os.path.join(logdir, "metrics.jsonl")) as fh:
+        rows = [json.loads(ln) for ln in fh if ln.strip()]
     curve = [(r["frames"], round(r["eval/return"], 1)) for r in rows if "eval/return" in r]
     target = float(task["target"])  # type: ignore[arg-type]
     print(json.dumps({
