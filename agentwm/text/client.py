@@ -328,8 +328,16 @@ class LLMClient:
             self._native[schema] = runnable
         return self._native[schema]
 
-    def _text_prompt(self, msgs: list[BaseMessage], schema: type[BaseModel]) -> list[BaseMessage]:
-        return [*msgs, HumanMessage(_schema_instruction(schema))]
+    @staticmethod
+    def _text_prompt(msgs: list[BaseMessage], schema: type[BaseModel], instruct: bool) -> list[BaseMessage]:
+        """The prompt of the text path: the schema's description joins the last user message (one
+        user turn reads better to small models than two), or follows as its own message."""
+        if not instruct:
+            return list(msgs)
+        note = _schema_instruction(schema)
+        if msgs and msgs[-1].type == "human" and isinstance(msgs[-1].content, str):
+            return [*msgs[:-1], HumanMessage(msgs[-1].content + "\n\n" + note)]
+        return [*msgs, HumanMessage(note)]
 
     @staticmethod
     def _retry_prompt(prompt: list[BaseMessage], answer: str, schema: type[BaseModel]) -> list[BaseMessage]:
@@ -341,7 +349,7 @@ class LLMClient:
 
     def structured_request(
         self, messages: MessagesLike, schema: type[M], *, text_field: str | None = None, sample: int = 0,
-        **options: Any,
+        format_instructions: bool = True, **options: Any,
     ) -> StructuredResult:
         """:meth:`structured` with its cost in model calls."""
         msgs = _as_messages(messages)
@@ -366,7 +374,7 @@ class LLMClient:
                 if result is not None:
                     self._cache_put(key, result)
                     return StructuredResult(result, calls)
-        prompt = self._text_prompt(msgs, schema)
+        prompt = self._text_prompt(msgs, schema, format_instructions)
         for attempt in range(self.retries + 1):
             if attempt or native is not None:
                 self._count(retries=1)
@@ -386,7 +394,7 @@ class LLMClient:
 
     async def astructured_request(
         self, messages: MessagesLike, schema: type[M], *, text_field: str | None = None, sample: int = 0,
-        **options: Any,
+        format_instructions: bool = True, **options: Any,
     ) -> StructuredResult:
         """Async :meth:`structured_request`."""
         msgs = _as_messages(messages)
@@ -411,7 +419,7 @@ class LLMClient:
                 if result is not None:
                     self._cache_put(key, result)
                     return StructuredResult(result, calls)
-        prompt = self._text_prompt(msgs, schema)
+        prompt = self._text_prompt(msgs, schema, format_instructions)
         for attempt in range(self.retries + 1):
             if attempt or native is not None:
                 self._count(retries=1)
@@ -431,26 +439,32 @@ class LLMClient:
 
     def structured(
         self, messages: MessagesLike, schema: type[M], *, text_field: str | None = None, sample: int = 0,
-        **options: Any,
+        format_instructions: bool = True, **options: Any,
     ) -> M | None:
         """The answer validated into ``schema``, or ``None`` when every attempt failed.
 
         Native structured output is used where the model supports it; otherwise (and after native
         attempts fail) the schema is described in the prompt and the answer parsed tolerantly,
-        retrying with a corrective message. ``text_field`` names a string field that takes the
+        retrying with a corrective message. ``format_instructions=False`` leaves the description
+        out of the first attempt, for prompts that already ask for a format the tolerant parser
+        reads (``Field: value`` lines). ``text_field`` names a string field that takes the
         answer's first line when a model ignores the format altogether (see
         :func:`agentwm.text.parsing.parse_model`). Transport errors also end in ``None`` here.
         """
-        value = self.structured_request(messages, schema, text_field=text_field, sample=sample, **options).value
+        value = self.structured_request(
+            messages, schema, text_field=text_field, sample=sample, format_instructions=format_instructions,
+            **options,
+        ).value
         return value if isinstance(value, schema) else None
 
     async def astructured(
         self, messages: MessagesLike, schema: type[M], *, text_field: str | None = None, sample: int = 0,
-        **options: Any,
+        format_instructions: bool = True, **options: Any,
     ) -> M | None:
         """Async :meth:`structured`."""
         result = await self.astructured_request(
-            messages, schema, text_field=text_field, sample=sample, **options
+            messages, schema, text_field=text_field, sample=sample, format_instructions=format_instructions,
+            **options,
         )
         return result.value if isinstance(result.value, schema) else None
 

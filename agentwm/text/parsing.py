@@ -151,9 +151,11 @@ def extract_json(text: str) -> dict[str, Any] | list[Any] | None:
     text = _clip(text)
     for source in dict.fromkeys((strip_fences(text), text)):
         for span in _balanced_spans(source):
-            for candidate in _repairs(span):
+            candidates = _repairs(span)
+            for i, candidate in enumerate(candidates):
                 value = _loads(candidate)
-                if isinstance(value, (dict, list)):
+                # A closed-off fragment must hold something: a lone "{" is not an answer.
+                if isinstance(value, (dict, list)) and (value or i < len(candidates) - 1):
                     return value
     return None
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
@@ -337,11 +338,13 @@ class LLMWorldModel:
             try:
                 if limit is None:
                     return await self.client.astructured_request(
-                        requests[b], schema, text_field=text_field, sample=samples[b], **options
+                        requests[b], schema, text_field=text_field, sample=samples[b],
+                        format_instructions=False, **options,
                     )
                 async with limit:
                     return await self.client.astructured_request(
-                        requests[b], schema, text_field=text_field, sample=samples[b], **options
+                        requests[b], schema, text_field=text_field, sample=samples[b],
+                        format_instructions=False, **options,
                     )
             except Exception:  # noqa: BLE001 - a failed request degrades to the fallback
                 return StructuredResult(None, self.client.retries + 1)
@@ -441,15 +444,23 @@ def _sample_ids(
 
 
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
+_LOOPS = threading.local()
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine from sync code: directly when no loop runs here, else on a worker thread."""
+    """Run a coroutine from sync code: on this thread's private event loop (kept between calls, so
+    a planner's many ``imagine`` calls do not each build a loop), or on a worker thread when an
+    event loop is already running here."""
     global _POOL
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        loop = getattr(_LOOPS, "loop", None)
+        if loop is None or loop.is_closed():
+            loop = asyncio.new_event_loop()
+            _LOOPS.loop = loop
+        return loop.run_until_complete(coro)
     if _POOL is None:
         _POOL = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="agentwm-imagine")
-    return _POOL.submit(asyncio.run, coro).result()
+    future: concurrent.futures.Future[T] = _POOL.submit(run_sync, coro)
+    return future.result()
