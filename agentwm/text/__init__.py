@@ -2,6 +2,7 @@
 
 from agentwm.text.client import Completion, LLMClient, LLMError, StructuredResult
 from agentwm.text.embeddings import TextEmbedder, default_embedding_model
+from agentwm.text.llm import LocalChatModel, smollm2_chat_model
 from agentwm.text.scorers import EmbeddingRelevance, LLMJudge, Scores, TextScorer
 
 __all__ = [
@@ -10,9 +11,11 @@ __all__ = [
     "LLMClient",
     "LLMError",
     "LLMJudge",
+    "LocalChatModel",
     "Scores",
     "StructuredResult",
     "TextEmbedder",
     "TextScorer",
     "default_embedding_model",
+    "smollm2_chat_model",
 ]

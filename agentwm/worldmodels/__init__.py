@@ -41,3 +41,19 @@ __all__ = [
     "repeat_state",
     "state_batch_size",
 ]
+
+# The LLM-backed models import LangChain; load them on first use so RL users do not pay for it.
+_LAZY = {
+    "LLMWorldModel": "agentwm.worldmodels.llm",
+    "LLMWorldModelSettings": "agentwm.worldmodels.llm",
+    "HybridWorldModel": "agentwm.worldmodels.composite",
+    "HybridSettings": "agentwm.worldmodels.composite",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'agentwm.worldmodels' has no attribute {name!r}")
