@@ -11,6 +11,7 @@ import pytest
 import torch
 from graph_fakes import FixedLatencyChatModel, ScriptedTextWorldModel
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.graph import START, StateGraph
 from langgraph.types import RetryPolicy
 from pydantic import ValidationError
 from toy_models import JUMP, LEFT, RIGHT, STAY, Chain, RiskyBandit
@@ -22,6 +23,7 @@ from agentwm.graph import (
     build_planning_graph,
     is_retryable,
     make_choose_node,
+    make_plan_node,
     make_propose_node,
     make_score_node,
     make_simulate_node,
@@ -178,7 +180,7 @@ def test_state_round_trips_through_sqlite_and_an_interrupted_run_resumes(tmp_pat
     with sqlite3.connect(path, check_same_thread=False) as conn:
         graph = text_graph(wm).compile(checkpointer=SqliteSaver(conn), interrupt_before=["choose"])
         paused = graph.invoke({"observation": "door", "candidates": list(VALUES)}, config, context={"horizon": 2})
-        assert "chosen" not in paused
+        assert paused["chosen"] is None and paused["choice"] is None
         assert wm.calls == 3
     # a new process: fresh connection, fresh graph object, same thread id
     with sqlite3.connect(path, check_same_thread=False) as conn:
@@ -346,3 +348,34 @@ def test_nodes_work_standalone_without_a_graph():
     scored = make_score_node()({"candidates": ["wait", "shout"], "simulations": sims}, None)
     assert [r["candidate"] for r in scored["ranking"]] == ["wait", "shout"]
     assert make_choose_node()({"candidates": ["wait", "shout"], **scored}, None)["chosen"] == "wait"
+
+
+# ----------------------------------------------------------------------------------------------
+# The single-node planner
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_plan_node_makes_the_same_decision_in_one_node(asynchronous):
+    wm = ScriptedTextWorldModel(VALUES, latency=0.2, fail_on=["shout"])
+    chat = FixedLatencyChatModel(responses=['["shout", "wait", "open the door", "sing"]'])
+    node = make_plan_node(wm, proposer=chat, asynchronous=asynchronous)
+    state = {"observation": "x", "goal": "leave"}
+    ctx = type("Runtime", (), {"context": {"horizon": 2, "gamma": 0.5}})()
+    update = asyncio.run(node(state, ctx)) if asynchronous else node(state, ctx)
+    assert update["chosen"] == "open the door" and update["choice"]["reason"] == "best_score"
+    assert update["ranking"][0]["score"] == pytest.approx(1.5)
+    # four simulations started; the three that did not fail at once were in flight together
+    assert wm.calls == 4 and wm.max_concurrent == 3
+    assert [f.split(":")[0] for f in update["fallbacks"].value] == ["simulate[0]"]
+    assert update["llm_calls"] == 1 + 3 * 2
+
+    class AgentState(PlanningState, total=False):
+        turn: int
+
+    builder = StateGraph(AgentState)
+    builder.add_node("plan", make_plan_node(Chain(), actions=chain_sequences(Chain()), observe=lambda p: Chain().state([p])))
+    builder.add_edge(START, "plan")
+    graph = builder.compile()
+    out = graph.invoke({"observation": 1}, context={"horizon": 4, "gamma": 0.9})
+    assert out["chosen"] == "walk right then stay" and len(out["simulations"]) == 4
+    assert graph.invoke({"observation": 3}, context={"horizon": 4})["chosen"] == "stay"

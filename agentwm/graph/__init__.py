@@ -29,6 +29,7 @@ from agentwm.graph.nodes import (
     parse_candidates,
     rank_outcomes,
 )
+from agentwm.graph.plan_node import make_plan_node
 from agentwm.graph.planning import DEFAULT_RETRY, build_planning_graph
 from agentwm.graph.simulators import (
     ActionMap,
@@ -38,6 +39,7 @@ from agentwm.graph.simulators import (
     TextSimulator,
     as_simulator,
     failed_outcome,
+    split_actions,
 )
 from agentwm.graph.state import (
     Choice,
@@ -80,10 +82,12 @@ __all__ = [
     "is_retryable",
     "make_choose_node",
     "make_fan_out",
+    "make_plan_node",
     "make_propose_node",
     "make_score_node",
     "make_simulate_node",
     "parse_candidates",
     "rank_outcomes",
     "resolve_settings",
+    "split_actions",
 ]

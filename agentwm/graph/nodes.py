@@ -24,7 +24,6 @@ wires it that way.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, get_args
@@ -306,6 +305,8 @@ class _Proposer:
             "simulations": Overwrite([]),
             "fallbacks": Overwrite(list(notes)),
             "ranking": [],
+            "choice": None,
+            "chosen": None,
             "llm_calls": calls,
         }
 
@@ -550,7 +551,7 @@ def rank_outcomes(
         if isinstance(i, int) and 0 <= i < len(candidates) and outcome.get("candidate") == candidates[i]:
             latest[i] = outcome
     notes: list[str] = []
-    usable: list[tuple[int, list[float], float | None]] = []
+    usable: list[tuple[int, torch.Tensor, float | None]] = []
     for i, candidate in enumerate(candidates):
         found = latest.get(i)
         if found is None:
@@ -558,24 +559,27 @@ def rank_outcomes(
             continue
         if found.get("error"):
             continue  # the simulate node recorded why
-        returns = found.get("returns") or []
-        if not returns or not all(isinstance(r, (int, float)) and math.isfinite(r) for r in returns):
+        try:
+            returns = torch.tensor(found.get("returns") or [], dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            returns = torch.empty(0)
+        if returns.dim() != 1 or returns.numel() == 0 or not bool(torch.isfinite(returns).all()):
             notes.append(f"score: candidate {i} ({candidate[:60]!r}) has no finite returns; left out")
             continue
-        usable.append((i, [float(r) for r in returns], found.get("disagreement")))
+        dis = found.get("disagreement")
+        usable.append((i, returns, None if dis is None else float(dis)))
     scorer = settings.scorer()
     scores: list[float] = []
-    if usable and len({len(r) for _, r, _ in usable}) == 1:  # one batched scorer call
-        returns_t = torch.tensor([r for _, r, _ in usable], dtype=torch.float64)
+    if usable and len({r.numel() for _, r, _ in usable}) == 1:  # one batched scorer call
+        returns_t = torch.stack([r for _, r, _ in usable])
         dis_t = None
         if all(d is not None for _, _, d in usable):
             dis_t = torch.tensor([[d] for _, _, d in usable], dtype=torch.float64).expand_as(returns_t)
         scores = scorer(returns_t, dis_t).tolist()
     else:
         for _, r, d in usable:
-            returns_t = torch.tensor([r], dtype=torch.float64)
-            dis_t = None if d is None else torch.full_like(returns_t, float(d))
-            scores.append(float(scorer(returns_t, dis_t)[0]))
+            dis_t = None if d is None else torch.full_like(r[None], d)
+            scores.append(float(scorer(r[None], dis_t)[0]))
     ranked = [Ranked(index=i, candidate=candidates[i], score=s) for (i, _, _), s in zip(usable, scores)]
     ranked.sort(key=lambda r: (-r["score"], r["index"]))
     return ranked, notes
@@ -605,6 +609,17 @@ def make_score_node(*, settings: PlanningContext | None = None) -> Node:
     return score
 
 
+def choose_from(ranking: Sequence[Ranked], candidates: Sequence[str]) -> tuple[Choice, list[str]]:
+    """The best-ranked candidate; else the first candidate; else none (with notes on fallbacks)."""
+    if ranking:
+        best = ranking[0]
+        return Choice(candidate=best["candidate"], index=best["index"], score=best["score"], reason="best_score"), []
+    if candidates:
+        choice = Choice(candidate=candidates[0], index=0, score=None, reason="fallback_first")
+        return choice, ["choose: no candidate could be scored; took the first candidate"]
+    return Choice(candidate=None, index=None, score=None, reason="no_candidates"), ["choose: no candidates to choose from"]
+
+
 def make_choose_node() -> Node:
     """A node that takes the best-ranked candidate into ``choice``/``chosen``.
 
@@ -618,18 +633,7 @@ def make_choose_node() -> Node:
     """
 
     def choose(state: PlanningState, runtime: Runtime[Any]) -> dict[str, Any]:
-        ranking = state.get("ranking") or []
-        candidates = list(state.get("candidates") or [])
-        notes: list[str] = []
-        if ranking:
-            best = ranking[0]
-            choice = Choice(candidate=best["candidate"], index=best["index"], score=best["score"], reason="best_score")
-        elif candidates:
-            choice = Choice(candidate=candidates[0], index=0, score=None, reason="fallback_first")
-            notes.append("choose: no candidate could be scored; took the first candidate")
-        else:
-            choice = Choice(candidate=None, index=None, score=None, reason="no_candidates")
-            notes.append("choose: no candidates to choose from")
+        choice, notes = choose_from(state.get("ranking") or [], list(state.get("candidates") or []))
         _writer(runtime)({"type": "choice", **choice})
         update: dict[str, Any] = {"choice": choice, "chosen": choice["candidate"]}
         if notes:

@@ -11,7 +11,7 @@ The graph is returned UNCOMPILED, so the caller picks the checkpointer (``Sqlite
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast, get_type_hints
 
 from langgraph.errors import NodeError
@@ -40,7 +40,7 @@ from agentwm.graph.nodes import (
     make_score_node,
     make_simulate_node,
 )
-from agentwm.graph.simulators import ActionMap, LatentSimulator, as_simulator
+from agentwm.graph.simulators import ActionMap, LatentSimulator, as_simulator, split_actions
 from agentwm.graph.state import PlanningState
 from agentwm.planning.ranking import Followup
 from agentwm.worldmodels.base import State
@@ -114,7 +114,9 @@ def build_planning_graph(
         retry_policy: LangGraph retry policy of the propose and simulate nodes; ``None``: no retry.
         on_failure: ``"fallback"`` or ``"raise"``, see above.
         asynchronous: async nodes (use ``ainvoke``/``astream``); sync nodes (the default) work
-            with both, LangGraph runs parallel sync tasks in threads.
+            with both. LangGraph runs parallel sync tasks in a thread pool of
+            ``config["max_concurrency"]`` workers (default ``min(32, cores + 4)``): pass
+            ``{"max_concurrency": K}`` in the run's config to simulate more candidates at once.
         state_schema: a TypedDict extending :class:`~agentwm.graph.PlanningState`.
         context_schema: :class:`~agentwm.graph.PlanningContext` or a subclass.
 
@@ -148,16 +150,7 @@ def build_planning_graph(
     if not isinstance(defaults, context_schema):
         raise TypeError(f"settings must be a {context_schema.__name__}, got {type(defaults).__name__}")
 
-    menu: list[str] = []
-    action_map: ActionMap | None = None
-    if isinstance(actions, Mapping):
-        action_map, menu = actions, list(actions)
-    elif callable(actions):
-        action_map = actions
-    elif actions is not None:
-        if isinstance(actions, str) or not all(isinstance(a, str) for a in actions):
-            raise TypeError("actions must be a dict {text: tensor}, a function text -> tensor, or a list of texts")
-        menu = list(actions)
+    action_map, menu = split_actions(actions)
     simulator = as_simulator(world_model, actions=action_map, observe=observe, followup=followup)
     if isinstance(simulator, LatentSimulator) and not menu:
         menu = simulator.menu

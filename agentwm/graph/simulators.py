@@ -384,6 +384,24 @@ def as_simulator(
     )
 
 
+def split_actions(actions: ActionMap | Sequence[str] | None) -> tuple[ActionMap | None, list[str]]:
+    """``actions`` as (latent action mapping or ``None``, menu of candidate texts): a mapping is
+    both, a function only the mapping, a list of texts only the menu.
+
+    Raises:
+        TypeError: anything else (a bare string, a list with non-strings).
+    """
+    if actions is None:
+        return None, []
+    if isinstance(actions, Mapping):
+        return actions, list(actions)
+    if callable(actions):
+        return actions, []
+    if isinstance(actions, str) or not all(isinstance(a, str) for a in actions):
+        raise TypeError("actions must be a dict {text: tensor}, a function text -> tensor, or a list of texts")
+    return None, list(actions)
+
+
 def mean_return(outcome: Outcome) -> float | None:
     """The mean sample return of an outcome (a preview for streaming), or ``None`` if it failed."""
     returns = outcome.get("returns") or []

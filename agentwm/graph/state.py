@@ -102,7 +102,7 @@ class PlanningState(TypedDict, total=False):
         proposal: where the candidates came from and what proposing them cost.
         simulations: one :class:`Outcome` per simulated candidate (parallel branches append).
         ranking: scored candidates, best first (failed or skipped simulations are left out).
-        choice: the decision.
+        choice: the decision (``None`` while a decision is under way).
         chosen: the chosen candidate's text (``None`` when there was nothing to choose from); a
             convenient routing key.
         llm_calls: LLM calls this decision made (proposal + simulations).
@@ -116,7 +116,7 @@ class PlanningState(TypedDict, total=False):
     proposal: Proposal
     simulations: Annotated[list[Outcome], operator.add]
     ranking: list[Ranked]
-    choice: Choice
+    choice: Choice | None
     chosen: str | None
     llm_calls: int
     fallbacks: Annotated[list[str], operator.add]

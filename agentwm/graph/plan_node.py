@@ -1,0 +1,157 @@
+"""``make_plan_node``: a whole planning decision in ONE node, to drop into an existing graph.
+
+:func:`~agentwm.graph.build_planning_graph` spreads a decision over four nodes so that LangGraph
+retries, checkpoints and streams each part. A graph that only needs the answer (a ReAct agent's
+"pick the best tool call" step, a latency-critical control loop) can use this node instead: it
+runs the same logic (propose, simulate, score, choose) in one call, simulating text candidates
+concurrently (threads for sync graphs, ``asyncio.gather`` for async ones) and latent candidates in
+one batched ``imagine``. It never raises on LLM or simulation failures: it degrades to the same
+documented fallbacks as the nodes, recorded in ``fallbacks``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from langgraph.runtime import Runtime
+from langgraph.types import Overwrite
+
+from agentwm.graph.context import PlanningContext
+from agentwm.graph.nodes import (
+    AsyncNode,
+    Node,
+    PromptFn,
+    _Proposer,
+    _settings,
+    _simulated,
+    _writer,
+    affordable,
+    choose_from,
+    failed_simulations,
+    rank_outcomes,
+)
+from agentwm.graph.simulators import (
+    ActionMap,
+    LatentSimulator,
+    SimulationRequest,
+    as_simulator,
+    split_actions,
+)
+from agentwm.graph.state import Outcome, PlanningState
+from agentwm.planning.ranking import Followup
+from agentwm.worldmodels.base import State
+
+
+def make_plan_node(
+    world_model: Any,
+    *,
+    proposer: Any = None,
+    actions: ActionMap | Sequence[str] | None = None,
+    observe: Callable[[Any], State] | None = None,
+    followup: Followup = "random",
+    fallback_candidates: Sequence[str] = (),
+    settings: PlanningContext | None = None,
+    prompt: PromptFn | None = None,
+    asynchronous: bool = False,
+) -> Node | AsyncNode:
+    """A node that makes one planning decision: it writes ``candidates``, ``simulations``,
+    ``ranking``, ``choice``/``chosen``, ``llm_calls`` and ``fallbacks`` of
+    :class:`~agentwm.graph.PlanningState` in a single update.
+
+    Arguments are those of :func:`~agentwm.graph.build_planning_graph`; per-run settings come from
+    ``runtime.context`` as there.
+
+    Example:
+        >>> import torch
+        >>> from agentwm.worldmodels import ActionSpec, EnsembleDynamics
+        >>> model = EnsembleDynamics(obs_dim=4, action_spec=ActionSpec("discrete", 2))
+        >>> plan = make_plan_node(model, actions={"left": torch.tensor([1.0, 0.0]), "right": torch.tensor([0.0, 1.0])})
+        >>> plan({"observation": [0.0, 0.0, 0.05, 0.0]}, None)["chosen"] in ("left", "right")
+        True
+    """
+    action_map, menu = split_actions(actions)
+    simulator = as_simulator(world_model, actions=action_map, observe=observe, followup=followup)
+    if isinstance(simulator, LatentSimulator) and not menu:
+        menu = simulator.menu
+    defaults = settings or PlanningContext()
+    logic = _Proposer(proposer, menu, fallback_candidates, defaults, prompt)
+
+    def requests(state: PlanningState, update: dict[str, Any], settings_: PlanningContext) -> list[SimulationRequest]:
+        candidates = update["candidates"]
+        n = affordable(len(candidates), settings_, update["llm_calls"], simulator.llm_calls_per_candidate(settings_))
+        observation, goal = state.get("observation"), state.get("goal") or ""
+        if simulator.batched:
+            return [SimulationRequest(observation, goal, candidates[:n], list(range(n)), settings_)] if n else []
+        return [SimulationRequest(observation, goal, [c], [i], settings_) for i, c in enumerate(candidates[:n])]
+
+    def finish(update: dict[str, Any], outcomes: list[Outcome], settings_: PlanningContext, runtime: Any) -> dict[str, Any]:
+        simulated = _simulated(outcomes, runtime)
+        ranked, score_notes = rank_outcomes(update["candidates"], outcomes, settings_)
+        choice, choose_notes = choose_from(ranked, update["candidates"])
+        _writer(runtime)({"type": "choice", **choice})
+        notes = [*update["fallbacks"].value, *simulated.get("fallbacks", []), *score_notes, *choose_notes]
+        calls = update["llm_calls"] + sum(int(o.get("llm_calls") or 0) for o in outcomes)
+        return {
+            **update,
+            "simulations": Overwrite(outcomes),
+            "fallbacks": Overwrite(notes),
+            "ranking": ranked,
+            "choice": choice,
+            "chosen": choice["candidate"],
+            "llm_calls": calls,
+        }
+
+    def run_one(request: SimulationRequest) -> list[Outcome]:
+        try:
+            return simulator.simulate(request)
+        except Exception as exc:  # noqa: BLE001 - a failed simulation is recorded, never raised
+            return failed_simulations({"candidates": request.candidates, "indices": request.indices}, exc, simulator.name)
+
+    async def arun_one(request: SimulationRequest) -> list[Outcome]:
+        try:
+            return await simulator.asimulate(request)
+        except Exception as exc:  # noqa: BLE001
+            return failed_simulations({"candidates": request.candidates, "indices": request.indices}, exc, simulator.name)
+
+    if asynchronous:
+
+        async def aplan(state: PlanningState, runtime: Runtime[Any]) -> dict[str, Any]:
+            settings_ = _settings(runtime, defaults)
+            update, messages = logic.plan(state, settings_)
+            if update is None:
+                assert logic.llm is not None
+                try:
+                    answer, calls = await logic.llm.acomplete(messages)
+                except Exception as exc:  # noqa: BLE001 - any LLM failure degrades to the fallback
+                    update = logic.failed(exc)
+                else:
+                    update = logic.parse(answer, calls, settings_)
+            batches = await asyncio.gather(*(arun_one(r) for r in requests(state, update, settings_)))
+            return finish(update, [o for batch in batches for o in batch], settings_, runtime)
+
+        return aplan
+
+    def plan(state: PlanningState, runtime: Runtime[Any]) -> dict[str, Any]:
+        settings_ = _settings(runtime, defaults)
+        update, messages = logic.plan(state, settings_)
+        if update is None:
+            assert logic.llm is not None
+            try:
+                answer, calls = logic.llm.complete(messages)
+            except Exception as exc:  # noqa: BLE001 - any LLM failure degrades to the fallback
+                update = logic.failed(exc)
+            else:
+                update = logic.parse(answer, calls, settings_)
+        todo = requests(state, update, settings_)
+        if len(todo) <= 1:
+            batches = [run_one(r) for r in todo]
+        else:  # text candidates: overlap their LLM latency
+            with ThreadPoolExecutor(max_workers=len(todo)) as pool:
+                batches = list(pool.map(run_one, todo))
+        return finish(update, [o for batch in batches for o in batch], settings_, runtime)
+
+    return plan
+
