@@ -7,7 +7,9 @@
 Prints one JSON object: per preset the parameter count, seconds per update (median of ``--iters``
 timed updates after ``--warmup`` untimed ones), the world-model share, and the ratio against
 NM512/dreamerv3-torch's 7.37 s/update measured on this project's 2-core CPU (the issue's figure).
-Timings on a shared machine are pessimistic; the JSON records the load average at the start.
+Timings on a shared machine are pessimistic; the JSON records the load average at the start and
+the process CPU seconds per update (``cpu_s_per_update``; divided by the thread count it estimates
+the wall time on idle cores, up to imperfect parallel scaling).
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ REFERENCE_S = 7.37  # dreamerv3-torch, batch 16 x 64, this project's 2-core CPU 
 
 def _batch(obs_shape: tuple[int, ...], actions: int, B: int, T: int, device: torch.device) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
-    obs = torch.rand(B, T, *obs_shape, generator=g)
+    if len(obs_shape) == 3:  # images as the replay hands them out: channels-last frames
+        c, h, w = obs_shape
+        obs = torch.rand(B, T, h, w, c, generator=g).permute(0, 1, 4, 2, 3)
+    else:
+        obs = torch.rand(B, T, *obs_shape, generator=g)
     act = torch.nn.functional.one_hot(torch.randint(actions, (B, T), generator=g), actions).float()
     first = torch.zeros(B, T, dtype=torch.bool)
     first[:, 0] = True
@@ -53,7 +59,7 @@ def bench(preset: str, args: argparse.Namespace) -> dict[str, float | int | str]
     for _ in range(args.warmup):
         agent.update(batch)
     _sync(device)
-    times, wm_times = [], []
+    times, wm_times, cpu_times = [], [], []
     for _ in range(args.iters):
         t0 = time.perf_counter()
         with agent._autocast():
@@ -62,15 +68,17 @@ def bench(preset: str, args: argparse.Namespace) -> dict[str, float | int | str]
         loss.backward()  # type: ignore[no-untyped-call]
         agent.wm_opt.zero_grad(set_to_none=True)
         _sync(device)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         agent.update(batch)
         _sync(device)
+        cpu_times.append(time.process_time() - c1)
         wm_times.append(t1 - t0)
         times.append(time.perf_counter() - t1)
     sec = statistics.median(times)
     params = sum(p.numel() for n, p in agent.named_parameters() if not n.startswith("slow_critic"))
     return {"preset": preset, "params": params, "s_per_update": round(sec, 4),
             "wm_fwd_bwd_s": round(statistics.median(wm_times), 4),
+            "cpu_s_per_update": round(statistics.median(cpu_times), 4),
             "speedup_vs_dreamerv3_torch_cpu": round(REFERENCE_S / sec, 2)}  # fmt: skip
 
 

@@ -109,8 +109,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model_preset": "debug",
         "model": {"deter": 64, "hidden": 32, "stoch": 8, "classes": 8, "units": 64, "ac_layers": 2,
                   "enc_layers": 2, "dec_layers": 2, "reward_bins": 63},
-        "batch_size": 16, "batch_length": 32, "train_ratio": 256, "prefill": 500,
-        "wm_lr": 3e-4, "actor_lr": 1e-4, "critic_lr": 1e-4, "gamma": 0.99,
+        "batch_size": 16, "batch_length": 16, "train_ratio": 32, "prefill": 500,
+        "wm_lr": 1e-3, "actor_lr": 3e-4, "critic_lr": 3e-4, "gamma": 0.99,
     },
     # Sizes (architecture only); apply after a task preset or alone.
     "size1m": {"model_preset": "size1m"},

@@ -96,7 +96,9 @@ class SequenceReplay:
         out = {key: torch.from_numpy(self.data[key][env[:, None], idx]) for key in _KEYS}
         out["is_first"][:, 0] = True
         obs = out["obs"]
-        out["obs"] = obs.float() / 255.0 if obs.dtype == torch.uint8 else obs
+        if obs.dtype == torch.uint8:  # images: floats in [0, 1], stored channels-last (NHWC) per frame
+            obs = (obs.permute(0, 1, 3, 4, 2).contiguous().float() / 255.0).permute(0, 1, 4, 2, 3)
+        out["obs"] = obs
         return {k: v.to(device) for k, v in out.items()}
 
     def state_dict(self) -> dict[str, Any]:
