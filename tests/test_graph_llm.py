@@ -61,10 +61,11 @@ def test_llm_world_model_budget_counts_followup_calls():
     graph = build_planning_graph(world_model=wm, retry_policy=FAST_RETRY).compile()
     out = graph.invoke(
         {"observation": "a closed door", "candidates": ["knock", "open the door"]},
-        context={"horizon": 2, "llm_budget": 2},
+        context={"horizon": 2, "llm_budget": 3},
     )
-    # the expected cost per candidate is horizon x samples = 2 calls: one candidate fits
+    # at most 2 outcome calls + 1 follow-up proposal per candidate: one candidate fits the budget
     assert [s["candidate"] for s in out["simulations"]] == ["knock"] and out["chosen"] == "knock"
+    assert out["llm_calls"] == 3
     assert any("not simulated" in f for f in out["fallbacks"])
 
 

@@ -34,6 +34,7 @@ from torch import Tensor
 from agentwm.graph.context import PlanningContext
 from agentwm.graph.state import Outcome
 from agentwm.planning.ranking import Followup, rank_candidates
+from agentwm.text.scorers import LLMJudge
 from agentwm.worldmodels.base import Rollout, State, WorldModel, repeat_state
 
 ActionMap = Mapping[str, Tensor] | Callable[[str], Tensor]
@@ -253,8 +254,10 @@ class TextSimulator:
         model: a text world model (``observe``, ``imagine``, ``aimagine``).
         make_state: ``(observation, goal) -> carry`` of batch 1; default ``model.observe(observation)``
             with ``goal`` added as ``{"goal": [goal]}`` when the carry has no goal of its own.
-        llm_calls_per_step: the expected LLM calls per imagined step and sample, for budgeting;
-            the actual count is read from ``rollout.extras["llm_calls"]`` when the model reports it.
+        llm_calls_per_step: LLM calls per imagined step and sample, for budgeting; ``None``
+            estimates an upper bound from the model: 1 outcome call, plus 1 follow-up proposal
+            between steps when ``model.settings.propose_followups`` is on, plus 1 when its scorer is
+            an ``LLMJudge``. The actual count is read from ``rollout.extras["llm_calls"]``.
 
     Example:
         >>> sim = TextSimulator(my_text_world_model)
@@ -269,7 +272,7 @@ class TextSimulator:
         model: Any,
         *,
         make_state: Callable[[Any, str], State] | None = None,
-        llm_calls_per_step: int = 1,
+        llm_calls_per_step: int | None = None,
     ) -> None:
         for method in ("observe", "imagine", "aimagine"):
             if not callable(getattr(model, method, None)):
@@ -277,8 +280,10 @@ class TextSimulator:
                     f"model must implement the TextWorldModel protocol (observe, imagine, aimagine);"
                     f" {type(model).__name__} has no {method}()"
                 )
-        if isinstance(llm_calls_per_step, bool) or not isinstance(llm_calls_per_step, int) or llm_calls_per_step < 0:
-            raise ValueError(f"llm_calls_per_step must be an integer >= 0, got {llm_calls_per_step!r}")
+        if llm_calls_per_step is not None and (
+            isinstance(llm_calls_per_step, bool) or not isinstance(llm_calls_per_step, int) or llm_calls_per_step < 0
+        ):
+            raise ValueError(f"llm_calls_per_step must be an integer >= 0 or None, got {llm_calls_per_step!r}")
         self.model = model
         self.make_state = make_state or self._default_state
         self.llm_calls_per_step = llm_calls_per_step
@@ -296,7 +301,12 @@ class TextSimulator:
         return state
 
     def llm_calls_per_candidate(self, settings: PlanningContext) -> int:
-        return self.llm_calls_per_step * settings.horizon * settings.samples
+        H, S = settings.horizon, settings.samples
+        if self.llm_calls_per_step is not None:
+            return self.llm_calls_per_step * H * S
+        followups = bool(getattr(getattr(self.model, "settings", None), "propose_followups", False))
+        judge = isinstance(getattr(self.model, "scorer", None), LLMJudge)
+        return S * (H + (H - 1 if followups else 0) + (H if judge else 0))
 
     def _inputs(self, request: SimulationRequest, candidate: str) -> tuple[dict[str, Any], list[list[str]]]:
         state = repeat_state(self.make_state(request.observation, request.goal), request.settings.samples)
