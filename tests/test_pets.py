@@ -1,0 +1,67 @@
+"""PETS acting: the agreement gate (threshold from data, fallbacks, logging) and a short PETS loop
+with trajectory sampling that balances CartPole from 1,000 random steps."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from agentwm.agents.envs import collect_random_transitions
+from agentwm.agents.pets import AgreementGate, PETSConfig, calibrate_threshold, fit_ensemble, run_pets
+from agentwm.worldmodels.base import ActionSpec
+from agentwm.worldmodels.ensemble import EnsembleDynamics
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def cartpole() -> tuple[EnsembleDynamics, dict[str, torch.Tensor]]:
+    data = collect_random_transitions("CartPole-v1", 1000, seed=0)
+    config = PETSConfig(members=5, epochs=20, seed=0)
+    return fit_ensemble(data, ActionSpec("discrete", 2), config), data
+
+
+def test_gate_acts_in_distribution_and_falls_back_far_from_the_data(
+    cartpole: tuple[EnsembleDynamics, dict[str, torch.Tensor]],
+) -> None:
+    model, data = cartpole
+    threshold = calibrate_threshold(model, data, quantile=0.99, scale=1.0)
+    assert threshold > 0
+    gate = AgreementGate(model, threshold, "safe")
+    seen = gate.decide(data["obs"][:1], data["action"][:1])
+    assert not seen.fell_back and torch.equal(seen.action, data["action"][:1])
+    far = torch.tensor([[2.0, 4.0, 0.1, -4.0]])  # velocities never reached by random play
+    planned = torch.tensor([[1.0, 0.0]])
+    safe = gate.decide(far, planned)
+    assert safe.fell_back and safe.disagreement > threshold
+    explore = AgreementGate(model, threshold, "explore").decide(far, planned)
+    # safe picks the action the members agree on most, explore the one they disagree on most
+    spread = [AgreementGate(model, 0.0, "safe").decide(far, torch.eye(2)[i : i + 1]).disagreement for i in range(2)]
+    assert safe.action.argmax().item() == int(torch.tensor(spread).argmin())
+    assert explore.action.argmax().item() == int(torch.tensor(spread).argmax())
+    with pytest.raises(ValueError, match="fallback"):
+        AgreementGate(model, threshold, "panic")  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_pets_with_trajectory_sampling_balances_cartpole(
+    cartpole: tuple[EnsembleDynamics, dict[str, torch.Tensor]],
+) -> None:
+    model, data = cartpole
+    full = bool(os.environ.get("AGENTWM_FULL"))
+    config = PETSConfig(planner="cem", samples=50, horizon=15, iterations=2, particles=5, epochs=20,
+                        max_episodes=3 if full else 1, max_steps=None if full else 200, target_return=None if not full else 475)
+    summary = run_pets(config, data=data, model=model)
+    first = summary["episodes"][0]
+    assert first["return"] >= (475 if full else 190), summary  # random play lasts ~22 steps
+    assert 0.0 <= first["fallback_rate"] < 0.5 and first["disagreement_max"] >= first["disagreement_mean"]
+    assert summary["real_steps"] == 1000 + sum(e["steps"] for e in summary["episodes"])
