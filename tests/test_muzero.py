@@ -72,7 +72,7 @@ def test_losses_are_unreduced_and_fit_a_fixed_batch() -> None:
     model = small_model()
     data = batch(model)
     losses, metrics = model.loss(data)
-    assert set(losses) == set(LOSS_KEYS)
+    assert set(losses) == set(LOSS_KEYS) and "wm/value_error" in metrics
     assert losses["value"].shape == (16, 4) and losses["reward"].shape == (16, 3) and losses["policy"].shape == (16, 4)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     first = None
