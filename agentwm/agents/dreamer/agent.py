@@ -231,8 +231,11 @@ class DreamerAgent(nn.Module):
         with torch.no_grad(), self._autocast():
             roll = self.wm.imagine(start, policy, cfg.horizon, compile=cfg.compile, generator=self.generator)
             feats = self.wm.feat(roll.states).float()  # [H+1, N, F]
-            values = self.critic.value(feats)
             slow = self.slow_critic.value(feats)
+        with self._autocast():  # one critic pass: its logits train below, their values bootstrap here
+            critic_logits = self.critic(feats).float()
+        with torch.no_grad():
+            values = self.critic.twohot.decode(critic_logits.detach())
             # 3. Returns, weights, normalised advantages
             returns, weights = imagination_targets(
                 roll.rewards.float(), roll.continues.float(), values, start_cont, cfg.gamma, cfg.lam
@@ -253,7 +256,7 @@ class DreamerAgent(nn.Module):
 
         # 5. Critic (towards the λ-returns and the slow critic), then the slow critic's EMA
         with self._autocast():
-            logits = self.critic(feats[:-1]).float()
+            logits = critic_logits[:-1]
             twohot = self.critic.twohot
             critic_terms = twohot.loss(logits, returns) + cfg.slow_reg * twohot.loss(logits, slow[:-1])
             critic_loss = (weights * critic_terms).mean()
