@@ -186,20 +186,34 @@ def extract_fields(text: str, names: Sequence[str]) -> dict[str, str]:
         {'observation': 'the door opens', 'done': 'no'}
     """
     text = strip_fences(_clip(text))
-    wanted = {_norm_key(n): n for n in names if isinstance(n, str)}
+    wanted = {_norm_key(n): n for n in names if isinstance(n, str) and _norm_key(n)}
     found: dict[str, str] = {}
+    if not wanted:
+        return found
+    # Another wanted label later on the same line ends a value: "Observation: x Done: yes".
+    inline = re.compile(
+        r"\s*\**\b(" + "|".join(
+            "[ _-]?".join(re.escape(ch) for ch in key) for key in sorted(wanted, key=len, reverse=True)
+        ) + r")\b\**\s*[:=]\s*",
+        re.IGNORECASE,
+    )
     lines = text.splitlines()
     for i, line in enumerate(lines):
         match = re.match(r"^[\s>*#\-\d.)]*\**\s*([A-Za-z][A-Za-z0-9 _-]{0,40}?)\s*\**\s*[:=]\s*(.*)$", line)
         if not match:
             continue
         key = _norm_key(match.group(1))
-        if key not in wanted or wanted[key] in found:
+        if key not in wanted:
             continue
-        value = match.group(2).strip().strip("*").strip()
-        if not value:
-            value = next((ln.strip() for ln in lines[i + 1 :] if ln.strip()), "")
-        found[wanted[key]] = value.strip().strip("\"'").strip()
+        parts = inline.split(match.group(2))
+        pairs = [(key, parts[0])] + [(_norm_key(parts[j]), parts[j + 1]) for j in range(1, len(parts) - 1, 2)]
+        for k, raw in pairs:
+            if k not in wanted or wanted[k] in found:
+                continue
+            value = raw.strip().strip("*").strip()
+            if not value and len(pairs) == 1:
+                value = next((ln.strip() for ln in lines[i + 1 :] if ln.strip()), "")
+            found[wanted[k]] = value.strip().rstrip(",;").strip().strip("\"'").strip()
     return found
 
 
