@@ -77,7 +77,6 @@ class DreamerConfig(BaseModel):
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
     compile: bool = Field(False, description="torch.compile the imagination step and heads")
     amp: Literal["auto", "off", "bf16"] = Field("auto", description="bf16 autocast: auto = on for CUDA")
-    video_every: int = Field(0, ge=0, description="pixel tasks: env frames between open-loop GIFs (0: at end)")
 
     @model_validator(mode="after")
     def _check(self) -> DreamerConfig:

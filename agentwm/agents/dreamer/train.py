@@ -72,7 +72,8 @@ def evaluate(
     agent: DreamerAgent, make: Callable[[], gym.Env[Any, Any]], episodes: int, seed: int, mode: Mode = "eval"
 ) -> list[float]:
     """Returns of ``episodes`` full episodes with the agent's ``mode`` policy (seeds ``seed + i``)."""
-    env, spec = make(), action_spec_of(make().action_space)
+    env = make()
+    spec = action_spec_of(env.action_space)
     returns = []
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
