@@ -117,6 +117,25 @@ def _cmd_train_dyna(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_muzero(args: argparse.Namespace) -> int:
+    from agentwm.agents.muzero import MuZeroConfig, train_muzero
+
+    config = MuZeroConfig(**_family_fields(args, ("env", "env_steps", "simulations", "seed")))
+    _, summary = train_muzero(config, out=args.out)
+    _print_json(summary)
+    return 0
+
+
+def _cmd_train_pets(args: argparse.Namespace) -> int:
+    from agentwm.agents.pets import PETSConfig, run_pets
+
+    config = PETSConfig(**_family_fields(args, ("env", "planner", "particles", "fallback", "max_episodes", "seed")))
+    if args.no_gate:
+        config = PETSConfig(**{**config.model_dump(), "gate": False})
+    _print_json(run_pets(config))
+    return 0
+
+
 def _add_seed_families(fam: Any) -> None:
     q = fam.add_parser("dyna", help="tabular Dyna-Q with a learned count model (Taxi, FrozenLake)")
     q.add_argument("--env", default=None, help="gymnasium id with Discrete spaces (default Taxi-v4)")
@@ -128,6 +147,27 @@ def _add_seed_families(fam: Any) -> None:
     q.add_argument("--set", action="append", metavar="FIELD=VALUE", help="any other DynaConfig field")
     q.add_argument("--quiet", action="store_true", help="leave the learning curve out of the JSON")
     q.set_defaults(func=_cmd_train_dyna)
+
+    q = fam.add_parser("muzero", help="MuZero-style model trained from MCTS self-play (CartPole)")
+    q.add_argument("--env", default=None, help="gymnasium id: Box observations, Discrete actions")
+    q.add_argument("--env-steps", dest="env_steps", type=int, default=None, help="real self-play steps")
+    q.add_argument("--simulations", type=int, default=None, help="MCTS simulations per step")
+    q.add_argument("--seed", type=int, default=None)
+    q.add_argument("--out", default=None, help="folder to save the model (safetensors + config.json)")
+    q.add_argument("--set", action="append", metavar="FIELD=VALUE", help="any other MuZeroConfig field")
+    q.set_defaults(func=_cmd_train_muzero)
+
+    q = fam.add_parser("pets", help="PETS loop: ensemble + trajectory sampling + CEM/MPPI, agreement gate")
+    q.add_argument("--env", default=None, help="gymnasium id with a flat Box observation")
+    q.add_argument("--planner", default=None, choices=["shooting", "cem", "mppi"])
+    q.add_argument("--particles", type=int, default=None, help="trajectory-sampling particles per sequence")
+    q.add_argument("--fallback", default=None, choices=["safe", "explore", "random"],
+                   help="who acts where the members disagree")
+    q.add_argument("--no-gate", dest="no_gate", action="store_true", help="always execute the planned action")
+    q.add_argument("--max-episodes", dest="max_episodes", type=int, default=None, help="MPC episodes (refit after each)")
+    q.add_argument("--seed", type=int, default=None)
+    q.add_argument("--set", action="append", metavar="FIELD=VALUE", help="any other PETSConfig field")
+    q.set_defaults(func=_cmd_train_pets)
 
 
 def _cmd_train_dreamer(args: argparse.Namespace) -> int:
@@ -202,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="use a saved ensemble folder instead of learning one")
     p.set_defaults(func=_cmd_plan)
 
-    p = sub.add_parser("train", help="train a world model or agent (families: ensemble, dyna, muzero)")
+    p = sub.add_parser("train", help="train a world model or agent (families: ensemble, dyna, muzero, pets)")
     fam = p.add_subparsers(dest="family", required=True)
     q = fam.add_parser("ensemble", help="fit a PETS-style ensemble on random transitions and save it")
     _add_mpc_flags(q)

@@ -131,3 +131,18 @@ def test_self_play_learns_cartpole_a_bit() -> None:
     _, summary = train_muzero(config)
     assert summary["updates"] > 0
     assert summary["final_eval_return"] >= (150 if full else 60), summary
+
+
+def test_cli_train_muzero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from agentwm.cli import main
+
+    argv = ["train", "muzero", "--env-steps", "40", "--simulations", "3", "--set", "warmup_steps=10",
+            "--set", "eval_episodes=1", "--set", 'net={"latent": 8, "units": 16}', "--out", str(tmp_path / "mz")]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["env_steps"] == 40 and summary["updates"] > 0 and (tmp_path / "mz" / "config.json").is_file()
+    assert load_muzero(tmp_path / "mz")[1].simulations == 3
+    assert main(["train", "muzero", "--set", "td_steps=0"]) == 2
+    assert "td_steps" in capsys.readouterr().err

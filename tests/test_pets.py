@@ -65,3 +65,18 @@ def test_pets_with_trajectory_sampling_balances_cartpole(
     assert first["return"] >= (475 if full else 190), summary  # random play lasts ~22 steps
     assert 0.0 <= first["fallback_rate"] < 0.5 and first["disagreement_max"] >= first["disagreement_mean"]
     assert summary["real_steps"] == 1000 + sum(e["steps"] for e in summary["episodes"])
+
+
+def test_cli_train_pets(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from agentwm.cli import main
+
+    argv = ["train", "pets", "--planner", "mppi", "--particles", "2", "--max-episodes", "1", "--set",
+            "initial_transitions=200", "--set", "epochs=2", "--set", "max_steps=15", "--set", "samples=16",
+            "--set", "horizon=5"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["planner"] == "mppi" and summary["real_steps"] == 200 + summary["episodes"][0]["steps"]
+    assert "fallback_rate" in summary["episodes"][0]
+    assert main(["train", "pets", "--set", "particles=0"]) == 2
