@@ -379,3 +379,27 @@ def test_plan_node_makes_the_same_decision_in_one_node(asynchronous):
     out = graph.invoke({"observation": 1}, context={"horizon": 4, "gamma": 0.9})
     assert out["chosen"] == "walk right then stay" and len(out["simulations"]) == 4
     assert graph.invoke({"observation": 3}, context={"horizon": 4})["chosen"] == "stay"
+
+
+def test_settings_resolve_from_context_objects_and_subclasses():
+    from agentwm.graph import resolve_settings
+
+    default = PlanningContext(horizon=7)
+    assert resolve_settings(None, default) is default
+    assert resolve_settings({"user_id": "u1"}, default) is default  # a user's own context keys are ignored
+    assert resolve_settings({"samples": 4, "user_id": "u1"}, default).model_dump() == {
+        **default.model_dump(),
+        "samples": 4,
+    }
+    with pytest.raises(ValidationError, match="gamma"):
+        resolve_settings({"gamma": 1.5}, default)
+
+    class DialogueContext(PlanningContext):
+        turns: int = 2
+
+    wm = ScriptedTextWorldModel(VALUES)
+    graph = text_graph(wm, context_schema=DialogueContext).compile()
+    out = graph.invoke({"observation": "x", "candidates": ["wait", "open the door"]}, context={"turns": 3, "horizon": 1})
+    assert out["chosen"] == "open the door"
+    with pytest.raises(TypeError, match="context_schema"):
+        text_graph(wm, context_schema=dict)
