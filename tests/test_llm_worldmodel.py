@@ -110,14 +110,15 @@ def test_unreadable_or_failed_outcomes_fall_back_without_raising() -> None:
     state = wm.observe(["a wall", "a door"])
     rollout = wm.imagine(state, [["broken", "push"]], horizon=1)
     assert rollout.extras["text"] == [["a wall", "it is open now"]]
-    assert rollout.extras["fallbacks"].tolist() == [[True, False]]
+    assert rollout.extras["fallback_mask"].tolist() == [[True, False]]
+    assert rollout.extras["fallbacks"] == 1
     assert rollout.continues.tolist() == [[1.0, 1.0]]
     assert scorer.seen[-2:] == ["a wall", "it is open now"]  # fallback rewarded on the unchanged state
     assert rollout.extras["llm_calls_per_item"][0] == 2  # one retry
 
     down, chat, _ = make(fail_first=100, retries=1)
     rollout = down.imagine(down.observe("a corridor"), [["walk to the door"]], horizon=2)
-    assert rollout.extras["fallbacks"].all()
+    assert rollout.extras["fallback_mask"].all() and rollout.extras["fallbacks"] == 2  # (step, item) cells
     assert rollout.extras["text"] == [["a corridor"], ["a corridor"]]
     assert rollout.extras["actions"][1] == ["walk to the door"]  # failed proposal repeats the last action
     assert rollout.extras["llm_calls"] == chat.calls

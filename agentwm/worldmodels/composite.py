@@ -216,7 +216,7 @@ class HybridWorldModel:
                  enumerate(rows + [[None] * B] * (H - len(rows)))]
         llm_rewards = torch.full((H, B), float("nan"))
         llm_continues = torch.full((H, B), float("nan"))
-        calls = 0
+        calls = fallbacks = 0
         idx = consult.nonzero().flatten()
         if len(idx):
             sub_rows = [[r[i] for i in idx.tolist()] for r in rows]
@@ -224,11 +224,13 @@ class HybridWorldModel:
             llm_rewards[:, idx] = sub.rewards
             llm_continues[:, idx] = sub.continues
             calls = int(sub.extras["llm_calls"])
+            fallbacks = int(sub.extras.get("fallbacks", 0))
             for j, b in enumerate(idx.tolist()):
                 for t in range(H):
                     texts[t][b] = sub.extras["text"][t][j]
                     taken[t][b] = sub.extras["actions"][t][j]
-        return self._blend(lat, llm_rewards, llm_continues, alpha, dis, unc, consult, texts, taken, calls)
+        return self._blend(lat, llm_rewards, llm_continues, alpha, dis, unc, consult, texts, taken, calls,
+                           fallbacks)
 
     async def _llm_first(
         self, text_state: dict[str, Any], latent_state: dict[str, Any], rows: list[list[Any]], H: int, B: int
@@ -247,7 +249,7 @@ class HybridWorldModel:
         texts = [list(r) for r in sub.extras["text"]]
         return self._blend(
             lat, sub.rewards, sub.continues, alpha, dis, unc, torch.ones(B, dtype=torch.bool), texts, taken,
-            int(sub.extras["llm_calls"]),
+            int(sub.extras["llm_calls"]), int(sub.extras.get("fallbacks", 0)),
         )
 
     # ------------------------------------------------------------------------------------------
@@ -308,6 +310,7 @@ class HybridWorldModel:
     def _blend(
         self, lat: Rollout, llm_rewards: Tensor, llm_continues: Tensor, alpha: Tensor, dis: Tensor,
         unc: Tensor, consulted: Tensor, texts: list[list[str]], taken: list[list[str]], calls: int,
+        fallbacks: int,
     ) -> Rollout:
         cfg = self.settings
         lat_r = lat.rewards.detach().float().cpu() * cfg.latent_reward_scale
@@ -326,6 +329,7 @@ class HybridWorldModel:
                 "text": texts,
                 "actions": taken,
                 "llm_calls": calls,
+                "fallbacks": fallbacks,
                 "disagreement": dis,
                 "uncertainty": unc,
                 "consulted": consulted,

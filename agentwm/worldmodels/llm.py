@@ -22,7 +22,8 @@ Per step ``t`` and item ``b``:
 * ``continues[t, b]``: 0 from the step the item is done (by the LLM's flag, or ``done_detector``),
   and items that are done are not simulated further (no more calls, reward 0).
 
-Fallbacks (counted in ``extras["fallbacks"]``, never raised): an outcome the LLM does not deliver or
+Fallbacks (never raised; ``extras["fallbacks"]`` counts the (step, item) cells that used one and
+``extras["fallback_mask"] [H, B]`` marks them): an outcome the LLM does not deliver or
 that cannot be read leaves the state unchanged, not done, rewarded by the scorer on the unchanged
 state; a follow-up proposal that fails repeats the item's previous action (``"wait"`` at step 0).
 
@@ -311,7 +312,8 @@ class LLMWorldModel:
                 "actions": taken,
                 "llm_calls": int(sum(calls)),
                 "llm_calls_per_item": calls,
-                "fallbacks": fallbacks,
+                "fallbacks": int(fallbacks.sum()),
+                "fallback_mask": fallbacks,
                 "done": dones,
             },
         )
