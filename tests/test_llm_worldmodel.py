@@ -175,6 +175,8 @@ def test_missing_rows_need_followups_and_settings_are_validated() -> None:
         LLMWorldModelSettings(samples_temperature=-1.0)
     with pytest.raises(ValueError):
         make(reward="sum")
+    with pytest.raises(ValueError, match="foo"):
+        make(foo=1)
     with pytest.raises(TypeError, match="state"):
         wm.imagine({"observation": ["x"]}, [["a"]], 1)
 

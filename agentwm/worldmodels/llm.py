@@ -122,9 +122,9 @@ class LLMWorldModel:
         if not (done_detector in ("llm", "never") or callable(done_detector)):
             raise ValueError(f"done_detector must be 'llm', 'never' or a callable, got {done_detector!r}")
         base = settings if settings is not None else LLMWorldModelSettings()
-        self.settings = base.model_copy(update=overrides) if overrides else base
-        if overrides:
-            self.settings = LLMWorldModelSettings.model_validate(self.settings.model_dump())
+        self.settings = (
+            LLMWorldModelSettings.model_validate({**base.model_dump(), **overrides}) if overrides else base
+        )
         self.client = client
         self._scorer = scorer
         self.done_detector = done_detector
