@@ -19,20 +19,10 @@ from typing import Any
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 
+from agentwm.graph._common import AsyncNode, Node, settings_for, writer_for
 from agentwm.graph.context import PlanningContext
-from agentwm.graph.nodes import (
-    AsyncNode,
-    Node,
-    PromptFn,
-    _Proposer,
-    _settings,
-    _simulated,
-    _writer,
-    affordable,
-    choose_from,
-    failed_simulations,
-    rank_outcomes,
-)
+from agentwm.graph.nodes import _simulated, affordable, choose_from, failed_simulations, rank_outcomes
+from agentwm.graph.propose import PromptFn, _Proposer
 from agentwm.graph.simulators import (
     ActionMap,
     LatentSimulator,
@@ -91,7 +81,7 @@ def make_plan_node(
         simulated = _simulated(outcomes, runtime)
         ranked, score_notes = rank_outcomes(update["candidates"], outcomes, settings_)
         choice, choose_notes = choose_from(ranked, update["candidates"])
-        _writer(runtime)({"type": "choice", **choice})
+        writer_for(runtime)({"type": "choice", **choice})
         notes = [*update["fallbacks"].value, *simulated.get("fallbacks", []), *score_notes, *choose_notes]
         calls = update["llm_calls"] + sum(int(o.get("llm_calls") or 0) for o in outcomes)
         return {
@@ -119,7 +109,7 @@ def make_plan_node(
     if asynchronous:
 
         async def aplan(state: PlanningState, runtime: Runtime[Any]) -> dict[str, Any]:
-            settings_ = _settings(runtime, defaults)
+            settings_ = settings_for(runtime, defaults)
             update, messages = logic.plan(state, settings_)
             if update is None:
                 assert logic.llm is not None
@@ -135,7 +125,7 @@ def make_plan_node(
         return aplan
 
     def plan(state: PlanningState, runtime: Runtime[Any]) -> dict[str, Any]:
-        settings_ = _settings(runtime, defaults)
+        settings_ = settings_for(runtime, defaults)
         update, messages = logic.plan(state, settings_)
         if update is None:
             assert logic.llm is not None

@@ -30,8 +30,6 @@ from agentwm.graph.nodes import (
     PromptFn,
     ProposerError,
     SimulationError,
-    _propose_node,
-    _Proposer,
     _simulated,
     failed_simulations,
     is_retryable,
@@ -40,6 +38,7 @@ from agentwm.graph.nodes import (
     make_score_node,
     make_simulate_node,
 )
+from agentwm.graph.propose import _propose_node, _Proposer
 from agentwm.graph.simulators import ActionMap, LatentSimulator, as_simulator, split_actions
 from agentwm.graph.state import PlanningState
 from agentwm.planning.ranking import Followup
