@@ -7,7 +7,9 @@
    one after another.
 2. ``cache``: the same imagination again: calls made and wall time (every answer is cached).
 3. ``smollm2`` (``--smollm2``): load time of the embedded SmolLM2-135M-Instruct GGUF, latency and
-   tokens/s of one outcome prediction, and one imagine of 2 candidates.
+   tokens/s of one outcome prediction, and one imagined step of 1 candidate against 4 candidates,
+   with the local model's async batching off (``max_batch=1``: one generate per candidate, in turn)
+   and on (one left-padded batch).
 
 Prints one JSON object.
 
@@ -161,17 +163,28 @@ def smollm2(max_new_tokens: int) -> dict[str, Any]:
     answer = chat.invoke(messages)
     call = time.perf_counter() - start
     usage = answer.usage_metadata or {"input_tokens": 0, "output_tokens": 0}
-    client = LLMClient(chat, retries=0)
-    wm = LLMWorldModel(client, scorer=LengthScorer(), goal="open the red door")
-    state = repeat_state(wm.observe("You see a closed red door in front of you."), 2)
-    start = time.perf_counter()
-    rollout = wm.imagine(state, [["toggle the door", "turn left"]], 1)
-    imagine = time.perf_counter() - start
+    actions = ["toggle the door", "turn left", "move forward", "pick up the key"]
+
+    def imagine(k: int, batch: int) -> tuple[float, Any]:
+        chat.max_batch = batch
+        wm = LLMWorldModel(LLMClient(chat, retries=0, cache=False), scorer=LengthScorer(), goal="open the red door")
+        state = repeat_state(wm.observe("You see a closed red door in front of you."), k)
+        start = time.perf_counter()
+        rollout = wm.imagine(state, [actions[:k]], 1)
+        return time.perf_counter() - start, rollout
+
+    one, _ = imagine(1, 16)
+    unbatched, _ = imagine(len(actions), 1)
+    batched, rollout = imagine(len(actions), 16)
     return {
         "load_s": round(load, 2), "call_s": round(call, 3),
         "prompt_tokens": usage["input_tokens"], "completion_tokens": usage["output_tokens"],
         "tokens_per_s": round(usage["output_tokens"] / call, 2) if call else None,
-        "answer": answer.content, "imagine_2_candidates_s": round(imagine, 3),
+        "answer": answer.content,
+        "imagine_1_candidate_s": round(one, 3),
+        f"imagine_{len(actions)}_candidates_unbatched_s": round(unbatched, 3),
+        f"imagine_{len(actions)}_candidates_batched_s": round(batched, 3),
+        "ratio_batched_k_over_one": round(batched / one, 3),
         "imagined": rollout.extras["text"][0], "fallbacks": rollout.extras["fallbacks"],
     }
 

