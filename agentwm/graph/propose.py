@@ -39,7 +39,8 @@ _MAX_CANDIDATE_CHARS = 500
 
 
 def default_prompt(state: Mapping[str, Any], settings: PlanningContext, menu: Sequence[str]) -> list[BaseMessage]:
-    """Ask for ``settings.candidates`` distinct next actions as a JSON list of strings."""
+    """Ask for ``settings.candidates`` distinct next actions as a JSON list of strings (or a
+    numbered list, which small local models write more reliably; both parse)."""
     k = settings.candidates
     lines = [f"Situation: {state.get('observation', '')}"]
     if state.get("goal"):
@@ -49,7 +50,8 @@ def default_prompt(state: Mapping[str, Any], settings: PlanningContext, menu: Se
     lines.append(f"Propose {k} distinct candidate next action{'s' if k > 1 else ''}.")
     system = (
         "You propose candidate next actions for an agent. Each action is one short imperative sentence."
-        ' Answer with a JSON list of strings only, e.g. ["open the door", "ask for help"].'
+        ' Answer with the actions only: a JSON list of strings, e.g. ["open the door", "ask for help"],'
+        " or a numbered list with one action per line."
     )
     return [SystemMessage(content=system), HumanMessage(content="\n".join(lines))]
 
