@@ -121,6 +121,21 @@ def test_1000_adversarial_answers_never_crash_the_propose_node():
     assert sources == {"llm", "fallback"}  # both paths were exercised
 
 
+def test_a_tool_list_is_a_menu_of_tool_names():
+    from langchain_core.tools import tool
+
+    from agentwm.graph.simulators import split_actions
+
+    @tool
+    def open_the_door() -> str:
+        """Open the door."""
+        return "open"
+
+    assert split_actions([open_the_door, "wait"]) == (None, ["open_the_door", "wait"])
+    with pytest.raises(TypeError, match="list of texts or LangChain tools"):
+        split_actions([1, 2])  # type: ignore[list-item]
+
+
 def test_adversarial_answers_through_the_whole_graph_with_a_menu():
     menu = {"open the door": 1.0, "wait": 0.0}
     from graph_fakes import ScriptedTextWorldModel

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from langchain_core.tools import BaseTool
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 
@@ -39,7 +40,7 @@ def make_plan_node(
     world_model: Any,
     *,
     proposer: Any = None,
-    actions: ActionMap | Sequence[str] | None = None,
+    actions: ActionMap | Sequence[str | BaseTool] | None = None,
     observe: Callable[[Any], State] | None = None,
     followup: Followup = "random",
     fallback_candidates: Sequence[str] = (),

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, cast, get_type_hints
 
+from langchain_core.tools import BaseTool
 from langgraph.errors import NodeError
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -68,7 +69,7 @@ def build_planning_graph(
     *,
     world_model: Any,
     proposer: Any = None,
-    actions: ActionMap | Sequence[str] | None = None,
+    actions: ActionMap | Sequence[str | BaseTool] | None = None,
     observe: Callable[[Any], State] | None = None,
     followup: Followup = "random",
     fallback_candidates: Sequence[str] = (),
@@ -103,7 +104,8 @@ def build_planning_graph(
         proposer: a LangChain ``BaseChatModel`` or ``LLMClient`` that proposes candidates; ``None``:
             candidates come from the input state or the ``actions`` menu.
         actions: ``{text: action tensor}`` (latent models; its keys are the menu), a function
-            ``text -> tensor`` (latent, no menu), or a list of texts (a menu for text models).
+            ``text -> tensor`` (latent, no menu), or a list of texts or LangChain tools (a menu of
+            names for text models).
         observe: observation -> start carry, for latent models (default ``model.observe``).
         followup: what follows a first action in latent simulations (``"random"``, ``"repeat"`` or
             a policy).

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import torch
+from langchain_core.tools import BaseTool
 from torch import Tensor
 
 from agentwm.graph.context import PlanningContext
@@ -394,12 +395,12 @@ def as_simulator(
     )
 
 
-def split_actions(actions: ActionMap | Sequence[str] | None) -> tuple[ActionMap | None, list[str]]:
+def split_actions(actions: ActionMap | Sequence[str | BaseTool] | None) -> tuple[ActionMap | None, list[str]]:
     """``actions`` as (latent action mapping or ``None``, menu of candidate texts): a mapping is
-    both, a function only the mapping, a list of texts only the menu.
+    both, a function only the mapping, a list of texts (or LangChain tools, by name) only the menu.
 
     Raises:
-        TypeError: anything else (a bare string, a list with non-strings).
+        TypeError: anything else (a bare string, a list with other items).
     """
     if actions is None:
         return None, []
@@ -407,9 +408,12 @@ def split_actions(actions: ActionMap | Sequence[str] | None) -> tuple[ActionMap 
         return actions, list(actions)
     if callable(actions):
         return actions, []
-    if isinstance(actions, str) or not all(isinstance(a, str) for a in actions):
-        raise TypeError("actions must be a dict {text: tensor}, a function text -> tensor, or a list of texts")
-    return None, list(actions)
+    menu = [a.name if isinstance(a, BaseTool) else a for a in actions] if not isinstance(actions, str) else None
+    if menu is None or not all(isinstance(a, str) for a in menu):
+        raise TypeError(
+            "actions must be a dict {text: tensor}, a function text -> tensor, or a list of texts or LangChain tools"
+        )
+    return None, menu
 
 
 def mean_return(outcome: Outcome) -> float | None:
