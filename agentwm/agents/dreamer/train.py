@@ -92,13 +92,21 @@ def evaluate(
 # Logging: JSONL + TensorBoard (+ a progress bar)
 
 
+def _frames_of(line: str, default: int) -> int:
+    """The ``frames`` of a metrics line; ``default`` for a line torn by a crash mid-write."""
+    try:
+        return int(json.loads(line)["frames"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return default
+
+
 class _Logger:
     def __init__(self, logdir: Path, resume_frames: int | None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.path = logdir / "metrics.jsonl"
-        if resume_frames is not None and self.path.exists():  # drop lines past the checkpoint
-            keep = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln)["frames"] <= resume_frames]
+        if resume_frames is not None and self.path.exists():  # drop lines past the checkpoint (and torn ones)
+            keep = [ln for ln in self.path.read_text().splitlines() if _frames_of(ln, resume_frames + 1) <= resume_frames]
             self.path.write_text("".join(ln + "\n" for ln in keep))
         elif resume_frames is None and self.path.exists():
             self.path.unlink()
