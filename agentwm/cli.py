@@ -136,6 +136,15 @@ def _cmd_train_pets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_worldmodels(args: argparse.Namespace) -> int:
+    from agentwm.agents.worldmodels_hs import HSConfig, train_world_models
+
+    config = HSConfig(**_family_fields(args, ("env", "frames", "generations", "temperature", "seed")))
+    _, _, summary = train_world_models(config, out=args.out)
+    _print_json(summary)
+    return 0
+
+
 def _add_seed_families(fam: Any) -> None:
     q = fam.add_parser("dyna", help="tabular Dyna-Q with a learned count model (Taxi, FrozenLake)")
     q.add_argument("--env", default=None, help="gymnasium id with Discrete spaces (default Taxi-v4)")
@@ -168,6 +177,16 @@ def _add_seed_families(fam: Any) -> None:
     q.add_argument("--seed", type=int, default=None)
     q.add_argument("--set", action="append", metavar="FIELD=VALUE", help="any other PETSConfig field")
     q.set_defaults(func=_cmd_train_pets)
+
+    q = fam.add_parser("worldmodels", help="Ha & Schmidhuber: ConvVAE + MDN-RNN on pixels, CMA-ES controller in the dream")
+    q.add_argument("--env", default=None, help="gymnasium id with rgb_array rendering (default CartPole-v1)")
+    q.add_argument("--frames", type=int, default=None, help="random-policy frames to learn V and M from")
+    q.add_argument("--generations", type=int, default=None, help="CMA-ES generations in the dream")
+    q.add_argument("--temperature", type=float, default=None, help="dream temperature tau")
+    q.add_argument("--seed", type=int, default=None)
+    q.add_argument("--out", default=None, help="folder to save V+M (safetensors), controller and config")
+    q.add_argument("--set", action="append", metavar="FIELD=VALUE", help="any other HSConfig field")
+    q.set_defaults(func=_cmd_train_worldmodels)
 
 
 def _cmd_train_dreamer(args: argparse.Namespace) -> int:
@@ -242,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="use a saved ensemble folder instead of learning one")
     p.set_defaults(func=_cmd_plan)
 
-    p = sub.add_parser("train", help="train a world model or agent (families: ensemble, dyna, muzero, pets)")
+    p = sub.add_parser("train", help="train a world model or agent (families: ensemble, dyna, muzero, pets, worldmodels)")
     fam = p.add_subparsers(dest="family", required=True)
     q = fam.add_parser("ensemble", help="fit a PETS-style ensemble on random transitions and save it")
     _add_mpc_flags(q)
