@@ -36,20 +36,20 @@ class DynaConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    env: str = Field("Taxi-v4", description="gymnasium id with Discrete observations and actions")
+    env: str = Field(default="Taxi-v4", description="gymnasium id with Discrete observations and actions")
     env_kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of gym.make")
-    planning_steps: int = Field(10, ge=0, le=10_000, description="k: imagined updates per real step (0: Q-learning)")
-    real_steps: int = Field(20_000, ge=1, description="budget of real environment steps")
-    alpha: float = Field(0.5, gt=0.0, le=1.0, description="Q-learning step size")
-    gamma: float = Field(0.95, ge=0.0, le=1.0, description="discount")
-    epsilon: float = Field(0.1, ge=0.0, le=1.0, description="exploration rate of the behaviour policy")
-    eval_every: int = Field(250, ge=1, description="real steps between greedy evaluations")
-    eval_episodes: int = Field(10, ge=1, description="episodes per greedy evaluation (fixed seeds)")
+    planning_steps: int = Field(default=10, ge=0, le=10_000, description="k: imagined updates per real step (0: Q-learning)")
+    real_steps: int = Field(default=20_000, ge=1, description="budget of real environment steps")
+    alpha: float = Field(default=0.5, gt=0.0, le=1.0, description="Q-learning step size")
+    gamma: float = Field(default=0.95, ge=0.0, le=1.0, description="discount")
+    epsilon: float = Field(default=0.1, ge=0.0, le=1.0, description="exploration rate of the behaviour policy")
+    eval_every: int = Field(default=250, ge=1, description="real steps between greedy evaluations")
+    eval_episodes: int = Field(default=10, ge=1, description="episodes per greedy evaluation (fixed seeds)")
     target_return: float | None = Field(
-        None, description="mean greedy return that counts as solved; the task's default if unset"
+        default=None, description="mean greedy return that counts as solved; the task's default if unset"
     )
-    stop_at_target: bool = Field(True, description="end the run once the target is reached")
-    seed: int = Field(0, description="seed of the environment, exploration and planning samples")
+    stop_at_target: bool = Field(default=True, description="end the run once the target is reached")
+    seed: int = Field(default=0, description="seed of the environment, exploration and planning samples")
 
 
 class QTable(nn.Module):
