@@ -128,6 +128,7 @@ def test_self_play_learns_cartpole_a_bit() -> None:
     after a short self-play run, search over the learned model must balance clearly longer."""
     full = bool(os.environ.get("AGENTWM_FULL"))
     config = MuZeroConfig(env_steps=5000 if full else 1500, simulations=16 if full else 8, updates_per_step=1.0,
+                          warmup_steps=200,
                           eval_every=10_000, eval_episodes=5, seed=0)
     _, summary = train_muzero(config)
     assert summary["updates"] > 0
