@@ -297,3 +297,17 @@ def test_cli_train_and_eval_dreamer(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert out["episodes"] == 2 and out["mean_return"] >= 8 and len(out["returns"]) == 2
     assert main(["eval", "dreamer", "--logdir", str(tmp_path / "missing")]) == 2
     assert main(["train", "dreamer", "--logdir", logdir, "--set", "horizon=0"]) == 2
+
+
+def test_dmc_training_checkpoints_and_resumes_with_fresh_episodes(tmp_path: Path) -> None:
+    sets = ["prefill=40", "train_ratio=8", "log_every=40", "eval_every=1000", "eval_episodes=1",
+            "checkpoint_every=40", "batch_length=8"]  # fmt: skip
+    cfg = resolve_config(["dmc_proprio", "debug"], [*sets, "steps=80"], env="dmc:cartpole-swingup")
+    assert cfg.action_repeat == 2 and cfg.model_preset == "debug"
+    summary = train(cfg, tmp_path, progress=False)
+    assert summary["frames"] == 80 and summary["updates"] > 0
+    state = torch.load(ckpt.latest(tmp_path) / "state.pt", weights_only=False)  # type: ignore[operator]
+    assert state["envs"] is None  # MuJoCo envs do not pickle: a resumed run starts fresh episodes
+    more = train(resolve_config(["dmc_proprio", "debug"], [*sets, "steps=120"], env="dmc:cartpole-swingup"),
+                 tmp_path, resume=True, progress=False)  # fmt: skip
+    assert more["resumed_from"] == 80 and more["frames"] == 120
