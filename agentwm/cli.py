@@ -227,6 +227,50 @@ def _add_dreamer_families(train_fam: Any, eval_fam: Any) -> None:
     q.set_defaults(func=_cmd_eval_dreamer)
 
 
+def _cmd_train_dialogue(args: argparse.Namespace) -> int:
+    from agentwm.agents.dialogue_train import DialogueTrainConfig, train_dialogue
+
+    fields = {k: getattr(args, k) for k in ("out", "minutes", "preset", "seed", "limit", "train_limit", "max_steps",
+                                             "metrics") if getattr(args, k, None) is not None}
+    _, summary = train_dialogue(DialogueTrainConfig(**fields, progress=not args.quiet))
+    _print_json({k: v for k, v in summary.items() if k != "train_config"})
+    return 0
+
+
+def _cmd_score_dialogue(args: argparse.Namespace) -> int:
+    from agentwm.worldmodels.dialogue_scoring import cli_score
+
+    _print_json(cli_score(context_file=args.context_file, candidates=args.candidates, candidates_file=args.candidates_file,
+                          model=args.model, horizon=args.horizon, gamma=args.gamma, samples=args.samples, seed=args.seed))
+    return 0
+
+
+def _add_dialogue_families(train_fam: Any, score_fam: Any) -> None:
+    q = train_fam.add_parser("dialogue", help="train the dialogue world model on Chit-Chat and save it")
+    q.add_argument("--out", required=True, help="checkpoint folder, e.g. models/dialogue-minilm")
+    q.add_argument("--minutes", type=float, default=None, help="training time budget (default 5)")
+    q.add_argument("--preset", default=None, choices=["default", "debug"], help="model size")
+    q.add_argument("--seed", type=int, default=None)
+    q.add_argument("--limit", type=int, default=None, help="use only the first N conversations (smoke runs)")
+    q.add_argument("--train-limit", dest="train_limit", type=int, default=None,
+                   help="use only the first N training conversations")
+    q.add_argument("--max-steps", dest="max_steps", type=int, default=None, help="cap on gradient steps")
+    q.add_argument("--metrics", default=None, help="metrics JSONL path (default runs/dialogue/metrics.jsonl)")
+    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    q.set_defaults(func=_cmd_train_dialogue)
+    q = score_fam.add_parser("dialogue", help="rank candidate replies by the discounted imagined return")
+    q.add_argument("--context-file", dest="context_file", required=True,
+                   help='JSON file: a list of turns (oldest first), or {"context": [...], "candidates": [...]}')
+    q.add_argument("--candidates", nargs="*", default=None, help="candidate replies (or one JSON list)")
+    q.add_argument("--candidates-file", dest="candidates_file", default=None, help="JSON list of candidates")
+    q.add_argument("--model", default=None, help="checkpoint folder (default: the shipped models/dialogue-minilm)")
+    q.add_argument("--horizon", type=int, default=3, help="imagined exchanges per candidate")
+    q.add_argument("--gamma", type=float, default=0.9, help="discount per exchange")
+    q.add_argument("--samples", type=int, default=1, help="1: most likely future; more: mean over sampled futures")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=_cmd_score_dialogue)
+
+
 def _benchmarks_dir() -> Path:
     candidates = [Path.cwd() / "benchmarks", Path(__file__).resolve().parent.parent / "benchmarks"]
     for path in candidates:
@@ -290,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--score", default="mean", choices=["mean", "lower_quantile", "disagreement_penalized"])
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=_cmd_score)
+    _add_dialogue_families(train_fam, fam)
 
     p = sub.add_parser("bench", help="run a script from benchmarks/ (prints one JSON object)")
     p.add_argument("name", help="benchmark name, e.g. imagine or plan_latency")
