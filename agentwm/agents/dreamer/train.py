@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -102,30 +103,39 @@ def _frames_of(line: str, default: int) -> int:
 
 class _Logger:
     def __init__(self, logdir: Path, resume_frames: int | None) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
         self.path = logdir / "metrics.jsonl"
         if resume_frames is not None and self.path.exists():  # drop lines past the checkpoint (and torn ones)
             keep = [ln for ln in self.path.read_text().splitlines() if _frames_of(ln, resume_frames + 1) <= resume_frames]
             self.path.write_text("".join(ln + "\n" for ln in keep))
         elif resume_frames is None and self.path.exists():
             self.path.unlink()
-        self.tb = SummaryWriter(str(logdir / "tb"), purge_step=resume_frames)
+        self.tb: Any = None
+        try:  # TensorBoard is optional (the plot extra); JSONL is always written
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(logdir / "tb"), purge_step=resume_frames)
+        except ImportError:
+            print("agentwm: tensorboard not installed (pip install 'agentwm[plot]'); logging JSONL only",
+                  file=sys.stderr)
 
     def write(self, frames: int, values: dict[str, float]) -> None:
         with self.path.open("a") as fh:
             fh.write(json.dumps({"frames": frames, **values}) + "\n")
-        for key, value in values.items():
-            self.tb.add_scalar(key, value, frames)
+        if self.tb is not None:
+            for key, value in values.items():
+                self.tb.add_scalar(key, value, frames)
 
     def close(self) -> None:
-        self.tb.close()
+        if self.tb is not None:
+            self.tb.close()
 
 
 def plot_learning_curve(logdir: str | Path) -> Path | None:
     """``learning_curve.png`` from ``metrics.jsonl``: eval and train episode returns over frames."""
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:  # the plot extra is optional; metrics.jsonl holds the same numbers
+        return None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
