@@ -271,6 +271,31 @@ def _add_dialogue_families(train_fam: Any, score_fam: Any) -> None:
     q.set_defaults(func=_cmd_score_dialogue)
 
 
+def _cmd_train_babyai(args: argparse.Namespace) -> int:
+    from agentwm.agents.babyai_model import BabyAIModelConfig, train_babyai_model
+
+    fields = {k: getattr(args, k) for k in ("levels", "transitions", "epochs", "members", "units", "seed")
+              if getattr(args, k, None) is not None}
+    if "levels" in fields:
+        fields["levels"] = tuple(fields["levels"])
+    _, summary = train_babyai_model(BabyAIModelConfig(**fields), out=args.out, progress=not args.quiet)
+    _print_json(summary)
+    return 0
+
+
+def _add_babyai_family(train_fam: Any) -> None:
+    q = train_fam.add_parser("babyai", help="learn the BabyAI latent world model (ensemble over the symbolic view)")
+    q.add_argument("--out", required=True, help="checkpoint folder, e.g. models/babyai-ensemble")
+    q.add_argument("--levels", nargs="+", default=None, help="BabyAI level ids (default: GoToLocal, PickupLoc, PutNextLocal)")
+    q.add_argument("--transitions", type=int, default=None, help="transitions to collect (default 40000)")
+    q.add_argument("--epochs", type=int, default=None, help="most training epochs (default 60, early stopping)")
+    q.add_argument("--members", type=int, default=None, help="ensemble members (default 5)")
+    q.add_argument("--units", type=int, default=None, help="hidden units per layer (default 128)")
+    q.add_argument("--seed", type=int, default=None)
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=_cmd_train_babyai)
+
+
 def _benchmarks_dir() -> Path:
     candidates = [Path.cwd() / "benchmarks", Path(__file__).resolve().parent.parent / "benchmarks"]
     for path in candidates:
@@ -335,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=_cmd_score)
     _add_dialogue_families(train_fam, fam)
+    _add_babyai_family(train_fam)
 
     p = sub.add_parser("bench", help="run a script from benchmarks/ (prints one JSON object)")
     p.add_argument("name", help="benchmark name, e.g. imagine or plan_latency")

@@ -163,7 +163,7 @@ class BabyAIStep:
             (wall or object), in that order.
         front_wall: whether the blocked front cell is a wall.
         walls: nearest visible wall distance ahead, to the left and to the right (``None``: not seen).
-        target: the object the mission acts on (its nearest matching instance), when seen.
+        target: the object the mission acts on (the nearest matching one), when seen.
         fixed: for ``putnext``, the object to put the target next to, when seen.
         carrying_target: the carried object is the mission's target.
         env_reward: the environment's reward for the last step (0 after reset).
@@ -442,8 +442,13 @@ class BabyAIEnv:
         self, ref: ObjectRef | None, objects: Sequence[SeenObject], pos: np.ndarray, fwd: np.ndarray,
         right: np.ndarray,
     ) -> SeenObject | None:
-        """The nearest (to the front cell) seen object matching ``ref``, honouring location words
-        relative to the episode's starting pose as BabyAI defines them."""
+        """The nearest seen object matching ``ref``, honouring location words relative to the
+        episode's starting pose as BabyAI defines them.
+
+        Nearest to the agent's cell, not to its front cell: the agent's distance does not change
+        when it turns, so turning never swaps which of two matching objects is the target (that
+        swap read as progress to a planner and made it turn in place).
+        """
         if ref is None:
             return None
         assert self._start_pose is not None
@@ -458,7 +463,8 @@ class BabyAIEnv:
                 ok = {"front": along > 0, "behind": along < 0, "left": side < 0, "right": side > 0}[ref.loc]
                 if not ok:
                     continue
-            if best is None or obj.front_distance < best.front_distance:
+            key = (abs(obj.ahead) + abs(obj.right), obj.front_distance)
+            if best is None or key < (abs(best.ahead) + abs(best.right), best.front_distance):
                 best = obj
         return best
 
