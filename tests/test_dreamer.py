@@ -256,6 +256,8 @@ def test_continuous_actions_stay_in_bounds_and_learn_step(tmp_path: Path) -> Non
 
 
 def test_pixel_cartpole_writes_openloop_gif(tmp_path: Path) -> None:
+    pytest.importorskip("imageio", reason="needs the plot extra")
+    pytest.importorskip("matplotlib", reason="needs the plot extra")
     cfg = resolve_config(["debug"], [*FAST, "steps=120", "pixels=true", "batch_length=8"])
     train(cfg, tmp_path, progress=False)
     import imageio.v3 as iio
@@ -266,6 +268,7 @@ def test_pixel_cartpole_writes_openloop_gif(tmp_path: Path) -> None:
 
 
 def test_dmc_proprio_and_pixels() -> None:
+    pytest.importorskip("dm_control", reason="needs the dmc extra")
     from agentwm.agents.dmc import make_dmc, parse_dmc_name
 
     assert parse_dmc_name("dmc:ball_in_cup-catch") == ("ball_in_cup", "catch")
@@ -300,6 +303,7 @@ def test_cli_train_and_eval_dreamer(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_dmc_training_checkpoints_and_resumes_with_fresh_episodes(tmp_path: Path) -> None:
+    pytest.importorskip("dm_control", reason="needs the dmc extra")
     sets = ["prefill=40", "train_ratio=8", "log_every=40", "eval_every=1000", "eval_episodes=1",
             "checkpoint_every=40", "batch_length=8"]  # fmt: skip
     cfg = resolve_config(["dmc_proprio", "debug"], [*sets, "steps=80"], env="dmc:cartpole-swingup")

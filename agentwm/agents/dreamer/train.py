@@ -314,7 +314,10 @@ def train(config: DreamerConfig, logdir: str | Path, resume: bool = False, progr
     if cfg.pixels:
         from agentwm.agents.dreamer.video import write_openloop
 
-        write_openloop(agent, replay, logdir / "openloop.gif")
+        try:
+            write_openloop(agent, replay, logdir / "openloop.gif")
+        except ImportError:
+            print("agentwm: imageio not installed (pip install 'agentwm[plot]'); no open-loop GIF", file=sys.stderr)
     rows = [json.loads(ln) for ln in (logdir / "metrics.jsonl").read_text().splitlines() if ln]
     evals = [r["eval/return"] for r in rows if "eval/return" in r]
     return {
