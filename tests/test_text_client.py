@@ -165,6 +165,34 @@ def test_acomplete_overlaps_latency() -> None:
     assert elapsed < 0.2 * 8 / 2  # far below the sequential 1.6 s
 
 
+def test_identical_requests_in_flight_are_sent_once() -> None:
+    model = ScriptedChat(script=echo, latency=0.05)
+    client = LLMClient(model)
+
+    async def run() -> list[str]:
+        return await asyncio.gather(*(client.acomplete("same") for _ in range(5)), client.acomplete("other"))
+
+    assert asyncio.run(run()) == ["echo: same"] * 5 + ["echo: other"]
+    assert model.calls == 2 and client.stats["cache_hits"] == 4
+    failing = LLMClient(ScriptedChat(script=echo, latency=0.02, fail_first=99), retries=0)
+
+    async def run_failing() -> list[Any]:
+        return await asyncio.gather(*(failing.acomplete("x") for _ in range(3)), return_exceptions=True)
+
+    errors = asyncio.run(run_failing())
+    assert all(isinstance(e, LLMError) for e in errors) and failing.stats["calls"] == 1
+
+    async def first_cancelled() -> str:
+        first = asyncio.ensure_future(client.acomplete("fresh"))
+        await asyncio.sleep(0.01)
+        second = asyncio.ensure_future(client.acomplete("fresh"))
+        await asyncio.sleep(0.01)
+        first.cancel()
+        return await second
+
+    assert asyncio.run(first_cancelled()) == "echo: fresh"
+
+
 def test_stats_are_exact_under_threads_and_tasks() -> None:
     client = LLMClient(ScriptedChat(script=echo))
     with concurrent.futures.ThreadPoolExecutor(8) as pool:

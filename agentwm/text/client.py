@@ -149,6 +149,7 @@ class LLMClient:
         self._lock = threading.Lock()
         self._stats = dict.fromkeys(STAT_KEYS, 0)
         self._native: dict[type[BaseModel], Any] = {}
+        self._inflight: dict[tuple[int, str], asyncio.Future[Completion]] = {}
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------------------------------
@@ -283,12 +284,53 @@ class LLMClient:
         raise LLMError(f"chat model failed after {self.retries + 1} attempts: {last!r}") from last
 
     async def arequest(self, messages: MessagesLike, *, sample: int = 0, **options: Any) -> Completion:
-        """Async :meth:`request`; concurrent calls overlap their latency."""
+        """Async :meth:`request`; concurrent calls overlap their latency.
+
+        With the cache on, a request identical to one already in flight on the same event loop
+        waits for that one's answer instead of asking again (counted as a cache hit).
+        """
         msgs = _as_messages(messages)
         key = self._key("text", msgs, sample, options)
         hit, value = self._cache_get(key)
         if hit:
             return Completion(str(value), True, 0)
+        if not self.cache_enabled:
+            return await self._arequest(msgs, key, options)
+        loop = asyncio.get_running_loop()
+        slot = (id(loop), key)
+        with self._lock:
+            running = self._inflight.get(slot)
+            if running is None:
+                running = self._inflight[slot] = loop.create_future()
+                owner = True
+            else:
+                owner = False
+        if not owner:
+            try:
+                done = await asyncio.shield(running)
+            except asyncio.CancelledError:
+                if running.cancelled():  # the first caller was cancelled, not this one: ask ourselves
+                    return await self._arequest(msgs, key, options)
+                raise
+            self._count(cache_hits=1)
+            return Completion(done.text, True, 0)
+        try:
+            done = await self._arequest(msgs, key, options)
+        except asyncio.CancelledError:
+            running.cancel()
+            raise
+        except BaseException as err:
+            running.set_exception(err)
+            running.exception()  # retrieved: no "never retrieved" warning when nobody else waited
+            raise
+        else:
+            running.set_result(done)
+            return done
+        finally:
+            with self._lock:
+                self._inflight.pop(slot, None)
+
+    async def _arequest(self, msgs: list[BaseMessage], key: str, options: dict[str, Any]) -> Completion:
         last: BaseException | None = None
         for attempt in range(self.retries + 1):
             if attempt:
