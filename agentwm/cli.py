@@ -145,6 +145,17 @@ def _cmd_train_worldmodels(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_planet(args: argparse.Namespace) -> int:
+    from agentwm.agents.planet import PlaNetConfig, train_planet
+
+    fields = _family_fields(args, ("env", "episodes", "seed"))
+    if args.pixels:
+        fields["pixels"] = True
+    _, summary = train_planet(PlaNetConfig(**fields), out=args.out)
+    _print_json(summary)
+    return 0
+
+
 def _add_seed_families(fam: Any) -> None:
     q = fam.add_parser("dyna", help="tabular Dyna-Q with a learned count model (Taxi, FrozenLake)")
     q.add_argument("--env", default=None, help="gymnasium id with Discrete spaces (default Taxi-v4)")
@@ -187,6 +198,15 @@ def _add_seed_families(fam: Any) -> None:
     q.add_argument("--out", default=None, help="folder to save V+M (safetensors), controller and config")
     q.add_argument("--set", action="append", metavar="FIELD=VALUE", help="any other HSConfig field")
     q.set_defaults(func=_cmd_train_worldmodels)
+
+    q = fam.add_parser("planet", help="PlaNet: RSSM learned online + CEM planning in latent space (DMC)")
+    q.add_argument("--env", default=None, help="dmc:domain-task or gymnasium id (default dmc:cartpole-swingup)")
+    q.add_argument("--pixels", action="store_true", help="DMC: observe 64x64 renders instead of proprio")
+    q.add_argument("--episodes", type=int, default=None, help="planning episodes (each after a training phase)")
+    q.add_argument("--seed", type=int, default=None)
+    q.add_argument("--out", default=None, help="folder to save the RSSM (safetensors + config.json)")
+    q.add_argument("--set", action="append", metavar="FIELD=VALUE", help="any other PlaNetConfig field")
+    q.set_defaults(func=_cmd_train_planet)
 
 
 def _cmd_train_dreamer(args: argparse.Namespace) -> int:
@@ -330,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="use a saved ensemble folder instead of learning one")
     p.set_defaults(func=_cmd_plan)
 
-    p = sub.add_parser("train", help="train a world model or agent (families: ensemble, dyna, muzero, pets, worldmodels)")
+    p = sub.add_parser("train", help="train a world model or agent (families: ensemble, dyna, muzero, pets, worldmodels, planet)")
     fam = p.add_subparsers(dest="family", required=True)
     q = fam.add_parser("ensemble", help="fit a PETS-style ensemble on random transitions and save it")
     _add_mpc_flags(q)
