@@ -2,7 +2,8 @@
 
 A planning node asks the same question many times (K candidates × S samples × H steps, and the
 same start state on every decision), so :class:`LLMClient` keeps a bounded LRU cache of answers
-keyed by the exact request. Transport errors are retried with exponential backoff; an answer that
+keyed by the exact request; concurrent async requests that are identical share one model call.
+Transport errors are retried with exponential backoff; an answer that
 does not parse is retried with a corrective follow-up message. :meth:`LLMClient.structured` then
 returns ``None`` rather than raising, so callers degrade to their documented fallback, while
 :meth:`LLMClient.complete` raises :class:`LLMError` once its retries are spent.
