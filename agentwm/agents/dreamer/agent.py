@@ -167,9 +167,10 @@ class DreamerAgent(nn.Module):
         self.critic = Critic(feat, rssm.units, rssm.ac_layers, rssm.reward_bins)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.retnorm = ReturnNormalizer(decay=config.return_decay)
-        self.wm_opt = torch.optim.Adam(self.wm.parameters(), lr=config.wm_lr, eps=1e-8)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, eps=config.ac_eps)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, eps=config.ac_eps)
+        adam: dict[str, Any] = {"foreach": True}  # one kernel per op over all tensors (CPU default is a loop)
+        self.wm_opt = torch.optim.Adam(self.wm.parameters(), lr=config.wm_lr, eps=1e-8, **adam)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, eps=config.ac_eps, **adam)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, eps=config.ac_eps, **adam)
         self.updates = 0
         self.generator: torch.Generator | None = None  # None: torch's global RNG (seeded by the loop)
 
