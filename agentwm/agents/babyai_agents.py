@@ -280,6 +280,8 @@ class TextPlanner:
         name: how the agent is reported.
         with_latent: also hand the model the symbolic vector (``{"observation", "latent"}``), as a
             :class:`~agentwm.worldmodels.composite.HybridWorldModel` takes it.
+        margin / stuck_after: as in :class:`LatentPlanner` (overrule the proposer only for more
+            than ``margin`` return; follow it in states visited more than ``stuck_after`` times).
     """
 
     def __init__(
@@ -292,25 +294,38 @@ class TextPlanner:
         calls: Callable[[], int] | None = None,
         name: str = "planner-llm",
         with_latent: bool = False,
+        margin: float = 0.0,
+        stuck_after: int = 3,
     ) -> None:
         if horizon < 1 or not 0.0 <= gamma <= 1.0:
             raise ValueError(f"need horizon >= 1 and 0 <= gamma <= 1, got {horizon}, {gamma}")
         self.model, self.proposer, self.horizon, self.gamma = model, proposer, horizon, gamma
         self._calls = calls
         self.name = name
-        self.with_latent = with_latent
+        self.with_latent, self.margin, self.stuck_after = with_latent, margin, stuck_after
+        self._visits: Counter[bytes] = Counter()
+
+    def reset(self) -> None:
+        """Forget the visit counts of the last episode."""
+        self._visits.clear()
 
     def act(self, step: BabyAIStep, rng: np.random.Generator) -> int:
         proposal = self.proposer(step, rng)
+        key = step.vector.tobytes()
+        self._visits[key] += 1
+        if self._visits[key] > self.stuck_after:
+            return proposal.preferred
         k = len(proposal.candidates)
         obs: Any = [step.text] * k
         if self.with_latent:
             obs = {"observation": obs, "latent": torch.as_tensor(step.vector)[None].repeat(k, 1)}
         state = self.model.observe(obs, goal=step.mission.text)  # type: ignore[call-arg]
         rollout = self.model.imagine(state, [[ACTIONS[c] for c in proposal.candidates]], self.horizon)
-        returns = rollout.returns(self.gamma)
-        order = torch.argsort(returns, descending=True, stable=True)
-        return proposal.candidates[int(order[0])]
+        values = rollout.returns(self.gamma)
+        best = int(torch.argmax(values))  # first maximum: ties keep the proposer's order
+        if float(values[best] - values[0]) <= self.margin:
+            return proposal.preferred
+        return proposal.candidates[best]
 
     @property
     def llm_calls(self) -> int:
