@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,16 @@ def run_seed(seed: int, episodes: int, epochs: int | None, dqn_steps: int, max_s
         summary = run_pets(PETSConfig.model_validate(config.model_dump()), data=data, model=model)
         summary["wall_s"] = round(summary["wall_s"] + fit_s, 1)  # the shared first fit counts for each
         out[name] = summary
+        _progress(seed, name, summary)
     out["dqn"] = run_dqn(DQNConfig(seed=seed, max_steps=dqn_steps, target_return=TARGET))
+    _progress(seed, "dqn", out["dqn"])
     return out
+
+
+def _progress(seed: int, name: str, summary: dict[str, Any]) -> None:
+    # One line per finished run on stderr, so long runs show partial results as they go.
+    keep = ("steps_to_target", "episode_returns", "real_steps", "wall_s")
+    print(json.dumps({"seed": seed, "method": name, **{k: summary.get(k) for k in keep}}), file=sys.stderr, flush=True)
 
 
 def table(results: list[dict[str, Any]], caps: dict[str, int]) -> dict[str, dict[str, Any]]:
