@@ -14,7 +14,8 @@ The chat model comes from ``AGENTWM_CHAT_MODEL``:
 * ``provider:model`` (e.g. ``openai:gpt-4o-mini``): ``langchain.chat_models.init_chat_model``
   (``pip install langchain langchain-<provider>`` and the provider's API key).
 
-The model loads once per process, on the first run (``make_graph`` is a graph factory).
+The model loads once per process, on the first run (``make_graph`` is a graph factory). Nodes are
+async: run the graph with ``ainvoke``/``astream`` (as the LangGraph server does).
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ def build(chat_model: BaseChatModel, *, scorer: Any = None) -> StateGraph[Any, A
         proposer=chat_model,
         fallback_candidates=["ask the user for clarification"],
         settings=DEFAULT_SETTINGS,
+        # the server runs graphs on an event loop: async nodes overlap every candidate's LLM calls
+        # without LangGraph's thread-pool limit (and LocalChatModel batches concurrent calls)
+        asynchronous=True,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import sys
@@ -41,7 +42,7 @@ def test_deployable_planning_graph_runs_with_any_chat_model(monkeypatch: pytest.
         rules=[("Propose", '["wait", "open the door"]'), *DOOR_RULES],
     )
     graph = planning.build(chat, scorer=KeywordScorer("walk out")).compile()
-    out = graph.invoke({"observation": "a closed door", "goal": "leave the room"})
+    out = asyncio.run(graph.ainvoke({"observation": "a closed door", "goal": "leave the room"}))
     assert out["candidates"] == ["wait", "open the door"] and out["chosen"] == "open the door"
     assert out["llm_calls"] <= planning.DEFAULT_SETTINGS.llm_budget
 
@@ -72,9 +73,11 @@ def test_deployable_graph_decides_with_the_local_smollm2_model():
 
     planning = load(ROOT / "graphs" / "planning.py", "_deploy_planning_smollm2")
     graph = planning.build(smollm2_chat_model(max_new_tokens=40), scorer=KeywordScorer("open")).compile()
-    out = graph.invoke(
-        {"observation": "You are in a small room. There is a closed wooden door to the north.", "goal": "leave the room"},
-        context={"horizon": 1, "candidates": 2},
+    out = asyncio.run(
+        graph.ainvoke(
+            {"observation": "You are in a small room. There is a closed wooden door to the north.", "goal": "leave the room"},
+            context={"horizon": 1, "candidates": 2},
+        )
     )
     assert out["candidates"] and out["chosen"] in out["candidates"]
     assert 1 <= out["llm_calls"] <= planning.DEFAULT_SETTINGS.llm_budget
