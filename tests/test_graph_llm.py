@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langgraph.types import RetryPolicy
 
-from agentwm.graph import build_planning_graph, is_retryable, make_propose_node, parse_candidates
+from agentwm.graph import (
+    PlanningContext,
+    build_planning_graph,
+    is_retryable,
+    make_propose_node,
+    parse_candidates,
+)
 from agentwm.text.client import LLMClient
 from agentwm.worldmodels.llm import LLMWorldModel
 
@@ -67,6 +73,34 @@ def test_llm_world_model_budget_counts_followup_calls():
     assert [s["candidate"] for s in out["simulations"]] == ["knock"] and out["chosen"] == "knock"
     assert out["llm_calls"] == 3
     assert any("not simulated" in f for f in out["fallbacks"])
+
+
+def test_hybrid_world_model_plugs_in_and_its_llm_budget_is_estimated():
+    import torch
+
+    from agentwm.graph import TextSimulator
+    from agentwm.worldmodels import ActionSpec, EnsembleDynamics
+    from agentwm.worldmodels.composite import HybridWorldModel
+
+    torch.manual_seed(0)
+    llm, _ = door_world()
+    actions = {"open the door": torch.tensor([1.0, 0.0]), "knock": torch.tensor([0.0, 1.0])}
+    hybrid = HybridWorldModel(
+        EnsembleDynamics(obs_dim=4, action_spec=ActionSpec("discrete", 2)),
+        llm,
+        action_of=actions.get,
+        encode_obs=lambda text: torch.zeros(4),
+        mode="llm_first",
+        threshold=0.0,  # the (untrained) latent model is never trusted: the LLM's view decides
+        llm_weight=1.0,
+    )
+    out = build_planning_graph(world_model=hybrid, retry_policy=FAST_RETRY).compile().invoke(
+        {"observation": "a closed door", "goal": "leave the room", "candidates": ["knock", "open the door"]},
+        context={"horizon": 2},
+    )
+    assert out["chosen"] == "open the door" and out["fallbacks"] == []
+    assert all(s["disagreement"] is not None for s in out["simulations"])  # the latent part reported it
+    assert TextSimulator(hybrid).llm_calls_per_candidate(PlanningContext(horizon=2)) == 3
 
 
 # ----------------------------------------------------------------------------------------------

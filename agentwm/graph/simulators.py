@@ -256,9 +256,9 @@ class TextSimulator:
         make_state: ``(observation, goal) -> carry`` of batch 1; default ``model.observe(observation)``
             with ``goal`` added as ``{"goal": [goal]}`` when the carry has no goal of its own.
         llm_calls_per_step: LLM calls per imagined step and sample, for budgeting; ``None``
-            estimates an upper bound from the model: 1 outcome call, plus 1 follow-up proposal
-            between steps when ``model.settings.propose_followups`` is on, plus 1 when its scorer is
-            an ``LLMJudge``. The actual count is read from ``rollout.extras["llm_calls"]``.
+            estimates an upper bound from the model (or its ``llm`` part, for a hybrid): 1 outcome
+            call, plus 1 follow-up proposal between steps when ``settings.propose_followups`` is on,
+            plus 1 when its scorer is an ``LLMJudge``. The actual count is read from ``rollout.extras["llm_calls"]``.
 
     Example:
         >>> sim = TextSimulator(my_text_world_model)
@@ -305,8 +305,11 @@ class TextSimulator:
         H, S = settings.horizon, settings.samples
         if self.llm_calls_per_step is not None:
             return self.llm_calls_per_step * H * S
-        followups = bool(getattr(getattr(self.model, "settings", None), "propose_followups", False))
-        judge = isinstance(getattr(self.model, "scorer", None), LLMJudge)
+        llm = self.model  # a composite (HybridWorldModel) consults its ``llm`` part
+        if not hasattr(getattr(llm, "settings", None), "propose_followups"):
+            llm = getattr(llm, "llm", llm)
+        followups = bool(getattr(getattr(llm, "settings", None), "propose_followups", False))
+        judge = isinstance(getattr(llm, "scorer", None), LLMJudge)
         return S * (H + (H - 1 if followups else 0) + (H if judge else 0))
 
     def _inputs(self, request: SimulationRequest, candidate: str) -> tuple[dict[str, Any], list[list[str]]]:
