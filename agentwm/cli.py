@@ -308,7 +308,7 @@ def _add_babyai_family(train_fam: Any) -> None:
     q.add_argument("--out", required=True, help="checkpoint folder, e.g. models/babyai-ensemble")
     q.add_argument("--levels", nargs="+", default=None, help="BabyAI level ids (default: GoToLocal, PickupLoc, PutNextLocal)")
     q.add_argument("--transitions", type=int, default=None, help="transitions to collect (default 40000)")
-    q.add_argument("--epochs", type=int, default=None, help="most training epochs (default 60, early stopping)")
+    q.add_argument("--epochs", type=int, default=None, help="most training epochs (default 20, early stopping)")
     q.add_argument("--members", type=int, default=None, help="ensemble members (default 5)")
     q.add_argument("--units", type=int, default=None, help="hidden units per layer (default 128)")
     q.add_argument("--seed", type=int, default=None)

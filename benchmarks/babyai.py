@@ -63,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--llm-episodes", type=int, default=5, help="episodes per level for the LLM and hybrid rows")
     p.add_argument("--llm", default="scripted", choices=["scripted", "smollm2", "none"],
                    help="chat model behind the LLM world model: scripted (deterministic, CI), smollm2, none")
+    p.add_argument("--llm-max-steps", type=int, default=None,
+                   help="cap on steps of the LLM and hybrid rows' episodes (default: the level's own limit)")
     p.add_argument("--seed", type=int, default=0, help="first episode seed; episodes use seed, seed+1, ...")
     p.add_argument("--model", default=None, help="latent model folder (default: models/babyai-ensemble)")
     p.add_argument("--train", action="store_true", help="train the latent model in this run instead of loading it")
@@ -91,21 +93,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         model = load_babyai_model(folder)
         model_source = str(folder)
     proposer = HeuristicProposer()
-    agents: list[tuple[BabyAIAgent, int]] = [
-        (ReactiveAgent(proposer), args.episodes),
-        (LatentPlanner(model, proposer, horizon=args.horizon, samples=args.samples, gamma=args.gamma), args.episodes),
+    agents: list[tuple[BabyAIAgent, int, int | None]] = [
+        (ReactiveAgent(proposer), args.episodes, None),
+        (LatentPlanner(model, proposer, horizon=args.horizon, samples=args.samples, gamma=args.gamma),
+         args.episodes, None),
     ]
     if args.llm != "none" and args.llm_episodes > 0:
         for agent in make_text_agents(args.llm, model, proposer, gamma=args.gamma):
-            agents.append((agent, args.llm_episodes))
+            agents.append((agent, args.llm_episodes, args.llm_max_steps))
 
     results: dict[str, dict[str, Any]] = {}
     for level in args.levels:
         results[level] = {}
-        for agent, episodes in agents:
+        for agent, episodes, max_steps in agents:
             seeds = range(args.seed, args.seed + episodes)
             t0 = time.perf_counter()
-            summary = summarize(evaluate(level, agent, seeds))
+            summary = summarize(evaluate(level, agent, seeds, max_steps))
             summary["wall_s"] = round(time.perf_counter() - t0, 2)
             results[level][agent.name] = summary
             print(f"{level:26s} {agent.name:16s} {summary['success_rate']:.2f} ({episodes} episodes)",
@@ -118,7 +121,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "benchmark": "babyai",
         "levels": args.levels,
-        "episodes": {a.name: n for a, n in agents},
+        "episodes": {a.name: n for a, n, _ in agents},
+        "llm_max_steps": args.llm_max_steps,
         "seeds": f"{args.seed}..{args.seed + args.episodes - 1}",
         "llm": args.llm,
         "latent_model": model_source,

@@ -386,10 +386,12 @@ def summarize(results: Sequence[EpisodeResult]) -> dict[str, float]:
     }
 
 
-def evaluate(level: str, agent: BabyAIAgent, seeds: Sequence[int]) -> list[EpisodeResult]:
-    """Run ``agent`` on ``level`` once per seed."""
+def evaluate(
+    level: str, agent: BabyAIAgent, seeds: Sequence[int], max_steps: int | None = None
+) -> list[EpisodeResult]:
+    """Run ``agent`` on ``level`` once per seed (at most ``max_steps`` steps each, else the level's limit)."""
     env = BabyAIEnv(level)
     try:
-        return [run_episode(env, agent, int(s)) for s in seeds]
+        return [run_episode(env, agent, int(s), max_steps) for s in seeds]
     finally:
         env.close()

@@ -55,7 +55,7 @@ class BabyAIModelConfig(BaseModel):
     members: int = Field(default=5, ge=1, le=64, description="ensemble members")
     units: int = Field(default=128, ge=8, description="hidden width of every member")
     layers: int = Field(default=3, ge=1, le=8, description="hidden layers per member")
-    epochs: int = Field(default=60, ge=1, description="most passes over the data (early stopping on a holdout)")
+    epochs: int = Field(default=20, ge=1, description="most passes over the data (early stopping on a holdout)")
     batch_size: int = Field(default=64, ge=1, description="transitions per member per gradient step")
     patience: int = Field(default=8, ge=1, description="epochs without holdout improvement before stopping")
     max_logvar: float = Field(
@@ -176,7 +176,8 @@ A PETS-style probabilistic ensemble world model of single-room BabyAI levels, ov
 vector of `agentwm.agents.babyai` ({VECTOR_DIM} floats). Load with
 `agentwm.agents.babyai_model.load_babyai_model()`; plan with `agentwm.agents.babyai_agents.LatentPlanner`.
 
-- **Predicts**: next vector (Gaussian delta per member), shaped reward (success + potential
+- **Predicts**: next vector (Gaussian delta per member; the log-variance settled at one constant,
+  see the `agentwm.agents.babyai_model` docstring), shaped reward (success + potential
   difference, see `agentwm.agents.babyai.potential`), continue probability (episodes end on success).
 - **Architecture**: {config.members} members x {config.layers} x {config.units} SiLU units
   (~{params:,} parameters), bootstrap resamples, learned log-variance bounds.
