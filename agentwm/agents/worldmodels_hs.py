@@ -39,6 +39,11 @@ class HSConfig(BaseModel):
 
     env: str = Field(default="CartPole-v1", description="gymnasium id with rgb_array rendering, Discrete actions")
     frames: int = Field(default=3000, ge=10, description="random-policy frames to collect")
+    crop: tuple[float, float, float, float] | None = Field(
+        default=(0.4, 0.8, 0.25, 0.75),
+        description="(top, bottom, left, right) fractions of the render kept before downsampling; the "
+        "default keeps CartPole's cart-and-pole band so the thin pole survives 64x64 (None: whole frame)",
+    )
     model: VAEMDNConfig = Field(default_factory=lambda: VAEMDNConfig(), description="sizes of V and M")
     vae_epochs: int = Field(default=8, ge=1, description="passes of V over the frames")
     vae_batch: int = Field(default=64, ge=1, description="frames per V step")
@@ -59,13 +64,20 @@ class HSConfig(BaseModel):
 # 1. Collect
 
 
-def to_frame(rgb: Any, size: int) -> Tensor:
-    """An ``[H, W, 3]`` uint8 render → ``[3, size, size]`` float in ``[0, 1]`` (area downsampling)."""
+def to_frame(rgb: Any, size: int, crop: tuple[float, float, float, float] | None = None) -> Tensor:
+    """An ``[H, W, 3]`` uint8 render → ``[3, size, size]`` float in ``[0, 1]`` (optional crop, then
+    area downsampling)."""
     x = torch.as_tensor(np.ascontiguousarray(rgb)).permute(2, 0, 1).float()[None] / 255.0
+    if crop is not None:
+        top, bottom, left, right = crop
+        H, W = x.shape[-2:]
+        x = x[..., int(top * H) : int(bottom * H), int(left * W) : int(right * W)]
     return F.interpolate(x, size=(size, size), mode="area")[0]
 
 
-def collect_episodes(env_id: str, frames: int, size: int, seed: int) -> list[dict[str, Tensor]]:
+def collect_episodes(
+    env_id: str, frames: int, size: int, seed: int, crop: tuple[float, float, float, float] | None = None
+) -> list[dict[str, Tensor]]:
     """Random-policy episodes until ``frames`` frames: per episode ``frames [T+1, 3, S, S]`` (uint8),
     ``action [T]``, ``reward [T]``, ``done [T]`` (1 where the step terminated)."""
     env = gym.make(env_id, render_mode="rgb_array")
@@ -75,13 +87,13 @@ def collect_episodes(env_id: str, frames: int, size: int, seed: int) -> list[dic
     while total < frames:
         env.reset(seed=seed if first else None)
         first = False
-        shots = [to_frame(env.render(), size)]
+        shots = [to_frame(env.render(), size, crop)]
         acts, rews, dones = [], [], []
         done = False
         while not done:
             a = int(env.action_space.sample())
             _, r, terminated, truncated, _ = env.step(a)
-            shots.append(to_frame(env.render(), size))
+            shots.append(to_frame(env.render(), size, crop))
             acts.append(a)
             rews.append(float(r))
             dones.append(float(terminated))
@@ -233,7 +245,7 @@ def evaluate(model: VAEMDNRNN, controller: LinearController, params: Tensor | No
     out = []
     for i in range(episodes):
         env.reset(seed=seed + i)
-        state = model.observe(to_frame(env.render(), size)[None])
+        state = model.observe(to_frame(env.render(), size, config.crop)[None])
         done, total = False, 0.0
         while not done:
             if w is None or b is None:
@@ -241,7 +253,7 @@ def evaluate(model: VAEMDNRNN, controller: LinearController, params: Tensor | No
             else:
                 action = controller.act(state, w, b)
             _, r, terminated, truncated, _ = env.step(int(action[0].argmax()))
-            state = model.observe(to_frame(env.render(), size)[None], state, action)
+            state = model.observe(to_frame(env.render(), size, config.crop)[None], state, action)
             total += float(r)
             done = terminated or truncated
         out.append(total)
@@ -256,7 +268,7 @@ def train_world_models(config: HSConfig, out: str | Path | None = None) -> tuple
     spec = action_spec_of(gym.make(config.env).action_space)
     model = VAEMDNRNN(spec, config.model)
     # --- 1. collect ---------------------------------------------------------------------------
-    episodes = collect_episodes(config.env, config.frames, config.model.image_size, config.seed)
+    episodes = collect_episodes(config.env, config.frames, config.model.image_size, config.seed, config.crop)
     t_collect = time.perf_counter() - start
     # --- 2-3. V then M ------------------------------------------------------------------------
     metrics = train_vae(model, episodes, config)
