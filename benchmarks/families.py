@@ -9,8 +9,12 @@ Prints one JSON object per family (one line each), then nothing else:
   ``env_steps`` of self-play, per seed; random play scores ~22.
 * ``pets``: CartPole-v1, the PETS loop (1,000 random steps, CEM with 5 trajectory-sampling
   particles, agreement gate): real steps to the first episode returning >= 475, and the fallback rate.
+* ``worldmodels``: CartPole-v1 from 64x64 pixels: real return of the CMA-ES controller trained in
+  the dream, next to uniformly random actions on the same episodes.
+* ``planet``: DMC cartpole-swingup (proprio): returns of the planning episodes and of a noise-free
+  evaluation episode, next to the random seed episodes.
 
-    python benchmarks/families.py [--families dyna muzero pets] [--seeds 0 1 2] [--quick]
+    python benchmarks/families.py [--families dyna muzero pets worldmodels planet] [--seeds 0 1 2] [--quick]
 
 Timings depend on machine load; state it when reporting them.
 """
@@ -83,8 +87,45 @@ def bench_pets(seeds: list[int], quick: bool) -> dict[str, Any]:
     }
 
 
+def bench_worldmodels(seeds: list[int], quick: bool) -> dict[str, Any]:
+    from agentwm.agents.worldmodels_hs import HSConfig, train_world_models
+
+    runs = []
+    for s in seeds:
+        config = HSConfig(seed=s, frames=600 if quick else 2000, vae_epochs=2 if quick else 5,
+                          rnn_epochs=5 if quick else 20, generations=5 if quick else 15)
+        _, _, summary = train_world_models(config)
+        runs.append({"seed": s, "eval_mean_return": summary["eval_mean_return"],
+                     "random_mean_return": summary["random_mean_return"],
+                     "best_dream_return": max(summary["dream_return_curve"]), "wall_s": summary["wall_s"]})
+    return {
+        "env": "CartPole-v1 pixels (64x64)", "runs": runs,
+        "score": {"mean_eval_return": float(np.mean([r["eval_mean_return"] for r in runs])),
+                  "mean_random_return": float(np.mean([r["random_mean_return"] for r in runs]))},
+    }
+
+
+def bench_planet(seeds: list[int], quick: bool) -> dict[str, Any]:
+    from agentwm.agents.planet import PlaNetConfig, train_planet
+
+    runs = []
+    for s in seeds:
+        config = PlaNetConfig(seed=s, seed_episodes=2 if quick else 3, episodes=2 if quick else 10,
+                              train_steps=30 if quick else 100, max_steps=50 if quick else None, eval_episodes=1)
+        _, summary = train_planet(config)
+        runs.append({"seed": s, "seed_episode_returns": summary["seed_episode_returns"],
+                     "episode_returns": summary["episode_returns"], "eval_returns": summary["eval_returns"],
+                     "wall_s": summary["wall_s"]})
+    return {
+        "env": "dmc:cartpole-swingup (proprio, action repeat 8)", "runs": runs,
+        "score": {"mean_eval_return": float(np.mean([r["eval_returns"][0] for r in runs])),
+                  "mean_random_return": float(np.mean([x for r in runs for x in r["seed_episode_returns"]]))},
+    }
+
+
 FAMILIES: dict[str, Callable[[list[int], bool], dict[str, Any]]] = {
-    "dyna": bench_dyna, "muzero": bench_muzero, "pets": bench_pets,
+    "dyna": bench_dyna, "muzero": bench_muzero, "pets": bench_pets, "worldmodels": bench_worldmodels,
+    "planet": bench_planet,
 }
 
 
