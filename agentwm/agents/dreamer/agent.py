@@ -12,9 +12,10 @@ One update (:meth:`DreamerAgent.update`) does, on a replayed batch of ``[B, T]``
    weighted by ``core.discount_weights`` times the start state's own continue flag, so steps after
    a predicted (or real) episode end count for nothing.
 4. **Actor**: REINFORCE on advantages normalised by ``core.ReturnNormalizer`` (an EMA of the 5th-95th
-   percentile range, never scaling small returns up) plus an entropy bonus. DreamerV3 uses
-   REINFORCE for discrete and continuous actions alike; it is also what lets step 2 run without
-   gradients, which keeps the update cheap on CPU.
+   percentile range, never scaling small returns up) plus an entropy bonus, for discrete and
+   continuous actions alike (as the current DreamerV3 does; earlier Dreamers backpropagated
+   through the model for continuous actions, which is not implemented here). It is also what lets
+   step 2 run without gradients, which keeps the update cheap on CPU.
 5. **Critic**: two-hot cross-entropy towards the λ-returns plus a pull towards a slow EMA copy
    of itself (the slow critic), which keeps the bootstrap targets from chasing themselves.
 
