@@ -68,8 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="first episode seed; episodes use seed, seed+1, ...")
     p.add_argument("--model", default=None, help="latent model folder (default: models/babyai-ensemble)")
     p.add_argument("--train", action="store_true", help="train the latent model in this run instead of loading it")
-    p.add_argument("--horizon", type=int, default=4, help="imagined steps per candidate (latent planner)")
-    p.add_argument("--samples", type=int, default=32, help="imaginations per candidate (latent planner)")
+    p.add_argument("--horizon", type=int, default=3, help="imagined steps per candidate sequence (latent planner)")
+    p.add_argument("--samples", type=int, default=5, help="imaginations per candidate sequence (latent planner)")
     p.add_argument("--gamma", type=float, default=0.9, help="discount of imagined rewards")
     p.add_argument("--quick", action="store_true", help="CI smoke run: 2 episodes per level, 1 for LLM rows")
     p.add_argument("--out", default=None, help="JSON output path (default benchmarks/out/babyai.json)")
@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "seeds": f"{args.seed}..{args.seed + args.episodes - 1}",
         "llm": args.llm,
         "latent_model": model_source,
-        "planner": {"horizon": args.horizon, "samples": args.samples, "gamma": args.gamma, "followup": "random"},
+        "planner": {"horizon": args.horizon, "samples": args.samples, "gamma": args.gamma, "followup": "exhaustive",
+                    "margin": 0.05, "stuck_after": 3, "text_planners_horizon": 1},
         "results": results,
         "latent_minus_reactive_success_points": delta,
         "mean_latent_minus_reactive_success_points": round(sum(delta.values()) / len(delta), 1),
