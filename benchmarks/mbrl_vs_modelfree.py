@@ -20,6 +20,8 @@ Prints one JSON object and a table; saves ``benchmarks/out/mbrl_vs_modelfree.png
 
     python benchmarks/mbrl_vs_modelfree.py                 # 5 seeds, ~20 min on 2 idle cores
     python benchmarks/mbrl_vs_modelfree.py --quick         # 1 seed, short caps: a smoke test
+    python benchmarks/mbrl_vs_modelfree.py --seeds 3 4 2> b.log   # seeds split over processes, then
+    python benchmarks/mbrl_vs_modelfree.py --aggregate a.log b.log  # one table and plot from their progress lines
 """
 
 from __future__ import annotations
@@ -75,7 +77,22 @@ def run_seed(seed: int, episodes: int, epochs: int | None, dqn_steps: int, max_s
 def _progress(seed: int, name: str, summary: dict[str, Any]) -> None:
     # One line per finished run on stderr, so long runs show partial results as they go.
     keep = ("steps_to_target", "episode_returns", "real_steps", "wall_s")
-    print(json.dumps({"seed": seed, "method": name, **{k: summary.get(k) for k in keep}}), file=sys.stderr, flush=True)
+    line = {"seed": seed, "method": name, **{k: summary.get(k) for k in keep}}
+    if summary.get("gate"):
+        line["episodes"] = summary["episodes"]
+    print(json.dumps(line), file=sys.stderr, flush=True)
+
+
+def from_progress(paths: list[str]) -> list[dict[str, Any]]:
+    """Per-seed results rebuilt from the progress lines of one or more runs (complete seeds only)."""
+    by_seed: dict[int, dict[str, Any]] = {}
+    for path in paths:
+        for text in Path(path).read_text().splitlines():
+            if text.startswith("{") and '"method"' in text:
+                line = json.loads(text)
+                by_seed.setdefault(line["seed"], {})[line["method"]] = line
+    names = {*CONTROLLERS, "dqn"}
+    return [runs for _, runs in sorted(by_seed.items()) if names <= set(runs)]
 
 
 def table(results: list[dict[str, Any]], caps: dict[str, int]) -> dict[str, dict[str, Any]]:
@@ -91,8 +108,8 @@ def table(results: list[dict[str, Any]], caps: dict[str, int]) -> dict[str, dict
             "mean_wall_s": round(float(np.mean([r[name]["wall_s"] for r in results])), 1),
         }
         if name == "ensemble_gated":
-            rates = [e["fallback_rate"] for r in results for e in r[name]["episodes"]]
-            rows[name]["mean_fallback_rate"] = round(float(np.mean(rates)), 3)
+            rates = [e["fallback_rate"] for r in results for e in r[name].get("episodes", [])]
+            rows[name]["mean_fallback_rate"] = round(float(np.mean(rates)), 3) if rates else None
     return rows
 
 
@@ -126,6 +143,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="cap on ensemble fit epochs")
     parser.add_argument("--dqn-steps", type=int, default=100_000, help="DQN step budget")
     parser.add_argument("--quick", action="store_true", help="1 seed, 1 short episode, 2k DQN steps")
+    parser.add_argument("--aggregate", nargs="+", default=None, metavar="LOG",
+                        help="no new runs: build the table and plot from the stderr progress lines of earlier runs")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "out" / "mbrl_vs_modelfree.png"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -133,7 +152,11 @@ def main() -> None:
     if args.quick:
         args.seeds, args.episodes, args.epochs, args.dqn_steps, max_steps = [0], 1, 10, 2000, 100
     start = time.perf_counter()
-    results = [run_seed(s, args.episodes, args.epochs, args.dqn_steps, max_steps) for s in args.seeds]
+    if args.aggregate:
+        results = from_progress(args.aggregate)
+        args.seeds = [r["dqn"]["seed"] for r in results]
+    else:
+        results = [run_seed(s, args.episodes, args.epochs, args.dqn_steps, max_steps) for s in args.seeds]
     mpc_cap = 1000 + args.episodes * (max_steps or 500)
     caps = {**{name: mpc_cap for name in CONTROLLERS}, "dqn": args.dqn_steps}
     rows = table(results, caps)
@@ -146,6 +169,7 @@ def main() -> None:
         "benchmark": "mbrl_vs_modelfree", "target_return": TARGET, "seeds": args.seeds, "quick": args.quick,
         "table": rows, "plot": args.out, "wall_s": round(time.perf_counter() - start, 1),
         "runs": [{k: {kk: vv for kk, vv in v.items() if kk != "episodes"} for k, v in r.items()} for r in results],
+        "note": "aggregated from progress logs" if args.aggregate else None,
     }))
 
 
