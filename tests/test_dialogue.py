@@ -254,3 +254,30 @@ def test_cli_score_dialogue_prints_ranked_json(tmp_path: Path, capsys: pytest.Ca
     ctx.write_text("[1, 2]")
     assert main(["score", "dialogue", "--context-file", str(ctx), "--model", str(SHIPPED), "--candidates", "a"]) == 2
     assert "context[0]" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------
+# Learning check (real data, real MiniLM): small by default, bigger with AGENTWM_FULL=1
+
+
+@pytest.mark.slow
+def test_trains_on_a_slice_and_beats_the_cosine_baseline() -> None:
+    import os
+
+    from agentwm.agents.dialogue_train import DialogueTrainConfig, evaluate, load_data, train_dialogue
+
+    full = os.environ.get("AGENTWM_FULL") == "1"
+    limit, steps = (2000, 1500) if full else (400, 250)
+    data = load_data(limit=limit, max_turns=16, progress=False)
+    config = DialogueTrainConfig(
+        preset="debug", limit=limit, max_turns=16, minutes=10.0, max_steps=steps, batch=32, window=16,
+        eval_every=steps, eval_conversations=40, metrics=None, progress=False, bank_size=500, seed=0,
+    )
+    model, summary = train_dialogue(config, data=data)
+    assert summary["steps"] == steps
+    held_out = data.split("val") + data.split("test")
+    figures = evaluate(model, data, held_out, max_turns=16, per_conversation=16, seed=1)
+    assert figures["n_random"] >= 200
+    baseline = max(figures["r1_random_cos_last"], figures["r1_random_cos_ctx"])
+    assert figures["r1_random"] > baseline + 0.02, figures
+    assert figures["next_cos"] > figures["next_cos_last"], figures

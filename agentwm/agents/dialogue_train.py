@@ -46,7 +46,8 @@ class DialogueTrainConfig(BaseModel):
     max_steps: int = Field(100_000, ge=1, description="cap on gradient steps")
     batch: int = Field(48, ge=2, description="turn windows per batch")
     window: int = Field(24, ge=2, description="turns per window")
-    lr: float = Field(1e-3, gt=0, description="Adam learning rate (cosine-decayed to 10% over the budget)")
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate (cosine-decayed to 10% over the budget)")
+    weight_decay: float = Field(0.05, ge=0, description="AdamW weight decay")
     seed: int = Field(0, description="seed for model init, batches and evaluation")
     limit: int | None = Field(None, ge=10, description="use only the first N conversations (tests, smoke runs)")
     train_limit: int | None = Field(None, ge=1, description="use only the first N training conversations (by id)")
@@ -395,7 +396,7 @@ def train_dialogue(
     if not train or len(val) < 11 or len(test) < 11:
         raise ValueError(f"too few conversations for train/val/test: {len(train)}/{len(val)}/{len(test)}")
     model = DialogueWorldModel(DialogueConfig.preset(config.preset), embedder=embedder)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     budget = config.minutes * 60.0
     val_convs = rng.sample(val, min(config.eval_conversations, len(val)))
     log = None

@@ -48,6 +48,10 @@ _LAZY = {
     "LLMWorldModelSettings": "agentwm.worldmodels.llm",
     "HybridWorldModel": "agentwm.worldmodels.composite",
     "HybridSettings": "agentwm.worldmodels.composite",
+    "DialogueWorldModel": "agentwm.worldmodels.dialogue",
+    "DialogueConfig": "agentwm.worldmodels.dialogue",
+    "DialogueScorer": "agentwm.worldmodels.dialogue_scoring",
+    "score_replies": "agentwm.worldmodels.dialogue_scoring",
 }
 
 

@@ -68,6 +68,10 @@ class DialogueConfig(BaseModel):
     unimix: float = Field(default=0.01, ge=0.0, lt=1.0, description="Uniform mixture in the latent categoricals.")
     free_nats: float = Field(default=1.0, ge=0.0, description="Free bits of each KL term.")
     temperature: float = Field(default=0.05, gt=0.0, description="InfoNCE softmax temperature.")
+    dropout: float = Field(
+        default=0.2, ge=0.0, lt=1.0,
+        description="Dropout on turn embeddings while training: ~1k training conversations are easy to memorise.",
+    )
     loss_scales: dict[str, float] = Field(
         default_factory=lambda: {
             "nce": 1.0, "dyn": 0.5, "rep": 0.1, "engagement": 1.0, "relevance": 1.0, "rating": 1.0, "cont": 1.0,
@@ -213,9 +217,15 @@ class DialogueWorldModel(nn.Module):
             return F.normalize(emb, dim=-1), [""] * emb.shape[0]
         bank = self.bank_emb.to(emb.device)
         sims = emb @ bank.T
-        if exclude is not None:
-            sims = sims.masked_fill(exclude @ bank.T > 0.95, float("-inf"))
-        idx = sims.argmax(-1)
+        if exclude is None:
+            idx = sims.argmax(-1)
+        else:
+            # the best of the top 4 that is not a near copy of the excluded turn (checking 4 rows,
+            # not the whole bank, keeps this at one bank-sized matmul per step)
+            top = sims.topk(min(4, bank.shape[0]), dim=-1).indices
+            copies = torch.einsum("bke,be->bk", bank[top], exclude) > 0.95
+            first_ok = (~copies).float().argmax(-1)  # all copies: falls back to the best
+            idx = top.gather(1, first_ok[:, None])[:, 0]
         return bank[idx], [self.bank_texts[i] for i in idx.tolist()]
 
     # -- state -----------------------------------------------------------------------------------
@@ -267,8 +277,9 @@ class DialogueWorldModel(nn.Module):
         z = (sample_onehot(logits, generator) if sample else mode_onehot(logits)).flatten(-2)
         return self._next(state["deter"], z, state["last"])
 
-    def _next(self, deter: Tensor, z: Tensor, last: Tensor) -> Tensor:
-        return F.normalize(last + self.next_head(torch.cat([deter, z, last], -1)), dim=-1)
+    def _next(self, deter: Tensor, z: Tensor, last: Tensor, dropout: float = 0.0) -> Tensor:
+        seen = F.dropout(last, dropout, dropout > 0) if dropout > 0 else last
+        return F.normalize(last + self.next_head(torch.cat([deter, z, seen], -1)), dim=-1)
 
     def predict_heads(self, state: Mapping[str, Any]) -> dict[str, Tensor]:
         """``engagement``, ``relevance`` of the reply to the last turn, ``rating [B, 3]`` (0-1, the
@@ -411,7 +422,7 @@ class DialogueWorldModel(nn.Module):
         mask = batch["mask"].float()
         words = batch["words"].float()
         # posterior pass: only the posterior and the GRU run per step; everything else is batched
-        x_all = self._encode(emb, batch["turns"].float())
+        x_all = self._encode(F.dropout(emb, cfg.dropout, self.training), batch["turns"].float())
         h_t = self.initial(B)["deter"]
         deters_prev, deters, stochs, post_logits = [], [], [], []
         for t in range(T):
@@ -433,14 +444,18 @@ class DialogueWorldModel(nn.Module):
         # (a) next turn: predicted from h_{t-1} and a prior sample, ranked against every turn in the batch
         z_prior = sample_onehot(prior).flatten(-2)
         last = torch.cat([emb.new_zeros(B, 1, cfg.embed_dim), emb[:, :-1]], 1)
-        pred = self._next(h_prev, z_prior, last)
+        pred = self._next(h_prev, z_prior, last, dropout=cfg.dropout if self.training else 0.0)
         nce_mask = mask.clone()
         nce_mask[:, 0] = 0.0  # the first turn of a window has no context
         flat_pred, flat_tgt = pred.reshape(B * T, -1), emb.reshape(B * T, -1)
         valid = mask.reshape(-1) > 0
         sims = flat_pred @ flat_tgt[valid].T / cfg.temperature
-        # identical texts ("lol", "hi") in other places are not negatives of each other
-        same = (flat_tgt @ flat_tgt[valid].T) > 0.995
+        # negatives are the turns of the *other* conversations in the batch: turns of the same
+        # conversation share its topic and would teach the model to move away from it (the turn
+        # being answered above all, which is never a candidate at inference); identical texts
+        # ("lol", "hi") elsewhere are not negatives either
+        row = torch.arange(B).repeat_interleave(T)
+        same = (flat_tgt @ flat_tgt[valid].T > 0.995) | (row[:, None] == row[valid][None, :])
         target_idx = torch.cumsum(valid.long(), 0) - 1
         pos = sims.gather(1, target_idx.clamp(min=0)[:, None])[:, 0]
         sims = sims.masked_fill(same, float("-inf"))
