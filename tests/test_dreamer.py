@@ -253,6 +253,14 @@ def test_continuous_actions_stay_in_bounds_and_learn_step(tmp_path: Path) -> Non
     assert action.std() > 0.05  # exploration samples
     greedy, _ = agent.act(torch.zeros(64, 3), torch.ones(64, dtype=torch.bool), carry, "eval")
     assert greedy.shape == (64, 1)
+    # In imagination the REINFORCE term needs log pi of the sample itself: no clipping there.
+    feat = torch.zeros(512, agent.wm.feat_dim)
+    raw = agent.actor.sample(feat)
+    assert (raw.abs() > 1).any()
+    logp, _ = agent.actor.log_prob_entropy(feat, raw)
+    mean, std = torch.tanh(torch.zeros(())), agent.actor._params(feat)[1]
+    expected = torch.distributions.Normal(mean, std).log_prob(raw).sum(-1)
+    assert torch.allclose(logp, expected, atol=1e-5)
 
 
 def test_pixel_cartpole_writes_openloop_gif(tmp_path: Path) -> None:

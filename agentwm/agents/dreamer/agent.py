@@ -84,7 +84,11 @@ class Actor(nn.Module):
         return torch.tanh(mean), std
 
     def sample(self, feat: Tensor, mode: Mode = "explore", generator: torch.Generator | None = None) -> Tensor:
-        """Actions ``[..., A]``: one-hot rows (discrete) or floats (continuous, clipped to [-1, 1])."""
+        """Actions ``[..., A]``: one-hot rows (discrete) or floats (continuous, ``[-1, 1]`` units).
+
+        Continuous samples are *not* clipped: the REINFORCE term needs the log-probability of the
+        sample itself (clipped samples bias the std gradient upwards when advantages are
+        negative). The env and the RSSM (``a / max(1, |a|)``) clip them where they are used."""
         a, b = self._params(feat)
         if self.discrete:
             idx = a.argmax(-1) if mode == "eval" else sample_indices(a, generator)
@@ -92,7 +96,7 @@ class Actor(nn.Module):
         if mode == "eval":
             return a
         noise = torch.randn(a.shape, device=a.device, dtype=a.dtype, generator=generator)
-        return (a + b * noise).clamp(-1.0, 1.0)
+        return a + b * noise
 
     def log_prob_entropy(self, feat: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         """``(log pi(action | feat), entropy)``, each ``[...]``."""
@@ -205,6 +209,8 @@ class DreamerAgent(nn.Module):
         )
         deter, stoch = post["deter"][:, -1], post["stoch"][:, -1]
         action = self.actor.sample(self.wm.feat({"deter": deter, "stoch": stoch}), mode, self.generator)
+        if not self.actor.discrete:  # what the env executes, and what replay stores
+            action = action.clamp(-1.0, 1.0)
         return action, {"deter": deter, "stoch": stoch, "action": action}
 
     # -- learning --------------------------------------------------------------------------------
