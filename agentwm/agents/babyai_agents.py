@@ -4,13 +4,14 @@ proposed action with a world model and pick by discounted imagined return.
 The comparison the benchmark makes is the one an LLM-agent builder faces: something cheap proposes
 a few candidate actions with a preference (here :class:`HeuristicProposer`, a stand-in for a
 small LLM's first guess); the reactive agent takes that preference as is; a planner spends compute
-imagining where each candidate leads and may overrule it. All agents see the same proposals for
-the same observations and seeds, so the difference in success is the value of lookahead.
+imagining where each candidate leads and may overrule it. All agents use the same proposer on the
+same seeded level layouts (the proposer's random draws come from a generator seeded by the
+episode seed), so the difference in success is the value of lookahead.
 
 * :class:`ReactiveAgent`: the proposer's first candidate.
 * :class:`LatentPlanner`: ranks the candidates with a learned latent world model through
-  :func:`agentwm.planning.rank_candidates` (each candidate's first action, then random follow-ups,
-  ``samples`` imaginations each, scored by ``Rollout.returns``).
+  :func:`agentwm.planning.rank_candidates` (each candidate followed by every short continuation,
+  or by random ones, ``samples`` imaginations each, scored by ``Rollout.returns``).
 * :class:`TextPlanner`: ranks them with a text world model (``LLMWorldModel`` or a hybrid) from
   the text observation, scoring each candidate's ``Rollout.returns``.
 """
