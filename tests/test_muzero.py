@@ -83,7 +83,7 @@ def test_losses_are_unreduced_and_fit_a_fixed_batch() -> None:
         opt.zero_grad()
         total.backward()
         opt.step()
-    assert float(total) < 0.5 * first
+    assert float(total.detach()) < 0.5 * first
     rollout = model.imagine(model.observe(data["obs"]), data["action"].transpose(0, 1), 3)
     assert torch.allclose(rollout.rewards, data["target_reward"].T, atol=0.2)
     assert float(torch.softmax(model.observe(data["obs"])["policy_logits"], -1)[:, 1].mean()) == pytest.approx(0.8, abs=0.1)
