@@ -16,22 +16,30 @@ from agentwm.worldmodels.base import (
     state_batch_size,
 )
 from agentwm.worldmodels.ensemble import EnsembleConfig, EnsembleDynamics
+from agentwm.worldmodels.muzero import MuZeroModel, MuZeroNetConfig
 from agentwm.worldmodels.rssm import PRESETS, RSSM, RSSMConfig, count_agent_params
+from agentwm.worldmodels.tabular import TabularModel
 from agentwm.worldmodels.task_rules import WithTaskRules
+from agentwm.worldmodels.vae_mdnrnn import VAEMDNRNN, VAEMDNConfig
 
 __all__ = [
     "PRESETS",
     "RSSM",
+    "VAEMDNRNN",
     "ActionSpec",
     "EnsembleConfig",
     "EnsembleDynamics",
     "LearnableWorldModel",
+    "MuZeroModel",
+    "MuZeroNetConfig",
     "Policy",
     "RSSMConfig",
     "Rollout",
     "State",
+    "TabularModel",
     "TextActions",
     "TextWorldModel",
+    "VAEMDNConfig",
     "WithTaskRules",
     "WorldModel",
     "check_actions",
