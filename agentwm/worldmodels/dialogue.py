@@ -22,7 +22,8 @@ that the user can read, and the model is fed embeddings from the distribution it
 
 Reward of step t (all parts in [0, 1])::
 
-    r_t = w_e * P(reply) * engagement + w_r * P(reply) * relevance + w_q * mean(rating after the reply)
+    r_t = w_e * P(reply) * engagement + w_r * relevance + w_q * mean(rating after the reply)
+    relevance = (cos(our turn, conversation so far) + P(reply) * predicted relevance of the reply) / 2
 
 ``continues[t]`` is the probability that the conversation goes on after the reply. Returns come
 from :meth:`Rollout.returns` (``agentwm.core.returns``), never from code here.
@@ -165,10 +166,11 @@ class DialogueWorldModel(nn.Module):
         self.gru = nn.GRUCell(cfg.hidden + self.stoch_dim, cfg.deter)
         self.prior_net = MLP(cfg.deter, self.stoch_dim, cfg.hidden, 1)
         self.post_net = MLP(cfg.deter + cfg.hidden, self.stoch_dim, cfg.hidden, 1)
-        # the next turn is predicted as a change from the last one: e_last + delta(h, z, e_last), so
-        # the model starts from the strong "replies resemble what they answer" prior and learns past it
+        # the next turn is predicted as a change from the last one: e_last + delta(h, z, e_last), with
+        # delta zero at init, so the model starts exactly at the strong "replies resemble what they
+        # answer" baseline and learns past it
         self.next_head = MLP(cfg.deter + self.stoch_dim + cfg.embed_dim, cfg.embed_dim, cfg.units, cfg.next_layers,
-                             out_scale=0.1)
+                             out_scale=0.0)
         # reward (engagement, relevance), rating (3) and continue (1) share one hidden layer: the
         # heads read the same features, and one trunk costs a third of three on a CPU
         self.heads = MLP(self.feat_dim, 6, cfg.units, 1)
@@ -232,7 +234,8 @@ class DialogueWorldModel(nn.Module):
 
     def initial(self, batch_size: int) -> dict[str, Any]:
         """The carry before any turn: ``deter [B, D]``, ``stoch [B, S*C]``, ``turns [B]`` (turns seen)
-        and ``last [B, E]`` (embedding of the last turn, zeros before any)."""
+        ``last [B, E]`` (embedding of the last turn, zeros before any) and ``topic [B, E]`` (sum of
+        the turn embeddings so far: the conversation's topic direction)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         w = self._weight()
@@ -242,6 +245,7 @@ class DialogueWorldModel(nn.Module):
             "stoch": w.new_zeros(batch_size, self.stoch_dim),
             "turns": w.new_zeros(batch_size),
             "last": w.new_zeros(batch_size, self.config.embed_dim),
+            "topic": w.new_zeros(batch_size, self.config.embed_dim),
         }
 
     def feat(self, state: Mapping[str, Any]) -> Tensor:
@@ -268,7 +272,7 @@ class DialogueWorldModel(nn.Module):
         )
         z = (sample_onehot(logits, generator) if sample else mode_onehot(logits)).flatten(-2)
         deter = self.gru(torch.cat([x, z], -1), state["deter"])
-        return {"deter": deter, "stoch": z, "turns": state["turns"] + 1, "last": emb}
+        return {"deter": deter, "stoch": z, "turns": state["turns"] + 1, "last": emb, "topic": state["topic"] + emb}
 
     def predict_next(self, state: Mapping[str, Any], sample: bool = False,
                      generator: torch.Generator | None = None) -> Tensor:
@@ -361,6 +365,7 @@ class DialogueWorldModel(nn.Module):
         w = self.config.reward_weights
         parts: dict[str, list[Tensor]] = {k: [] for k in (*COMPONENTS, "p_reply", "continue")}
         deters, texts, acts = [carry["deter"]], [], []
+        topic = F.normalize(carry["topic"], dim=-1)  # the context's topic, fixed while imagining
         with torch.no_grad():
             for t in range(horizon):
                 # our turn: given, or proposed by the model
@@ -369,6 +374,7 @@ class DialogueWorldModel(nn.Module):
                     a_emb = self.embed(a_text)
                 else:
                     a_emb, a_text = self.nearest(self.predict_next(carry, sample, generator), carry["last"])
+                on_topic = (a_emb * topic).sum(-1).clamp(min=0.0)
                 carry = self.step(carry, a_emb, sample, generator)
                 heads = self.predict_heads(carry)
                 # the other speaker's imagined reply
@@ -377,7 +383,9 @@ class DialogueWorldModel(nn.Module):
                 after = self.predict_heads(carry)
                 parts["p_reply"].append(heads["continue"])
                 parts["engagement"].append(heads["continue"] * heads["engagement"])
-                parts["relevance"].append(heads["continue"] * heads["relevance"])
+                # topic relevance: how on-topic our turn is (MiniLM cosine with the conversation so
+                # far) and how on-topic the reply is predicted to stay
+                parts["relevance"].append(0.5 * on_topic + 0.5 * heads["continue"] * heads["relevance"])
                 parts["rating"].append(after["rating"].mean(-1))
                 parts["continue"].append(after["continue"])
                 deters.append(carry["deter"])
