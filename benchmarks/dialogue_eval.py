@@ -8,9 +8,10 @@ On the test conversations of the fixed split (never seen in training or model se
 3. cosine of the predicted next-turn embedding with the real one, against the last turn's;
 4. accuracy of the continue head.
 
-Baselines for (1): MiniLM cosine between the candidate and the last context turn, and between the
-candidate and the mean of the context. TARGET: Recall@1 on random negatives >= the better baseline
-+ 10 points.
+Baselines for (1): MiniLM cosine between the candidate and the mean of the context (the issue's
+"context vs candidate" baseline), and the stronger cosine with the last context turn alone.
+TARGET: Recall@1 on random negatives >= baseline + 10 points; ``target_met`` is judged against the
+stronger (last-turn) baseline, ``r1_random_gain_vs_context_cos_points`` against the context one.
 
     python benchmarks/dialogue_eval.py [--model models/dialogue-minilm] [--conversations N]
 
@@ -58,6 +59,7 @@ def main() -> None:
         **{k: round(v, 4) for k, v in figures.items()},
         "r1_random_baseline": round(baseline, 4),
         "r1_random_gain_points": round(100 * (figures["r1_random"] - baseline), 1),
+        "r1_random_gain_vs_context_cos_points": round(100 * (figures["r1_random"] - figures["r1_random_cos_ctx"]), 1),
         "target_gain_points": 10.0,
         "target_met": bool(figures["r1_random"] - baseline >= 0.10),
         "seconds": round(time.perf_counter() - start, 1),

@@ -516,7 +516,13 @@ offline prior to combine with an LLM's judgement. Not a safety, factuality or to
   distribution.
 - Ratings are noisy and mostly the default value 5; read the rating figures above before trusting that head.
 - Imagined turns are nearest real utterances from the bank, not generated text: they show the direction a
-  conversation may take, not its words.
+  conversation may take, not its words; imagined exchanges often settle into a repeating pair.
+- Engagement is "how much the partner writes back", learned from data: after very short replies ("k") partners
+  often carry the conversation, so such replies can score high on engagement. Topic relevance counters this only
+  partly; for user-facing choices blend in an LLM's judgement (`reaction_weight` in the dialogue graph).
+- Against the last-turn cosine (a stronger baseline than the context cosine) the next-turn head is on par on
+  random negatives and below it on same-conversation negatives; the predicted embedding is a ranking direction
+  (its raw cosine with the true turn is lower than the last turn's).
 - Turns are clipped to 1,000 characters; MiniLM reads ~256 word pieces.
 """
     def write(tmp: str) -> None:
