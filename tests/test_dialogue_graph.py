@@ -151,3 +151,21 @@ def test_async_graph_gives_the_same_answer() -> None:
     app = build_dialogue_graph(world_model=model, asynchronous=True).compile()
     out = asyncio.run(app.ainvoke({"messages": USER, "candidates": cands}))
     assert out["chosen"] == sync["chosen"]
+
+
+def test_deployable_dialogue_graph_runs_on_the_shipped_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "graphs" / "dialogue.py"
+    spec = importlib.util.spec_from_file_location("_deploy_dialogue_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setenv("AGENTWM_CHAT_MODEL", "none")
+    assert module._chat_model() is None
+    app = module.build(None).compile()
+    cands = ["Congratulations! What breed is it?", "What did you have for lunch?"]
+    out = app.invoke({"messages": USER, "candidates": cands}, context={"horizon": 2})
+    assert out["chosen"] in cands and out["messages"][-1].content == out["chosen"]
+    assert all(e["reply"] for s in out["scores"] for e in s["imagined"]), "imagined replies are real utterances"
