@@ -11,6 +11,7 @@ Example:
 """
 
 from agentwm.graph.context import PlanningContext, resolve_settings
+from agentwm.graph.dialogue import DialogueContext, DialogueState, build_dialogue_graph, make_dialogue_node
 from agentwm.graph.nodes import (
     CHOOSE,
     PROPOSE,
@@ -61,6 +62,8 @@ __all__ = [
     "ActionMap",
     "Choice",
     "ChoiceReason",
+    "DialogueContext",
+    "DialogueState",
     "LatentSimulator",
     "OnError",
     "Outcome",
@@ -76,11 +79,13 @@ __all__ = [
     "Simulator",
     "TextSimulator",
     "as_simulator",
+    "build_dialogue_graph",
     "build_planning_graph",
     "default_prompt",
     "failed_outcome",
     "is_retryable",
     "make_choose_node",
+    "make_dialogue_node",
     "make_fan_out",
     "make_plan_node",
     "make_propose_node",
