@@ -233,6 +233,30 @@ def check_tensor(
     return x
 
 
+def resolve_actions(
+    actions: ActionsOrPolicy, spec: ActionSpec, horizon: int | None, batch: int
+) -> tuple[Tensor | None, Policy | None, int]:
+    """Split ``imagine``'s ``actions`` argument into a checked ``[H, B, A]`` tensor or a policy.
+
+    Returns ``(given, policy, horizon)``: with a tensor, the horizon is its length (a ``horizon``
+    passed too must match it); with a policy, ``horizon`` is required.
+
+    Raises:
+        TypeError: ``actions`` is neither a tensor nor a callable.
+        ValueError: wrong shape, or a missing or non-positive horizon.
+    """
+    if isinstance(actions, Tensor):
+        given = check_tensor("actions", actions, [horizon, batch, spec.dim])
+        if given.shape[0] < 1:
+            raise ValueError("actions must hold at least one step, got an empty [0, B, A] tensor")
+        return given, None, int(given.shape[0])
+    if callable(actions):
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+            raise ValueError(f"horizon must be a positive int (required with a policy), got {horizon!r}")
+        return None, actions, horizon
+    raise TypeError(f"actions must be a tensor [H, B, A] or a policy callable, got {type(actions).__name__}")
+
+
 def check_actions(
     actions: Tensor, spec: ActionSpec, horizon: int | None = None, batch: int | None = None
 ) -> Tensor:

@@ -78,7 +78,15 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
-from agentwm.worldmodels.base import ActionsOrPolicy, ActionSpec, Policy, Rollout, State, check_tensor
+from agentwm.worldmodels.base import (
+    ActionsOrPolicy,
+    ActionSpec,
+    Policy,
+    Rollout,
+    State,
+    check_tensor,
+    resolve_actions,
+)
 
 Propagation = Literal["ts1", "tsinf", "mean"]
 """How particles pick ensemble members in :meth:`EnsembleDynamics.imagine` (see the module doc)."""
@@ -656,20 +664,9 @@ class EnsembleDynamics(nn.Module):
         obs0 = check_tensor("state['obs']", state["obs"], [None, self.obs_dim])
         batch = int(obs0.shape[0])
         dtype, device = self.weights[0].dtype, self.weights[0].device
-        action_tensor: Tensor | None = None
-        policy: Policy | None = None
-        if isinstance(actions, Tensor):
-            action_tensor = check_tensor("actions", actions, [horizon, batch, self.action_spec.dim])
+        action_tensor, policy, horizon = resolve_actions(actions, self.action_spec, horizon, batch)
+        if action_tensor is not None:
             action_tensor = action_tensor.to(device=device, dtype=dtype)
-            horizon = int(actions.shape[0])
-        elif callable(actions):
-            policy = actions
-        else:
-            raise TypeError(
-                f"actions must be a tensor [H, B, A] or a policy callable, got {type(actions).__name__}"
-            )
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise ValueError(f"horizon must be a positive int (required with a policy), got {horizon!r}")
         with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
             layers = self._rollout_layers()
             run = self._imagine_all if report else self._imagine_own

@@ -31,7 +31,14 @@ from torch import Tensor, nn
 
 from agentwm.core.nets import MLP
 from agentwm.core.transforms import TwoHot
-from agentwm.worldmodels.base import ActionsOrPolicy, ActionSpec, Policy, Rollout, State, check_tensor
+from agentwm.worldmodels.base import (
+    ActionsOrPolicy,
+    ActionSpec,
+    Rollout,
+    State,
+    check_tensor,
+    resolve_actions,
+)
 
 LOSS_KEYS = ("value", "reward", "policy")
 
@@ -139,17 +146,7 @@ class MuZeroModel(nn.Module):
             raise ValueError("state must be a mapping with 'latent' [B, L]; build it with observe()")
         latent = check_tensor("state['latent']", state["latent"], [None, self.config.latent])
         batch, A = int(latent.shape[0]), self.action_spec.dim
-        given: Tensor | None = None
-        policy: Policy | None = None
-        if isinstance(actions, Tensor):
-            given = check_tensor("actions", actions, [horizon, batch, A])
-            horizon = int(given.shape[0])
-        elif callable(actions):
-            policy = actions
-        else:
-            raise TypeError(f"actions must be a tensor [H, B, A] or a policy, got {type(actions).__name__}")
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise ValueError(f"horizon must be a positive int (required with a policy), got {horizon!r}")
+        given, policy, horizon = resolve_actions(actions, self.action_spec, horizon, batch)
         with torch.no_grad():
             carry = self._carry(latent) if "policy_logits" not in state else dict(state)
             carries, rewards, taken = [carry], [], []

@@ -61,7 +61,14 @@ from agentwm.core import (
     symlog,
     unimix_logits,
 )
-from agentwm.worldmodels.base import ActionsOrPolicy, ActionSpec, Rollout, State, check_actions, check_tensor
+from agentwm.worldmodels.base import (
+    ActionsOrPolicy,
+    ActionSpec,
+    Rollout,
+    State,
+    check_tensor,
+    resolve_actions,
+)
 
 LOSS_KEYS = ("dyn", "rep", "dec", "reward", "cont")
 _NORM_EPS = 1e-4  # same as the RMSNorm in agentwm.core.nets
@@ -584,18 +591,7 @@ class RSSM(nn.Module):
         """
         B = int(state["deter"].shape[0]) if "deter" in state else 0
         carry = self._check_state(state, B)
-        if isinstance(actions, Tensor):
-            given: Tensor | None = check_actions(actions, self.action_spec, horizon, B)
-            horizon = actions.shape[0]
-            policy = None
-        elif callable(actions):
-            if horizon is None:
-                raise ValueError("imagine with a policy needs a horizon")
-            policy, given = actions, None
-        else:
-            raise TypeError(f"actions must be a [H, B, A] tensor or a policy, got {type(actions).__name__}")
-        if horizon < 1:
-            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        given, policy, horizon = resolve_actions(actions, self.action_spec, horizon, B)
         if fast is None:
             fast = not torch.is_grad_enabled()
         if fast:

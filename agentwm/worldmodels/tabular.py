@@ -36,7 +36,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from agentwm.worldmodels.base import ActionsOrPolicy, ActionSpec, Policy, Rollout, State, check_tensor
+from agentwm.worldmodels.base import (
+    ActionsOrPolicy,
+    ActionSpec,
+    Rollout,
+    State,
+    check_tensor,
+    resolve_actions,
+)
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -174,16 +181,7 @@ class TabularModel(nn.Module):
         if not isinstance(obs, Tensor) or obs.dim() != 1 or obs.is_floating_point():
             raise ValueError("state['obs'] must be an integer tensor [B]; build it with observe()")
         batch, A = int(obs.shape[0]), self.n_actions
-        policy: Policy | None = None
-        given: Tensor | None = None
-        if isinstance(actions, Tensor):
-            given = check_tensor("actions", actions, [horizon, batch, A])
-            horizon = int(actions.shape[0])
-        elif callable(actions):
-            policy = actions
-        else:
-            raise TypeError(f"actions must be a tensor [H, B, A] or a policy, got {type(actions).__name__}")
-        horizon = _positive_int("horizon", horizon)
+        given, policy, horizon = resolve_actions(actions, self.action_spec, horizon, batch)
         counts = self.counts.float()
         totals = counts.sum(-1)  # [S, A]
         path, rewards, continues, known, taken = [obs], [], [], [], []

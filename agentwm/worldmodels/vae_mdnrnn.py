@@ -32,7 +32,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from agentwm.core.nets import ConvDecoder, ConvEncoder
-from agentwm.worldmodels.base import ActionsOrPolicy, ActionSpec, Policy, Rollout, State, check_tensor
+from agentwm.worldmodels.base import (
+    ActionsOrPolicy,
+    ActionSpec,
+    Rollout,
+    State,
+    check_tensor,
+    resolve_actions,
+)
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -219,17 +226,7 @@ class VAEMDNRNN(nn.Module):
         tau = self.config.temperature if temperature is None else float(temperature)
         if tau <= 0:
             raise ValueError(f"temperature must be > 0, got {tau}")
-        given: Tensor | None = None
-        policy: Policy | None = None
-        if isinstance(actions, Tensor):
-            given = check_tensor("actions", actions, [horizon, B, A])
-            horizon = int(given.shape[0])
-        elif callable(actions):
-            policy = actions
-        else:
-            raise TypeError(f"actions must be a tensor [H, B, A] or a policy, got {type(actions).__name__}")
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise ValueError(f"horizon must be a positive int (required with a policy), got {horizon!r}")
+        given, policy, horizon = resolve_actions(actions, self.action_spec, horizon, B)
         carry = {"z": z, "h": state["h"], "c": state["c"]}
         path, rewards, conts, taken = [carry], [], [], []
         for t in range(horizon):
