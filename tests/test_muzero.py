@@ -4,7 +4,6 @@ learned model, and a small self-play run that learns CartPole a bit."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +18,7 @@ from agentwm.worldmodels.muzero import LOSS_KEYS, MuZeroModel, MuZeroNetConfig
 SPEC = ActionSpec("discrete", 2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_model() -> MuZeroModel:

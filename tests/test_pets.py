@@ -4,7 +4,6 @@ with trajectory sampling that balances CartPole from 1,000 random steps."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -14,13 +13,7 @@ from agentwm.agents.pets import AgreementGate, PETSConfig, calibrate_threshold, 
 from agentwm.worldmodels.base import ActionSpec
 from agentwm.worldmodels.ensemble import EnsembleDynamics
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

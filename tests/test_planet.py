@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +21,7 @@ SMALL = {"seed_episodes": 1, "episodes": 1, "train_steps": 3, "samples": 20, "el
          "horizon": 5, "batch_size": 4, "seq_len": 8}
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_proprio_run_and_checkpoint(tmp_path: Path) -> None:

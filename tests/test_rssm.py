@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -26,14 +25,7 @@ IMAGE = (3, 64, 64)
 ATARI = ActionSpec("discrete", 18)
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny ops run fastest on one thread, and then do not stall in OpenMP barriers when other
-    processes share the cores (that made this file 4x slower on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def debug_model(

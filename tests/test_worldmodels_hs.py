@@ -4,7 +4,6 @@ CMA-ES controller learning in a dream, and the pixel pipeline end to end (tiny).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,12 +24,7 @@ SPEC = ActionSpec("discrete", 2)
 TINY = VAEMDNConfig(z_dim=4, depth=4, image_size=16, hidden=16, mixtures=3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_protocol_and_vae() -> None:
