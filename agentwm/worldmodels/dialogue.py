@@ -69,6 +69,11 @@ class DialogueConfig(BaseModel):
     unimix: float = Field(default=0.01, ge=0.0, lt=1.0, description="Uniform mixture in the latent categoricals.")
     free_nats: float = Field(default=1.0, ge=0.0, description="Free bits of each KL term.")
     temperature: float = Field(default=0.05, gt=0.0, description="InfoNCE softmax temperature.")
+    match_dim: int = Field(
+        default=0, ge=0,
+        description="Width of the learned state-candidate compatibility term added to the next-turn score "
+        "(0: off, candidates are ranked by cosine with the predicted embedding alone).",
+    )
     dropout: float = Field(
         default=0.2, ge=0.0, lt=1.0,
         description="Dropout on turn embeddings while training: ~1k training conversations are easy to memorise.",
@@ -100,7 +105,7 @@ class DialogueConfig(BaseModel):
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> DialogueConfig:
-        """``default`` (shipped size, ~0.7M parameters) or ``debug`` (tiny, for tests)."""
+        """``default`` (shipped size, ~1.2M parameters; ``match_dim=64`` adds the learned compatibility term) or ``debug`` (tiny, for tests)."""
         presets: dict[str, dict[str, Any]] = {
             "default": {},
             "debug": {"hidden": 64, "deter": 96, "stoch": 8, "classes": 8, "units": 96, "next_layers": 1},
@@ -174,6 +179,16 @@ class DialogueWorldModel(nn.Module):
         # reward (engagement, relevance), rating (3) and continue (1) share one hidden layer: the
         # heads read the same features, and one trunk costs a third of three on a CPU
         self.heads = MLP(self.feat_dim, 6, cfg.units, 1)
+        # learned compatibility of a candidate turn with the state before it: a low-rank bilinear
+        # term q(h) . k(candidate) added to the cosine logit. MiniLM's space says what a turn is
+        # about, not whether it *answers*; k learns the latter. k starts at zero, so the score
+        # starts as the plain cosine ranking; cost: one [N, E] x [E, match_dim] product.
+        self.match_q: nn.Linear | None = None
+        self.match_k: nn.Linear | None = None
+        if cfg.match_dim > 0:
+            self.match_q = nn.Linear(cfg.deter, cfg.match_dim)
+            self.match_k = nn.Linear(cfg.embed_dim, cfg.match_dim, bias=False)
+            nn.init.zeros_(self.match_k.weight)
         self.init_deter = nn.Parameter(torch.zeros(cfg.deter))
         self._embedder = embedder
         self.metadata: dict[str, Any] = {}
@@ -284,6 +299,21 @@ class DialogueWorldModel(nn.Module):
     def _next(self, deter: Tensor, z: Tensor, last: Tensor, dropout: float = 0.0) -> Tensor:
         seen = F.dropout(last, dropout, dropout > 0) if dropout > 0 else last
         return F.normalize(last + self.next_head(torch.cat([deter, z, seen], -1)), dim=-1)
+
+    def match_logits(self, deter: Tensor, pred: Tensor, cands: Tensor) -> Tensor:
+        """Next-turn logits ``[B, N]`` of candidate embeddings ``cands [N, E]`` given the state
+        ``deter [B, D]`` before the turn and the predicted embedding ``pred [B, E]``: the cosine
+        with the prediction over the temperature, plus the learned compatibility term (if any).
+        Higher = more likely the true next turn; this is what the next-turn head is trained on."""
+        logits = pred @ cands.T / self.config.temperature
+        if self.match_q is not None and self.match_k is not None:
+            logits = logits + self.match_q(deter) @ self.match_k(cands).T
+        return logits
+
+    def rank_candidates(self, state: Mapping[str, Any], cands: Tensor) -> Tensor:
+        """Next-turn logits ``[B, N]`` of candidate turn embeddings ``[N, E]`` after ``state``
+        (prior mode): response selection."""
+        return self.match_logits(state["deter"], self.predict_next(state), cands)
 
     def predict_heads(self, state: Mapping[str, Any]) -> dict[str, Tensor]:
         """``engagement``, ``relevance`` of the reply to the last turn, ``rating [B, 3]`` (0-1, the
@@ -457,7 +487,7 @@ class DialogueWorldModel(nn.Module):
         nce_mask[:, 0] = 0.0  # the first turn of a window has no context
         flat_pred, flat_tgt = pred.reshape(B * T, -1), emb.reshape(B * T, -1)
         valid = mask.reshape(-1) > 0
-        sims = flat_pred @ flat_tgt[valid].T / cfg.temperature
+        sims = self.match_logits(h_prev.reshape(B * T, -1), flat_pred, flat_tgt[valid])
         # negatives are the turns of the *other* conversations in the batch: turns of the same
         # conversation share its topic and would teach the model to move away from it (the turn
         # being answered above all, which is never a candidate at inference); identical texts
