@@ -252,7 +252,7 @@ def _cmd_train_dialogue(args: argparse.Namespace) -> int:
     from agentwm.agents.dialogue_train import DialogueTrainConfig, train_dialogue
 
     fields = {k: getattr(args, k) for k in ("out", "minutes", "preset", "seed", "limit", "train_limit", "max_steps",
-                                             "metrics") if getattr(args, k, None) is not None}
+                                             "eval_every", "metrics") if getattr(args, k, None) is not None}
     _, summary = train_dialogue(DialogueTrainConfig(**fields, progress=not args.quiet))
     _print_json({k: v for k, v in summary.items() if k != "train_config"})
     return 0
@@ -276,6 +276,8 @@ def _add_dialogue_families(train_fam: Any, score_fam: Any) -> None:
     q.add_argument("--train-limit", dest="train_limit", type=int, default=None,
                    help="use only the first N training conversations")
     q.add_argument("--max-steps", dest="max_steps", type=int, default=None, help="cap on gradient steps")
+    q.add_argument("--eval-every", dest="eval_every", type=int, default=None,
+                   help="steps between validation checks; the best-validation weights are kept (default 500)")
     q.add_argument("--metrics", default=None, help="metrics JSONL path (default runs/dialogue/metrics.jsonl)")
     q.add_argument("--quiet", action="store_true", help="no progress bars")
     q.set_defaults(func=_cmd_train_dialogue)
