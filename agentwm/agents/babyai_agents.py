@@ -154,7 +154,26 @@ class ReactiveAgent:
         return 0
 
 
-class LatentPlanner:
+class _VisitGuard:
+    """Counts visits of each observed state in an episode; past ``stuck_after`` visits a planner
+    hands the decision back to the proposer (a short horizon can loop between equally scored states)."""
+
+    def __init__(self, stuck_after: int) -> None:
+        self.stuck_after = stuck_after
+        self._visits: Counter[bytes] = Counter()
+
+    def reset(self) -> None:
+        """Forget the visit counts of the last episode."""
+        self._visits.clear()
+
+    def stuck(self, step: BabyAIStep) -> bool:
+        """Count this visit; ``True`` once the state has been seen more than ``stuck_after`` times."""
+        key = step.vector.tobytes()
+        self._visits[key] += 1
+        return self._visits[key] > self.stuck_after
+
+
+class LatentPlanner(_VisitGuard):
     """Rank the proposer's candidates by imagined return under a latent world model over
     :attr:`BabyAIStep.vector` (e.g. an :class:`~agentwm.worldmodels.ensemble.EnsembleDynamics`
     trained by :func:`agentwm.agents.babyai_model.train_babyai_model`).
@@ -220,21 +239,15 @@ class LatentPlanner:
         self.name = "planner-latent" if rules == "learned" else "planner-latent-rules"
         self.model, self.proposer = model, proposer
         self.horizon, self.samples, self.gamma, self.score = horizon, samples, gamma, score
-        self.followup, self.margin, self.stuck_after = followup, margin, stuck_after
-        self._visits: Counter[bytes] = Counter()
+        super().__init__(stuck_after)
+        self.followup, self.margin = followup, margin
         # every continuation of horizon - 1 actions, as index rows [M, horizon - 1]
         grids = torch.meshgrid(*[torch.arange(ACTION_SPEC.dim)] * (horizon - 1), indexing="ij")
         self._continuations = torch.stack([g.reshape(-1) for g in grids], -1) if horizon > 1 else None
 
-    def reset(self) -> None:
-        """Forget the visit counts of the last episode."""
-        self._visits.clear()
-
     def act(self, step: BabyAIStep, rng: np.random.Generator) -> int:
         proposal = self.proposer(step, rng)
-        key = step.vector.tobytes()
-        self._visits[key] += 1
-        if self._visits[key] > self.stuck_after:
+        if self.stuck(step):
             return proposal.preferred  # going in circles: let the proposer wander out
         state = self.model.observe(torch.as_tensor(step.vector)[None])
         first = torch.tensor(proposal.candidates)
@@ -264,7 +277,7 @@ class LatentPlanner:
         return 0
 
 
-class TextPlanner:
+class TextPlanner(_VisitGuard):
     """Rank the proposer's candidates with a text world model (an LLM world model or a hybrid).
 
     The start state is the text observation with the mission as goal; each candidate is the
@@ -303,18 +316,12 @@ class TextPlanner:
         self.model, self.proposer, self.horizon, self.gamma = model, proposer, horizon, gamma
         self._calls = calls
         self.name = name
-        self.with_latent, self.margin, self.stuck_after = with_latent, margin, stuck_after
-        self._visits: Counter[bytes] = Counter()
-
-    def reset(self) -> None:
-        """Forget the visit counts of the last episode."""
-        self._visits.clear()
+        super().__init__(stuck_after)
+        self.with_latent, self.margin = with_latent, margin
 
     def act(self, step: BabyAIStep, rng: np.random.Generator) -> int:
         proposal = self.proposer(step, rng)
-        key = step.vector.tobytes()
-        self._visits[key] += 1
-        if self._visits[key] > self.stuck_after:
+        if self.stuck(step):
             return proposal.preferred
         k = len(proposal.candidates)
         obs: Any = [step.text] * k
