@@ -88,15 +88,12 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _overrides(pairs: list[str] | None) -> dict[str, Any]:
+    from agentwm.agents.overrides import parse_override
+
     out: dict[str, Any] = {}
     for pair in pairs or []:
-        if "=" not in pair:
-            raise ValueError(f"--set expects field=value, got {pair!r}")
-        key, raw = pair.split("=", 1)
-        try:
-            out[key.strip().replace("-", "_")] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip().replace("-", "_")] = raw
+        key, value = parse_override(pair)
+        out[key.replace("-", "_")] = value
     return out
 
 

@@ -6,9 +6,10 @@ and ``agentwm eval dreamer``.
 """
 
 from agentwm.agents.dreamer.agent import Actor, Critic, DreamerAgent, imagination_targets
-from agentwm.agents.dreamer.config import PRESETS, DreamerConfig, parse_override, resolve_config
+from agentwm.agents.dreamer.config import PRESETS, DreamerConfig, resolve_config
 from agentwm.agents.dreamer.replay import SequenceReplay
 from agentwm.agents.dreamer.train import evaluate, evaluate_logdir, plot_learning_curve, train
+from agentwm.agents.overrides import parse_override
 
 __all__ = [
     "PRESETS",

@@ -8,12 +8,12 @@ validates the result once, so a typo or a bad value fails with an error that nam
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agentwm.agents.overrides import parse_override
 from agentwm.worldmodels.rssm import PRESETS as RSSM_PRESETS
 from agentwm.worldmodels.rssm import RSSMConfig
 
@@ -120,18 +120,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "dmc_vision": {"action_repeat": 2, "pixels": True, "train_ratio": 512, "prefill": 5_000,
                    "eval_every": 10_000},
 }  # fmt: skip
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """``"key=value"`` -> ``(key, value)`` with the value parsed as JSON when it parses."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise ValueError(f"--set takes key=value (e.g. train_ratio=256 or model.deter=128), got {text!r}")
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return key.strip(), value
 
 
 def _apply(values: dict[str, Any], key: str, value: Any) -> None:
