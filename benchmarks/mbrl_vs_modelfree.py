@@ -5,20 +5,26 @@ Model-based (the PETS loop of ``agentwm.agents.pets``, reusing ``agents/mpc.py``
 refit → … until an episode reaches 475 (at most ``--episodes`` MPC episodes). Every step counts,
 the 1,000 random ones included. Three controllers start from the same fitted model per seed:
 
-* ``random_shooting``: 50 sequences × horizon 20, mean return of one particle each;
-* ``cem``: CEM with 50 samples × horizon 20, 3 iterations;
-* ``ensemble_gated``: random shooting 50 × 20 with 5 particles (one per member) that executes the
-  planned action only where the members agree (one-step disagreement below the 99th percentile of
-  that on the training data), else the action they agree on most; fallback rates are reported.
+* ``random_shooting``: 50 sequences × horizon 20, one particle each;
+* ``cem``: CEM with 50 samples × horizon 20, 3 iterations, one particle each;
+* ``ensemble_gated``: random shooting 50 × 20 with 5 particles (trajectory sampling, one per member)
+  that executes the planned action only where the members agree, else the action they agree on
+  most. "Agree": one-step disagreement at most 2 × the 90th percentile of that on the controller's
+  own planned actions so far this episode (never below the 99th percentile on its training data,
+  which alone is the threshold for the first 20 steps). Fallback rates and disagreement are reported.
 
-Rewards and episode ends come from CartPole's public rules (``--rules known``, PETS practice); only
-the dynamics are learned. Model-free: Double DQN (``agentwm.agents.dqn``), counted until a training
+Episode ends come from CartPole's public rules (``rules="known"``, PETS practice); only the dynamics
+are learned. Imagined steps are scored by their margin to those termination bounds (upright pole,
+centred cart: ``agentwm.agents.mpc.MARGIN_REWARDS``), not by CartPole's flat +1 per step, under
+which every candidate that survives the 20 imagined steps scores the same and the plan drifts until
+the pole falls (~60-170 steps in the first episode). The real return is what is counted.
+Model-free: Double DQN (``agentwm.agents.dqn``) on the real reward, counted until a training
 episode first reaches 475, capped at ``--dqn-steps``. Runs that never get there are shown at the
 cap and counted as not reached.
 
 Prints one JSON object and a table; saves ``benchmarks/out/mbrl_vs_modelfree.png``.
 
-    python benchmarks/mbrl_vs_modelfree.py                 # 5 seeds, ~20 min on 2 idle cores
+    python benchmarks/mbrl_vs_modelfree.py                 # 5 seeds, ~25 min on 2 idle cores
     python benchmarks/mbrl_vs_modelfree.py --quick         # 1 seed, short caps: a smoke test
     python benchmarks/mbrl_vs_modelfree.py --seeds 3 4 2> b.log   # seeds split over processes, then
     python benchmarks/mbrl_vs_modelfree.py --aggregate a.log b.log  # one table and plot from their progress lines
@@ -48,7 +54,7 @@ CONTROLLERS: dict[str, dict[str, Any]] = {
     "random_shooting": {"planner": "shooting", "samples": 50, "horizon": 20, "particles": 1, "gate": False},
     "cem": {"planner": "cem", "samples": 50, "horizon": 20, "iterations": 3, "particles": 1, "gate": False},
     "ensemble_gated": {"planner": "shooting", "samples": 50, "horizon": 20, "particles": 5, "gate": True,
-                       "fallback": "safe"},
+                       "fallback": "safe", "gate_reference": "planned", "gate_quantile": 0.9, "gate_scale": 2.0},
 }
 
 
@@ -59,7 +65,7 @@ def run_seed(seed: int, episodes: int, epochs: int | None, dqn_steps: int, max_s
     data = collect_random_transitions("CartPole-v1", 1000, seed=seed)
     spec = action_spec_of(gym.make("CartPole-v1").action_space)
     t0 = time.perf_counter()
-    base = PETSConfig(seed=seed, epochs=epochs, rules="known")
+    base = PETSConfig(seed=seed, epochs=epochs, rules="known", planning_reward="margin")
     model = fit_ensemble(data, spec, base)
     fit_s = time.perf_counter() - t0
     for name, settings in CONTROLLERS.items():
@@ -108,8 +114,10 @@ def table(results: list[dict[str, Any]], caps: dict[str, int]) -> dict[str, dict
             "mean_wall_s": round(float(np.mean([r[name]["wall_s"] for r in results])), 1),
         }
         if name == "ensemble_gated":
-            rates = [e["fallback_rate"] for r in results for e in r[name].get("episodes", [])]
-            rows[name]["mean_fallback_rate"] = round(float(np.mean(rates)), 3) if rates else None
+            episodes = [e for r in results for e in r[name].get("episodes", [])]
+            for key in ("fallback_rate", "disagreement_mean", "disagreement_max", "threshold"):
+                values = [e[key] for e in episodes if key in e]
+                rows[name][f"mean_{key}"] = float(f"{np.mean(values):.3g}") if values else None
     return rows
 
 
@@ -139,7 +147,7 @@ def plot(results: list[dict[str, Any]], caps: dict[str, int], path: Path) -> Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--episodes", type=int, default=4, help="max MPC episodes (refit after each)")
+    parser.add_argument("--episodes", type=int, default=10, help="max MPC episodes (refit after each)")
     parser.add_argument("--epochs", type=int, default=None, help="cap on ensemble fit epochs")
     parser.add_argument("--dqn-steps", type=int, default=100_000, help="DQN step budget")
     parser.add_argument("--quick", action="store_true", help="1 seed, 1 short episode, 2k DQN steps")
@@ -161,10 +169,14 @@ def main() -> None:
     caps = {**{name: mpc_cap for name in CONTROLLERS}, "dqn": args.dqn_steps}
     rows = table(results, caps)
     plot(results, caps, Path(args.out))
-    print(f"{'method':<16}{'reached':>9}{'median steps':>14}{'wall s':>9}")
+    print(f"{'method':<16}{'reached':>9}{'median steps':>14}{'wall s':>9}  steps per seed")
     for name, row in rows.items():
         median = "-" if row["median_steps"] is None else f"{row['median_steps']:.0f}"
-        print(f"{name:<16}{row['reached']:>9}{median:>14}{row['mean_wall_s']:>9}")
+        per_seed = " ".join("-" if s is None else str(s) for s in row["steps_per_seed"])
+        print(f"{name:<16}{row['reached']:>9}{median:>14}{row['mean_wall_s']:>9}  {per_seed}")
+    gated = rows["ensemble_gated"]
+    print(f"ensemble_gated: fallback on {100 * (gated['mean_fallback_rate'] or 0):.1f}% of steps, mean disagreement "
+          f"{gated['mean_disagreement_mean']}, max {gated['mean_disagreement_max']}, threshold {gated['mean_threshold']}")
     print(json.dumps({
         "benchmark": "mbrl_vs_modelfree", "target_return": TARGET, "seeds": args.seeds, "quick": args.quick,
         "table": rows, "plot": args.out, "wall_s": round(time.perf_counter() - start, 1),

@@ -1,5 +1,6 @@
-"""PETS acting: the agreement gate (threshold from data, fallbacks, logging) and a short PETS loop
-with trajectory sampling that balances CartPole from 1,000 random steps."""
+"""PETS acting: the agreement gate (thresholds from training data and from its own planned actions,
+fallbacks, logging), the margin planning reward, and a short PETS loop with trajectory sampling that
+balances CartPole from 1,000 random steps."""
 
 from __future__ import annotations
 
@@ -9,17 +10,21 @@ import pytest
 import torch
 
 from agentwm.agents.envs import collect_random_transitions
+from agentwm.agents.mpc import MPCConfig, planning_model
 from agentwm.agents.pets import AgreementGate, PETSConfig, calibrate_threshold, fit_ensemble, run_pets
 from agentwm.worldmodels.base import ActionSpec
 from agentwm.worldmodels.ensemble import EnsembleDynamics
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+FAR = torch.tensor([[2.0, 4.0, 0.1, -4.0]])  # velocities never reached by random play
+
 
 @pytest.fixture(scope="module")
 def cartpole() -> tuple[EnsembleDynamics, dict[str, torch.Tensor]]:
+    torch.set_num_threads(1)  # the module fixture runs before the function-scoped one_thread
     data = collect_random_transitions("CartPole-v1", 1000, seed=0)
-    config = PETSConfig(members=5, epochs=20, seed=0)
+    config = PETSConfig(members=5, epochs=12, seed=0)
     return fit_ensemble(data, ActionSpec("discrete", 2), config), data
 
 
@@ -32,33 +37,74 @@ def test_gate_acts_in_distribution_and_falls_back_far_from_the_data(
     gate = AgreementGate(model, threshold, "safe")
     seen = gate.decide(data["obs"][:1], data["action"][:1])
     assert not seen.fell_back and torch.equal(seen.action, data["action"][:1])
-    far = torch.tensor([[2.0, 4.0, 0.1, -4.0]])  # velocities never reached by random play
     planned = torch.tensor([[1.0, 0.0]])
-    safe = gate.decide(far, planned)
+    safe = gate.decide(FAR, planned)
     assert safe.fell_back and safe.disagreement > threshold
-    explore = AgreementGate(model, threshold, "explore").decide(far, planned)
+    explore = AgreementGate(model, threshold, "explore").decide(FAR, planned)
     # safe picks the action the members agree on most, explore the one they disagree on most
-    spread = [AgreementGate(model, 0.0, "safe").decide(far, torch.eye(2)[i : i + 1]).disagreement for i in range(2)]
+    spread = [AgreementGate(model, 0.0, "safe").decide(FAR, torch.eye(2)[i : i + 1]).disagreement for i in range(2)]
     assert safe.action.argmax().item() == int(torch.tensor(spread).argmin())
     assert explore.action.argmax().item() == int(torch.tensor(spread).argmax())
     with pytest.raises(ValueError, match="fallback"):
         AgreementGate(model, threshold, "panic")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="quantile"):
+        AgreementGate(model, threshold, relative=True, quantile=0.0)
+
+
+def test_relative_gate_learns_its_threshold_from_its_own_planned_actions(
+    cartpole: tuple[EnsembleDynamics, dict[str, torch.Tensor]],
+) -> None:
+    model, data = cartpole
+    floor = calibrate_threshold(model, data, quantile=0.99, scale=1.0)
+    gate = AgreementGate(model, 0.0, "safe", relative=True, quantile=0.9, scale=2.0, warmup=5)
+    states, actions = data["obs"][:12], data["action"][:12]
+    decisions = [gate.decide(states[i : i + 1], actions[i : i + 1]) for i in range(12)]
+    assert all(d.fell_back for d in decisions[:5])  # warm-up: only the floor (0 here) applies
+    assert len(gate.seen) == 12 and gate.seen == [d.disagreement for d in decisions]
+    expected = 2.0 * float(torch.tensor(gate.seen, dtype=torch.float64).quantile(0.9))
+    assert gate.threshold == pytest.approx(expected, rel=1e-6)
+    assert expected < floor  # on its own in-distribution plans the relative threshold is tighter
+    spike = gate.decide(FAR, torch.tensor([[1.0, 0.0]]))  # far beyond what the plan usually meets
+    assert spike.fell_back and spike.disagreement > expected
+    assert not gate.decide(states[:1], actions[:1]).fell_back
+    # The floor is never undercut: with a huge floor nothing falls back.
+    lenient = AgreementGate(model, 1e9, relative=True, warmup=1)
+    assert not any(lenient.decide(FAR, torch.eye(2)[i : i + 1]).fell_back for i in range(2))
+    assert lenient.threshold == 1e9
+
+
+def test_margin_planning_reward_prefers_the_upright_centred_pole(
+    cartpole: tuple[EnsembleDynamics, dict[str, torch.Tensor]],
+) -> None:
+    model, _ = cartpole
+    world, rules = planning_model(model, "CartPole-v1", MPCConfig(rules="known", planning_reward="margin"))
+    assert rules == "known+margin"
+    starts = torch.tensor([[0.0, 0.0, 0.0, 0.0], [1.5, 0.0, 0.15, 0.0]])
+    rollout = world.imagine(model.observe(starts), torch.eye(2)[torch.tensor([[0, 1]] * 3)], 3)
+    assert bool((rollout.rewards[:, 0] > 0.9).all()) and bool((rollout.rewards[:, 1] < rollout.rewards[:, 0]).all())
+    _, task = planning_model(model, "CartPole-v1", MPCConfig(rules="known"))
+    assert task == "known"  # `agentwm plan` keeps the task reward unless asked
+    with pytest.raises(ValueError, match="margin reward"):
+        planning_model(model, "Pendulum-v1", MPCConfig(env="Pendulum-v1", planning_reward="margin"))
 
 
 @pytest.mark.slow
-def test_pets_with_trajectory_sampling_balances_cartpole(
+def test_pets_with_trajectory_sampling_and_gate_balances_cartpole(
     cartpole: tuple[EnsembleDynamics, dict[str, torch.Tensor]],
 ) -> None:
     model, data = cartpole
     full = bool(os.environ.get("AGENTWM_FULL"))
-    config = PETSConfig(planner="cem", samples=100, horizon=30, iterations=2, particles=5, epochs=20,
-                        score="disagreement_penalized", kappa=5.0, max_episodes=3 if full else 1,
-                        max_steps=None if full else 200, target_return=475.0 if full else None)
+    # The benchmark's gated controller: random shooting 50 x 20, 5 particles (one per member).
+    config = PETSConfig(planner="shooting", samples=50, horizon=20, particles=5, rules="known", epochs=12,
+                        max_episodes=3 if full else 1, max_steps=None if full else 200,
+                        target_return=475.0 if full else None)
     summary = run_pets(config, data=data, model=model)
     first = summary["episodes"][0]
     best = max(summary["episode_returns"])
-    assert best >= (475 if full else 150), summary  # random play lasts ~22 steps
-    assert 0.0 <= first["fallback_rate"] < 0.5 and first["disagreement_max"] >= first["disagreement_mean"]
+    assert summary["rules"] == "known+margin"
+    assert best >= (475 if full else 190), summary  # random play lasts ~22 steps
+    assert 0.0 <= first["fallback_rate"] < 0.2 and first["disagreement_max"] >= first["disagreement_q90"]
+    assert first["threshold"] >= first["threshold_floor"] > 0
     assert summary["real_steps"] == 1000 + sum(e["steps"] for e in summary["episodes"])
 
 

@@ -8,12 +8,21 @@ reuses):
   ensemble's ``ts1``/``tsinf`` propagation (members keep or reshuffle their particles) and scored
   by the mean particle return.
 * **Acting only where the members agree.** Before executing the planned first action, the gate
-  measures the members' one-step disagreement on it. The threshold is a quantile of the same
-  quantity on the model's own training transitions, times ``gate_scale``, so "agree" means "as
-  much as on data the model has seen". Above it, a fallback acts instead: ``"safe"`` (the
-  candidate first action the members agree on most), ``"explore"`` (the one they disagree on
-  most: information for the next refit) or ``"random"``. Every step's disagreement, the threshold
-  and whether the fallback acted are logged.
+  measures the members' one-step disagreement on it. "Agree" is relative to the disagreement on the
+  controller's own planned actions in this episode (``gate_reference="planned"``): once ``gate_warmup``
+  steps are seen, an action is executed when its disagreement is at most ``gate_scale`` × the
+  ``gate_quantile`` of theirs, so the gate catches the spikes where the plan leads into states the
+  model knows little about. It never rejects an action the members agree on as much as on their own
+  training transitions (the ``gate_floor_quantile`` of that disagreement, also the threshold during
+  warm-up). ``gate_reference="training"`` uses the training transitions alone: that threshold is
+  far too tight for states the controller reaches (it fell back on ~20% of CartPole steps and never
+  balanced the pole). Above the threshold, a fallback acts instead: ``"safe"`` (the candidate first
+  action the members agree on most), ``"explore"`` (the one they disagree on most: information for
+  the next refit) or ``"random"``. Each episode logs the disagreement's mean, 90th percentile and
+  maximum, the final threshold and how often the fallback acted.
+* **A dense planning objective.** With ``planning_reward="auto"`` (the default) CartPole is planned
+  on the margin to its termination bounds (``agentwm.agents.mpc.MARGIN_REWARDS``, which says why)
+  instead of its flat +1 per step; the real return is still what counts.
 * **The PETS loop.** Random transitions → fit → one MPC episode → append its transitions → refit
   ... until an episode reaches ``target_return`` or ``max_episodes`` run. The real steps used up
   to that point (random ones included) are what :mod:`benchmarks.mbrl_vs_modelfree` compares.
@@ -32,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from agentwm.agents.envs import action_spec_of, collect_random_transitions, to_env_action
-from agentwm.agents.mpc import MPCConfig, planning_model
+from agentwm.agents.mpc import MARGIN_REWARDS, MPCConfig, planning_model
 from agentwm.planning import CEM, MPPI, RandomShooting
 from agentwm.planning.base import SamplingPlanner
 from agentwm.planning.scoring import ScoreMode, Scorer
@@ -64,11 +73,19 @@ class PETSConfig(BaseModel):
         default="mean", description="how particle returns are scored: mean, lower_quantile, disagreement_penalized"
     )
     kappa: float = Field(default=5.0, ge=0.0, description="disagreement penalty weight of disagreement_penalized")
-    gate: bool = Field(default=True, description="act only where members agree; otherwise the fallback acts")
-    gate_quantile: float = Field(
-        default=0.99, gt=0.0, le=1.0, description="quantile of training-data disagreement that sets the threshold"
+    planning_reward: Literal["auto", "task", "margin"] = Field(
+        default="auto", description="imagined reward: the task's, or the margin to termination (auto: where defined)"
     )
-    gate_scale: float = Field(default=1.0, gt=0.0, description="multiplier on that quantile")
+    gate: bool = Field(default=True, description="act only where members agree; otherwise the fallback acts")
+    gate_reference: Literal["planned", "training"] = Field(
+        default="planned", description="disagreement the gate compares with: its own planned actions, or training data"
+    )
+    gate_quantile: float = Field(default=0.9, gt=0.0, le=1.0, description="quantile of the reference disagreement")
+    gate_scale: float = Field(default=2.0, gt=0.0, description="threshold = gate_scale × that quantile")
+    gate_floor_quantile: float = Field(
+        default=0.99, gt=0.0, le=1.0, description="quantile of training-data disagreement that is always accepted"
+    )
+    gate_warmup: int = Field(default=20, ge=1, description="planned steps before the planned reference is used")
     fallback: Fallback = Field(default="safe", description="who acts when members disagree")
     max_episodes: int = Field(default=5, ge=1, description="MPC episodes (each followed by a refit)")
     max_steps: int | None = Field(default=None, ge=1, description="cap on steps per episode (env default if unset)")
@@ -110,22 +127,37 @@ class AgreementGate:
 
     Args:
         model: the ensemble (reports disagreement under ``"mean"`` propagation).
-        threshold: the largest one-step disagreement at which the planned action is executed.
+        threshold: the floor: an action with at most this one-step disagreement is always executed
+            (with ``relative=False``, the only threshold).
         fallback: see :data:`Fallback` and the module docstring.
+        relative: also accept actions up to ``scale`` × the ``quantile`` of the disagreement of the
+            planned actions this gate has seen, once it has seen ``warmup`` of them.
         candidates: continuous specs only: how many random first actions the fallback compares.
         generator: RNG for ``"random"`` and the continuous candidates.
     """
 
     def __init__(
         self, model: EnsembleDynamics, threshold: float, fallback: Fallback = "safe", *,
+        relative: bool = False, quantile: float = 0.9, scale: float = 2.0, warmup: int = 20,
         candidates: int = 32, generator: torch.Generator | None = None,
     ) -> None:
         if fallback not in ("safe", "explore", "random"):
             raise ValueError(f"fallback must be 'safe', 'explore' or 'random', got {fallback!r}")
         if not threshold >= 0.0:
             raise ValueError(f"threshold must be >= 0, got {threshold}")
-        self.model, self.threshold, self.fallback = model, float(threshold), fallback
+        if not (0.0 < quantile <= 1.0 and scale > 0.0 and warmup >= 1):
+            raise ValueError(f"need 0 < quantile <= 1, scale > 0, warmup >= 1; got {quantile}, {scale}, {warmup}")
+        self.model, self.floor, self.fallback = model, float(threshold), fallback
+        self.relative, self.quantile, self.scale, self.warmup = relative, quantile, scale, warmup
         self.candidates, self.generator = candidates, generator
+        self.seen: list[float] = []  # disagreement of every planned action decided on
+
+    @property
+    def threshold(self) -> float:
+        """The largest disagreement at which the planned action is executed now."""
+        if not self.relative or len(self.seen) < self.warmup:
+            return self.floor
+        return max(self.floor, self.scale * float(np.quantile(self.seen, self.quantile)))
 
     def _first_actions(self, spec: ActionSpec, planned: Tensor) -> Tensor:
         if spec.kind == "discrete":
@@ -137,7 +169,9 @@ class AgreementGate:
     def decide(self, obs: Tensor, planned: Tensor) -> GateDecision:
         """``obs [1, D]``, the planner's ``planned [1, A]`` → the action to execute, and why."""
         d = float(one_step_disagreement(self.model, obs, planned)[0])
-        if d <= self.threshold:
+        threshold = self.threshold
+        self.seen.append(d)
+        if d <= threshold:
             return GateDecision(planned, d, False)
         spec = self.model.action_spec
         options = self._first_actions(spec, planned)
@@ -201,9 +235,13 @@ def run_pets(
         data = collect_random_transitions(config.env, config.initial_transitions, seed=config.seed)
     data = {k: v.clone() for k, v in data.items()}
     real_steps = int(data["obs"].shape[0])
-    mpc_view = MPCConfig.model_validate(
-        {"env": config.env, "rules": config.rules, "score": config.score, "gamma": config.gamma}
-    )
+    planning_reward = config.planning_reward
+    if planning_reward == "auto":
+        planning_reward = "margin" if config.env in MARGIN_REWARDS else "task"
+    mpc_view = MPCConfig.model_validate({
+        "env": config.env, "rules": config.rules, "score": config.score, "gamma": config.gamma,
+        "planning_reward": planning_reward,
+    })
     gen = torch.Generator(device=config.device).manual_seed(config.seed + 7)
     episodes: list[dict[str, Any]] = []
     steps_to_target: int | None = None
@@ -218,8 +256,14 @@ def run_pets(
         planner = make_pets_planner(world, config)
         gate = None
         if config.gate:
-            threshold = calibrate_threshold(model, data, config.gate_quantile, config.gate_scale)
-            gate = AgreementGate(model, threshold, config.fallback, generator=gen)
+            if config.gate_reference == "training":
+                floor = calibrate_threshold(model, data, config.gate_quantile, config.gate_scale)
+            else:
+                floor = calibrate_threshold(model, data, config.gate_floor_quantile, 1.0)
+            gate = AgreementGate(
+                model, floor, config.fallback, relative=config.gate_reference == "planned",
+                quantile=config.gate_quantile, scale=config.gate_scale, warmup=config.gate_warmup, generator=gen,
+            )
         # --- one real episode under MPC --------------------------------------------------------
         obs, _ = env.reset(seed=config.seed + 1000 + episode)
         carry, total, done = None, 0.0, False
@@ -248,8 +292,10 @@ def run_pets(
         if gate is not None:
             log.update({
                 "threshold": gate.threshold,
+                "threshold_floor": gate.floor,
                 "fallback_rate": fallbacks / steps,
                 "disagreement_mean": float(np.mean(disagreements)),
+                "disagreement_q90": float(np.quantile(disagreements, 0.9)),
                 "disagreement_max": float(np.max(disagreements)),
             })
         episodes.append(log)
@@ -263,6 +309,7 @@ def run_pets(
         "planner": config.planner,
         "rules": rules,
         "gate": config.gate,
+        "gate_reference": config.gate_reference if config.gate else None,
         "steps_to_target": steps_to_target,
         "real_steps": real_steps,
         "episode_returns": [e["return"] for e in episodes],
