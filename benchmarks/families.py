@@ -9,10 +9,11 @@ Prints one JSON object per family (one line each), then nothing else:
   ``env_steps`` of self-play, per seed; random play scores ~22.
 * ``pets``: CartPole-v1, the PETS loop (1,000 random steps, CEM with 5 trajectory-sampling
   particles, agreement gate): real steps to the first episode returning >= 475, and the fallback rate.
-* ``worldmodels``: CartPole-v1 from 64x64 pixels: real return of the CMA-ES controller trained in
-  the dream, next to uniformly random actions on the same episodes.
-* ``planet``: DMC cartpole-swingup (proprio): returns of the planning episodes and of a noise-free
-  evaluation episode, next to the random seed episodes.
+* ``worldmodels``: CartPole-v1 from 64x64 pixels, 3 rounds of the iterative procedure: real return
+  of the CMA-ES controller trained in the dream, next to uniformly random actions on the same
+  start states; per run also the diagnostics of V and M next to their know-nothing baselines.
+* ``planet``: DMC cartpole-swingup (proprio): the noise-free evaluation return every 5 planning
+  episodes vs env steps (the curve), next to uniformly random actions from the same start states.
 
     python benchmarks/families.py [--families dyna muzero pets worldmodels planet] [--seeds 0 1 2] [--quick]
 
@@ -92,12 +93,19 @@ def bench_worldmodels(seeds: list[int], quick: bool) -> dict[str, Any]:
 
     runs = []
     for s in seeds:
-        config = HSConfig(seed=s, frames=600 if quick else 2000, vae_epochs=2 if quick else 5,
-                          rnn_epochs=5 if quick else 20, generations=5 if quick else 15)
+        config = (HSConfig(seed=s, frames=600, vae_epochs=2, rnn_steps=100, generations=5, rounds=2, round_frames=200)
+                  if quick else HSConfig(seed=s, rounds=3, eval_episodes=10))
         _, _, summary = train_world_models(config)
+        last = summary["rounds"][-1]
         runs.append({"seed": s, "eval_mean_return": summary["eval_mean_return"],
                      "random_mean_return": summary["random_mean_return"],
-                     "best_dream_return": max(summary["dream_return_curve"]), "wall_s": summary["wall_s"]})
+                     "collected_returns_per_round": [round(float(np.mean(r["collected_returns"])), 1)
+                                                     for r in summary["rounds"] if "collected_returns" in r],
+                     "best_dream_return_per_round": [max(r["dream_return_curve"]) for r in summary["rounds"]],
+                     "dream_random_vs_real_random": [last["dream_random_return"], summary["real_random_return"]],
+                     "done_bce_vs_base_rate": [last["done_bce"], last["done_base_rate_bce"]],
+                     "vae_mse_vs_mean_frame": [last["vae_recon_mse"], last["mean_frame_mse"]],
+                     "frames": summary["frames"], "wall_s": summary["wall_s"]})
     return {
         "env": "CartPole-v1 pixels (64x64)", "runs": runs,
         "score": {"mean_eval_return": float(np.mean([r["eval_mean_return"] for r in runs])),
@@ -110,16 +118,18 @@ def bench_planet(seeds: list[int], quick: bool) -> dict[str, Any]:
 
     runs = []
     for s in seeds:
-        config = PlaNetConfig(seed=s, seed_episodes=2 if quick else 3, episodes=2 if quick else 10,
-                              train_steps=30 if quick else 100, max_steps=50 if quick else None, eval_episodes=1)
+        config = (PlaNetConfig(seed=s, seed_episodes=2, episodes=2, train_steps=30, max_steps=50, eval_episodes=1)
+                  if quick else PlaNetConfig(seed=s, seed_episodes=5, episodes=15, train_steps=100, batch_size=32,
+                                             eval_every=5, eval_episodes=1))
         _, summary = train_planet(config)
-        runs.append({"seed": s, "seed_episode_returns": summary["seed_episode_returns"],
-                     "episode_returns": summary["episode_returns"], "eval_returns": summary["eval_returns"],
+        runs.append({"seed": s, "random_eval_returns": summary["random_eval_returns"],
+                     "seed_episode_returns": summary["seed_episode_returns"],
+                     "episode_returns": summary["episode_returns"], "eval_curve": summary["eval_curve"],
                      "wall_s": summary["wall_s"]})
     return {
         "env": "dmc:cartpole-swingup (proprio, action repeat 8)", "runs": runs,
-        "score": {"mean_eval_return": float(np.mean([r["eval_returns"][0] for r in runs])),
-                  "mean_random_return": float(np.mean([x for r in runs for x in r["seed_episode_returns"]]))},
+        "score": {"mean_final_eval_return": float(np.mean([r["eval_curve"][-1]["eval_mean_return"] for r in runs])),
+                  "mean_random_return": float(np.mean([x for r in runs for x in r["random_eval_returns"]]))},
     }
 
 

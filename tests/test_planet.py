@@ -25,10 +25,16 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_proprio_run_and_checkpoint(tmp_path: Path) -> None:
-    config = PlaNetConfig(**SMALL, max_steps=20, eval_episodes=1)
-    model, summary = train_planet(config, out=tmp_path / "planet")
-    assert len(summary["episode_returns"]) == 1 and len(summary["eval_returns"]) == 1
-    assert summary["env_steps"] == 2 * 21 * 8  # seed + planned episode (eval is not stored), 21 rows each
+    config = PlaNetConfig(**{**SMALL, "episodes": 2}, max_steps=20, eval_episodes=1, eval_every=1)
+    reports: list[dict[str, object]] = []
+    model, summary = train_planet(config, out=tmp_path / "planet", progress=reports.append)
+    assert len(summary["episode_returns"]) == 2 and len(summary["eval_returns"]) == 1
+    assert summary["env_steps"] == 3 * 21 * 8  # seed + 2 planned episodes (eval is not stored), 21 rows each
+    # the return curve: one noise-free evaluation per planning episode, at growing env steps
+    assert [p["env_steps"] for p in summary["eval_curve"]] == [2 * 21 * 8, 3 * 21 * 8]
+    assert summary["eval_curve"][-1]["eval_mean_return"] == summary["eval_returns"][0]
+    assert len(summary["random_eval_returns"]) == 1 and summary["random_eval_returns"][0] >= 0
+    assert [r["episode"] for r in reports] == [1, 2] and "eval_returns" in reports[0]
     loaded, loaded_config = load_planet(tmp_path / "planet")
     assert loaded_config == config
     obs = torch.randn(1, 5)

@@ -94,14 +94,23 @@ def test_mdn_rnn_learns_dynamics_and_the_controller_learns_in_the_dream() -> Non
 
 @pytest.mark.slow
 def test_pixel_pipeline_end_to_end(tmp_path: Path) -> None:
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp_path))
+    """Random frames -> V -> M -> C in the dream, then a second round on frames the controller
+    played (the iterative procedure), a checkpoint, and the diagnostics next to their baselines."""
     full = bool(os.environ.get("AGENTWM_FULL"))
-    config = (HSConfig(frames=2000, vae_epochs=5, rnn_epochs=20, generations=15) if full else HSConfig(
-        frames=200, vae_epochs=1, rnn_epochs=2, generations=2, popsize=4, dreams=2, dream_horizon=10,
-        eval_episodes=1, model=VAEMDNConfig(depth=4, hidden=16)))
+    config = (HSConfig(rounds=3, eval_episodes=10) if full else HSConfig(
+        frames=200, vae_epochs=1, rnn_steps=3, generations=2, popsize=4, dreams=2, dream_horizon=10,
+        rounds=2, round_frames=30, eval_episodes=1, model=VAEMDNConfig(depth=4, hidden=16)))
     _, params, summary = train_world_models(config, out=tmp_path / "wm")
-    assert summary["frames"] >= config.frames and len(summary["dream_return_curve"]) == config.generations
+    assert summary["frames"] >= config.frames + config.round_frames
+    assert len(summary["dream_return_curve"]) == config.rounds * config.generations
+    assert [r["round"] for r in summary["rounds"]] == list(range(1, config.rounds + 1))
+    assert len(summary["rounds"][0]["collected_returns"]) >= 1  # round 2 played the round-1 controller
+    first = summary["rounds"][0]
+    assert first["vae_recon_mse"] > 0 and first["mean_frame_mse"] > 0 and first["done_base_rate_bce"] > 0
     _, loaded_params, loaded_config = load_world_models(tmp_path / "wm")
     assert torch.equal(loaded_params, params) and loaded_config == config
     if full:
-        assert summary["eval_mean_return"] > 1.5 * summary["random_mean_return"], summary
+        last = summary["rounds"][-1]
+        assert first["vae_recon_mse"] < 0.5 * first["mean_frame_mse"], first
+        assert last["done_bce"] < last["done_base_rate_bce"], last
+        assert summary["eval_mean_return"] > 2 * summary["random_mean_return"], summary

@@ -16,6 +16,7 @@ proprio or ``pixels=True``) and on gymnasium tasks with continuous actions.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,11 @@ class PlaNetConfig(BaseModel):
     explore_noise: float = Field(default=0.3, ge=0.0, description="std of Gaussian noise on executed actions")
     max_steps: int | None = Field(default=None, ge=1, description="cap on steps per episode")
     eval_episodes: int = Field(default=1, ge=0, description="noise-free planning episodes at the end")
+    eval_every: int | None = Field(
+        default=None, ge=1,
+        description="also run eval_episodes noise-free episodes after every this many planning episodes "
+        "(the return curve vs env steps in the summary's eval_curve; None: only at the end)",
+    )
     seed: int = Field(default=0, description="seed of env, model, replay and planner")
     device: str = Field(default="cpu", description="torch device")
 
@@ -114,8 +120,11 @@ def run_episode(
         total += reward
 
 
-def train_planet(config: PlaNetConfig, out: str | Path | None = None) -> tuple[RSSM, dict[str, Any]]:
-    """Train online; return the RSSM and a JSON-ready summary (returns per episode, timings)."""
+def train_planet(
+    config: PlaNetConfig, out: str | Path | None = None, progress: Callable[[dict[str, Any]], None] | None = None
+) -> tuple[RSSM, dict[str, Any]]:
+    """Train online; return the RSSM and a JSON-ready summary (returns per episode, the noise-free
+    evaluation curve vs env steps, timings). ``progress`` gets one dict per planning episode."""
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -133,10 +142,24 @@ def train_planet(config: PlaNetConfig, out: str | Path | None = None) -> tuple[R
     # --- 1. seed episodes -------------------------------------------------------------------------
     seed_returns = [run_episode(env, model, None, spec, replay, 0.0, rng, config.seed + i if i == 0 else None,
                                 config.device) for i in range(config.seed_episodes)]
+    repeat = config.action_repeat if config.env.startswith("dmc:") else 1
+    eval_env = make_env(config, 10_000 + config.seed)
+
+    # Uniformly random actions from the evaluation start states: the baseline of the curve.
+    random_returns = [run_episode(eval_env, model, None, spec, None, 0.0, np.random.default_rng(config.seed + 1),
+                                  10_000 + config.seed + i, config.device) for i in range(max(config.eval_episodes, 1))]
+
+    def evaluate() -> list[float]:
+        # The same start states every time, so the curve compares like with like.
+        return [run_episode(eval_env, model, planner, spec, None, 0.0, rng, 10_000 + config.seed + i, config.device)
+                for i in range(config.eval_episodes)]
+
     returns: list[float] = []
+    curve: list[dict[str, Any]] = []
+    evals: list[float] = []
     metrics: dict[str, float] = {}
-    train_s = plan_s = 0.0
-    for _ in range(config.episodes):
+    train_s = plan_s = eval_s = 0.0
+    for episode in range(config.episodes):
         # --- 2a. learn the model -------------------------------------------------------------------
         t0 = time.perf_counter()
         model.train()
@@ -154,11 +177,18 @@ def train_planet(config: PlaNetConfig, out: str | Path | None = None) -> tuple[R
         t1 = time.perf_counter()
         # --- 2b. act by planning ------------------------------------------------------------------
         returns.append(run_episode(env, model, planner, spec, replay, config.explore_noise, rng, None, config.device))
+        t2 = time.perf_counter()
         train_s += t1 - t0
-        plan_s += time.perf_counter() - t1
-    eval_env = make_env(config, 10_000 + config.seed)
-    evals = [run_episode(eval_env, model, planner, spec, None, 0.0, rng, 10_000 + config.seed + i, config.device)
-             for i in range(config.eval_episodes)]
+        plan_s += t2 - t1
+        report: dict[str, Any] = {"episode": episode + 1, "env_steps": len(replay) * repeat, "return": returns[-1]}
+        last = episode + 1 == config.episodes
+        if config.eval_episodes and (last or (config.eval_every is not None and (episode + 1) % config.eval_every == 0)):
+            evals = evaluate()  # the last one is the summary's eval_returns
+            curve.append({"env_steps": len(replay) * repeat, "eval_mean_return": float(np.mean(evals))})
+            report["eval_returns"] = evals
+            eval_s += time.perf_counter() - t2
+        if progress is not None:
+            progress({**report, "wall_s": round(time.perf_counter() - start, 1)})
     env.close()
     eval_env.close()
     summary: dict[str, Any] = {
@@ -168,9 +198,11 @@ def train_planet(config: PlaNetConfig, out: str | Path | None = None) -> tuple[R
         "seed_episode_returns": seed_returns,
         "episode_returns": returns,
         "eval_returns": evals,
-        "env_steps": len(replay) * (config.action_repeat if config.env.startswith("dmc:") else 1),
+        "eval_curve": curve,
+        "random_eval_returns": random_returns,
+        "env_steps": len(replay) * repeat,
         "metrics": metrics,
-        "seconds": {"train": round(train_s, 1), "plan_and_act": round(plan_s, 1)},
+        "seconds": {"train": round(train_s, 1), "plan_and_act": round(plan_s, 1), "eval": round(eval_s, 1)},
         "wall_s": round(time.perf_counter() - start, 1),
     }
     if out is not None:

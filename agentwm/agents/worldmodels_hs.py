@@ -14,7 +14,10 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,15 +50,23 @@ class HSConfig(BaseModel):
     model: VAEMDNConfig = Field(default_factory=lambda: VAEMDNConfig(), description="sizes of V and M")
     vae_epochs: int = Field(default=8, ge=1, description="passes of V over the frames")
     vae_batch: int = Field(default=64, ge=1, description="frames per V step")
-    rnn_epochs: int = Field(default=30, ge=1, description="passes of M over the episodes")
-    rnn_batch: int = Field(default=32, ge=1, description="episodes per M step")
+    rnn_steps: int = Field(default=1000, ge=1, description="gradient steps of M per round")
+    rnn_batch: int = Field(default=16, ge=1, description="episode windows per M step")
+    rnn_seq: int = Field(default=64, ge=2, description="longest window of an episode per M sample")
     lr: float = Field(default=1e-3, gt=0.0, description="Adam learning rate of V and M")
     temperature: float = Field(default=1.0, gt=0.0, description="tau: dream sampling temperature for C's training")
     dream_horizon: int = Field(default=200, ge=1, description="longest dream per candidate")
     dreams: int = Field(default=8, ge=1, description="dreams per CMA-ES candidate")
-    generations: int = Field(default=20, ge=1, description="CMA-ES generations")
+    generations: int = Field(default=20, ge=1, description="CMA-ES generations per round")
     popsize: int = Field(default=16, ge=2, description="CMA-ES population")
     sigma0: float = Field(default=0.5, gt=0.0, description="CMA-ES initial step size")
+    rounds: int = Field(
+        default=1, ge=1,
+        description="collect -> fit M -> CMA-ES rounds; rounds after the first add round_frames frames "
+        "played by the current controller (the paper's iterative training) and refit M on all data",
+    )
+    round_frames: int = Field(default=2000, ge=1, description="controller frames collected per extra round")
+    explore: float = Field(default=0.1, ge=0.0, le=1.0, description="random-action probability while collecting")
     eval_episodes: int = Field(default=5, ge=1, description="real evaluation episodes")
     seed: int = Field(default=0, description="seed of env, networks, CMA-ES and dreams")
 
@@ -75,36 +86,54 @@ def to_frame(rgb: Any, size: int, crop: tuple[float, float, float, float] | None
     return F.interpolate(x, size=(size, size), mode="area")[0]
 
 
+Chooser = Callable[[Tensor, "int | None"], int]
+"""Picks an action from the current frame ``[3, S, S]`` and the previous action (``None`` at an
+episode's first frame, where a stateful chooser resets)."""
+
+
+def make_env(config: HSConfig) -> gym.Env[Any, Any]:
+    """The task with ``rgb_array`` rendering (headless: pygame needs a runtime dir to exist)."""
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    return gym.make(config.env, render_mode="rgb_array")
+
+
+def play_episode(env: gym.Env[Any, Any], config: HSConfig, choose: Chooser, seed: int | None) -> dict[str, Tensor]:
+    """One episode: ``frames [T+1, 3, S, S]`` (uint8), ``action [T]``, ``reward [T]``, ``done [T]``
+    (1 where the step terminated)."""
+    size = config.model.image_size
+    env.reset(seed=seed)
+    shot = to_frame(env.render(), size, config.crop)
+    shots, acts, rews, dones = [shot], [], [], []
+    prev: int | None = None
+    done = False
+    while not done:
+        prev = choose(shot, prev)
+        _, r, terminated, truncated, _ = env.step(prev)
+        shot = to_frame(env.render(), size, config.crop)
+        shots.append(shot)
+        acts.append(prev)
+        rews.append(float(r))
+        dones.append(float(terminated))
+        done = terminated or truncated
+    return {"frames": (torch.stack(shots) * 255).round().to(torch.uint8), "action": torch.tensor(acts),
+            "reward": torch.tensor(rews), "done": torch.tensor(dones)}
+
+
 def collect_episodes(
-    env_id: str, frames: int, size: int, seed: int, crop: tuple[float, float, float, float] | None = None
+    env: gym.Env[Any, Any], config: HSConfig, frames: int, choose: Chooser, seed: int | None
 ) -> list[dict[str, Tensor]]:
-    """Random-policy episodes until ``frames`` frames: per episode ``frames [T+1, 3, S, S]`` (uint8),
-    ``action [T]``, ``reward [T]``, ``done [T]`` (1 where the step terminated)."""
-    env = gym.make(env_id, render_mode="rgb_array")
-    env.action_space.seed(seed)
+    """Whole episodes played by ``choose`` until at least ``frames`` frames."""
     episodes: list[dict[str, Tensor]] = []
-    total, first = 0, True
+    total = 0
     while total < frames:
-        env.reset(seed=seed if first else None)
-        first = False
-        shots = [to_frame(env.render(), size, crop)]
-        acts, rews, dones = [], [], []
-        done = False
-        while not done:
-            a = int(env.action_space.sample())
-            _, r, terminated, truncated, _ = env.step(a)
-            shots.append(to_frame(env.render(), size, crop))
-            acts.append(a)
-            rews.append(float(r))
-            dones.append(float(terminated))
-            done = terminated or truncated
-        episodes.append({
-            "frames": (torch.stack(shots) * 255).round().to(torch.uint8),
-            "action": torch.tensor(acts), "reward": torch.tensor(rews), "done": torch.tensor(dones),
-        })
-        total += len(shots)
-    env.close()
+        episodes.append(play_episode(env, config, choose, seed if not episodes else None))
+        total += len(episodes[-1]["frames"])
     return episodes
+
+
+def random_chooser(env: gym.Env[Any, Any]) -> Chooser:
+    """Uniformly random actions from the env's own (seeded) action space."""
+    return lambda frame, prev: int(env.action_space.sample())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -135,41 +164,96 @@ def encode_episodes(model: VAEMDNRNN, episodes: list[dict[str, Tensor]]) -> list
 
 
 def _rnn_batch(
-    episodes: list[dict[str, Tensor]], stats: list[tuple[Tensor, Tensor]], idx: list[int], spec: ActionSpec
+    episodes: list[dict[str, Tensor]], stats: list[tuple[Tensor, Tensor]], picks: list[tuple[int, int, int]],
+    spec: ActionSpec,
 ) -> dict[str, Tensor]:
-    T = max(len(episodes[i]["action"]) for i in idx)
+    """Windows ``(episode, start, steps)`` padded to the longest; latents sampled from V's posteriors
+    (as in the paper, so M learns V's noise too)."""
+    T = max(n for _, _, n in picks)
     Z = stats[0][0].shape[-1]
-    batch = {"z": torch.zeros(len(idx), T + 1, Z), "action": torch.zeros(len(idx), T, spec.dim),
-             "reward": torch.zeros(len(idx), T), "done": torch.zeros(len(idx), T), "mask": torch.zeros(len(idx), T)}
-    for row, i in enumerate(idx):
-        mu, logvar = stats[i]
-        n = len(episodes[i]["action"])
-        batch["z"][row, : n + 1] = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)  # sampled, as in the paper
-        batch["action"][row, :n] = spec.one_hot(episodes[i]["action"])
-        batch["reward"][row, :n] = episodes[i]["reward"]
-        batch["done"][row, :n] = episodes[i]["done"]
+    B = len(picks)
+    batch = {"z": torch.zeros(B, T + 1, Z), "action": torch.zeros(B, T, spec.dim),
+             "reward": torch.zeros(B, T), "done": torch.zeros(B, T), "mask": torch.zeros(B, T)}
+    for row, (i, lo, n) in enumerate(picks):
+        mu, logvar = stats[i][0][lo : lo + n + 1], stats[i][1][lo : lo + n + 1]
+        batch["z"][row, : n + 1] = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        batch["action"][row, :n] = spec.one_hot(episodes[i]["action"][lo : lo + n])
+        batch["reward"][row, :n] = episodes[i]["reward"][lo : lo + n]
+        batch["done"][row, :n] = episodes[i]["done"][lo : lo + n]
         batch["mask"][row, :n] = 1.0
     return batch
 
 
-def train_rnn(model: VAEMDNRNN, episodes: list[dict[str, Tensor]], config: HSConfig) -> dict[str, float]:
+def train_rnn(
+    model: VAEMDNRNN, episodes: list[dict[str, Tensor]], config: HSConfig, generator: torch.Generator
+) -> dict[str, float]:
+    """``config.rnn_steps`` Adam steps of M on windows of at most ``rnn_seq`` steps (the LSTM starts
+    from zero at each window; half the windows start at the episode's first frame, where the real
+    carry starts)."""
     stats = encode_episodes(model, episodes)
     opt = torch.optim.Adam([*model.rnn.parameters(), *model.mdn.parameters()], lr=config.lr)
+    lengths = [len(e["action"]) for e in episodes]
     metrics: dict[str, float] = {}
-    for _ in range(config.rnn_epochs):
-        perm = torch.randperm(len(episodes)).tolist()
-        for lo in range(0, len(episodes), config.rnn_batch):
-            batch = _rnn_batch(episodes, stats, perm[lo : lo + config.rnn_batch], model.action_spec)
-            losses, m = model.rnn_loss(batch)
-            n = batch["mask"].sum()
-            total = sum((v.sum() / n for v in losses.values()), torch.zeros(()))
-            opt.zero_grad(set_to_none=True)
-            total.backward()  # type: ignore[no-untyped-call]
-            torch.nn.utils.clip_grad_norm_(model.rnn.parameters(), 1.0)
-            opt.step()
-            metrics = {**{f"loss/rnn_{k}": float(v.detach().sum() / n) for k, v in losses.items()},
-                       **{k: float(v) for k, v in m.items()}}
+    for _ in range(config.rnn_steps):
+        picks = []
+        for i in torch.randint(len(episodes), (config.rnn_batch,), generator=generator).tolist():
+            n = min(lengths[i], config.rnn_seq)
+            late = int(torch.randint(2, (), generator=generator))
+            lo = int(torch.randint(lengths[i] - n + 1, (), generator=generator)) if late else 0
+            picks.append((i, lo, n))
+        batch = _rnn_batch(episodes, stats, picks, model.action_spec)
+        losses, m = model.rnn_loss(batch)
+        n_valid = batch["mask"].sum()
+        total = sum((v.sum() / n_valid for v in losses.values()), torch.zeros(()))
+        opt.zero_grad(set_to_none=True)
+        total.backward()  # type: ignore[no-untyped-call]
+        torch.nn.utils.clip_grad_norm_(model.rnn.parameters(), 1.0)
+        opt.step()
+        metrics = {**{f"loss/rnn_{k}": float(v.detach().sum() / n_valid) for k, v in losses.items()},
+                   **{k: float(v) for k, v in m.items()}}
     return metrics
+
+
+@torch.no_grad()
+def diagnose(model: VAEMDNRNN, episodes: list[dict[str, Tensor]], config: HSConfig, generator: torch.Generator
+             ) -> dict[str, float]:
+    """How good V and M are, each next to the baseline that knows nothing:
+
+    * ``vae_recon_mse`` per pixel vs ``mean_frame_mse`` (always predicting the average frame);
+    * ``done_bce`` of M's episode-end head over the data vs ``done_base_rate_bce`` (a constant);
+    * ``dream_random_return``: dreams at ``tau`` under uniformly random actions, from real first
+      frames, vs ``real_random_return``: the random-policy episodes' mean return (calibration:
+      a controller can only be as good as these agree).
+    """
+    frames = torch.cat([e["frames"] for e in episodes])
+    pick = torch.randperm(len(frames), generator=generator)[:1000]
+    x = frames[pick].float() / 255.0
+    recon = model.decode(model.encode(x)[0])
+    stats = encode_episodes(model, episodes)
+    done_sum, n = 0.0, 0
+    for lo in range(0, len(episodes), 32):
+        idx = list(range(lo, min(lo + 32, len(episodes))))
+        # Whole episodes, the LSTM from zero at the first frame, as when acting.
+        batch = _rnn_batch(episodes, [(s[0], torch.full_like(s[1], -30.0)) for s in stats],
+                           [(i, 0, len(episodes[i]["action"])) for i in idx], model.action_spec)
+        losses, _ = model.rnn_loss(batch)
+        done_sum += float(losses["done"].sum())
+        n += int(batch["mask"].sum())
+    rate = float(torch.cat([e["done"] for e in episodes]).mean())
+    rate = min(max(rate, 1e-6), 1 - 1e-6)
+    starts = torch.stack([s[0][0] for s in stats])
+    rows = 256
+    carry = {**model.initial(rows), "z": starts[torch.randint(len(starts), (rows,), generator=generator)]}
+    spec = model.action_spec
+    dream = model.imagine(
+        carry, lambda st: spec.one_hot(torch.randint(spec.dim, (rows,), generator=generator)), config.dream_horizon,
+        temperature=config.temperature, generator=generator)
+    return {
+        "vae_recon_mse": float((recon - x).pow(2).mean()), "mean_frame_mse": float((x - x.mean(0)).pow(2).mean()),
+        "done_bce": done_sum / max(n, 1),
+        "done_base_rate_bce": -(rate * np.log(rate) + (1 - rate) * np.log(1 - rate)),
+        "dream_random_return": float(dream.returns(gamma=1.0).mean()),
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -214,10 +298,12 @@ def dream_fitness(
 
 
 def train_controller(
-    model: VAEMDNRNN, controller: LinearController, starts: Tensor, config: HSConfig
+    model: VAEMDNRNN, controller: LinearController, starts: Tensor, config: HSConfig, x0: Tensor | None = None
 ) -> tuple[Tensor, list[float]]:
-    """CMA-ES over the controller's parameters, maximising dream return; best mean and the curve."""
-    es = cma.CMAEvolutionStrategy(np.zeros(controller.size), config.sigma0,
+    """CMA-ES over the controller's parameters (from ``x0``, default zeros), maximising dream
+    return; the distribution's mean at the end and the best fitness per generation."""
+    start = np.zeros(controller.size) if x0 is None else x0.double().numpy()
+    es = cma.CMAEvolutionStrategy(start, config.sigma0,
                                   {"popsize": config.popsize, "seed": config.seed + 1, "verbose": -9})
     gen = torch.Generator().manual_seed(config.seed)
     curve: list[float] = []
@@ -234,29 +320,37 @@ def train_controller(
 # 5. Real evaluation
 
 
+def controller_chooser(
+    model: VAEMDNRNN, controller: LinearController, params: Tensor, explore: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> Chooser:
+    """Acts with C on ``[z, h]``, advancing M with every real frame; with probability ``explore``
+    the action is uniformly random instead (M still sees the action actually taken)."""
+    w, b = controller.unpack(params[None])
+    spec = controller.spec
+    carry: dict[str, State] = {}
+
+    @torch.no_grad()
+    def choose(frame: Tensor, prev: int | None) -> int:
+        if prev is None:
+            carry["s"] = model.observe(frame[None])
+        else:
+            carry["s"] = model.observe(frame[None], carry["s"], spec.one_hot(torch.tensor([prev])))
+        if explore > 0 and float(torch.rand((), generator=generator)) < explore:
+            return int(torch.randint(spec.dim, (), generator=generator))
+        return int(controller.act(carry["s"], w, b)[0].argmax())
+
+    return choose
+
+
 @torch.no_grad()
 def evaluate(model: VAEMDNRNN, controller: LinearController, params: Tensor | None, config: HSConfig,
              episodes: int, seed: int) -> list[float]:
     """Real returns of the controller (``params=None``: uniformly random actions, the baseline)."""
-    env = gym.make(config.env, render_mode="rgb_array")
+    env = make_env(config)
     env.action_space.seed(seed)
-    size = config.model.image_size
-    w, b = controller.unpack(params[None]) if params is not None else (None, None)
-    out = []
-    for i in range(episodes):
-        env.reset(seed=seed + i)
-        state = model.observe(to_frame(env.render(), size, config.crop)[None])
-        done, total = False, 0.0
-        while not done:
-            if w is None or b is None:
-                action = controller.spec.one_hot(torch.tensor([int(env.action_space.sample())]))
-            else:
-                action = controller.act(state, w, b)
-            _, r, terminated, truncated, _ = env.step(int(action[0].argmax()))
-            state = model.observe(to_frame(env.render(), size, config.crop)[None], state, action)
-            total += float(r)
-            done = terminated or truncated
-        out.append(total)
+    choose = random_chooser(env) if params is None else controller_chooser(model, controller, params)
+    out = [float(play_episode(env, config, choose, seed + i)["reward"].sum()) for i in range(episodes)]
     env.close()
     return out
 
@@ -265,21 +359,50 @@ def train_world_models(config: HSConfig, out: str | Path | None = None) -> tuple
     """The whole pipeline; returns V+M, the controller parameters and a JSON-ready summary."""
     start = time.perf_counter()
     torch.manual_seed(config.seed)
-    spec = action_spec_of(gym.make(config.env).action_space)
+    gen = torch.Generator().manual_seed(config.seed)
+    env = make_env(config)
+    env.action_space.seed(config.seed)
+    spec = action_spec_of(env.action_space)
     model = VAEMDNRNN(spec, config.model)
-    # --- 1. collect ---------------------------------------------------------------------------
-    episodes = collect_episodes(config.env, config.frames, config.model.image_size, config.seed, config.crop)
-    t_collect = time.perf_counter() - start
-    # --- 2-3. V then M ------------------------------------------------------------------------
-    metrics = train_vae(model, episodes, config)
-    metrics.update(train_rnn(model, episodes, config))
-    model.eval()
-    t_models = time.perf_counter() - start - t_collect
-    # --- 4. C in the dream -------------------------------------------------------------------
     controller = LinearController(config.model.z_dim, config.model.hidden, spec)
-    starts = torch.stack([encode_episodes(model, [e])[0][0][0] for e in episodes])
-    params, curve = train_controller(model, controller, starts, config)
-    # --- 5. real evaluation ------------------------------------------------------------------
+    seconds = {"collect": 0.0, "v": 0.0, "m": 0.0, "c": 0.0}
+    # --- 1. collect random episodes ------------------------------------------------------------
+    episodes = collect_episodes(env, config, config.frames, random_chooser(env), config.seed)
+    real_random = float(np.mean([float(e["reward"].sum()) for e in episodes]))
+    seconds["collect"] += time.perf_counter() - start
+    # --- 2. V ---------------------------------------------------------------------------------
+    t = time.perf_counter()
+    metrics = train_vae(model, episodes, config)
+    seconds["v"] += time.perf_counter() - t
+    params: Tensor | None = None
+    rounds: list[dict[str, Any]] = []
+    for r in range(config.rounds):
+        if r > 0:
+            # --- iterative training: play the current controller, with some random actions ------
+            assert params is not None
+            t = time.perf_counter()
+            played = collect_episodes(env, config, config.round_frames,
+                                      controller_chooser(model, controller, params, config.explore, gen), None)
+            episodes += played
+            rounds[-1]["collected_returns"] = [float(e["reward"].sum()) for e in played]
+            seconds["collect"] += time.perf_counter() - t
+        # --- 3. M on everything collected so far (continuing from the previous round) ----------
+        t = time.perf_counter()
+        model.train()
+        metrics.update(train_rnn(model, episodes, config, gen))
+        model.eval()
+        seconds["m"] += time.perf_counter() - t
+        # --- 4. C in the dream (warm-started from the previous round) -----------------------------
+        t = time.perf_counter()
+        starts = torch.stack([s[0][0] for s in encode_episodes(model, episodes)])
+        params, curve = train_controller(model, controller, starts, config, x0=params)
+        seconds["c"] += time.perf_counter() - t
+        rounds.append({"round": r + 1, "frames": sum(len(e["frames"]) for e in episodes),
+                       **{k: round(v, 4) for k, v in diagnose(model, episodes, config, gen).items()},
+                       "dream_return_curve": [round(x, 2) for x in curve]})
+    env.close()
+    assert params is not None
+    # --- 5. real evaluation: the controller and random actions on the same start states --------
     returns = evaluate(model, controller, params, config, config.eval_episodes, seed=10_000 + config.seed)
     random_returns = evaluate(model, controller, None, config, config.eval_episodes, seed=10_000 + config.seed)
     summary: dict[str, Any] = {
@@ -288,11 +411,14 @@ def train_world_models(config: HSConfig, out: str | Path | None = None) -> tuple
         "frames": sum(len(e["frames"]) for e in episodes),
         "episodes": len(episodes),
         "metrics": metrics,
-        "dream_return_curve": [round(x, 2) for x in curve],
+        "rounds": rounds,
+        "real_random_return": real_random,
+        "dream_return_curve": [x for r in rounds for x in r["dream_return_curve"]],
         "eval_returns": returns,
         "eval_mean_return": float(np.mean(returns)),
+        "random_returns": random_returns,
         "random_mean_return": float(np.mean(random_returns)),
-        "seconds": {"collect": round(t_collect, 1), "v_and_m": round(t_models, 1)},
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "wall_s": round(time.perf_counter() - start, 1),
     }
     if out is not None:
