@@ -130,7 +130,9 @@ def test_no_leakage_across_episode_boundary() -> None:
 
 class EchoEnv(gym.Env[np.ndarray, np.int64]):
     """obs = [one-hot of the action that led here (zeros at reset), step / 10]; reward = action;
-    episodes end (terminated) after 3..7 steps, or are truncated at 6 when ``truncate``."""
+    episodes end (terminated) after 3..7 steps (never, with ``endless``)."""
+
+    endless = False
 
     def __init__(self) -> None:
         self.observation_space = gym.spaces.Box(-1, 1, (4,), np.float32)
@@ -146,10 +148,15 @@ class EchoEnv(gym.Env[np.ndarray, np.int64]):
         obs = np.zeros(4, np.float32)
         obs[int(action)] = 1.0
         obs[3] = self.t / 10
-        return obs, float(action), self.t >= self.n, False, {}
+        return obs, float(action), self.t >= self.n and not self.endless, False, {}
+
+
+class EndlessEchoEnv(EchoEnv):
+    endless = True
 
 
 gym.register("AgentwmEcho-v0", entry_point=EchoEnv)
+gym.register("AgentwmEchoEndless-v0", entry_point=EndlessEchoEnv)
 
 
 def test_loop_stores_actions_with_the_observations_they_produced(tmp_path: Path) -> None:
@@ -176,6 +183,27 @@ def test_loop_stores_actions_with_the_observations_they_produced(tmp_path: Path)
     assert len(ends) > 5 and first[0][ends + 1].all()
     # the second half came from the policy, not the prefill's uniform actions: still one-hot
     assert np.all(act[later].sum(-1) == 1)
+
+
+def test_time_limit_truncation_is_stored_as_a_boundary_not_a_terminal(tmp_path: Path) -> None:
+    """CartPole's 500-step limit is a truncation: treating it as a terminal would teach the continue
+    head (and through it the critic) that balancing for long ends the episode."""
+    sets = [*FAST, "steps=160", "prefill=80", "checkpoint_every=160", "time_limit=5"]
+    cfg = resolve_config(["debug"], sets, env="AgentwmEchoEndless-v0")
+    train(cfg, tmp_path, progress=False)
+    agent = DreamerAgent((4,), ActionSpec("discrete", 3), cfg)
+    replay = SequenceReplay(cfg.replay_capacity, 1, (4,), 3, np.float32)
+    assert ckpt.load_latest(tmp_path, agent, replay) is not None
+    used = int(replay.count[0])
+    first, term = replay.data["is_first"][0, :used], replay.data["is_terminal"][0, :used]
+    step = np.round(replay.data["obs"][0, :used, 3] * 10).astype(int)
+    assert not term.any()  # every episode was cut by the time limit, none terminated
+    assert np.array_equal(first, step == 0) and first.sum() >= 20
+    ends = np.flatnonzero(first[1:])  # the row before each new episode
+    assert np.all(step[ends] == 5)  # ... is the truncated episode's last observation
+    # The sampled batches the learner sees agree: continue targets are 1 at truncations.
+    batch = replay.sample(16, 12)
+    assert not batch["is_terminal"].any() and batch["is_first"][:, 1:].any()
 
 
 # ------------------------------------------------------------------------------------------------
