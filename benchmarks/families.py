@@ -119,7 +119,7 @@ def bench_planet(seeds: list[int], quick: bool) -> dict[str, Any]:
     runs = []
     for s in seeds:
         config = (PlaNetConfig(seed=s, seed_episodes=2, episodes=2, train_steps=30, max_steps=50, eval_episodes=1)
-                  if quick else PlaNetConfig(seed=s, seed_episodes=5, episodes=15, train_steps=100, batch_size=32,
+                  if quick else PlaNetConfig(seed=s, seed_episodes=5, episodes=10, train_steps=100, batch_size=32,
                                              eval_every=5, eval_episodes=1))
         _, summary = train_planet(config)
         runs.append({"seed": s, "random_eval_returns": summary["random_eval_returns"],

@@ -33,7 +33,7 @@ def test_proprio_run_and_checkpoint(tmp_path: Path) -> None:
     # the return curve: one noise-free evaluation per planning episode, at growing env steps
     assert [p["env_steps"] for p in summary["eval_curve"]] == [2 * 21 * 8, 3 * 21 * 8]
     assert summary["eval_curve"][-1]["eval_mean_return"] == summary["eval_returns"][0]
-    assert len(summary["random_eval_returns"]) == 1 and summary["random_eval_returns"][0] >= 0
+    assert len(summary["random_eval_returns"]) == 10 and min(summary["random_eval_returns"]) >= 0
     assert [r["episode"] for r in reports] == [1, 2] and "eval_returns" in reports[0]
     loaded, loaded_config = load_planet(tmp_path / "planet")
     assert loaded_config == config

@@ -54,6 +54,16 @@ class HSConfig(BaseModel):
     rnn_batch: int = Field(default=16, ge=1, description="episode windows per M step")
     rnn_seq: int = Field(default=64, ge=2, description="longest window of an episode per M sample")
     lr: float = Field(default=1e-3, gt=0.0, description="Adam learning rate of V and M")
+    m_on_means: bool = Field(
+        default=False,
+        description="train M on V's posterior means instead of samples (the paper samples; means match "
+        "what observe() feeds the controller when acting)",
+    )
+    done_weight: float = Field(
+        default=10.0, ge=0.0,
+        description="weight of M's episode-end loss: one bit per step next to ~30 nats of latent NLL, it "
+        "would otherwise get little of the LSTM, and the dream's returns hinge on it",
+    )
     temperature: float = Field(default=1.0, gt=0.0, description="tau: dream sampling temperature for C's training")
     dream_horizon: int = Field(default=200, ge=1, description="longest dream per candidate")
     dreams: int = Field(default=8, ge=1, description="dreams per CMA-ES candidate")
@@ -191,6 +201,8 @@ def train_rnn(
     from zero at each window; half the windows start at the episode's first frame, where the real
     carry starts)."""
     stats = encode_episodes(model, episodes)
+    if config.m_on_means:  # a posterior with no spread: _rnn_batch's samples are the means
+        stats = [(mu, torch.full_like(logvar, -30.0)) for mu, logvar in stats]
     opt = torch.optim.Adam([*model.rnn.parameters(), *model.mdn.parameters()], lr=config.lr)
     lengths = [len(e["action"]) for e in episodes]
     metrics: dict[str, float] = {}
@@ -204,7 +216,8 @@ def train_rnn(
         batch = _rnn_batch(episodes, stats, picks, model.action_spec)
         losses, m = model.rnn_loss(batch)
         n_valid = batch["mask"].sum()
-        total = sum((v.sum() / n_valid for v in losses.values()), torch.zeros(()))
+        weights = {"done": config.done_weight}
+        total = sum((weights.get(k, 1.0) * v.sum() / n_valid for k, v in losses.items()), torch.zeros(()))
         opt.zero_grad(set_to_none=True)
         total.backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_(model.rnn.parameters(), 1.0)
@@ -355,8 +368,11 @@ def evaluate(model: VAEMDNRNN, controller: LinearController, params: Tensor | No
     return out
 
 
-def train_world_models(config: HSConfig, out: str | Path | None = None) -> tuple[VAEMDNRNN, Tensor, dict[str, Any]]:
-    """The whole pipeline; returns V+M, the controller parameters and a JSON-ready summary."""
+def train_world_models(
+    config: HSConfig, out: str | Path | None = None, progress: Callable[[dict[str, Any]], None] | None = None
+) -> tuple[VAEMDNRNN, Tensor, dict[str, Any]]:
+    """The whole pipeline; returns V+M, the controller parameters and a JSON-ready summary.
+    ``progress`` gets each round's record (diagnostics, dream curve) as it finishes."""
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
@@ -400,6 +416,8 @@ def train_world_models(config: HSConfig, out: str | Path | None = None) -> tuple
         rounds.append({"round": r + 1, "frames": sum(len(e["frames"]) for e in episodes),
                        **{k: round(v, 4) for k, v in diagnose(model, episodes, config, gen).items()},
                        "dream_return_curve": [round(x, 2) for x in curve]})
+        if progress is not None:
+            progress({**rounds[-1], "wall_s": round(time.perf_counter() - start, 1)})
     env.close()
     assert params is not None
     # --- 5. real evaluation: the controller and random actions on the same start states --------
