@@ -28,6 +28,7 @@ Prints one JSON object and a table; saves ``benchmarks/out/mbrl_vs_modelfree.png
     python benchmarks/mbrl_vs_modelfree.py --quick         # 1 seed, short caps: a smoke test
     python benchmarks/mbrl_vs_modelfree.py --seeds 3 4 2> b.log   # seeds split over processes, then
     python benchmarks/mbrl_vs_modelfree.py --aggregate a.log b.log  # one table and plot from their progress lines
+    (later logs override earlier ones per seed and method, so ``--methods cem`` can redo one row)
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ CONTROLLERS: dict[str, dict[str, Any]] = {
 }
 
 
-def run_seed(seed: int, episodes: int, epochs: int | None, dqn_steps: int, max_steps: int | None) -> dict[str, Any]:
+def run_seed(
+    seed: int, episodes: int, epochs: int | None, dqn_steps: int, max_steps: int | None, methods: list[str]
+) -> dict[str, Any]:
     import gymnasium as gym
 
     out: dict[str, Any] = {}
@@ -69,14 +72,17 @@ def run_seed(seed: int, episodes: int, epochs: int | None, dqn_steps: int, max_s
     model = fit_ensemble(data, spec, base)
     fit_s = time.perf_counter() - t0
     for name, settings in CONTROLLERS.items():
+        if name not in methods:
+            continue
         config = base.model_copy(update={**settings, "max_episodes": episodes, "target_return": TARGET,
                                          "max_steps": max_steps})
         summary = run_pets(PETSConfig.model_validate(config.model_dump()), data=data, model=model)
         summary["wall_s"] = round(summary["wall_s"] + fit_s, 1)  # the shared first fit counts for each
         out[name] = summary
         _progress(seed, name, summary)
-    out["dqn"] = run_dqn(DQNConfig(seed=seed, max_steps=dqn_steps, target_return=TARGET))
-    _progress(seed, "dqn", out["dqn"])
+    if "dqn" in methods:
+        out["dqn"] = run_dqn(DQNConfig(seed=seed, max_steps=dqn_steps, target_return=TARGET))
+        _progress(seed, "dqn", out["dqn"])
     return out
 
 
@@ -150,6 +156,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=10, help="max MPC episodes (refit after each)")
     parser.add_argument("--epochs", type=int, default=None, help="cap on ensemble fit epochs")
     parser.add_argument("--dqn-steps", type=int, default=100_000, help="DQN step budget")
+    parser.add_argument("--methods", nargs="+", default=[*CONTROLLERS, "dqn"], choices=[*CONTROLLERS, "dqn"],
+                        help="run only these (the table needs all four: combine logs with --aggregate)")
     parser.add_argument("--quick", action="store_true", help="1 seed, 1 short episode, 2k DQN steps")
     parser.add_argument("--aggregate", nargs="+", default=None, metavar="LOG",
                         help="no new runs: build the table and plot from the stderr progress lines of earlier runs")
@@ -164,7 +172,9 @@ def main() -> None:
         results = from_progress(args.aggregate)
         args.seeds = [r["dqn"]["seed"] for r in results]
     else:
-        results = [run_seed(s, args.episodes, args.epochs, args.dqn_steps, max_steps) for s in args.seeds]
+        results = [run_seed(s, args.episodes, args.epochs, args.dqn_steps, max_steps, args.methods) for s in args.seeds]
+        if set(args.methods) != {*CONTROLLERS, "dqn"}:
+            return  # partial runs only leave their progress lines; --aggregate builds the table
     mpc_cap = 1000 + args.episodes * (max_steps or 500)
     caps = {**{name: mpc_cap for name in CONTROLLERS}, "dqn": args.dqn_steps}
     rows = table(results, caps)

@@ -16,9 +16,11 @@ reuses):
   training transitions (the ``gate_floor_quantile`` of that disagreement, also the threshold during
   warm-up). ``gate_reference="training"`` uses the training transitions alone: that threshold is
   far too tight for states the controller reaches (it fell back on ~20% of CartPole steps and never
-  balanced the pole). Above the threshold, a fallback acts instead: ``"safe"`` (the candidate first
-  action the members agree on most), ``"explore"`` (the one they disagree on most: information for
-  the next refit) or ``"random"``. Each episode logs the disagreement's mean, 90th percentile and
+  balanced the pole). Above the threshold, a fallback acts instead: ``"cautious"`` (re-plan for
+  the worst member: each candidate imagined once under every member, scored by the low quantile of
+  those returns), ``"safe"`` (the candidate first action the members agree on most), ``"explore"``
+  (the one they disagree on most: information for the next refit) or ``"random"``. On CartPole,
+  ``"safe"`` amounts to pushing the other way at the very moments the pole is in trouble. Each episode logs the disagreement's mean, 90th percentile and
   maximum, the final threshold and how often the fallback acted.
 * **A dense planning objective.** With ``planning_reward="auto"`` (the default) CartPole is planned
   on the margin to its termination bounds (``agentwm.agents.mpc.MARGIN_REWARDS``, which says why)
@@ -48,7 +50,7 @@ from agentwm.planning.scoring import ScoreMode, Scorer
 from agentwm.worldmodels.base import ActionSpec
 from agentwm.worldmodels.ensemble import EnsembleConfig, EnsembleDynamics
 
-Fallback = Literal["safe", "explore", "random"]
+Fallback = Literal["cautious", "safe", "explore", "random"]
 
 
 class PETSConfig(BaseModel):
@@ -134,22 +136,25 @@ class AgreementGate:
             planned actions this gate has seen, once it has seen ``warmup`` of them.
         candidates: continuous specs only: how many random first actions the fallback compares.
         generator: RNG for ``"random"`` and the continuous candidates.
+        cautious: the planner ``"cautious"`` re-plans with (worst-member scoring over the ensemble).
     """
 
     def __init__(
         self, model: EnsembleDynamics, threshold: float, fallback: Fallback = "safe", *,
         relative: bool = False, quantile: float = 0.9, scale: float = 2.0, warmup: int = 20,
-        candidates: int = 32, generator: torch.Generator | None = None,
+        candidates: int = 32, generator: torch.Generator | None = None, cautious: SamplingPlanner | None = None,
     ) -> None:
-        if fallback not in ("safe", "explore", "random"):
-            raise ValueError(f"fallback must be 'safe', 'explore' or 'random', got {fallback!r}")
+        if fallback not in ("cautious", "safe", "explore", "random"):
+            raise ValueError(f"fallback must be 'cautious', 'safe', 'explore' or 'random', got {fallback!r}")
+        if fallback == "cautious" and cautious is None:
+            raise ValueError("fallback 'cautious' needs the planner it re-plans with (cautious=...)")
         if not threshold >= 0.0:
             raise ValueError(f"threshold must be >= 0, got {threshold}")
         if not (0.0 < quantile <= 1.0 and scale > 0.0 and warmup >= 1):
             raise ValueError(f"need 0 < quantile <= 1, scale > 0, warmup >= 1; got {quantile}, {scale}, {warmup}")
         self.model, self.floor, self.fallback = model, float(threshold), fallback
         self.relative, self.quantile, self.scale, self.warmup = relative, quantile, scale, warmup
-        self.candidates, self.generator = candidates, generator
+        self.candidates, self.generator, self.cautious = candidates, generator, cautious
         self.seen: list[float] = []  # disagreement of every planned action decided on
 
     @property
@@ -173,6 +178,9 @@ class AgreementGate:
         self.seen.append(d)
         if d <= threshold:
             return GateDecision(planned, d, False)
+        if self.fallback == "cautious":
+            assert self.cautious is not None
+            return GateDecision(self.cautious.plan(self.model.observe(obs)).action, d, True)
         spec = self.model.action_spec
         options = self._first_actions(spec, planned)
         if self.fallback == "random":
@@ -260,9 +268,14 @@ def run_pets(
                 floor = calibrate_threshold(model, data, config.gate_quantile, config.gate_scale)
             else:
                 floor = calibrate_threshold(model, data, config.gate_floor_quantile, 1.0)
+            cautious = None
+            if config.fallback == "cautious":  # every candidate imagined once under each member, worst case
+                worst = config.model_copy(update={"particles": config.members, "score": "lower_quantile"})
+                cautious = make_pets_planner(world, worst)
             gate = AgreementGate(
                 model, floor, config.fallback, relative=config.gate_reference == "planned",
                 quantile=config.gate_quantile, scale=config.gate_scale, warmup=config.gate_warmup, generator=gen,
+                cautious=cautious,
             )
         # --- one real episode under MPC --------------------------------------------------------
         obs, _ = env.reset(seed=config.seed + 1000 + episode)
