@@ -178,7 +178,7 @@ def _add_seed_families(fam: Any) -> None:
     q.add_argument("--env", default=None, help="gymnasium id with a flat Box observation")
     q.add_argument("--planner", default=None, choices=["shooting", "cem", "mppi"])
     q.add_argument("--particles", type=int, default=None, help="trajectory-sampling particles per sequence")
-    q.add_argument("--fallback", default=None, choices=["safe", "explore", "random"],
+    q.add_argument("--fallback", default=None, choices=["safe", "cautious", "explore", "random"],
                    help="who acts where the members disagree")
     q.add_argument("--no-gate", dest="no_gate", action="store_true", help="always execute the planned action")
     q.add_argument("--max-episodes", dest="max_episodes", type=int, default=None, help="MPC episodes (refit after each)")
