@@ -157,6 +157,24 @@ def test_loss_terms_and_metrics(obs_shape: tuple[int, ...]) -> None:
     assert model.core.in_stoch.weight.grad is not None
 
 
+def test_bf16_autocast_trains_and_keeps_the_state_in_fp32() -> None:
+    # Dreamer turns bf16 autocast on for CUDA by default; the GRU's blend of the fp32 state with
+    # bf16 gates once failed there. CPU autocast runs the same code path.
+    model = debug_model((4,), ATARI)
+    batch = random_batch(model)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses, _ = model.loss(batch)
+        total = model.total_loss(losses)
+        post, _ = model.observe_sequence(batch["obs"], batch["action"], batch["is_first"])
+        assert post["deter"].dtype == torch.float32
+        with torch.no_grad():
+            start = {k: post[k][:, -1].detach() for k in ("deter", "stoch")}
+            roll = model.imagine(start, torch.zeros(4, 3, ATARI.dim))
+    total.backward()
+    assert torch.isfinite(total) and roll.states["deter"].dtype == torch.float32
+    assert model.core.in_stoch.weight.grad is not None
+
+
 def test_free_bits_floor_kl_and_zero_its_gradient() -> None:
     g = torch.Generator().manual_seed(0)
     prior = torch.randn(6, 4, 4, generator=g)

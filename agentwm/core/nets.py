@@ -11,6 +11,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from agentwm.core.norm import RMSNorm
+
 
 def init_output(layer: nn.Linear | nn.Conv2d | nn.ConvTranspose2d, scale: float) -> None:
     """Scale an output layer's initial weights; ``scale=0`` zero-inits it (DreamerV3 does this for
@@ -37,7 +39,7 @@ class MLP(nn.Module):
         blocks: list[nn.Module] = []
         dim = in_dim
         for _ in range(layers):
-            blocks += [nn.Linear(dim, units, bias=False), nn.RMSNorm(units, eps=1e-4), nn.SiLU()]
+            blocks += [nn.Linear(dim, units, bias=False), RMSNorm(units, eps=1e-4), nn.SiLU()]
             dim = units
         self.hidden = nn.Sequential(*blocks)
         self.out: nn.Linear | None = None
@@ -57,7 +59,7 @@ class ChannelNorm(nn.Module):
 
     def __init__(self, channels: int, eps: float = 1e-4) -> None:
         super().__init__()
-        self.norm = nn.RMSNorm(channels, eps=eps)
+        self.norm = RMSNorm(channels, eps=eps)
 
     def forward(self, x: Tensor) -> Tensor:
         out: Tensor = self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)

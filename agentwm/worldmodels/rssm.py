@@ -61,6 +61,7 @@ from agentwm.core import (
     symlog,
     unimix_logits,
 )
+from agentwm.core.norm import RMSNorm
 from agentwm.worldmodels.base import (
     ActionsOrPolicy,
     ActionSpec,
@@ -295,15 +296,15 @@ class _BlockGRU(nn.Module):
         self.in_action = nn.Linear(action_dim, h, bias=False)
         if self.split:
             self.in_deter = nn.Linear(cfg.deter, h, bias=False)
-            self.in_norms = nn.ModuleList(nn.RMSNorm(h, eps=_NORM_EPS) for _ in range(3))
+            self.in_norms = nn.ModuleList(RMSNorm(h, eps=_NORM_EPS) for _ in range(3))
         else:
-            self.in_norms = nn.ModuleList([nn.RMSNorm(h, eps=_NORM_EPS)])
+            self.in_norms = nn.ModuleList([RMSNorm(h, eps=_NORM_EPS)])
         x_dim = 3 * h if self.split else h
         outs = [cfg.deter] * cfg.dynlayers + [3 * cfg.deter]
         self.layers = nn.ModuleList(
             _BlockLinear(x_dim if i == 0 else 0, cfg.deter, out, cfg.blocks) for i, out in enumerate(outs)
         )
-        self.hidden_norms = nn.ModuleList(nn.RMSNorm(cfg.deter, eps=_NORM_EPS) for _ in range(cfg.dynlayers))
+        self.hidden_norms = nn.ModuleList(RMSNorm(cfg.deter, eps=_NORM_EPS) for _ in range(cfg.dynlayers))
         self.gate_scale = nn.Parameter(torch.ones(cfg.blocks, 1, 3 * cfg.deter // cfg.blocks))
 
     def forward(self, deter: Tensor, stoch_proj: Tensor, action_proj: Tensor) -> Tensor:
@@ -330,7 +331,8 @@ class _BlockGRU(nn.Module):
         reset, cand, update = gates.chunk(3, -1)
         cand = torch.tanh(torch.sigmoid(reset) * cand)
         update = torch.sigmoid(update - 1.0)
-        out = torch.lerp(h, cand, update)  # [g, B, deter/g]
+        # The recurrent state keeps its own precision under autocast (bf16 gates, fp32 deter).
+        out = torch.lerp(h, cand.to(h.dtype), update.to(h.dtype))  # [g, B, deter/g]
         return out.transpose(0, 1).reshape(B, self.deter)
 
 
