@@ -22,7 +22,8 @@ import time
 from agentwm.agents.dreamer import resolve_config, train
 
 TASKS = {
-    "cartpole": {"env": "CartPole-v1", "steps": 30_000, "target": 475.0, "presets": ["tiny"], "sets": []},
+    "cartpole": {"env": "CartPole-v1", "steps": 30_000, "target": 475.0, "presets": ["tiny", "cartpole"],
+                 "sets": []},
     "pendulum": {"env": "Pendulum-v1", "steps": 20_000, "target": -250.0, "presets": ["tiny"], "sets": []},
     "cartpole-swingup": {"env": "dmc:cartpole-swingup", "steps": 100_000, "target": 700.0,
                          "presets": ["dmc_proprio", "size1m"], "sets": []},

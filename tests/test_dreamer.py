@@ -253,6 +253,8 @@ def test_presets_apply_in_order_and_overrides_are_validated() -> None:
     assert cfg.model_preset == "debug" and cfg.batch_size == 4  # debug came last
     assert cfg.model["deter"] == 48 and cfg.rssm_config().deter == 48 and cfg.rssm_config().units == 64
     assert cfg.train_ratio == 8.0 and cfg.env == "Pendulum-v1"
+    cartpole = resolve_config(["tiny", "cartpole"])  # a task preset changes only what it names
+    assert cartpole.critic_lr == 1e-3 and cartpole.actor_lr == resolve_config(["tiny"]).actor_lr
     assert cfg.updates_per_frame == pytest.approx(8 / 64)
     with pytest.raises(ValueError, match="unknown Dreamer setting 'trian_ratio'"):
         resolve_config([], ["trian_ratio=3"])

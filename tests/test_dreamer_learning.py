@@ -80,7 +80,7 @@ def test_tiny_dreamer_learns_cartpole(tmp_path: Path) -> None:
     """A tiny agent beats the random policy (~22) clearly within a bounded number of frames."""
     full = bool(os.environ.get("AGENTWM_FULL"))
     steps, target = (15_000, 150.0) if full else (4_000, 60.0)
-    cfg = resolve_config(["tiny"], [f"steps={steps}", "eval_episodes=10", f"eval_every={steps}"])
+    cfg = resolve_config(["tiny", "cartpole"], [f"steps={steps}", "eval_episodes=10", f"eval_every={steps}"])
     summary = train(cfg, tmp_path, progress=False)
     assert summary["frames"] == steps
     assert summary["eval_return"] is not None and summary["eval_return"] >= target, summary
