@@ -10,6 +10,11 @@ NM512/dreamerv3-torch's 7.37 s/update measured on this project's 2-core CPU (the
 Timings on a shared machine are pessimistic; the JSON records the load average at the start and
 the process CPU seconds per update (``cpu_s_per_update``; divided by the thread count it estimates
 the wall time on idle cores, up to imperfect parallel scaling).
+
+``--roofline`` also counts the matmul and convolution FLOPs of one update (torch's
+``FlopCounterMode``) and measures this machine's best fp32 matmul throughput in the same run, so
+``roofline_s`` = FLOPs / throughput is a lower bound on seconds per update for that preset here:
+no fp32 implementation of the same model and batch can beat it.
 """
 
 from __future__ import annotations
@@ -44,6 +49,30 @@ def _batch(obs_shape: tuple[int, ...], actions: int, B: int, T: int, device: tor
     return {k: v.to(device) for k, v in batch.items()}
 
 
+def _gflop_per_update(agent: DreamerAgent, batch: dict[str, torch.Tensor]) -> float:
+    """Matmul and convolution GFLOPs of one full update (elementwise ops are not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        agent.update(batch)
+    return counter.get_total_flops() / 1e9
+
+
+def _matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
+    """Best fp32 matmul throughput of ``device`` (GFLOP/s), a practical peak for dense layers."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        _sync(device)
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size**3 / best / 1e9
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -75,11 +104,16 @@ def bench(preset: str, args: argparse.Namespace) -> dict[str, float | int | str]
         wm_times.append(t1 - t0)
         times.append(time.perf_counter() - t1)
     sec = statistics.median(times)
+    extra: dict[str, float] = {}
+    if args.roofline:
+        gflop, peak = _gflop_per_update(agent, batch), _matmul_gflops(device)
+        extra = {"gflop_per_update": round(gflop, 1), "matmul_gflop_per_s": round(peak, 1),
+                 "roofline_s": round(gflop / peak, 3)}  # fmt: skip
     params = sum(p.numel() for n, p in agent.named_parameters() if not n.startswith("slow_critic"))
     return {"preset": preset, "params": params, "s_per_update": round(sec, 4),
             "wm_fwd_bwd_s": round(statistics.median(wm_times), 4),
             "cpu_s_per_update": round(statistics.median(cpu_times), 4),
-            "speedup_vs_dreamerv3_torch_cpu": round(REFERENCE_S / sec, 2)}  # fmt: skip
+            "speedup_vs_dreamerv3_torch_cpu": round(REFERENCE_S / sec, 2), **extra}  # fmt: skip
 
 
 def main() -> None:
@@ -95,6 +129,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--compile", action="store_true", help="torch.compile the imagination step and heads")
+    p.add_argument("--roofline", action="store_true", help="count FLOPs and print the lower-bound seconds")
     args = p.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if args.threads:

@@ -332,6 +332,22 @@ def test_compiled_fast_imagine_matches_eager() -> None:
     copy.deepcopy(model)  # the compiled cache is not part of the model's state
 
 
+@pytest.mark.slow
+def test_compiled_batched_modules_give_the_eager_losses() -> None:
+    eager = debug_model((3, 16, 16), ATARI)
+    compiled = copy.deepcopy(eager)
+    compiled.compile_batched()
+    batch = random_batch(eager)
+    torch.manual_seed(1)
+    want = eager.total_loss(eager.loss(batch)[0])
+    torch.manual_seed(1)
+    got = compiled.total_loss(compiled.loss(batch)[0])
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    got.backward()
+    assert compiled.state_dict().keys() == eager.state_dict().keys()
+    assert all(p.grad is not None for p in compiled.decoder.parameters())
+
+
 def test_imagine_reference_path_is_differentiable() -> None:
     model = debug_model()
     start = model.observe(torch.rand(4, 4))

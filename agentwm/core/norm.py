@@ -28,7 +28,8 @@ class _RMSNormFunction(torch.autograd.Function):
         rstd = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=acc)
         rstd = rstd.square_().div_(width).add_(eps).rsqrt_()
         ctx.save_for_backward(x, weight, rstd)
-        return (x * rstd.to(x.dtype)).mul_(weight.to(x.dtype))
+        out: Tensor = (x * rstd.to(x.dtype)).mul_(weight.to(x.dtype))
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
@@ -49,7 +50,7 @@ class _RMSNormFunction(torch.autograd.Function):
 
 def rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
     """RMS-normalise ``x`` over its last dim and scale by ``weight`` (shape ``[x.shape[-1]]``)."""
-    out: Tensor = _RMSNormFunction.apply(x, weight, eps)
+    out: Tensor = _RMSNormFunction.apply(x, weight, eps)  # type: ignore[no-untyped-call]
     return out
 
 

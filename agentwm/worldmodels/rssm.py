@@ -626,6 +626,14 @@ class RSSM(nn.Module):
         logit = self.prior_net(deter).unflatten(-1, (self.config.stoch, self.config.classes))
         return deter, unimix_logits(logit, self.config.unimix)
 
+    def compile_batched(self) -> None:
+        """``torch.compile`` in place the modules that run on whole ``[B*T]`` batches in :meth:`loss`
+        (encoder, decoder, reward and continue heads): inductor fuses their norms and activations
+        into the surrounding kernels. State-dict keys do not change; each new batch shape compiles
+        once (minutes on a small CPU), so this pays off on long runs only."""
+        for module in (self.encoder, self.decoder, self.reward_head, self.cont_head):
+            module.compile(dynamic=False)
+
     def _compiled(self, name: str) -> Any:
         """``torch.compile`` of a method, made once per model (recompiled by dynamo per shape)."""
         cache = self.__dict__.setdefault("_compiled_fns", {})
