@@ -178,6 +178,10 @@ class DreamerAgent(nn.Module):
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, eps=config.ac_eps, **adam)
         self.updates = 0
         self.generator: torch.Generator | None = None  # None: torch's global RNG (seeded by the loop)
+        if config.compile:  # after the slow-critic copy: compiled wrappers are not deep-copied
+            self.wm.compile_batched()
+            for net in (self.actor.net, self.critic.net, self.slow_critic.net):
+                net.compile(dynamic=False)
 
     @property
     def device(self) -> torch.device:
