@@ -57,6 +57,11 @@ CONTROLLERS: dict[str, dict[str, Any]] = {
     "ensemble_gated": {"planner": "shooting", "samples": 50, "horizon": 20, "particles": 5, "gate": True,
                        "fallback": "safe", "gate_reference": "planned", "gate_quantile": 0.9, "gate_scale": 2.0},
 }
+ABLATIONS: dict[str, dict[str, Any]] = {  # not in the default run; pick with --methods
+    "ensemble_ungated": {**CONTROLLERS["ensemble_gated"], "gate": False},  # what the gate costs
+    "ensemble_gated_cautious": {**CONTROLLERS["ensemble_gated"], "fallback": "cautious"},  # worst-member re-plan
+    "random_shooting_task_reward": {**CONTROLLERS["random_shooting"], "planning_reward": "task"},  # flat +1
+}
 
 
 def run_seed(
@@ -71,7 +76,7 @@ def run_seed(
     base = PETSConfig(seed=seed, epochs=epochs, rules="known", planning_reward="margin")
     model = fit_ensemble(data, spec, base)
     fit_s = time.perf_counter() - t0
-    for name, settings in CONTROLLERS.items():
+    for name, settings in {**CONTROLLERS, **ABLATIONS}.items():
         if name not in methods:
             continue
         config = base.model_copy(update={**settings, "max_episodes": episodes, "target_return": TARGET,
@@ -81,7 +86,7 @@ def run_seed(
         out[name] = summary
         _progress(seed, name, summary)
     if "dqn" in methods:
-        out["dqn"] = run_dqn(DQNConfig(seed=seed, max_steps=dqn_steps, target_return=TARGET))
+        out["dqn"] = {**run_dqn(DQNConfig(seed=seed, max_steps=dqn_steps, target_return=TARGET)), "seed": seed}
         _progress(seed, "dqn", out["dqn"])
     return out
 
@@ -156,7 +161,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=10, help="max MPC episodes (refit after each)")
     parser.add_argument("--epochs", type=int, default=None, help="cap on ensemble fit epochs")
     parser.add_argument("--dqn-steps", type=int, default=100_000, help="DQN step budget")
-    parser.add_argument("--methods", nargs="+", default=[*CONTROLLERS, "dqn"], choices=[*CONTROLLERS, "dqn"],
+    parser.add_argument("--methods", nargs="+", default=[*CONTROLLERS, "dqn"], choices=[*CONTROLLERS, "dqn", *ABLATIONS],
                         help="run only these (the table needs all four: combine logs with --aggregate)")
     parser.add_argument("--quick", action="store_true", help="1 seed, 1 short episode, 2k DQN steps")
     parser.add_argument("--aggregate", nargs="+", default=None, metavar="LOG",
@@ -184,6 +189,12 @@ def main() -> None:
         median = "-" if row["median_steps"] is None else f"{row['median_steps']:.0f}"
         per_seed = " ".join("-" if s is None else str(s) for s in row["steps_per_seed"])
         print(f"{name:<16}{row['reached']:>9}{median:>14}{row['mean_wall_s']:>9}  {per_seed}")
+    for name in ABLATIONS:
+        have = [r for r in results if name in r]
+        if have:
+            steps = [r[name]["steps_to_target"] for r in have]
+            print(f"ablation {name}: seeds {[r['dqn'].get('seed') for r in have]} steps {steps} "
+                  f"returns {[r[name]['episode_returns'] for r in have]}")
     gated = rows["ensemble_gated"]
     print(f"ensemble_gated: fallback on {100 * (gated['mean_fallback_rate'] or 0):.1f}% of steps, mean disagreement "
           f"{gated['mean_disagreement_mean']}, max {gated['mean_disagreement_max']}, threshold {gated['mean_threshold']}")
