@@ -94,7 +94,7 @@ def bench_worldmodels(seeds: list[int], quick: bool) -> dict[str, Any]:
     runs = []
     for s in seeds:
         config = (HSConfig(seed=s, frames=600, vae_epochs=2, rnn_steps=100, generations=5, rounds=2, round_frames=200)
-                  if quick else HSConfig(seed=s, rounds=3, eval_episodes=10))
+                  if quick else HSConfig(seed=s, eval_episodes=10))
         _, _, summary = train_world_models(config)
         last = summary["rounds"][-1]
         runs.append({"seed": s, "eval_mean_return": summary["eval_mean_return"],

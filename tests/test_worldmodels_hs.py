@@ -90,6 +90,12 @@ def test_mdn_rnn_learns_dynamics_and_the_controller_learns_in_the_dream() -> Non
     trained = dream_fitness(model, controller, params[None], starts, config, gen)
     null = dream_fitness(model, controller, torch.zeros(1, controller.size), starts, config, gen)
     assert float(trained) > float(null) + 3.0, (curve, float(trained), float(null))
+    # thresholded episode ends: the null controller's dreams end (M is sure), the trained one's last longer
+    hard = config.model_copy(update={"dream_done": "threshold"})
+    hard_trained = dream_fitness(model, controller, params[None], starts, hard, gen)
+    hard_null = dream_fitness(model, controller, torch.zeros(1, controller.size), starts, hard, gen)
+    assert float(hard_null) < 0.9 * hard.dream_horizon and float(hard_trained) > float(hard_null) + 3.0, (
+        float(hard_trained), float(hard_null))
 
 
 @pytest.mark.slow

@@ -14,12 +14,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cma
 import gymnasium as gym
@@ -50,14 +51,20 @@ class HSConfig(BaseModel):
     model: VAEMDNConfig = Field(default_factory=lambda: VAEMDNConfig(), description="sizes of V and M")
     vae_epochs: int = Field(default=8, ge=1, description="passes of V over the frames")
     vae_batch: int = Field(default=64, ge=1, description="frames per V step")
-    rnn_steps: int = Field(default=1000, ge=1, description="gradient steps of M per round")
+    rnn_steps: int = Field(default=1500, ge=1, description="gradient steps of M per round")
     rnn_batch: int = Field(default=16, ge=1, description="episode windows per M step")
     rnn_seq: int = Field(default=64, ge=2, description="longest window of an episode per M sample")
     lr: float = Field(default=1e-3, gt=0.0, description="Adam learning rate of V and M")
     m_on_means: bool = Field(
-        default=False,
+        default=True,
         description="train M on V's posterior means instead of samples (the paper samples; means match "
         "what observe() feeds the controller when acting)",
+    )
+    dream_done: Literal["soft", "threshold"] = Field(
+        default="soft",
+        description="how M's episode-end probability ends a dream when scoring C: 'soft' weights each "
+        "step by the survival probability; 'threshold' ends the dream where M says done > 0.5 (a "
+        "fuzzy done head otherwise caps every decent controller's dream return near 1 / its floor)",
     )
     done_weight: float = Field(
         default=10.0, ge=0.0,
@@ -71,7 +78,7 @@ class HSConfig(BaseModel):
     popsize: int = Field(default=16, ge=2, description="CMA-ES population")
     sigma0: float = Field(default=0.5, gt=0.0, description="CMA-ES initial step size")
     rounds: int = Field(
-        default=1, ge=1,
+        default=3, ge=1,
         description="collect -> fit M -> CMA-ES rounds; rounds after the first add round_frames frames "
         "played by the current controller (the paper's iterative training) and refit M on all data",
     )
@@ -307,6 +314,8 @@ def dream_fitness(
     w, b = w.repeat_interleave(R, 0), b.repeat_interleave(R, 0)
     rollout = model.imagine(state, lambda s: controller.act(s, w, b), config.dream_horizon,
                             temperature=config.temperature, generator=generator)
+    if config.dream_done == "threshold":
+        rollout = dataclasses.replace(rollout, continues=(rollout.continues > 0.5).to(rollout.continues))
     return rollout.returns(gamma=1.0).view(P, R).mean(1)
 
 
