@@ -119,4 +119,4 @@ def test_pixel_pipeline_end_to_end(tmp_path: Path) -> None:
         last = summary["rounds"][-1]
         assert first["vae_recon_mse"] < 0.5 * first["mean_frame_mse"], first
         assert last["done_bce"] < last["done_base_rate_bce"], last
-        assert summary["eval_mean_return"] > 1.5 * summary["random_mean_return"], summary  # measured 1.9x
+        assert summary["eval_mean_return"] > 1.5 * summary["random_mean_return"], summary  # seed 0: 1.9x (seed 1: 1.6x)
