@@ -206,11 +206,19 @@ def _add_seed_families(fam: Any) -> None:
     q.set_defaults(func=_cmd_train_planet)
 
 
+def dreamer_presets(given: list[str] | None, env: str | None) -> list[str]:
+    """The presets ``train dreamer`` applies: those given, else ``tiny`` (plus the ``cartpole`` task
+    preset when the env is CartPole-v1, the default env)."""
+    if given:
+        return list(given)
+    return ["tiny"] + (["cartpole"] if (env or "CartPole-v1") == "CartPole-v1" else [])
+
+
 def _cmd_train_dreamer(args: argparse.Namespace) -> int:
     from agentwm.agents.dreamer import resolve_config, train
 
     fields = {k: getattr(args, k) for k in ("env", "steps", "seed", "device") if getattr(args, k) is not None}
-    config = resolve_config(args.preset or ["tiny"], args.set or [], **fields)
+    config = resolve_config(dreamer_presets(args.preset, args.env), args.set or [], **fields)
     _print_json(train(config, args.logdir, resume=args.resume, progress=not args.quiet))
     return 0
 
@@ -229,8 +237,8 @@ def _add_dreamer_families(train_fam: Any, eval_fam: Any) -> None:
     q.add_argument("--logdir", required=True, help="run folder: checkpoints, metrics.jsonl, tb/, plots")
     q.add_argument("--preset", action="append", metavar="NAME",
                    help="named preset, repeatable, applied in order (debug, tiny, size1m, size12m, "
-                   "dreamerv3-torch, dmc_proprio, dmc_vision); default: tiny, which learns CartPole-v1 "
-                   "on a CPU in minutes")
+                   "dreamerv3-torch, dmc_proprio, dmc_vision, cartpole); default: tiny (plus cartpole on "
+                   "CartPole-v1), which learns CartPole-v1 on a CPU in minutes")
     q.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any DreamerConfig field (model.<field> for the RSSM), applied after presets")
     q.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --logdir")

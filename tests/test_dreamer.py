@@ -326,6 +326,15 @@ def test_dmc_proprio_and_pixels() -> None:
     assert frame.shape == (3, 64, 64) and frame.dtype == np.uint8 and frame.std() > 1
 
 
+def test_cli_default_presets_tune_cartpole_only() -> None:
+    from agentwm.cli import dreamer_presets
+
+    assert dreamer_presets(None, None) == ["tiny", "cartpole"]
+    assert dreamer_presets(None, "CartPole-v1") == ["tiny", "cartpole"]
+    assert dreamer_presets(None, "Pendulum-v1") == ["tiny"]
+    assert dreamer_presets(["size1m"], "CartPole-v1") == ["size1m"]
+
+
 def test_cli_train_and_eval_dreamer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from agentwm.cli import main
 
