@@ -80,7 +80,8 @@ def _sync(device: torch.device) -> None:
 
 def bench(preset: str, args: argparse.Namespace) -> dict[str, float | int | str]:
     device = torch.device(args.device)
-    sets = [f"batch_size={args.batch}", f"batch_length={args.length}", f"compile={str(args.compile).lower()}"]
+    sets = [f"batch_size={args.batch}", f"batch_length={args.length}", f"compile={str(args.compile).lower()}",
+            f"amp={args.amp}"]
     cfg = resolve_config([preset], sets, device=args.device)
     obs_shape = (3, 64, 64) if args.obs == "image" else (args.obs_dim,)
     agent = DreamerAgent(obs_shape, ActionSpec("discrete", args.actions), cfg).to(device)
@@ -129,6 +130,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--compile", action="store_true", help="torch.compile the imagination step and heads")
+    p.add_argument("--amp", choices=["auto", "off", "bf16"], default="auto", help="bf16 autocast (auto: CUDA only)")
     p.add_argument("--roofline", action="store_true", help="count FLOPs and print the lower-bound seconds")
     args = p.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

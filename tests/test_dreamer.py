@@ -244,6 +244,41 @@ def test_same_seed_same_run_and_resume_continues_exactly(tmp_path: Path) -> None
     assert not all(torch.equal(wa[k], wd[k]) for k in wa)
 
 
+def test_async_envs_step_while_the_agent_learns_and_give_the_same_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sets = [*FAST, "num_envs=2", "steps=200", "checkpoint_every=200", "eval_every=200"]
+    train(resolve_config(["debug"], sets), tmp_path / "sync", progress=False)
+    events: list[str] = []
+    update, step_async, step_wait = (
+        DreamerAgent.update,
+        gym.vector.AsyncVectorEnv.step_async,
+        gym.vector.AsyncVectorEnv.step_wait,
+    )
+
+    def spy(name: str, fn: Any) -> Any:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            events.append(name)
+            return fn(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(DreamerAgent, "update", spy("update", update))
+    monkeypatch.setattr(gym.vector.AsyncVectorEnv, "step_async", spy("send", step_async))
+    monkeypatch.setattr(gym.vector.AsyncVectorEnv, "step_wait", spy("wait", step_wait))
+    train(resolve_config(["debug"], [*sets, "async_envs=true"]), tmp_path / "async", progress=False)
+    # The same weights and metrics as with in-process envs ...
+    ws, wa = _weights(tmp_path / "sync"), _weights(tmp_path / "async")
+    assert ws.keys() == wa.keys() and all(torch.equal(ws[k], wa[k]) for k in ws)
+    assert _learning_metrics(tmp_path / "sync") == _learning_metrics(tmp_path / "async")
+    # ... with the updates run while the worker processes step (between send and wait).
+    assert events.count("send") == events.count("wait") == 100 and events.count("update") > 10
+    stepping = False
+    for event in events:
+        assert event != "update" or stepping, "an update ran while no env step was in flight"
+        stepping = event == "send" or (stepping and event == "update")
+
+
 # ------------------------------------------------------------------------------------------------
 # Config
 

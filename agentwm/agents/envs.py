@@ -185,9 +185,11 @@ def make_env(
 
 
 def make_vector_env(
-    name: str, num_envs: int, *, seed: int = 0, **kwargs: Any
-) -> gym.vector.SyncVectorEnv:
-    """``num_envs`` copies of :func:`make_env` in a synchronous gymnasium vector env.
+    name: str, num_envs: int, *, seed: int = 0, asynchronous: bool = False, **kwargs: Any
+) -> gym.vector.SyncVectorEnv | gym.vector.AsyncVectorEnv:
+    """``num_envs`` copies of :func:`make_env` in a gymnasium vector env: in-process, or with
+    ``asynchronous`` one worker process per copy (``step_async``/``step_wait`` then let the caller
+    work while the envs step).
 
     Autoreset is ``NEXT_STEP``: the step after an episode ends returns the next episode's first
     observation (reward 0, the action ignored), which is exactly the ``is_first`` row that Dreamer's
@@ -197,4 +199,9 @@ def make_vector_env(
         (lambda i=i: make_env(name, seed=seed + i, **kwargs))
         for i in range(num_envs)
     ]
-    return gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
+    mode = gym.vector.AutoresetMode.NEXT_STEP
+    if asynchronous:
+        # spawn, not fork: a forked worker inherits the parent's EGL/OpenMP state and can hang (seen
+        # here with MuJoCo rendering after the parent had rendered).
+        return gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode, context="spawn")
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)

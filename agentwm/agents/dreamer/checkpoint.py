@@ -141,9 +141,12 @@ def load_weights_only(logdir: str | Path, agent: DreamerAgent, device: str | tor
     return int(json.loads((path / "manifest.json").read_text())["frames"])
 
 
-def pickle_envs(envs: gym.vector.SyncVectorEnv) -> bytes | None:
+def pickle_envs(envs: gym.vector.VectorEnv[Any, Any, Any]) -> bytes | None:
     """The sub-envs' exact state (physics, RNG, step counters) when they pickle, else ``None``
-    (then a resumed run starts fresh episodes). Classic-control envs pickle; MuJoCo-backed ones may not."""
+    (then a resumed run starts fresh episodes). Classic-control envs pickle; MuJoCo-backed ones may
+    not, and envs in worker processes (``AsyncVectorEnv``) are out of reach."""
+    if not isinstance(envs, gym.vector.SyncVectorEnv):
+        return None
     try:
         return pickle.dumps({"envs": envs.envs, "autoreset": envs._autoreset_envs})
     except (pickle.PicklingError, TypeError, AttributeError):  # unpicklable member: fresh episodes

@@ -29,6 +29,11 @@ class DreamerConfig(BaseModel):
     image_size: int = Field(64, ge=8, description="side of pixel observations")
     action_repeat: int = Field(1, ge=1, description="env steps per agent action (rewards summed)")
     num_envs: int = Field(1, ge=1, le=64, description="parallel training environments (gymnasium vector env)")
+    async_envs: bool = Field(
+        False, description="step the envs in worker processes while the agent learns (gymnasium "
+        "AsyncVectorEnv); the same run as with in-process envs, faster when env steps are slow (physics, "
+        "rendering) and a core or a GPU is free. A resumed run starts fresh episodes.",
+    )
     time_limit: int | None = Field(None, ge=1, description="cap on agent steps per episode (env default if unset)")
 
     # -- run length and schedule (counted in env frames: agent steps x action_repeat, summed over envs)

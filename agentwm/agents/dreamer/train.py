@@ -174,7 +174,7 @@ def train(config: DreamerConfig, logdir: str | Path, resume: bool = False, progr
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
     obs_shape, spec = env_specs(cfg)
-    envs = make_vector_env(cfg.env, cfg.num_envs, seed=cfg.seed, **_env_kwargs(cfg))
+    envs = make_vector_env(cfg.env, cfg.num_envs, seed=cfg.seed, asynchronous=cfg.async_envs, **_env_kwargs(cfg))
     agent = DreamerAgent(obs_shape, spec, cfg).to(device)
     obs_dtype = np.uint8 if len(obs_shape) == 3 else np.float32
     replay = SequenceReplay(cfg.replay_capacity, cfg.num_envs, obs_shape, agent.action_spec.dim, obs_dtype, cfg.seed)
@@ -204,7 +204,8 @@ def train(config: DreamerConfig, logdir: str | Path, resume: bool = False, progr
             random.setstate(state["rng"]["python"])
             act_rng.bit_generator.state = state["rng"]["act"]
             carry = {k: v.to(device) for k, v in state["carry"].items()}
-            if state.get("envs") is not None:  # exact env state (picklable envs, e.g. classic control)
+            if state.get("envs") is not None and isinstance(envs, gym.vector.SyncVectorEnv):
+                # exact env state (picklable in-process envs, e.g. classic control)
                 ckpt.restore_envs(envs, state["envs"])
                 obs, is_first, prev_done = state["obs"], state["is_first"], state["prev_done"]
                 reward_in, term_in = state["reward_in"], state["term_in"]
@@ -235,6 +236,14 @@ def train(config: DreamerConfig, logdir: str | Path, resume: bool = False, progr
     per_iter = n * cfg.action_repeat
     start_time = time.perf_counter()
 
+    def learn(frames: int) -> None:
+        """The updates due by ``frames``: frames since prefill x train_ratio / (batch_size x batch_length)."""
+        if frames >= cfg.prefill and replay.can_sample(cfg.batch_length):
+            due = int((frames - cfg.prefill) * cfg.updates_per_frame) + 1
+            while agent.updates < due:
+                batch = replay.sample(cfg.batch_size, cfg.batch_length, device)
+                pending.append(agent.update(batch))
+
     # ---- The loop ----------------------------------------------------------------------------
     while loop["frames"] < cfg.steps:
         # Store the row of the current obs: (obs, action that led to it, its reward, is_first, is_terminal).
@@ -253,9 +262,18 @@ def train(config: DreamerConfig, logdir: str | Path, resume: bool = False, progr
                 action = torch.as_tensor(act_rng.uniform(-1, 1, (n, spec.dim)), dtype=torch.float32, device=device)
             carry["action"] = action
 
-        # Step. Autoreset is NEXT_STEP: an env that reported done on the previous step ignores this
-        # action and returns the first obs of a new episode (reward 0).
-        obs, reward_in, terminated, truncated, _ = envs.step(action_to_env(action, spec))
+        # Step, overlapped with learning. Autoreset is NEXT_STEP: an env that reported done on the
+        # previous step ignores this action and returns the first obs of a new episode (reward 0).
+        # The updates due at this step read only rows already in replay, so they can run while worker
+        # processes step the envs (async_envs) or before in-process envs step: the same run either way.
+        env_action = action_to_env(action, spec)
+        if isinstance(envs, gym.vector.AsyncVectorEnv):
+            envs.step_async(env_action)
+        learn(loop["frames"] + per_iter)
+        if isinstance(envs, gym.vector.AsyncVectorEnv):
+            obs, reward_in, terminated, truncated, _ = envs.step_wait()
+        else:
+            obs, reward_in, terminated, truncated, _ = envs.step(env_action)
         is_first, term_in = prev_done, np.asarray(terminated, dtype=bool)
         prev_done = np.logical_or(terminated, truncated)
         ep_return += reward_in
@@ -266,13 +284,6 @@ def train(config: DreamerConfig, logdir: str | Path, resume: bool = False, progr
             ep_return[i], ep_length[i] = 0.0, 0
         loop["frames"] += per_iter
         bar.update(per_iter)
-
-        # Learn: updates due = frames since prefill x train_ratio / (batch_size x batch_length).
-        if loop["frames"] >= cfg.prefill and replay.can_sample(cfg.batch_length):
-            due = int((loop["frames"] - cfg.prefill) * cfg.updates_per_frame) + 1
-            while agent.updates < due:
-                batch = replay.sample(cfg.batch_size, cfg.batch_length, device)
-                pending.append(agent.update(batch))
 
         # Log: averaged metrics, episode returns, speeds.
         if loop["frames"] >= loop["next_log"]:
