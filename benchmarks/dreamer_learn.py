@@ -6,9 +6,10 @@
     python benchmarks/dreamer_learn.py --task cartpole --steps 8000 --set train_ratio=64
 
 Prints one JSON object: the task, frames, updates, final and best mean eval returns (10 greedy
-episodes), the target and whether it was met, wall seconds and the load average at the start
-(timings on a shared machine are pessimistic). The run's folder (``--logdir``) keeps
-metrics.jsonl, TensorBoard logs and learning_curve.png.
+episodes), the target, the first frame count at which an eval reached it (``frames_to_target``;
+null if none did within the budget), whether the final eval still meets it (``met``), wall seconds
+and the load average at the start (timings on a shared machine are pessimistic). The run's folder
+(``--logdir``) keeps metrics.jsonl, TensorBoard logs and learning_curve.png.
 """
 
 from __future__ import annotations
@@ -56,10 +57,12 @@ def main() -> None:
         rows = [json.loads(ln) for ln in fh if ln.strip()]
     curve = [(r["frames"], round(r["eval/return"], 1)) for r in rows if "eval/return" in r]
     target = float(task["target"])  # type: ignore[arg-type]
+    reached = [frames for frames, ret in curve if ret >= target]
     print(json.dumps({
         "benchmark": "dreamer_learn", "task": args.task, "env": task["env"], "frames": summary["frames"],
         "updates": summary["updates"], "final_eval_return": summary["eval_return"],
         "best_eval_return": summary["best_eval_return"], "target": target,
+        "frames_to_target": reached[0] if reached else None,
         "met": summary["eval_return"] is not None and summary["eval_return"] >= target,
         "wall_s": round(time.perf_counter() - t0, 1), "load_avg_1m_at_start": load, "eval_curve": curve,
         "config": {"presets": args.preset or task["presets"], "sets": sets}, "logdir": logdir,

@@ -12,9 +12,13 @@ the process CPU seconds per update (``cpu_s_per_update``; divided by the thread 
 the wall time on idle cores, up to imperfect parallel scaling).
 
 ``--roofline`` also counts the matmul and convolution FLOPs of one update (torch's
-``FlopCounterMode``) and measures this machine's best fp32 matmul throughput in the same run, so
-``roofline_s`` = FLOPs / throughput is a lower bound on seconds per update for that preset here:
-no fp32 implementation of the same model and batch can beat it.
+``FlopCounterMode``) and measures this machine's best matmul throughput in the same run (fp32, or
+bf16 with ``--amp bf16``), so ``roofline_s`` = FLOPs / throughput is a lower bound on seconds per
+update for that preset here: no implementation of the same model and batch in that precision can
+beat it.
+
+``--amp bf16 --compile`` is the fast CPU setting on CPUs with native bf16 (AVX512-BF16 or AMX):
+bf16 autocast, as DreamerV3 computes on accelerators, with the batched modules compiled.
 """
 
 from __future__ import annotations
@@ -59,10 +63,12 @@ def _gflop_per_update(agent: DreamerAgent, batch: dict[str, torch.Tensor]) -> fl
     return counter.get_total_flops() / 1e9
 
 
-def _matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
-    """Best fp32 matmul throughput of ``device`` (GFLOP/s), a practical peak for dense layers."""
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
+def _matmul_gflops(
+    device: torch.device, dtype: torch.dtype = torch.float32, size: int = 2048, repeats: int = 5
+) -> float:
+    """Best ``dtype`` matmul throughput of ``device`` (GFLOP/s), a practical peak for dense layers."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
     best = float("inf")
     for _ in range(repeats + 1):
         _sync(device)
@@ -107,7 +113,9 @@ def bench(preset: str, args: argparse.Namespace) -> dict[str, float | int | str]
     sec = statistics.median(times)
     extra: dict[str, float] = {}
     if args.roofline:
-        gflop, peak = _gflop_per_update(agent, batch), _matmul_gflops(device)
+        bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
+        gflop = _gflop_per_update(agent, batch)
+        peak = _matmul_gflops(device, torch.bfloat16 if bf16 else torch.float32)
         extra = {"gflop_per_update": round(gflop, 1), "matmul_gflop_per_s": round(peak, 1),
                  "roofline_s": round(gflop / peak, 3)}  # fmt: skip
     params = sum(p.numel() for n, p in agent.named_parameters() if not n.startswith("slow_critic"))
