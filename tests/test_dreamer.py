@@ -303,14 +303,21 @@ def test_presets_apply_in_order_and_overrides_are_validated() -> None:
         resolve_config([], ["train_ratio"])
 
 
-@pytest.mark.parametrize(("obs_shape", "spec"), [((3, 64, 64), ActionSpec("discrete", 3)), ((5,), ActionSpec("continuous", 2))])
-def test_bf16_update_learns_on_cpu_as_on_the_cuda_default(obs_shape: tuple[int, ...], spec: ActionSpec) -> None:
+@pytest.mark.parametrize(
+    ("obs_shape", "spec"), [((3, 64, 64), ActionSpec("discrete", 3)), ((5,), ActionSpec("continuous", 2))]
+)
+def test_bf16_update_learns_on_cpu_as_on_the_cuda_default(
+    obs_shape: tuple[int, ...], spec: ActionSpec
+) -> None:
     # amp=bf16 is CUDA's default (amp=auto) and the fast CPU setting; CPU autocast runs the same path.
     torch.manual_seed(0)
     agent = DreamerAgent(obs_shape, spec, resolve_config(["debug"], ["amp=bf16"]))
     B, T = 3, 8
     obs = torch.rand(B, T, *obs_shape)
-    action = torch.nn.functional.one_hot(torch.randint(3, (B, T)), 3).float() if spec.kind == "discrete" else torch.rand(B, T, 2) * 2 - 1
+    if spec.kind == "discrete":
+        action = torch.nn.functional.one_hot(torch.randint(3, (B, T)), 3).float()
+    else:
+        action = torch.rand(B, T, 2) * 2 - 1
     first = torch.zeros(B, T, dtype=torch.bool)
     first[:, 0] = True
     batch = {"obs": obs, "action": action, "reward": torch.rand(B, T), "is_first": first,
