@@ -269,10 +269,10 @@ def train(config: DreamerConfig, logdir: str | Path, resume: bool = False, progr
         env_action = action_to_env(action, spec)
         if isinstance(envs, gym.vector.AsyncVectorEnv):
             envs.step_async(env_action)
-        learn(loop["frames"] + per_iter)
-        if isinstance(envs, gym.vector.AsyncVectorEnv):
+            learn(loop["frames"] + per_iter)
             obs, reward_in, terminated, truncated, _ = envs.step_wait()
         else:
+            learn(loop["frames"] + per_iter)
             obs, reward_in, terminated, truncated, _ = envs.step(env_action)
         is_first, term_in = prev_done, np.asarray(terminated, dtype=bool)
         prev_done = np.logical_or(terminated, truncated)
