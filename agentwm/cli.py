@@ -226,7 +226,7 @@ def _cmd_train_dreamer(args: argparse.Namespace) -> int:
 def _cmd_eval_dreamer(args: argparse.Namespace) -> int:
     from agentwm.agents.dreamer import evaluate_logdir
 
-    _print_json(evaluate_logdir(args.logdir, episodes=args.episodes, seed=args.seed))
+    _print_json(evaluate_logdir(args.logdir, episodes=args.episodes, seed=args.seed, mode=args.mode))
     return 0
 
 
@@ -248,8 +248,10 @@ def _add_dreamer_families(train_fam: Any, eval_fam: Any) -> None:
     q.set_defaults(func=_cmd_train_dreamer)
     q = eval_fam.add_parser("dreamer", help="evaluate the newest checkpoint of a Dreamer run")
     q.add_argument("--logdir", required=True, help="run folder written by `agentwm train dreamer`")
-    q.add_argument("--episodes", type=int, default=10, help="evaluation episodes (greedy policy)")
+    q.add_argument("--episodes", type=int, default=10, help="evaluation episodes")
     q.add_argument("--seed", type=int, default=12345, help="seed of the evaluation episodes")
+    q.add_argument("--mode", choices=["eval", "explore"], default="eval",
+                   help="eval: the policy's most likely action (greedy); explore: sampled actions (DreamerV3's eval)")
     q.set_defaults(func=_cmd_eval_dreamer)
 
 

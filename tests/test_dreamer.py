@@ -408,6 +408,8 @@ def test_cli_train_and_eval_dreamer(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["eval", "dreamer", "--logdir", logdir, "--episodes", "2"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["episodes"] == 2 and out["mean_return"] >= 8 and len(out["returns"]) == 2
+    assert main(["eval", "dreamer", "--logdir", logdir, "--episodes", "2", "--mode", "explore"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["episodes"] == 2
     assert main(["eval", "dreamer", "--logdir", str(tmp_path / "missing")]) == 2
     assert main(["train", "dreamer", "--logdir", logdir, "--set", "horizon=0"]) == 2
 
