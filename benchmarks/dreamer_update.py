@@ -148,12 +148,13 @@ def main() -> None:
         "benchmark": "dreamer_update", "batch": [args.batch, args.length], "obs": args.obs,
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
         "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-        "load_avg_1m": os.getloadavg()[0], "reference_s": REFERENCE_S, "results": [],
+        "load_avg_1m": os.getloadavg()[0], "reference_s": REFERENCE_S,
     }  # fmt: skip
+    results: list[dict[str, float | int | str]] = []
     for preset in args.presets:
-        out["results"].append(bench(preset, args))  # type: ignore[union-attr]
-        print(json.dumps(out["results"][-1]), flush=True)  # type: ignore[index]
-    print(json.dumps(out))
+        results.append(bench(preset, args))
+        print(json.dumps(results[-1]), flush=True)
+    print(json.dumps({**out, "results": results}))
 
 
 if __name__ == "__main__":
