@@ -89,6 +89,29 @@ def test_replay_marks_every_episode_start_in_windows() -> None:
     assert torch.all(same | starts[:, 1:])
 
 
+def test_replay_places_the_asked_share_of_windows_over_rare_terminals() -> None:
+    replay = SequenceReplay(2000, 2, (1,), 1, seed=0)
+    ends = {150, 420}  # stream 0: two terminals in 600 rows; stream 1: none
+    for t in range(600):
+        term = np.array([t in ends, False])
+        first = np.array([t == 0 or t - 1 in ends, t == 0])
+        obs = np.array([[t], [1000 + t]], np.float32)  # stream 1's rows read 1000 and up
+        replay.add(obs, np.zeros((2, 1), np.float32), np.zeros(2), first, term)
+    batch = replay.sample(200, 16, terminal_fraction=0.5)
+    rows = batch["obs"][..., 0]
+    assert torch.all(rows[:, 1:] == rows[:, :-1] + 1)  # still windows of consecutive rows
+    has_term = batch["is_terminal"].any(1)
+    placed = slice(0, 100)
+    on_stream0 = rows[placed, 0] < 1000
+    assert torch.equal(has_term[placed], on_stream0)  # placed windows of stream 0 all cover a terminal
+    assert 30 < int(on_stream0.sum()) < 70  # and stream 1's fall back to uniform windows
+    slots = batch["is_terminal"][placed][has_term[placed]].float().argmax(1)
+    assert len(set(slots.tolist())) > 4  # the terminal sits anywhere in the window, not only at its end
+    assert int(has_term[100:].sum()) < 15  # uniform windows: 2 terminals in 600 rows, ~5% of windows
+    with pytest.raises(ValueError, match="terminal_fraction"):
+        replay.sample(4, 16, terminal_fraction=1.5)
+
+
 def test_replay_fifo_wraps_and_state_roundtrip() -> None:
     replay = SequenceReplay(20, 1, (2,), 1, seed=3)
     _fill(replay, [8, 8, 8])  # 24 rows into 20

@@ -59,6 +59,11 @@ class DreamerConfig(BaseModel):
     batch_size: int = Field(16, ge=1, description="sequences per update")
     batch_length: int = Field(64, ge=2, description="steps per replayed sequence")
     replay_capacity: int = Field(250_000, ge=100, description="transitions kept (FIFO)")
+    replay_terminal_fraction: float = Field(
+        0.0, ge=0, le=1, description="share of each batch's sequences placed over a stored terminal "
+        "transition (the rest uniform): more examples of rare episode ends for the continue head, at the "
+        "cost of a continue head biased towards ending",
+    )
 
     # -- actor-critic in imagination
     horizon: int = Field(15, ge=1, description="imagined steps")

@@ -79,19 +79,31 @@ class SequenceReplay:
     def can_sample(self, length: int) -> bool:
         return bool((np.minimum(self.count, self.size) >= length).any())
 
-    def sample(self, batch: int, length: int, device: str | torch.device = "cpu") -> dict[str, Tensor]:
+    def sample(
+        self, batch: int, length: int, device: str | torch.device = "cpu", terminal_fraction: float = 0.0
+    ) -> dict[str, Tensor]:
         """``batch`` windows of ``length`` consecutive rows, uniformly over streams with enough rows.
+
+        ``terminal_fraction`` of the windows (rounded down) are instead placed over a stored terminal
+        transition, drawn uniformly, at a uniform position inside the window, while the replay holds
+        any; the rest are uniform. 0 draws exactly as without the argument.
 
         Returns tensors ``obs [B, T, ...]`` (float; pixels scaled to [0, 1]), ``action [B, T, A]``,
         ``reward [B, T]``, ``is_first`` and ``is_terminal [B, T]`` (bool).
         """
+        if not 0.0 <= terminal_fraction <= 1.0:
+            raise ValueError(f"terminal_fraction must be in [0, 1], got {terminal_fraction}")
         filled = np.minimum(self.count, self.size)
         streams = np.flatnonzero(filled >= length)
         if len(streams) == 0:
             raise ValueError(f"replay has no stream with {length} rows yet (rows per stream: {filled.tolist()})")
         env = streams[self.rng.integers(len(streams), size=batch)]
         oldest = (self.ptr[env] - filled[env]) % self.size
-        start = oldest + self.rng.integers(0, filled[env] - length + 1)
+        offset = self.rng.integers(0, filled[env] - length + 1)  # window start, counted from the oldest row
+        n_term = int(batch * terminal_fraction)
+        if n_term:
+            self._place_over_terminals(env[:n_term], oldest[:n_term], offset[:n_term], length)
+        start = oldest + offset
         idx = (start[:, None] + np.arange(length)[None]) % self.size
         out = {key: torch.from_numpy(self.data[key][env[:, None], idx]) for key in _KEYS}
         out["is_first"][:, 0] = True
@@ -100,6 +112,23 @@ class SequenceReplay:
             obs = (obs.permute(0, 1, 3, 4, 2).contiguous().float() / 255.0).permute(0, 1, 4, 2, 3)
         out["obs"] = obs
         return {k: v.to(device) for k, v in out.items()}
+
+    def _place_over_terminals(self, env: np.ndarray, oldest: np.ndarray, offset: np.ndarray, length: int) -> None:
+        """Move the windows ``offset`` (in place) so each covers a terminal row of its stream, if any.
+
+        Terminal rows are rare (CartPole's track-edge failures: ~1 row in 1,000 late in a run), so
+        a uniform sampler shows the continue head too few of them to learn where episodes end."""
+        filled = np.minimum(self.count, self.size)
+        for i, (e, old) in enumerate(zip(env, oldest)):
+            rows = np.flatnonzero(self.data["is_terminal"][e])
+            if len(rows) == 0:
+                continue
+            age = (rows - old) % self.size  # position counted from the oldest row
+            age = age[age < filled[e]]
+            if len(age) == 0:
+                continue
+            where = age[self.rng.integers(len(age))] - self.rng.integers(length)  # terminal at a random slot
+            offset[i] = np.clip(where, 0, filled[e] - length)
 
     def state_dict(self) -> dict[str, Any]:
         """Arrays and pointers (only rows written so far, to keep checkpoints small early on)."""

@@ -241,7 +241,7 @@ def train(config: DreamerConfig, logdir: str | Path, resume: bool = False, progr
         if frames >= cfg.prefill and replay.can_sample(cfg.batch_length):
             due = int((frames - cfg.prefill) * cfg.updates_per_frame) + 1
             while agent.updates < due:
-                batch = replay.sample(cfg.batch_size, cfg.batch_length, device)
+                batch = replay.sample(cfg.batch_size, cfg.batch_length, device, cfg.replay_terminal_fraction)
                 pending.append(agent.update(batch))
 
     # ---- The loop ----------------------------------------------------------------------------
