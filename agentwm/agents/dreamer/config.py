@@ -137,8 +137,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # in 1,000 of replay late in a run. So a quarter of each batch's sequences is placed over a
     # stored terminal, which also starts a quarter of the imagined rollouts near a failure; 6 of 6
     # seeds then reach 475, 5 of 6 hold it at 30k frames (4 of 6 without, a different seed failing).
-    # The seed that fails still drifts, its continue head still at ~0.93 there (benchmarks/dreamer_learn.py --task cartpole,
-    # benchmarks/dreamer_episode_ends.py; figures in the README).
+    # The seed that fails still drifts, its continue head still at ~0.93 there
+    # (benchmarks/dreamer_learn.py --task cartpole, benchmarks/dreamer_episode_ends.py; figures in
+    # the README).
     "cartpole": {"env": "CartPole-v1", "critic_lr": 1e-3, "horizon": 32, "replay_terminal_fraction": 0.25},
     # Sizes (architecture only); apply after a task preset or alone.
     "size1m": {"model_preset": "size1m"},
