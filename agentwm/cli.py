@@ -226,7 +226,7 @@ def _cmd_train_dreamer(args: argparse.Namespace) -> int:
 def _cmd_eval_dreamer(args: argparse.Namespace) -> int:
     from agentwm.agents.dreamer import evaluate_logdir
 
-    _print_json(evaluate_logdir(args.logdir, episodes=args.episodes, seed=args.seed, mode=args.mode))
+    _print_json(evaluate_logdir(args.logdir, episodes=args.episodes, seed=args.seed, mode=args.mode, video=args.video))
     return 0
 
 
@@ -252,6 +252,8 @@ def _add_dreamer_families(train_fam: Any, eval_fam: Any) -> None:
     q.add_argument("--seed", type=int, default=12345, help="seed of the evaluation episodes")
     q.add_argument("--mode", choices=["eval", "explore"], default="eval",
                    help="eval: the policy's most likely action (greedy); explore: sampled actions (DreamerV3's eval)")
+    q.add_argument("--video", metavar="PATH", default=None,
+                   help="write the first episode as the env renders it (.gif, or .mp4 with imageio-ffmpeg)")
     q.set_defaults(func=_cmd_eval_dreamer)
 
 

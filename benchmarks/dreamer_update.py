@@ -86,6 +86,9 @@ def _sync(device: torch.device) -> None:
 
 def bench(preset: str, args: argparse.Namespace) -> dict[str, float | int | str]:
     device = torch.device(args.device)
+    # Each preset builds a new agent on the same compiled functions; without a reset the later
+    # presets pile up recompilations and can hit dynamo's limit, silently running eager.
+    torch._dynamo.reset()
     sets = [f"batch_size={args.batch}", f"batch_length={args.length}", f"compile={str(args.compile).lower()}",
             f"amp={args.amp}"]
     cfg = resolve_config([preset], sets, device=args.device)

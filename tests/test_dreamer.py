@@ -18,12 +18,16 @@ from pydantic import ValidationError
 
 from agentwm.agents.dreamer import (
     DreamerAgent,
+    DreamerConfig,
     SequenceReplay,
+    evaluate,
     imagination_targets,
     resolve_config,
     train,
 )
 from agentwm.agents.dreamer import checkpoint as ckpt
+from agentwm.agents.dreamer.train import env_specs
+from agentwm.agents.envs import make_env
 from agentwm.worldmodels.base import ActionSpec
 
 torch.set_num_threads(1)
@@ -407,9 +411,10 @@ def test_dmc_proprio_and_pixels() -> None:
         assert 0.0 <= reward <= 2.0  # two summed per-frame rewards in [0, 1]
         steps, done = steps + 1, terminated or truncated
     assert steps == 500 and truncated and not terminated  # 1,000 frames, action repeat 2
-    pix = make_dmc("dmc:cartpole-swingup", pixels=True, seed=0)
+    pix = make_dmc("dmc:cartpole-swingup", pixels=True, seed=0, render_size=96)
     frame, _ = pix.reset()
     assert frame.shape == (3, 64, 64) and frame.dtype == np.uint8 and frame.std() > 1
+    assert pix.render().shape == (96, 96, 3)  # video frames at their own size, observations unchanged
 
 
 def test_cli_default_presets_tune_cartpole_only() -> None:
@@ -434,6 +439,33 @@ def test_cli_train_and_eval_dreamer(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["eval", "dreamer", "--logdir", logdir, "--episodes", "2", "--mode", "explore"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["episodes"] == 2
     assert main(["eval", "dreamer", "--logdir", str(tmp_path / "missing")]) == 2
+    assert main(["eval", "dreamer", "--logdir", logdir, "--video", str(tmp_path / "ep.avi")]) == 2
+    assert not (tmp_path / "ep.avi").exists()
+
+
+def test_eval_video_shows_the_whole_first_episode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("imageio", reason="needs the plot extra")
+    import imageio.v3 as iio
+
+    from agentwm.cli import main
+
+    logdir = str(tmp_path / "run")
+    args = ["train", "dreamer", "--preset", "debug", "--steps", "120", "--logdir", logdir, "--quiet"]
+    assert main([*args, *[x for s in FAST for x in ("--set", s)]]) == 0
+    capsys.readouterr()
+    video = tmp_path / "videos" / "episode.gif"
+    assert main(["eval", "dreamer", "--logdir", logdir, "--episodes", "2", "--video", str(video)]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["video"] == str(video) and len(out["returns"]) == 2
+    gif = iio.imread(video)  # Pillow merges identical consecutive frames: count them below
+    assert gif.shape[0] >= 2 and gif.shape[1:] == (213, 320, 3) and gif.std() > 1  # 600 x 400 shrunk
+
+    cfg = DreamerConfig(**json.loads((Path(logdir) / "config.json").read_text()))
+    agent = DreamerAgent(*env_specs(cfg), cfg)
+    frames: list[np.ndarray] = []
+    returns = evaluate(agent, lambda: make_env(cfg.env, seed=3, render=True), 2, 3, frames=frames)
+    # CartPole pays +1 per step: the first episode is its reset frame plus one frame per step.
+    assert len(frames) == int(returns[0]) + 1 and frames[0].shape == (213, 320, 3)
     assert main(["train", "dreamer", "--logdir", logdir, "--set", "horizon=0"]) == 2
 
 

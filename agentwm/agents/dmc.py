@@ -59,6 +59,7 @@ class DMCEnv(gym.Env[np.ndarray, np.ndarray]):
         action_repeat: physics-control steps per ``step`` call (rewards summed).
         camera: camera id to render; default 2 for quadruped (its camera 0 is far away), else 0.
         seed: seed of the task's random state; ``reset(seed=...)`` re-seeds.
+        render_size: side of ``render()`` frames (videos); pixel observations stay at ``size``.
     """
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 50}  # noqa: RUF012
@@ -73,6 +74,7 @@ class DMCEnv(gym.Env[np.ndarray, np.ndarray]):
         action_repeat: int = 1,
         camera: int | None = None,
         seed: int | None = None,
+        render_size: int | None = None,
     ) -> None:
         if action_repeat < 1:
             raise ValueError(f"action_repeat must be >= 1, got {action_repeat}")
@@ -81,6 +83,7 @@ class DMCEnv(gym.Env[np.ndarray, np.ndarray]):
         self._suite = _import_suite()
         self.domain, self.task = domain, task
         self.pixels, self.size, self.action_repeat = pixels, size, action_repeat
+        self.render_size = render_size or size
         self.camera = camera if camera is not None else (2 if domain == "quadruped" else 0)
         self.render_mode = "rgb_array"
         self._env = self._load(seed)
@@ -101,7 +104,7 @@ class DMCEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _observe(self, ts: Any) -> np.ndarray:
         if self.pixels:
-            return np.ascontiguousarray(self.render().transpose(2, 0, 1))
+            return np.ascontiguousarray(self._frame(self.size).transpose(2, 0, 1))
         parts = [np.asarray(v, dtype=np.float32).reshape(-1) for v in ts.observation.values()]
         return np.concatenate(parts)
 
@@ -125,10 +128,13 @@ class DMCEnv(gym.Env[np.ndarray, np.ndarray]):
         truncated = bool(ts.last() and not terminated)
         return self._observe(ts), reward, terminated, truncated, {"discount": float(ts.discount)}
 
-    def render(self) -> np.ndarray:
-        """The current frame as ``uint8 [size, size, 3]`` (height, width, channels)."""
-        frame: np.ndarray = self._env.physics.render(self.size, self.size, camera_id=self.camera)
+    def _frame(self, side: int) -> np.ndarray:
+        frame: np.ndarray = self._env.physics.render(side, side, camera_id=self.camera)
         return frame
+
+    def render(self) -> np.ndarray:
+        """The current frame as ``uint8 [render_size, render_size, 3]`` (height, width, channels)."""
+        return self._frame(self.render_size)
 
     def close(self) -> None:
         self._env.close()
@@ -142,6 +148,7 @@ def make_dmc(
     action_repeat: int = 1,
     seed: int | None = None,
     camera: int | None = None,
+    render_size: int | None = None,
 ) -> DMCEnv:
     """Build a :class:`DMCEnv` from a ``"dmc:domain-task"`` name.
 
@@ -152,4 +159,7 @@ def make_dmc(
         (5,)
     """
     domain, task = parse_dmc_name(name)
-    return DMCEnv(domain, task, pixels=pixels, size=size, action_repeat=action_repeat, seed=seed, camera=camera)
+    return DMCEnv(
+        domain, task, pixels=pixels, size=size, action_repeat=action_repeat, seed=seed, camera=camera,
+        render_size=render_size,
+    )

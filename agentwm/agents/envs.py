@@ -110,6 +110,9 @@ def collect_random_transitions(env_id: str, n: int, seed: int = 0) -> dict[str, 
 # action repeat, vectorised.
 
 
+VIDEO_SIDE = 256  # DMC frames rendered for videos (gymnasium envs render at their own size)
+
+
 class ActionRepeat(gym.Wrapper[Any, Any, Any, Any]):
     """Repeat each action ``repeat`` times, summing rewards and stopping at an episode end."""
 
@@ -159,20 +162,23 @@ def make_env(
     action_repeat: int = 1,
     time_limit: int | None = None,
     seed: int | None = None,
+    render: bool = False,
 ) -> gym.Env[Any, Any]:
     """One environment: ``dmc:domain-task`` (see :mod:`agentwm.agents.dmc`) or a gymnasium id.
 
     Continuous actions stay in the env's own units; observations are the state vector
-    (``float32 [D]``) or, with ``pixels``, ``uint8 [3, size, size]`` frames.
+    (``float32 [D]``) or, with ``pixels``, ``uint8 [3, size, size]`` frames. With ``render``,
+    ``env.render()`` returns full-size ``rgb_array`` frames for videos (DMC: 256 x 256).
     """
     env: gym.Env[Any, Any]
     if name.startswith("dmc:"):
         from agentwm.agents.dmc import make_dmc
 
-        env = make_dmc(name, pixels=pixels, size=size, action_repeat=action_repeat, seed=seed)
+        env = make_dmc(name, pixels=pixels, size=size, action_repeat=action_repeat, seed=seed,
+                       render_size=VIDEO_SIDE if render else None)  # fmt: skip
     else:
         try:
-            env = gym.make(name, render_mode="rgb_array") if pixels else gym.make(name)
+            env = gym.make(name, render_mode="rgb_array") if pixels or render else gym.make(name)
         except gym.error.Error as err:
             raise ValueError(f"cannot make gymnasium env {name!r}: {err}") from err
         if pixels:

@@ -10,6 +10,7 @@ killed at any moment loses at most ``checkpoint_every`` frames. Files in ``logdi
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import sys
@@ -70,16 +71,32 @@ def env_specs(cfg: DreamerConfig) -> tuple[tuple[int, ...], ActionSpec]:
 
 @torch.no_grad()
 def evaluate(
-    agent: DreamerAgent, make: Callable[[], gym.Env[Any, Any]], episodes: int, seed: int, mode: Mode = "eval"
+    agent: DreamerAgent,
+    make: Callable[[], gym.Env[Any, Any]],
+    episodes: int,
+    seed: int,
+    mode: Mode = "eval",
+    frames: list[np.ndarray] | None = None,
 ) -> list[float]:
-    """Returns of ``episodes`` full episodes with the agent's ``mode`` policy (seeds ``seed + i``)."""
+    """Returns of ``episodes`` full episodes with the agent's ``mode`` policy (seeds ``seed + i``).
+
+    With ``frames``, the first episode's ``env.render()`` frames (the env must render
+    ``rgb_array``), one per agent step and shrunk to at most 320 pixels a side, are appended to it.
+    """
+    from agentwm.agents.dreamer.video import fit_frame
+
     env = make()
     spec = action_spec_of(env.action_space)
     returns = []
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
+        sink = frames if i == 0 else None
         carry, first, total, done = agent.initial_carry(1), True, 0.0, False
-        while not done:
+        while True:
+            if sink is not None:
+                sink.append(fit_frame(np.asarray(env.render(), dtype=np.uint8), 320))
+            if done:
+                break
             flag = torch.tensor([first], device=agent.device)
             action, carry = agent.act(obs_to_tensor(obs[None], agent.device), flag, carry, mode)
             obs, reward, terminated, truncated, _ = env.step(action_to_env(action, spec)[0])
@@ -349,8 +366,12 @@ def _eval_preserving_rng(agent: DreamerAgent, cfg: DreamerConfig, episodes: int,
         torch.set_rng_state(state)
 
 
-def evaluate_logdir(logdir: str | Path, episodes: int = 10, seed: int = 12345, mode: Mode = "eval") -> dict[str, Any]:
-    """Load the newest checkpoint of a run and evaluate it; JSON-ready summary with ``mean_return``."""
+def evaluate_logdir(
+    logdir: str | Path, episodes: int = 10, seed: int = 12345, mode: Mode = "eval", video: str | Path | None = None
+) -> dict[str, Any]:
+    """Load the newest checkpoint of a run and evaluate it; JSON-ready summary with ``mean_return``.
+    With ``video`` (``.gif``, or ``.mp4`` with imageio-ffmpeg), the first episode is written there
+    as the env renders it, at the env's real-time pace."""
     logdir = Path(logdir)
     path = logdir / "config.json"
     if not path.is_file():
@@ -359,7 +380,21 @@ def evaluate_logdir(logdir: str | Path, episodes: int = 10, seed: int = 12345, m
     obs_shape, spec = env_specs(cfg)
     agent = DreamerAgent(obs_shape, spec, cfg).to(cfg.device)
     frames = ckpt.load_weights_only(logdir, agent, cfg.device)
+    if video is not None:
+        from agentwm.agents.dreamer.video import check_video_path
+
+        check_video_path(video)
     torch.manual_seed(seed)
-    rets = evaluate(agent, lambda: make_env(cfg.env, seed=seed, **_env_kwargs(cfg)), episodes, seed, mode)
-    return {"env": cfg.env, "frames": frames, "episodes": episodes, "mean_return": float(np.mean(rets)),
-            "std_return": float(np.std(rets)), "returns": rets}  # fmt: skip
+    make = functools.partial(make_env, cfg.env, seed=seed, render=video is not None, **_env_kwargs(cfg))
+    shots: list[np.ndarray] | None = [] if video is not None else None
+    rets = evaluate(agent, make, episodes, seed, mode, frames=shots)
+    out = {"env": cfg.env, "frames": frames, "episodes": episodes, "mean_return": float(np.mean(rets)),
+           "std_return": float(np.std(rets)), "returns": rets}  # fmt: skip
+    if video is not None and shots is not None:
+        from agentwm.agents.dreamer.video import write_video
+
+        probe = make()  # one frame per agent step: real time is the env's render rate over the repeat
+        fps = float(probe.metadata.get("render_fps") or 30) / cfg.action_repeat
+        probe.close()
+        out["video"] = str(write_video(shots, video, fps))
+    return out
