@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
 from langgraph.runtime import Runtime
 
@@ -18,8 +18,22 @@ ON_ERROR: tuple[str, ...] = get_args(OnError)
 PROPOSE, SIMULATE, SCORE, CHOOSE = "propose", "simulate", "score", "choose"
 """Node names used by :func:`~agentwm.graph.build_planning_graph` and by :func:`make_fan_out`."""
 
-Node = Callable[[Any, Runtime[Any]], dict[str, Any]]
-AsyncNode = Callable[[Any, Runtime[Any]], Awaitable[dict[str, Any]]]
+
+
+# Protocols rather than Callable aliases: a Callable's parameters are positional-only to a type
+# checker, while LangGraph's own node protocol passes ``runtime`` by keyword, so ``add_node``
+# would refuse our nodes under mypy --strict.
+class Node(Protocol):
+    """A graph node: ``node(state, runtime)`` returns the state update."""
+
+    def __call__(self, state: Any, runtime: Runtime[Any] | None) -> dict[str, Any]: ...
+
+
+class AsyncNode(Protocol):
+    """An ``async def`` graph node: ``await node(state, runtime)`` returns the state update."""
+
+    def __call__(self, state: Any, runtime: Runtime[Any] | None) -> Awaitable[dict[str, Any]]: ...
+
 
 _NON_RETRYABLE = (ValueError, TypeError, LookupError, ArithmeticError, NotImplementedError, AssertionError)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any, cast
 
 import torch
@@ -32,6 +32,7 @@ from pydantic import Field
 from typing_extensions import TypedDict
 
 from agentwm.core.returns import discounted_return
+from agentwm.graph._common import AsyncNode, Node
 from agentwm.graph.context import PlanningContext, resolve_settings
 from agentwm.graph.state import Choice, Proposal, Ranked
 from agentwm.text.parsing import extract_list, extract_score
@@ -103,9 +104,6 @@ class DialogueState(TypedDict, total=False):
     chosen: str | None
     llm_calls: int
     fallbacks: Annotated[list[str], operator.add]
-
-
-Node = Callable[[dict[str, Any], Runtime[Any]], dict[str, Any]]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -212,7 +210,7 @@ def make_reply_proposer(
     default = settings or DialogueContext()
     fallback = _clean_candidates(list(fallback_candidates), 64)
 
-    def propose(state: dict[str, Any], runtime: Runtime[Any]) -> dict[str, Any]:
+    def propose(state: dict[str, Any], runtime: Runtime[Any] | None) -> dict[str, Any]:
         s = _settings(runtime, default)
         given = state.get("candidates") or []
         if given:
@@ -308,7 +306,7 @@ def make_dialogue_node(
             holder["scorer"] = DialogueScorer()
         return holder["scorer"]
 
-    def reply(state: dict[str, Any], runtime: Runtime[Any]) -> dict[str, Any]:
+    def reply(state: dict[str, Any], runtime: Runtime[Any] | None) -> dict[str, Any]:
         s = _settings(runtime, default)
         candidates = list(state.get("candidates") or [])
         if not candidates:
@@ -422,8 +420,8 @@ def build_dialogue_graph(
     return builder
 
 
-def _in_thread(node: Node) -> Callable[[dict[str, Any], Runtime[Any]], Any]:
-    async def run(state: dict[str, Any], runtime: Runtime[Any]) -> dict[str, Any]:
+def _in_thread(node: Node) -> AsyncNode:
+    async def run(state: dict[str, Any], runtime: Runtime[Any] | None) -> dict[str, Any]:
         return await asyncio.to_thread(node, state, runtime)
 
     return run

@@ -204,24 +204,24 @@ def make_simulate_node(
 
     if asynchronous:
 
-        async def asimulate(inp: SimulateInput, runtime: Runtime[Any]) -> dict[str, Any]:
+        async def asimulate(state: SimulateInput, runtime: Runtime[Any] | None) -> dict[str, Any]:
             try:
-                outcomes = await simulator.asimulate(_request(inp, settings_for(runtime, default)))
+                outcomes = await simulator.asimulate(_request(state, settings_for(runtime, default)))
             except Exception as exc:
                 if on_error == "raise":
                     raise SimulationError(f"simulation failed: {exc}") from exc
-                outcomes = failed_simulations(inp, exc, simulator.name)
+                outcomes = failed_simulations(state, exc, simulator.name)
             return _simulated(outcomes, runtime)
 
         return asimulate
 
-    def simulate(inp: SimulateInput, runtime: Runtime[Any]) -> dict[str, Any]:
+    def simulate(state: SimulateInput, runtime: Runtime[Any] | None) -> dict[str, Any]:
         try:
-            outcomes = simulator.simulate(_request(inp, settings_for(runtime, default)))
+            outcomes = simulator.simulate(_request(state, settings_for(runtime, default)))
         except Exception as exc:
             if on_error == "raise":
                 raise SimulationError(f"simulation failed: {exc}") from exc
-            outcomes = failed_simulations(inp, exc, simulator.name)
+            outcomes = failed_simulations(state, exc, simulator.name)
         return _simulated(outcomes, runtime)
 
     return simulate
@@ -290,7 +290,7 @@ def make_score_node(*, settings: PlanningContext | None = None) -> Node:
     """
     default = settings or PlanningContext()
 
-    def score(state: PlanningState, runtime: Runtime[Any]) -> dict[str, Any]:
+    def score(state: PlanningState, runtime: Runtime[Any] | None) -> dict[str, Any]:
         settings_ = settings_for(runtime, default)
         simulations = state.get("simulations") or []
         ranked, notes = rank_outcomes(list(state.get("candidates") or []), simulations, settings_)
@@ -327,7 +327,7 @@ def make_choose_node() -> Node:
         'b'
     """
 
-    def choose(state: PlanningState, runtime: Runtime[Any]) -> dict[str, Any]:
+    def choose(state: PlanningState, runtime: Runtime[Any] | None) -> dict[str, Any]:
         choice, notes = choose_from(state.get("ranking") or [], list(state.get("candidates") or []))
         writer_for(runtime)({"type": "choice", **choice})
         update: dict[str, Any] = {"choice": choice, "chosen": choice["candidate"]}

@@ -109,7 +109,7 @@ def make_plan_node(
 
     if asynchronous:
 
-        async def aplan(state: PlanningState, runtime: Runtime[Any]) -> dict[str, Any]:
+        async def aplan(state: PlanningState, runtime: Runtime[Any] | None) -> dict[str, Any]:
             settings_ = settings_for(runtime, defaults)
             update, messages = logic.plan(state, settings_)
             if update is None:
@@ -125,7 +125,7 @@ def make_plan_node(
 
         return aplan
 
-    def plan(state: PlanningState, runtime: Runtime[Any]) -> dict[str, Any]:
+    def plan(state: PlanningState, runtime: Runtime[Any] | None) -> dict[str, Any]:
         settings_ = settings_for(runtime, defaults)
         update, messages = logic.plan(state, settings_)
         if update is None:

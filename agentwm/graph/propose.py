@@ -291,7 +291,7 @@ def _propose_node(logic: _Proposer, on_error: OnError, asynchronous: bool) -> No
 
     if asynchronous:
 
-        async def apropose(state: PlanningState, runtime: Runtime[Any]) -> dict[str, Any]:
+        async def apropose(state: PlanningState, runtime: Runtime[Any] | None) -> dict[str, Any]:
             settings = settings_for(runtime, logic.settings)
             update, messages = logic.plan(state, settings)
             if update is None:
@@ -306,7 +306,7 @@ def _propose_node(logic: _Proposer, on_error: OnError, asynchronous: bool) -> No
 
         return apropose
 
-    def propose(state: PlanningState, runtime: Runtime[Any]) -> dict[str, Any]:
+    def propose(state: PlanningState, runtime: Runtime[Any] | None) -> dict[str, Any]:
         settings = settings_for(runtime, logic.settings)
         update, messages = logic.plan(state, settings)
         if update is None:

@@ -122,8 +122,8 @@ class DialogueScorer:
             pydantic.ValidationError: empty, non-text or too long context/candidates, bad settings.
         """
         req = ScoreRequest(
-            context=list(context) if not isinstance(context, str) else context,  # type: ignore[arg-type]
-            candidates=list(candidates) if not isinstance(candidates, str) else candidates,  # type: ignore[arg-type]
+            context=list(context) if not isinstance(context, str) else context,
+            candidates=list(candidates) if not isinstance(candidates, str) else candidates,
             horizon=horizon, gamma=gamma, samples=samples, seed=seed,
         )
         K, S = len(req.candidates), req.samples
