@@ -415,6 +415,9 @@ def test_dmc_proprio_and_pixels() -> None:
     frame, _ = pix.reset()
     assert frame.shape == (3, 64, 64) and frame.dtype == np.uint8 and frame.std() > 1
     assert pix.render().shape == (96, 96, 3)  # video frames at their own size, observations unchanged
+    video_env = make_env("dmc:cartpole-swingup", render=True, seed=0)
+    video_env.reset()
+    assert video_env.render().shape == (256, 256, 3) and video_env.observation_space.shape == (5,)
 
 
 def test_cli_default_presets_tune_cartpole_only() -> None:
