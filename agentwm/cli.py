@@ -207,11 +207,14 @@ def _add_seed_families(fam: Any) -> None:
 
 
 def dreamer_presets(given: list[str] | None, env: str | None) -> list[str]:
-    """The presets ``train dreamer`` applies: those given, else ``tiny`` (plus the ``cartpole`` task
-    preset when the env is CartPole-v1, the default env)."""
+    """The presets ``train dreamer`` applies: those given, else ``tiny`` plus the task's CPU preset
+    (``cartpole`` on CartPole-v1, the default env; ``dmc_cpu`` on ``dmc:`` tasks)."""
     if given:
         return list(given)
-    return ["tiny"] + (["cartpole"] if (env or "CartPole-v1") == "CartPole-v1" else [])
+    env = env or "CartPole-v1"
+    if env == "CartPole-v1":
+        return ["tiny", "cartpole"]
+    return ["tiny", "dmc_cpu"] if env.startswith("dmc:") else ["tiny"]
 
 
 def _cmd_train_dreamer(args: argparse.Namespace) -> int:
@@ -237,8 +240,8 @@ def _add_dreamer_families(train_fam: Any, eval_fam: Any) -> None:
     q.add_argument("--logdir", required=True, help="run folder: checkpoints, metrics.jsonl, tb/, plots")
     q.add_argument("--preset", action="append", metavar="NAME",
                    help="named preset, repeatable, applied in order (debug, tiny, size1m, size12m, "
-                   "dreamerv3-torch, dmc_proprio, dmc_vision, cartpole); default: tiny (plus cartpole on "
-                   "CartPole-v1), which learns CartPole-v1 on a CPU in minutes")
+                   "dreamerv3-torch, dmc_proprio, dmc_vision, dmc_cpu, cartpole); default: tiny plus "
+                   "cartpole on CartPole-v1 (learns it on a CPU in minutes) or dmc_cpu on dmc: tasks")
     q.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any DreamerConfig field (model.<field> for the RSSM), applied after presets")
     q.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --logdir")

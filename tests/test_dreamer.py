@@ -420,12 +420,16 @@ def test_dmc_proprio_and_pixels() -> None:
     assert video_env.render().shape == (256, 256, 3) and video_env.observation_space.shape == (5,)
 
 
-def test_cli_default_presets_tune_cartpole_only() -> None:
+def test_cli_default_presets_per_task() -> None:
     from agentwm.cli import dreamer_presets
 
     assert dreamer_presets(None, None) == ["tiny", "cartpole"]
     assert dreamer_presets(None, "CartPole-v1") == ["tiny", "cartpole"]
     assert dreamer_presets(None, "Pendulum-v1") == ["tiny"]
+    assert dreamer_presets(None, "dmc:walker-walk") == ["tiny", "dmc_cpu"]
+    # dmc_cpu is the measured CPU recipe: dmc_proprio's conventions at train ratio 128.
+    cpu = resolve_config(["tiny", "dmc_cpu"], env="dmc:cartpole-swingup")
+    assert cpu == resolve_config(["tiny", "dmc_proprio"], ["train_ratio=128"], env="dmc:cartpole-swingup")
     assert dreamer_presets(["size1m"], "CartPole-v1") == ["size1m"]
 
 
