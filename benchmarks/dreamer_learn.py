@@ -2,7 +2,8 @@
 
     python benchmarks/dreamer_learn.py --task cartpole          # CartPole-v1, 30,000 frames, target 475
     python benchmarks/dreamer_learn.py --task pendulum          # Pendulum-v1, 20,000 frames, target -250
-    python benchmarks/dreamer_learn.py --task cartpole-swingup  # dmc:cartpole-swingup proprio, 100,000 frames
+    python benchmarks/dreamer_learn.py --task cartpole-swingup  # dmc:cartpole-swingup proprio, 100,000 frames (GPU sizes)
+    python benchmarks/dreamer_learn.py --task cartpole-swingup --preset tiny --preset dmc_cpu --threads 1  # its CPU recipe
     python benchmarks/dreamer_learn.py --task cartpole --steps 8000 --set train_ratio=64
 
 Prints one JSON object: the task, frames, updates, final and best mean eval returns (10 greedy

@@ -149,9 +149,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "dmc_proprio": {"action_repeat": 2, "train_ratio": 512, "prefill": 5_000, "eval_every": 10_000},
     "dmc_vision": {"action_repeat": 2, "pixels": True, "train_ratio": 512, "prefill": 5_000,
                    "eval_every": 10_000},
-    # dmc_proprio at a CPU's budget, for the tiny model (apply after it). Train ratio 128 on
-    # cartpole-swingup at 100k frames (benchmarks/dreamer_learn.py, one core each): 32 -> final 354,
-    # 64 -> 442, 128 -> see the README; 512 would need ~4x the 128 run's hours.
+    # dmc_proprio at a CPU's budget, for the tiny model (apply after it). Final eval on
+    # cartpole-swingup at 100k frames by train ratio (benchmarks/dreamer_learn.py, seed 0, one core
+    # each): 32 -> 354, 64 -> 442, 128 -> 778 in 92 min (more in the README); dmc_proprio's 512
+    # would take ~4x as long.
     "dmc_cpu": {"action_repeat": 2, "train_ratio": 128, "prefill": 5_000, "eval_every": 10_000},
 }  # fmt: skip
 
