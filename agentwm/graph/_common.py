@@ -19,12 +19,12 @@ PROPOSE, SIMULATE, SCORE, CHOOSE = "propose", "simulate", "score", "choose"
 """Node names used by :func:`~agentwm.graph.build_planning_graph` and by :func:`make_fan_out`."""
 
 
-
 # Protocols rather than Callable aliases: a Callable's parameters are positional-only to a type
 # checker, while LangGraph's own node protocol passes ``runtime`` by keyword, so ``add_node``
 # would refuse our nodes under mypy --strict.
 class Node(Protocol):
-    """A graph node: ``node(state, runtime)`` returns the state update."""
+    """A graph node: ``node(state, runtime)`` returns the state update (``runtime`` is None
+    when the node is called outside a graph)."""
 
     def __call__(self, state: Any, runtime: Runtime[Any] | None) -> dict[str, Any]: ...
 
