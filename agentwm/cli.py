@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import runpy
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -222,8 +223,13 @@ def _cmd_train_dreamer(args: argparse.Namespace) -> int:
 
     fields = {k: getattr(args, k) for k in ("env", "steps", "seed", "device") if getattr(args, k) is not None}
     config = resolve_config(dreamer_presets(args.preset, args.env), args.set or [], **fields)
-    _print_json(train(config, args.logdir, resume=args.resume, progress=not args.quiet))
-    return 0
+    summary = train(config, args.logdir, resume=args.resume, progress=not args.quiet)
+    _print_json(summary)
+    if summary["stopped_by"] is None:
+        return 0
+    print(f"agentwm: stopped by {summary['stopped_by']} at {summary['frames']} frames, checkpoint saved; "
+          "run the same command with --resume to continue", file=sys.stderr)  # fmt: skip
+    return 128 + int(signal.Signals[summary["stopped_by"]])  # the shell's code for death by that signal
 
 
 def _cmd_eval_dreamer(args: argparse.Namespace) -> int:

@@ -7,6 +7,8 @@ Learning and kill/resume checks live in tests/test_dreamer_learning.py.
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -269,6 +271,41 @@ def test_same_seed_same_run_and_resume_continues_exactly(tmp_path: Path) -> None
     train(resolve_config(base, [*sets, "steps=200", "seed=1"]), tmp_path / "d", progress=False)
     wd = _weights(tmp_path / "d")
     assert not all(torch.equal(wa[k], wd[k]) for k in wa)
+
+
+def test_sigterm_checkpoints_the_frame_reached_and_resume_matches_the_whole_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full = resolve_config(["debug"], [*FAST, "checkpoint_every=100", "eval_every=100", "steps=200"])
+    train(full, tmp_path / "whole", progress=False)
+
+    def unhandled(signum: int, frame: Any) -> None:
+        raise AssertionError("SIGTERM reached the handler outside train")
+
+    update, calls = DreamerAgent.update, []
+
+    def update_then_sigterm(self: DreamerAgent, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        calls.append(1)
+        if len(calls) == 10:  # mid-step, between two periodic checkpoints
+            os.kill(os.getpid(), signal.SIGTERM)
+        return update(self, batch)
+
+    monkeypatch.setattr(DreamerAgent, "update", update_then_sigterm)
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        cut = train(full, tmp_path / "cut", progress=False)
+        assert signal.getsignal(signal.SIGTERM) is unhandled  # put back on the way out
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    # The step finished and that exact frame was checkpointed, not the last periodic one (100).
+    assert cut["stopped_by"] == "SIGTERM" and 100 < cut["frames"] < 200 and len(calls) < 25
+    path = ckpt.latest(tmp_path / "cut")
+    assert path is not None and path.name.endswith(f"{cut['frames']:010d}")
+    monkeypatch.undo()
+    done = train(full, tmp_path / "cut", resume=True, progress=False)
+    assert done["resumed_from"] == cut["frames"] and done["frames"] == 200 and done["stopped_by"] is None
+    whole, resumed = _weights(tmp_path / "whole"), _weights(tmp_path / "cut")
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
 
 
 def test_async_envs_step_while_the_agent_learns_and_give_the_same_run(

@@ -1,4 +1,4 @@
-"""Dreamer end to end: resume after SIGKILL, and a small real learning check on CartPole.
+"""Dreamer end to end: resume after SIGKILL, Ctrl-C, and a small real learning check on CartPole.
 
 The learning check is marked slow; CI runs its small form, ``AGENTWM_FULL=1`` a longer one.
 """
@@ -73,6 +73,49 @@ def test_resume_after_sigkill_loses_at_most_one_interval(tmp_path: Path) -> None
     logged = _frames_logged(logdir)
     assert logged == sorted(logged) and len(logged) == len(set(logged))
     assert logged[-1] == frames + EVERY
+
+
+def test_ctrl_c_checkpoints_the_frame_reached_with_env_workers_running(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal signals the whole process group: the trainer and its env worker
+    processes, caught here mostly inside a (slow) step."""
+    logdir = tmp_path / "run"
+    sets = [*SETS, "async_envs=true", "num_envs=2"]
+    cmd = [sys.executable, "-m", "agentwm.cli", "train", "dreamer", "--preset", "debug", "--steps", "100000",
+           "--env", "tests.slow_env:SlowCartPole-v1", "--logdir", str(logdir), "--quiet"]
+    cmd += [x for s in sets for x in ("--set", s)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    # A terminal's program starts with SIGINT at its default, a shell's background job with it
+    # ignored, and an ignored signal stays ignored across exec. A handled one is reset to the default.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        deadline = time.monotonic() + 180
+        while not ckpt.complete_checkpoints(logdir):
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "trainer died"
+            assert time.monotonic() < deadline, "no checkpoint within 180 s"
+            time.sleep(0.05)
+        time.sleep(random.uniform(0.2, 1.5))
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGINT, err.decode()
+    assert "--resume" in err.decode() and "Traceback" not in err.decode()
+    summary = json.loads(out.decode().splitlines()[-1])
+    assert summary["stopped_by"] == "SIGINT"
+    cfg = resolve_config(["debug"], sets)
+    agent = DreamerAgent((4,), ActionSpec("discrete", 2), cfg)
+    replay = SequenceReplay(cfg.replay_capacity, 2, (4,), 2)
+    loaded = ckpt.load_latest(logdir, agent, replay)
+    assert loaded is not None
+    state, frames = loaded
+    assert frames == summary["frames"] == state["loop"]["frames"] == int(replay.count.sum())  # nothing lost
 
 
 @pytest.mark.slow

@@ -3,7 +3,8 @@ evaluate, checkpoint), wrap-up.
 
 ``train(config, logdir)`` runs until ``config.steps`` env frames; ``train(..., resume=True)``
 continues from the newest complete checkpoint in ``logdir`` (see ``checkpoint.py``), so a run
-killed at any moment loses at most ``checkpoint_every`` frames. Files in ``logdir``:
+killed at any moment loses at most ``checkpoint_every`` frames. SIGINT (Ctrl-C) or SIGTERM (a job
+scheduler) loses nothing: the loop finishes its step, checkpoints that frame and returns. Files in ``logdir``:
 ``config.json``, ``metrics.jsonl`` (one JSON object per log/eval line), ``tb/`` (TensorBoard),
 ``checkpoints/``, ``learning_curve.png`` and, for pixel tasks, ``openloop.gif``.
 """
@@ -13,11 +14,13 @@ from __future__ import annotations
 import functools
 import json
 import random
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, final
 
 import gymnasium as gym
 import numpy as np
@@ -176,11 +179,67 @@ def plot_learning_curve(logdir: str | Path) -> Path | None:
 
 
 # ------------------------------------------------------------------------------------------------
+# Stopping on request
+
+
+@final
+class _StopRequest:
+    """While active, SIGINT and SIGTERM ask the loop to stop instead of killing the run: the step in
+    progress finishes, its frame is checkpointed and ``train`` returns. The first signal puts the
+    previous handlers back, so a second one acts as usual (Ctrl-C twice quits at once). Python
+    delivers signals to the main thread only; elsewhere this does nothing."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                if signal.getsignal(sig) is not signal.SIG_IGN:  # ignored on purpose (e.g. `cmd &`): keep it so
+                    self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+        self._restore()
+        sys.stderr.write(f"\nagentwm: {signal.Signals(signum).name}: checkpointing this frame, then stopping "
+                         "(send it again to quit at once)\n")  # fmt: skip
+
+    def _restore(self) -> None:
+        for sig, old in self._previous.items():  # None: a handler not set from Python; fall back to default
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+        self._previous = {}
+
+    def __exit__(self, *exc: object) -> None:
+        self._restore()
+
+
+def _make_envs(cfg: DreamerConfig) -> gym.vector.SyncVectorEnv | gym.vector.AsyncVectorEnv:
+    """The training envs. Worker processes (``async_envs``) are started with SIGINT ignored, which
+    they keep: Ctrl-C in a terminal reaches the whole process group, and workers killed by it would
+    take the run down before it could checkpoint."""
+    spawn = functools.partial(make_vector_env, cfg.env, cfg.num_envs, seed=cfg.seed, **_env_kwargs(cfg))
+    if not cfg.async_envs or threading.current_thread() is not threading.main_thread():
+        return spawn(asynchronous=cfg.async_envs)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return spawn(asynchronous=True)
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
+# ------------------------------------------------------------------------------------------------
 # The training run
 
 
 def train(config: DreamerConfig, logdir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train (or resume) a Dreamer agent in ``logdir``; returns a JSON-ready summary."""
+    """Train (or resume) a Dreamer agent in ``logdir``; returns a JSON-ready summary.
+
+    A SIGINT or SIGTERM received in the main thread ends the run early with a checkpoint of the
+    frame reached; the summary's ``stopped_by`` then names the signal (else it is None)."""
     cfg, logdir = config, Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
     # ---- Setup: seeds, threads, envs, agent, replay --------------------------------------------
@@ -191,7 +250,7 @@ def train(config: DreamerConfig, logdir: str | Path, resume: bool = False, progr
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
     obs_shape, spec = env_specs(cfg)
-    envs = make_vector_env(cfg.env, cfg.num_envs, seed=cfg.seed, asynchronous=cfg.async_envs, **_env_kwargs(cfg))
+    envs = _make_envs(cfg)
     agent = DreamerAgent(obs_shape, spec, cfg).to(device)
     obs_dtype = np.uint8 if len(obs_shape) == 3 else np.float32
     replay = SequenceReplay(cfg.replay_capacity, cfg.num_envs, obs_shape, agent.action_spec.dim, obs_dtype, cfg.seed)
@@ -262,77 +321,82 @@ def train(config: DreamerConfig, logdir: str | Path, resume: bool = False, progr
                 pending.append(agent.update(batch))
 
     # ---- The loop ----------------------------------------------------------------------------
-    while loop["frames"] < cfg.steps:
-        # Store the row of the current obs: (obs, action that led to it, its reward, is_first, is_terminal).
-        # A first obs gets a zero action and reward (the RSSM ignores them at is_first).
-        led_to = np.where(is_first[:, None], 0.0, carry["action"].cpu().numpy())
-        replay.add(obs, led_to, np.where(is_first, 0.0, reward_in), is_first, term_in & ~is_first)
+    with _StopRequest() as stop:  # Ctrl-C / SIGTERM: finish the step, checkpoint it, stop
+        while loop["frames"] < cfg.steps:
+            # Store the row of the current obs: (obs, action that led to it, its reward, is_first, is_terminal).
+            # A first obs gets a zero action and reward (the RSSM ignores them at is_first).
+            led_to = np.where(is_first[:, None], 0.0, carry["action"].cpu().numpy())
+            replay.add(obs, led_to, np.where(is_first, 0.0, reward_in), is_first, term_in & ~is_first)
 
-        # Act: the policy folds obs into its carry every step (also during prefill, so the carry is warm).
-        obs_t = obs_to_tensor(obs, device)
-        action, carry = agent.act(obs_t, torch.as_tensor(is_first, device=device), carry, "explore")
-        if loop["frames"] < cfg.prefill:  # uniformly random actions
-            if spec.kind == "discrete":
-                idx = torch.as_tensor(act_rng.integers(spec.dim, size=n))
-                action = torch.nn.functional.one_hot(idx, spec.dim).float().to(device)
+            # Act: the policy folds obs into its carry every step (also during prefill, so the carry is warm).
+            obs_t = obs_to_tensor(obs, device)
+            action, carry = agent.act(obs_t, torch.as_tensor(is_first, device=device), carry, "explore")
+            if loop["frames"] < cfg.prefill:  # uniformly random actions
+                if spec.kind == "discrete":
+                    idx = torch.as_tensor(act_rng.integers(spec.dim, size=n))
+                    action = torch.nn.functional.one_hot(idx, spec.dim).float().to(device)
+                else:
+                    action = torch.as_tensor(act_rng.uniform(-1, 1, (n, spec.dim)), dtype=torch.float32, device=device)
+                carry["action"] = action
+
+            # Step, overlapped with learning. Autoreset is NEXT_STEP: an env that reported done on the
+            # previous step ignores this action and returns the first obs of a new episode (reward 0).
+            # The updates due at this step read only rows already in replay, so they can run while worker
+            # processes step the envs (async_envs) or before in-process envs step: the same run either way.
+            env_action = action_to_env(action, spec)
+            if isinstance(envs, gym.vector.AsyncVectorEnv):
+                envs.step_async(env_action)
+                learn(loop["frames"] + per_iter)
+                obs, reward_in, terminated, truncated, _ = envs.step_wait()
             else:
-                action = torch.as_tensor(act_rng.uniform(-1, 1, (n, spec.dim)), dtype=torch.float32, device=device)
-            carry["action"] = action
+                learn(loop["frames"] + per_iter)
+                obs, reward_in, terminated, truncated, _ = envs.step(env_action)
+            is_first, term_in = prev_done, np.asarray(terminated, dtype=bool)
+            prev_done = np.logical_or(terminated, truncated)
+            ep_return += reward_in
+            ep_length += ~is_first
+            for i in np.flatnonzero(prev_done):
+                train_returns.append(float(ep_return[i]))
+                loop["episodes"] += 1
+                ep_return[i], ep_length[i] = 0.0, 0
+            loop["frames"] += per_iter
+            bar.update(per_iter)
 
-        # Step, overlapped with learning. Autoreset is NEXT_STEP: an env that reported done on the
-        # previous step ignores this action and returns the first obs of a new episode (reward 0).
-        # The updates due at this step read only rows already in replay, so they can run while worker
-        # processes step the envs (async_envs) or before in-process envs step: the same run either way.
-        env_action = action_to_env(action, spec)
-        if isinstance(envs, gym.vector.AsyncVectorEnv):
-            envs.step_async(env_action)
-            learn(loop["frames"] + per_iter)
-            obs, reward_in, terminated, truncated, _ = envs.step_wait()
-        else:
-            learn(loop["frames"] + per_iter)
-            obs, reward_in, terminated, truncated, _ = envs.step(env_action)
-        is_first, term_in = prev_done, np.asarray(terminated, dtype=bool)
-        prev_done = np.logical_or(terminated, truncated)
-        ep_return += reward_in
-        ep_length += ~is_first
-        for i in np.flatnonzero(prev_done):
-            train_returns.append(float(ep_return[i]))
-            loop["episodes"] += 1
-            ep_return[i], ep_length[i] = 0.0, 0
-        loop["frames"] += per_iter
-        bar.update(per_iter)
+            # Log: averaged metrics, episode returns, speeds.
+            if loop["frames"] >= loop["next_log"]:
+                loop["next_log"] += cfg.log_every
+                now = time.perf_counter()
+                values: dict[str, float] = {}
+                if pending:
+                    keys = pending[0].keys()
+                    values = {k: float(torch.stack([m[k] for m in pending]).mean()) for k in keys}
+                if train_returns:
+                    values["train/return"] = float(np.mean(train_returns))
+                values["charts/fps"] = (loop["frames"] - frames_last) / max(now - t_last, 1e-9)
+                values["charts/ups"] = (agent.updates - updates_last) / max(now - t_last, 1e-9)
+                values["charts/updates"] = agent.updates
+                values["charts/episodes"] = loop["episodes"]
+                logger.write(loop["frames"], values)
+                bar.set_postfix(fps=f"{values['charts/fps']:.0f}", ups=f"{values['charts/ups']:.1f}",
+                                ret=f"{values.get('train/return', float('nan')):.1f}")
+                pending, train_returns = [], []
+                t_last, frames_last, updates_last = now, loop["frames"], agent.updates
 
-        # Log: averaged metrics, episode returns, speeds.
-        if loop["frames"] >= loop["next_log"]:
-            loop["next_log"] += cfg.log_every
-            now = time.perf_counter()
-            values: dict[str, float] = {}
-            if pending:
-                keys = pending[0].keys()
-                values = {k: float(torch.stack([m[k] for m in pending]).mean()) for k in keys}
-            if train_returns:
-                values["train/return"] = float(np.mean(train_returns))
-            values["charts/fps"] = (loop["frames"] - frames_last) / max(now - t_last, 1e-9)
-            values["charts/ups"] = (agent.updates - updates_last) / max(now - t_last, 1e-9)
-            values["charts/updates"] = agent.updates
-            values["charts/episodes"] = loop["episodes"]
-            logger.write(loop["frames"], values)
-            bar.set_postfix(fps=f"{values['charts/fps']:.0f}", ups=f"{values['charts/ups']:.1f}",
-                            ret=f"{values.get('train/return', float('nan')):.1f}")
-            pending, train_returns = [], []
-            t_last, frames_last, updates_last = now, loop["frames"], agent.updates
+            # Evaluate: greedy policy on its own env.
+            if loop["frames"] >= loop["next_eval"] or loop["frames"] >= cfg.steps:
+                loop["next_eval"] += cfg.eval_every
+                loop["evals"] += 1
+                rets = _eval_preserving_rng(agent, cfg, cfg.eval_episodes, cfg.seed + 10_000 * loop["evals"])
+                logger.write(loop["frames"], {"eval/return": float(np.mean(rets)), "eval/return_std": float(np.std(rets))})
 
-        # Evaluate: greedy policy on its own env.
-        if loop["frames"] >= loop["next_eval"] or loop["frames"] >= cfg.steps:
-            loop["next_eval"] += cfg.eval_every
-            loop["evals"] += 1
-            rets = _eval_preserving_rng(agent, cfg, cfg.eval_episodes, cfg.seed + 10_000 * loop["evals"])
-            logger.write(loop["frames"], {"eval/return": float(np.mean(rets)), "eval/return_std": float(np.std(rets))})
-
-        # Checkpoint: every checkpoint_every frames and at the end.
-        if loop["frames"] >= loop["next_ckpt"] or loop["frames"] >= cfg.steps:
-            loop["next_ckpt"] += cfg.checkpoint_every
-            save_checkpoint()
+            # Checkpoint: every checkpoint_every frames, at the end, and when asked to stop.
+            due = loop["frames"] >= loop["next_ckpt"]
+            if due:
+                loop["next_ckpt"] += cfg.checkpoint_every
+            if due or loop["frames"] >= cfg.steps or stop.signum is not None:
+                save_checkpoint()
+            if stop.signum is not None:
+                break
 
     # ---- Wrap-up ------------------------------------------------------------------------------
     bar.close()
@@ -352,6 +416,7 @@ def train(config: DreamerConfig, logdir: str | Path, resume: bool = False, progr
         "env": cfg.env, "frames": loop["frames"], "updates": agent.updates, "episodes": loop["episodes"],
         "eval_return": evals[-1] if evals else None, "best_eval_return": max(evals) if evals else None,
         "wall_s": round(time.perf_counter() - start_time, 1), "resumed_from": resumed_from, "logdir": str(logdir),
+        "stopped_by": signal.Signals(stop.signum).name if stop.signum is not None else None,
     }  # fmt: skip
 
 
