@@ -219,10 +219,14 @@ def dreamer_presets(given: list[str] | None, env: str | None) -> list[str]:
 
 
 def _cmd_train_dreamer(args: argparse.Namespace) -> int:
-    from agentwm.agents.dreamer import resolve_config, train
+    from agentwm.agents.dreamer import checkpoint, resolve_config, train
 
     fields = {k: getattr(args, k) for k in ("env", "steps", "seed", "device") if getattr(args, k) is not None}
-    config = resolve_config(dreamer_presets(args.preset, args.env), args.set or [], **fields)
+    saved = checkpoint.saved_config(args.logdir) if args.resume else None
+    if saved is not None:  # resume: the run's own settings, changed only by what is given now
+        config = resolve_config(args.preset or [], args.set or [], base=saved, **fields)
+    else:
+        config = resolve_config(dreamer_presets(args.preset, args.env), args.set or [], **fields)
     summary = train(config, args.logdir, resume=args.resume, progress=not args.quiet)
     _print_json(summary)
     if summary["stopped_by"] is None:
@@ -250,7 +254,9 @@ def _add_dreamer_families(train_fam: Any, eval_fam: Any) -> None:
                    "cartpole on CartPole-v1 (learns it on a CPU in minutes) or dmc_cpu on dmc: tasks")
     q.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any DreamerConfig field (model.<field> for the RSSM), applied after presets")
-    q.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --logdir")
+    q.add_argument("--resume", action="store_true",
+                   help="continue from the newest checkpoint in --logdir, with the run's saved settings "
+                   "changed only by the options given (e.g. --steps to train longer)")  # fmt: skip
     q.add_argument("--seed", type=int, default=None)
     q.add_argument("--device", default=None, help="torch device (default cpu)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -487,6 +487,35 @@ def test_cli_train_and_eval_dreamer(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert not (tmp_path / "ep.avi").exists()
 
 
+def test_cli_resume_keeps_the_runs_settings_and_refuses_what_the_checkpoint_cannot_take(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agentwm.cli import main
+
+    logdir = str(tmp_path / "run")
+    sets = [x for s in [*FAST, "horizon=3"] for x in ("--set", s)]
+    assert main(["train", "dreamer", "--preset", "debug", "--steps", "120", "--logdir", logdir, "--quiet", *sets]) == 0
+    capsys.readouterr()
+    # --resume alone: the run's own presets and overrides (not the CLI's defaults), with the new budget.
+    assert main(["train", "dreamer", "--logdir", logdir, "--steps", "160", "--resume", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out.splitlines()[-1])["resumed_from"] == 120
+    cfg = ckpt.saved_config(logdir)
+    assert cfg is not None and (cfg.model_preset, cfg.horizon, cfg.prefill, cfg.steps) == ("debug", 3, 100, 160)
+    assert "steps: 120 -> 160" in err
+    # Changed learning settings are allowed and reported; a model or env that does not fit is refused,
+    # naming what differs, before anything is written.
+    more = ["train", "dreamer", "--logdir", logdir, "--steps", "200", "--resume", "--quiet"]
+    assert main([*more, "--preset", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert "different model" in err and "deter=" in err and "Traceback" not in err
+    assert main([*more, "--env", "Acrobot-v1"]) == 2
+    assert "env='Acrobot-v1'" in capsys.readouterr().err
+    assert ckpt.saved_config(logdir) == cfg
+    assert main([*more, "--set", "train_ratio=8"]) == 0
+    assert "train_ratio: 16.0 -> 8.0" in capsys.readouterr().err
+
+
 def test_eval_video_shows_the_whole_first_episode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("imageio", reason="needs the plot extra")
     import imageio.v3 as iio

@@ -7,6 +7,7 @@ Layout under ``<logdir>/checkpoints/``::
                        state.pt            optimisers, loop counters, RNG states, acting carry,
                                            pickled env state when the envs pickle (torch.save)
                        replay.npz          the replay buffer's arrays and pointers
+                       config.json         the run's settings when it was written
                        manifest.json       written last: its presence marks the folder complete
     latest             the name of the newest complete folder
 
@@ -31,6 +32,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from agentwm.agents.dreamer.agent import DreamerAgent
+from agentwm.agents.dreamer.config import DreamerConfig
 from agentwm.agents.dreamer.replay import SequenceReplay
 from agentwm.checkpoint import atomic_write
 
@@ -92,6 +94,7 @@ def save(
     torch.save(state, tmp / "state.pt")
     with open(tmp / "replay.npz", "wb") as fh:
         np.savez(fh, **replay_state)
+    (tmp / "config.json").write_text(json.dumps(agent.config.model_dump(), indent=2))
     manifest = {"frames": frames, "updates": agent.updates, "files": sorted(p.name for p in tmp.iterdir())}
     (tmp / "manifest.json").write_text(json.dumps(manifest))
     for path in tmp.iterdir():
@@ -130,6 +133,18 @@ def load_latest(
     replay.load_state_dict(replay_state)
     frames = int(json.loads((path / "manifest.json").read_text())["frames"])
     return state, frames
+
+
+def saved_config(logdir: str | Path) -> DreamerConfig | None:
+    """The settings the newest checkpoint was written under (for checkpoints older than that file,
+    the run's ``config.json``); ``None`` when the run has no checkpoint."""
+    path = latest(logdir)
+    if path is None:
+        return None
+    for source in (path / "config.json", Path(logdir) / "config.json"):
+        if source.is_file():
+            return DreamerConfig(**json.loads(source.read_text()))
+    return None
 
 
 def load_weights_only(logdir: str | Path, agent: DreamerAgent, device: str | torch.device = "cpu") -> int:

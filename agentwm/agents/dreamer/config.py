@@ -172,10 +172,11 @@ def _apply(values: dict[str, Any], key: str, value: Any) -> None:
 
 
 def resolve_config(
-    presets: Sequence[str] = (), overrides: Sequence[str] = (), **fields: Any
+    presets: Sequence[str] = (), overrides: Sequence[str] = (), base: DreamerConfig | None = None, **fields: Any
 ) -> DreamerConfig:
-    """Defaults, then ``presets`` in order, then ``fields``, then ``overrides`` (``key=value`` strings)."""
-    values: dict[str, Any] = {}
+    """Defaults (or ``base``, e.g. a run's saved settings), then ``presets`` in order, then
+    ``fields``, then ``overrides`` (``key=value`` strings)."""
+    values: dict[str, Any] = base.model_dump() if base is not None else {}
     for name in presets:
         if name not in PRESETS:
             raise ValueError(f"unknown Dreamer preset {name!r}; choose from {sorted(PRESETS)}")
@@ -186,3 +187,28 @@ def resolve_config(
     for text in overrides:
         _apply(values, *parse_override(text))
     return DreamerConfig(**values)
+
+
+# Settings a checkpoint's contents depend on: the network shapes, the replay's layout and what the
+# stored observations are. Everything else (schedule, learning rates, devices) may change on resume.
+RESUME_FIXED = ("env", "pixels", "image_size", "action_repeat", "num_envs", "replay_capacity")
+
+
+def check_resume(saved: DreamerConfig, new: DreamerConfig) -> list[str]:
+    """The changes from a run's ``saved`` settings to the ``new`` ones it resumes with, as
+    ``"field: old -> new"``; raises ``ValueError`` naming the field when one would not fit the
+    checkpoint (the model, the envs, the replay)."""
+    for name in RESUME_FIXED:
+        if getattr(saved, name) != getattr(new, name):
+            raise ValueError(
+                f"cannot resume with {name}={getattr(new, name)!r}: the run was trained with "
+                f"{name}={getattr(saved, name)!r}; resume with the run's own settings (they are the "
+                "default on --resume) or start a new logdir"
+            )
+    if saved.rssm_config() != new.rssm_config():
+        old_m, new_m = saved.rssm_config().model_dump(), new.rssm_config().model_dump()
+        diff = ", ".join(f"{k}={old_m[k]!r} -> {new_m[k]!r}" for k in old_m if old_m[k] != new_m[k])
+        raise ValueError(f"cannot resume with a different model ({diff}): the checkpoint's weights do not fit it; "
+                         "resume with the run's own settings or start a new logdir")  # fmt: skip
+    old, now = saved.model_dump(), new.model_dump()
+    return [f"{k}: {old[k]!r} -> {now[k]!r}" for k in old if k not in ("model", "model_preset") and old[k] != now[k]]

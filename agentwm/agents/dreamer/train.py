@@ -29,7 +29,7 @@ from torch import Tensor
 
 from agentwm.agents.dreamer import checkpoint as ckpt
 from agentwm.agents.dreamer.agent import DreamerAgent, Mode
-from agentwm.agents.dreamer.config import DreamerConfig
+from agentwm.agents.dreamer.config import DreamerConfig, check_resume
 from agentwm.agents.dreamer.replay import SequenceReplay
 from agentwm.agents.envs import action_spec_of, make_env, make_vector_env
 from agentwm.worldmodels.base import ActionSpec
@@ -242,6 +242,11 @@ def train(config: DreamerConfig, logdir: str | Path, resume: bool = False, progr
     frame reached; the summary's ``stopped_by`` then names the signal (else it is None)."""
     cfg, logdir = config, Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
+    before = ckpt.saved_config(logdir) if resume else None
+    if before is not None:  # settings the checkpoint cannot take fail here, before anything starts
+        changes = check_resume(before, cfg)
+        if changes:
+            print(f"agentwm: resuming {logdir} with changed settings: {'; '.join(changes)}", file=sys.stderr)
     # ---- Setup: seeds, threads, envs, agent, replay --------------------------------------------
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
