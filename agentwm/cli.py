@@ -243,6 +243,16 @@ def _cmd_eval_dreamer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare_dreamer(args: argparse.Namespace) -> int:
+    from agentwm.agents.dreamer.report import compare_runs, plot_runs
+
+    result = compare_runs(args.logdirs, args.target)
+    if args.plot:
+        result["plot"] = str(plot_runs(args.logdirs, args.plot, args.target))
+    _print_json(result)
+    return 0
+
+
 def _add_dreamer_families(train_fam: Any, eval_fam: Any) -> None:
     q = train_fam.add_parser("dreamer", help="train a DreamerV3-style agent (gymnasium or dmc:domain-task)")
     q.add_argument("--env", default=None, help="gymnasium id or dmc:domain-task (default CartPole-v1)")
@@ -419,7 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="use a saved ensemble folder instead of learning one")
     p.set_defaults(func=_cmd_plan)
 
-    p = sub.add_parser("train", help="train a world model or agent (families: ensemble, dyna, muzero, pets, worldmodels, planet)")
+    p = sub.add_parser("train", help="train a world model or agent (families: ensemble, dyna, muzero, pets, "
+                       "worldmodels, planet, dreamer, dialogue, babyai)")  # fmt: skip
     fam = p.add_subparsers(dest="family", required=True)
     q = fam.add_parser("ensemble", help="fit a PETS-style ensemble on random transitions and save it")
     _add_mpc_flags(q)
@@ -428,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_seed_families(fam)
     train_fam = fam
 
-    p = sub.add_parser("eval", help="evaluate a saved model or agent (families: ensemble)")
+    p = sub.add_parser("eval", help="evaluate a saved model or agent (families: ensemble, dreamer)")
     fam = p.add_subparsers(dest="family", required=True)
     q = fam.add_parser("ensemble", help="control the env with a planner over a saved ensemble")
     _add_mpc_flags(q, with_env=False)
@@ -436,7 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_cmd_plan)  # the same MPC loop as `plan`, over the saved model
     _add_dreamer_families(train_fam, fam)
 
-    p = sub.add_parser("score", help="score candidate actions with a saved world model (families: ensemble)")
+    p = sub.add_parser("score", help="score candidate actions or replies with a saved world model (families: "
+                       "ensemble, dialogue, llm)")  # fmt: skip
     fam = p.add_subparsers(dest="family", required=True)
     q = fam.add_parser("ensemble", help="rank candidate first actions from one observation")
     q.add_argument("--model", required=True, help="saved ensemble folder")
@@ -451,6 +463,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dialogue_families(train_fam, fam)
     _add_babyai_family(train_fam)
     _add_llm_family(fam)
+
+    p = sub.add_parser("compare", help="compare runs, e.g. seeds of one recipe (families: dreamer)")
+    fam = p.add_subparsers(dest="family", required=True)
+    q = fam.add_parser("dreamer", help="eval curves of Dreamer runs: per-run and aggregate figures, a plot")
+    q.add_argument("logdirs", nargs="+", metavar="LOGDIR", help="run folders written by `agentwm train dreamer`")
+    q.add_argument("--target", type=float, default=None, help="return to count runs reaching (e.g. 475, 700)")
+    q.add_argument("--plot", default=None, metavar="PNG", help="also draw the curves and their mean there")
+    q.set_defaults(func=_cmd_compare_dreamer)
 
     p = sub.add_parser("bench", help="run a script from benchmarks/ (prints one JSON object)")
     p.add_argument("name", help="benchmark name, e.g. imagine or plan_latency")

@@ -10,7 +10,8 @@ Prints one JSON object: the task, frames, updates, final and best mean eval retu
 episodes), the target, the first frame count at which an eval reached it (``frames_to_target``;
 null if none did within the budget), whether the final eval still meets it (``met``), wall seconds
 and the load average at the start (timings on a shared machine are pessimistic). The run's folder
-(``--logdir``) keeps metrics.jsonl, TensorBoard logs and learning_curve.png.
+(``--logdir``) keeps metrics.jsonl, TensorBoard logs and learning_curve.png; ``agentwm compare
+dreamer RUN [RUN ...] --target T`` sums up several seeds.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import tempfile
 import time
 
 from agentwm.agents.dreamer import resolve_config, train
+from agentwm.agents.dreamer.report import run_summary
 
 TASKS = {
     "cartpole": {"env": "CartPole-v1", "steps": 30_000, "target": 475.0, "presets": ["tiny", "cartpole"],
@@ -54,18 +56,15 @@ def main() -> None:
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
     summary = train(cfg, logdir, progress=args.progress)
-    with open(os.path.join(logdir, "metrics.jsonl")) as fh:
-        rows = [json.loads(ln) for ln in fh if ln.strip()]
-    curve = [(r["frames"], round(r["eval/return"], 1)) for r in rows if "eval/return" in r]
     target = float(task["target"])  # type: ignore[arg-type]
-    reached = [frames for frames, ret in curve if ret >= target]
+    run = run_summary(logdir, target)
     print(json.dumps({
         "benchmark": "dreamer_learn", "task": args.task, "env": task["env"], "frames": summary["frames"],
         "updates": summary["updates"], "final_eval_return": summary["eval_return"],
         "best_eval_return": summary["best_eval_return"], "target": target,
-        "frames_to_target": reached[0] if reached else None,
-        "met": summary["eval_return"] is not None and summary["eval_return"] >= target,
-        "wall_s": round(time.perf_counter() - t0, 1), "load_avg_1m_at_start": load, "eval_curve": curve,
+        "frames_to_target": run["frames_to_target"], "met": run["met"],
+        "wall_s": round(time.perf_counter() - t0, 1), "load_avg_1m_at_start": load,
+        "eval_curve": [(frames, round(ret, 1)) for frames, ret in run["curve"]],
         "config": {"presets": args.preset or task["presets"], "sets": sets}, "logdir": logdir,
     }))  # fmt: skip
 

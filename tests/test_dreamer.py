@@ -6,6 +6,7 @@ Learning and kill/resume checks live in tests/test_dreamer_learning.py.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -540,6 +541,40 @@ def test_eval_video_shows_the_whole_first_episode(tmp_path: Path, capsys: pytest
     # CartPole pays +1 per step: the first episode is its reset frame plus one frame per step.
     assert len(frames) == int(returns[0]) + 1 and frames[0].shape == (213, 320, 3)
     assert main(["train", "dreamer", "--logdir", logdir, "--set", "horizon=0"]) == 2
+
+
+def test_compare_runs_sums_up_seeds_from_their_eval_curves(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agentwm.agents.dreamer.report import compare_runs
+    from agentwm.cli import main
+
+    curves = {0: [(10, 100.0), (20, 480.0), (30, 500.0)], 1: [(10, 90.0), (20, 300.0), (30, 410.0)],
+              2: [(10, 50.0), (20, 476.0), (30, 475.0)]}  # fmt: skip
+    for seed, curve in curves.items():
+        run = tmp_path / f"s{seed}"
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"env": "CartPole-v1", "seed": seed}))
+        lines = [json.dumps({"frames": f, "charts/fps": 1.0}) + "\n" + json.dumps({"frames": f, "eval/return": r})
+                 for f, r in curve]  # fmt: skip
+        (run / "metrics.jsonl").write_text("\n".join(lines) + '\n{"frames": 40, "eval/ret')  # torn last line
+    dirs = [tmp_path / f"s{s}" for s in curves]
+    out = compare_runs(dirs, target=475)
+    assert [r["final"] for r in out["runs"]] == [500.0, 410.0, 475.0]
+    assert [r["frames_to_target"] for r in out["runs"]] == [20, None, 20]
+    assert [r["met"] for r in out["runs"]] == [True, False, True] and out["runs"][1]["best"] == 410.0
+    agg = out["aggregate"]
+    assert (agg["reached"], agg["met_at_final"], agg["median_frames_to_target"]) == (2, 2, 20)
+    assert agg["final_mean"] == pytest.approx(1385 / 3) and (agg["final_min"], agg["final_max"]) == (410.0, 500.0)
+    assert "target" not in compare_runs(dirs)["aggregate"]
+    argv = ["compare", "dreamer", *map(str, dirs), "--target", "475"]
+    if importlib.util.find_spec("matplotlib") is not None:
+        argv += ["--plot", str(tmp_path / "seeds.png")]
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["aggregate"] == agg
+    assert "--plot" not in argv or (tmp_path / "seeds.png").stat().st_size > 1000
+    assert main(["compare", "dreamer", str(tmp_path / "none")]) == 2
 
 
 def test_dmc_training_checkpoints_and_resumes_with_fresh_episodes(tmp_path: Path) -> None:

@@ -1,13 +1,14 @@
 """DreamerV3-style agents: RSSM world model + actor-critic in imagination, on gymnasium and DMC.
 
 ``train(resolve_config(["tiny"], env="CartPole-v1", steps=10_000), "runs/cartpole")`` trains;
-``evaluate_logdir("runs/cartpole")`` evaluates the newest checkpoint. CLI: ``agentwm train dreamer``
-and ``agentwm eval dreamer``.
+``evaluate_logdir("runs/cartpole")`` evaluates the newest checkpoint; ``compare_runs([...])`` sums up
+several runs. CLI: ``agentwm train dreamer``, ``agentwm eval dreamer``, ``agentwm compare dreamer``.
 """
 
 from agentwm.agents.dreamer.agent import Actor, Critic, DreamerAgent, imagination_targets
 from agentwm.agents.dreamer.config import PRESETS, DreamerConfig, resolve_config
 from agentwm.agents.dreamer.replay import SequenceReplay
+from agentwm.agents.dreamer.report import compare_runs, plot_runs
 from agentwm.agents.dreamer.train import evaluate, evaluate_logdir, plot_learning_curve, train
 from agentwm.agents.overrides import parse_override
 
@@ -18,11 +19,13 @@ __all__ = [
     "DreamerAgent",
     "DreamerConfig",
     "SequenceReplay",
+    "compare_runs",
     "evaluate",
     "evaluate_logdir",
     "imagination_targets",
     "parse_override",
     "plot_learning_curve",
+    "plot_runs",
     "resolve_config",
     "train",
 ]

@@ -1,0 +1,106 @@
+"""Compare Dreamer runs (seeds or settings) by their evaluation curves.
+
+Returns differ widely between seeds, so a claim about a recipe should rest on several runs.
+``compare_runs([...])`` reads each run's ``metrics.jsonl`` and ``config.json`` and returns per-run
+and aggregate figures (final and best eval return, the first frame count at which an eval reached a
+target); ``plot_runs`` draws the curves over each other with their mean.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def eval_curve(logdir: str | Path) -> list[tuple[int, float]]:
+    """``(frames, mean eval return)`` of every evaluation a run logged, in order."""
+    path = Path(logdir) / "metrics.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"no Dreamer run in {logdir} (missing metrics.jsonl)")
+    curve = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # a line torn by a crash mid-write
+            continue
+        if "eval/return" in row:
+            curve.append((int(row["frames"]), float(row["eval/return"])))
+    return curve
+
+
+def _settings(logdir: str | Path) -> dict[str, Any]:
+    path = Path(logdir) / "config.json"
+    return dict(json.loads(path.read_text())) if path.is_file() else {}
+
+
+def run_summary(logdir: str | Path, target: float | None = None) -> dict[str, Any]:
+    """One run: its env and seed, frames at its last eval, final and best eval return and, with a
+    ``target``, the first eval frame count at or above it and whether the final eval still is."""
+    curve, config = eval_curve(logdir), _settings(logdir)
+    out: dict[str, Any] = {
+        "logdir": str(logdir), "env": config.get("env"), "seed": config.get("seed"),
+        "frames": curve[-1][0] if curve else 0, "final": curve[-1][1] if curve else None,
+        "best": max(r for _, r in curve) if curve else None, "curve": curve,
+    }  # fmt: skip
+    if target is not None:
+        reached = [frames for frames, ret in curve if ret >= target]
+        out["frames_to_target"] = reached[0] if reached else None
+        out["met"] = bool(curve) and curve[-1][1] >= target
+    return out
+
+
+def compare_runs(logdirs: Sequence[str | Path], target: float | None = None) -> dict[str, Any]:
+    """Per-run summaries and, over runs with at least one eval, the final returns' mean, std
+    (population), median, min and max; with ``target``, how many runs reached it and still meet it."""
+    if not logdirs:
+        raise ValueError("compare_runs needs at least one run folder")
+    runs = [run_summary(d, target) for d in logdirs]
+    finals = [r["final"] for r in runs if r["final"] is not None]
+    agg: dict[str, Any] = {"runs": len(runs), "evaluated": len(finals)}
+    if finals:
+        agg.update({
+            "final_mean": statistics.fmean(finals), "final_std": statistics.pstdev(finals),
+            "final_median": statistics.median(finals), "final_min": min(finals), "final_max": max(finals),
+        })  # fmt: skip
+    if target is not None:
+        hit = [r["frames_to_target"] for r in runs if r["frames_to_target"] is not None]
+        agg.update({"target": target, "reached": len(hit), "met_at_final": sum(r["met"] for r in runs),
+                    "median_frames_to_target": statistics.median(hit) if hit else None})  # fmt: skip
+    return {"runs": runs, "aggregate": agg}
+
+
+def plot_runs(logdirs: Sequence[str | Path], out: str | Path, target: float | None = None) -> Path:
+    """A PNG of every run's eval curve (labelled by seed), their mean at the frame counts all runs
+    share, and the ``target`` as a dashed line. Needs matplotlib (the plot extra)."""
+    if not logdirs:
+        raise ValueError("plot_runs needs at least one run folder")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {str(d): eval_curve(d) for d in logdirs}
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for d, curve in curves.items():
+        if curve:
+            seed = _settings(d).get("seed")
+            ax.plot(*zip(*curve), lw=1, alpha=0.6, label=f"seed {seed}" if seed is not None else Path(d).name)
+    shared = sorted(set.intersection(*({f for f, _ in c} for c in curves.values())))
+    if len(curves) > 1 and shared:
+        by_run = [dict(c) for c in curves.values()]
+        ax.plot(shared, [statistics.fmean(r[f] for r in by_run) for f in shared], lw=2.5, color="black",
+                label=f"mean of {len(by_run)}")  # fmt: skip
+    if target is not None:
+        ax.axhline(target, ls="--", color="gray", label=f"target {target:g}")
+    ax.set_xlabel("env frames")
+    ax.set_ylabel("eval return (greedy)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
