@@ -239,7 +239,8 @@ def _cmd_train_dreamer(args: argparse.Namespace) -> int:
 def _cmd_eval_dreamer(args: argparse.Namespace) -> int:
     from agentwm.agents.dreamer import evaluate_logdir
 
-    _print_json(evaluate_logdir(args.logdir, episodes=args.episodes, seed=args.seed, mode=args.mode, video=args.video))
+    _print_json(evaluate_logdir(args.logdir, episodes=args.episodes, seed=args.seed, mode=args.mode, video=args.video,
+                                device=args.device))  # fmt: skip
     return 0
 
 
@@ -279,6 +280,8 @@ def _add_dreamer_families(train_fam: Any, eval_fam: Any) -> None:
                    help="eval: the policy's most likely action (greedy); explore: sampled actions (DreamerV3's eval)")
     q.add_argument("--video", metavar="PATH", default=None,
                    help="write the first episode as the env renders it (.gif, or .mp4 with imageio-ffmpeg)")
+    q.add_argument("--device", default=None,
+                   help="torch device (default: the run's own, or cpu where that one is not available)")
     q.set_defaults(func=_cmd_eval_dreamer)
 
 

@@ -517,6 +517,36 @@ def test_cli_resume_keeps_the_runs_settings_and_refuses_what_the_checkpoint_cann
     assert "train_ratio: 16.0 -> 8.0" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks what a machine without CUDA does")
+def test_a_gpu_run_evaluates_and_resumes_on_a_machine_without_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agentwm.cli import main
+
+    logdir = tmp_path / "run"
+    sets = [x for s in FAST for x in ("--set", s)]
+    assert main(["train", "dreamer", "--preset", "debug", "--steps", "120", "--logdir", str(logdir), "--quiet", *sets]) == 0
+    newest = ckpt.latest(logdir)
+    assert newest is not None
+    for path in (logdir / "config.json", newest / "config.json"):  # as if trained on a GPU
+        path.write_text(json.dumps({**json.loads(path.read_text()), "device": "cuda"}))
+    capsys.readouterr()
+    # Evaluation falls back to the CPU, saying so; an explicit device that is not here is refused.
+    assert main(["eval", "dreamer", "--logdir", str(logdir), "--episodes", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out.splitlines()[-1])["episodes"] == 1 and "evaluating on the CPU" in err
+    assert main(["eval", "dreamer", "--logdir", str(logdir), "--device", "cuda:0"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+    # Training on it needs --device cpu, named in the error; resuming with it continues the run.
+    assert main(["train", "dreamer", "--logdir", str(logdir), "--steps", "160", "--resume", "--quiet"]) == 2
+    assert "--device cpu" in capsys.readouterr().err
+    assert main(["train", "dreamer", "--logdir", str(logdir), "--steps", "160", "--resume", "--quiet",
+                 "--device", "cpu"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["resumed_from"] == 120
+    assert main(["train", "dreamer", "--logdir", str(tmp_path / "x"), "--device", "gpu"]) == 2
+    assert "not a torch device: 'gpu'" in capsys.readouterr().err
+
+
 def test_eval_video_shows_the_whole_first_episode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("imageio", reason="needs the plot extra")
     import imageio.v3 as iio

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agentwm.agents.overrides import parse_override
 from agentwm.worldmodels.rssm import PRESETS as RSSM_PRESETS
@@ -90,6 +91,15 @@ class DreamerConfig(BaseModel):
         "step (minutes of compilation; pays off on long runs)",
     )
     amp: Literal["auto", "off", "bf16"] = Field("auto", description="bf16 autocast: auto = on for CUDA")
+
+    @field_validator("device")
+    @classmethod
+    def _torch_device(cls, value: str) -> str:
+        try:
+            torch.device(value)
+        except RuntimeError as err:
+            raise ValueError(f"not a torch device: {value!r} (cpu, cuda, cuda:1, mps, ...)") from err
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> DreamerConfig:

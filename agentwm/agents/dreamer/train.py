@@ -57,6 +57,20 @@ def _env_kwargs(cfg: DreamerConfig) -> dict[str, Any]:
             "time_limit": cfg.time_limit}  # fmt: skip
 
 
+def device_problem(name: str) -> str | None:
+    """Why torch cannot run on device ``name`` here (a run trained on a GPU, evaluated on a laptop),
+    or None when it can."""
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            return "CUDA is not available here (no GPU, or a CPU-only torch build)"
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            return f"this machine has {torch.cuda.device_count()} CUDA device(s)"
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        return "MPS is not available here"
+    return None
+
+
 def env_specs(cfg: DreamerConfig) -> tuple[tuple[int, ...], ActionSpec]:
     """Observation shape and action spec of ``cfg.env`` (builds and closes one env)."""
     env = make_env(cfg.env, seed=cfg.seed, **_env_kwargs(cfg))
@@ -241,6 +255,9 @@ def train(config: DreamerConfig, logdir: str | Path, resume: bool = False, progr
     A SIGINT or SIGTERM received in the main thread ends the run early with a checkpoint of the
     frame reached; the summary's ``stopped_by`` then names the signal (else it is None)."""
     cfg, logdir = config, Path(logdir)
+    problem = device_problem(cfg.device)
+    if problem is not None:
+        raise ValueError(f"device {cfg.device!r}: {problem}; train with --device cpu (or --set device=cpu)")
     logdir.mkdir(parents=True, exist_ok=True)
     before = ckpt.saved_config(logdir) if resume else None
     if before is not None:  # settings the checkpoint cannot take fail here, before anything starts
@@ -437,16 +454,30 @@ def _eval_preserving_rng(agent: DreamerAgent, cfg: DreamerConfig, episodes: int,
 
 
 def evaluate_logdir(
-    logdir: str | Path, episodes: int = 10, seed: int = 12345, mode: Mode = "eval", video: str | Path | None = None
+    logdir: str | Path,
+    episodes: int = 10,
+    seed: int = 12345,
+    mode: Mode = "eval",
+    video: str | Path | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Load the newest checkpoint of a run and evaluate it; JSON-ready summary with ``mean_return``.
     With ``video`` (``.gif``, or ``.mp4`` with imageio-ffmpeg), the first episode is written there
-    as the env renders it, at the env's real-time pace."""
+    as the env renders it, at the env's real-time pace. ``device`` defaults to the run's own, or
+    the CPU where that one is not available here."""
     logdir = Path(logdir)
     path = logdir / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"no Dreamer run in {logdir} (missing config.json); train one with `agentwm train dreamer`")
     cfg = DreamerConfig(**json.loads(path.read_text()))
+    if device is None and device_problem(cfg.device) is not None:
+        print(f"agentwm: the run's device {cfg.device!r} is not available here; evaluating on the CPU", file=sys.stderr)
+        device = "cpu"
+    if device is not None:
+        problem = device_problem(device)
+        if problem is not None:
+            raise ValueError(f"device {device!r}: {problem}")
+        cfg = cfg.model_copy(update={"device": device})
     obs_shape, spec = env_specs(cfg)
     agent = DreamerAgent(obs_shape, spec, cfg).to(cfg.device)
     frames = ckpt.load_weights_only(logdir, agent, cfg.device)
