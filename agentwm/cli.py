@@ -227,6 +227,9 @@ def _cmd_train_dreamer(args: argparse.Namespace) -> int:
         config = resolve_config(args.preset or [], args.set or [], base=saved, **fields)
     else:
         config = resolve_config(dreamer_presets(args.preset, args.env), args.set or [], **fields)
+    if args.print_config:
+        _print_json(config.model_dump())
+        return 0
     summary = train(config, args.logdir, resume=args.resume, progress=not args.quiet)
     _print_json(summary)
     if summary["stopped_by"] is None:
@@ -271,6 +274,8 @@ def _add_dreamer_families(train_fam: Any, eval_fam: Any) -> None:
     q.add_argument("--seed", type=int, default=None)
     q.add_argument("--device", default=None, help="torch device (default cpu)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.add_argument("--print-config", action="store_true",
+                   help="print the resolved settings (presets, overrides, a resumed run's own) as JSON and exit")
     q.set_defaults(func=_cmd_train_dreamer)
     q = eval_fam.add_parser("dreamer", help="evaluate the newest checkpoint of a Dreamer run")
     q.add_argument("--logdir", required=True, help="run folder written by `agentwm train dreamer`")

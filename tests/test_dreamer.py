@@ -515,6 +515,11 @@ def test_cli_resume_keeps_the_runs_settings_and_refuses_what_the_checkpoint_cann
     assert ckpt.saved_config(logdir) == cfg
     assert main([*more, "--set", "train_ratio=8"]) == 0
     assert "train_ratio: 16.0 -> 8.0" in capsys.readouterr().err
+    # --print-config shows what a command would run with, and runs nothing.
+    assert main([*more, "--set", "horizon=4", "--print-config"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["model_preset"], shown["horizon"], shown["train_ratio"], shown["steps"]) == ("debug", 4, 8.0, 200)
+    assert ckpt.saved_config(logdir).horizon == 3  # type: ignore[union-attr]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks what a machine without CUDA does")
