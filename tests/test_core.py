@@ -181,6 +181,23 @@ def test_sampling_matches_probabilities_and_passes_gradient():
     assert leaf.grad is not None and leaf.grad.abs().sum() > 0  # straight-through gradient
 
 
+@pytest.mark.parametrize("classes", [2, 8, 15, 16, 32])
+def test_softmax_for_short_dims_matches_torch_in_value_gradient_and_dtype(classes: int) -> None:
+    from agentwm.core.distributions import log_softmax, softmax
+
+    logits = (torch.randn(64, 4, classes, dtype=torch.float64) * 30).float().requires_grad_()  # large: shift matters
+    weights = torch.randn(64, 4, classes)
+    for ours, ref in ((softmax, torch.softmax), (log_softmax, torch.log_softmax)):
+        got, want = ours(logits), ref(logits, -1)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+        (g_got,) = torch.autograd.grad((got * weights).sum(), logits)
+        (g_want,) = torch.autograd.grad((want * weights).sum(), logits)
+        torch.testing.assert_close(g_got, g_want, rtol=1e-4, atol=1e-5)
+        half = logits.detach().bfloat16()
+        assert ours(half).dtype == torch.bfloat16
+        torch.testing.assert_close(ours(half).float(), ref(half.float(), -1), rtol=2e-2, atol=2e-2)
+
+
 def test_categorical_kl_golden_value():
     p = torch.log(torch.tensor([[[0.5, 0.5]]]))
     q = torch.log(torch.tensor([[[0.9, 0.1]]]))

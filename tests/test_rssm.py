@@ -328,7 +328,8 @@ def test_compiled_fast_imagine_matches_eager() -> None:
         )
     assert torch.equal(eager.states["stoch"], compiled.states["stoch"])
     assert torch.allclose(eager.states["deter"], compiled.states["deter"], atol=1e-5)
-    assert torch.allclose(eager.rewards, compiled.rewards, atol=1e-4)
+    # The normal-initialised head decodes rewards of up to ~1e6 (symexp): compare them relatively.
+    torch.testing.assert_close(compiled.rewards, eager.rewards, rtol=1e-4, atol=1e-4)
     copy.deepcopy(model)  # the compiled cache is not part of the model's state
 
 
