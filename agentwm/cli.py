@@ -230,7 +230,7 @@ def _cmd_train_dreamer(args: argparse.Namespace) -> int:
     if args.print_config:
         _print_json(config.model_dump())
         return 0
-    summary = train(config, args.logdir, resume=args.resume, progress=not args.quiet)
+    summary = train(config, args.logdir, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
     _print_json(summary)
     if summary["stopped_by"] is None:
         return 0
@@ -271,6 +271,8 @@ def _add_dreamer_families(train_fam: Any, eval_fam: Any) -> None:
     q.add_argument("--resume", action="store_true",
                    help="continue from the newest checkpoint in --logdir, with the run's saved settings "
                    "changed only by the options given (e.g. --steps to train longer)")  # fmt: skip
+    q.add_argument("--overwrite", action="store_true",
+                   help="start a fresh run in a --logdir that holds one, deleting its checkpoints and metrics")
     q.add_argument("--seed", type=int, default=None)
     q.add_argument("--device", default=None, help="torch device (default cpu)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")

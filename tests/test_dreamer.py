@@ -520,6 +520,14 @@ def test_cli_resume_keeps_the_runs_settings_and_refuses_what_the_checkpoint_cann
     shown = json.loads(capsys.readouterr().out)
     assert (shown["model_preset"], shown["horizon"], shown["train_ratio"], shown["steps"]) == ("debug", 4, 8.0, 200)
     assert ckpt.saved_config(logdir).horizon == 3  # type: ignore[union-attr]
+    # The first command again, --resume forgotten: refused, the run kept; --overwrite starts over.
+    first = ["train", "dreamer", "--preset", "debug", "--steps", "120", "--logdir", logdir, "--quiet", *sets]
+    assert main(first) == 2
+    assert "already holds a run (200 frames" in capsys.readouterr().err
+    assert ckpt.saved_config(logdir).steps == 200  # type: ignore[union-attr]
+    assert main([*first, "--overwrite"]) == 0
+    fresh = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert fresh["resumed_from"] is None and fresh["frames"] == 120
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks what a machine without CUDA does")

@@ -249,8 +249,13 @@ def _make_envs(cfg: DreamerConfig) -> gym.vector.SyncVectorEnv | gym.vector.Asyn
 # The training run
 
 
-def train(config: DreamerConfig, logdir: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+def train(
+    config: DreamerConfig, logdir: str | Path, resume: bool = False, progress: bool = True, overwrite: bool = False
+) -> dict[str, Any]:
     """Train (or resume) a Dreamer agent in ``logdir``; returns a JSON-ready summary.
+
+    A fresh run in a ``logdir`` that already holds a checkpoint is refused unless ``overwrite``
+    (which deletes that run's checkpoints and metrics): a forgotten ``resume`` loses nothing.
 
     A SIGINT or SIGTERM received in the main thread ends the run early with a checkpoint of the
     frame reached; the summary's ``stopped_by`` then names the signal (else it is None)."""
@@ -258,6 +263,11 @@ def train(config: DreamerConfig, logdir: str | Path, resume: bool = False, progr
     problem = device_problem(cfg.device)
     if problem is not None:
         raise ValueError(f"device {cfg.device!r}: {problem}; train with --device cpu (or --set device=cpu)")
+    existing = None if resume or overwrite else ckpt.latest(logdir)
+    if existing is not None:
+        frames = json.loads((existing / "manifest.json").read_text())["frames"]
+        raise ValueError(f"{logdir} already holds a run ({frames} frames checkpointed): resume it (--resume), "
+                         "start over there (--overwrite deletes it), or pick another --logdir")  # fmt: skip
     logdir.mkdir(parents=True, exist_ok=True)
     before = ckpt.saved_config(logdir) if resume else None
     if before is not None:  # settings the checkpoint cannot take fail here, before anything starts
