@@ -24,7 +24,7 @@ import torch
 from agentwm.agents.dreamer import checkpoint as ckpt
 from agentwm.agents.dreamer.agent import DreamerAgent
 from agentwm.agents.dreamer.config import DreamerConfig
-from agentwm.agents.dreamer.train import action_to_env, env_specs, obs_to_tensor
+from agentwm.agents.dreamer.train import action_to_env, env_specs, load_agent, obs_to_tensor
 from agentwm.agents.envs import make_env
 
 BEFORE = (1, 5, 10, 30)  # steps before the end at which beliefs are reported
@@ -80,10 +80,8 @@ def main() -> None:
     args = p.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logdir = Path(args.logdir)
-    cfg = DreamerConfig(**json.loads((logdir / "config.json").read_text()))
-    obs_shape, spec = env_specs(cfg)
-    agent = DreamerAgent(obs_shape, spec, cfg)
-    frames = ckpt.load_weights_only(logdir, agent, "cpu")
+    agent, frames = load_agent(logdir, "cpu")
+    cfg = agent.config
     torch.manual_seed(args.seed)
     episodes = [play(agent, cfg, args.seed + i) for i in range(args.episodes)]
     terminated = [e for e in episodes if e["ended"] == "terminated"]

@@ -547,7 +547,7 @@ def test_a_gpu_run_evaluates_and_resumes_on_a_machine_without_one(
     # Evaluation falls back to the CPU, saying so; an explicit device that is not here is refused.
     assert main(["eval", "dreamer", "--logdir", str(logdir), "--episodes", "1"]) == 0
     out, err = capsys.readouterr()
-    assert json.loads(out.splitlines()[-1])["episodes"] == 1 and "evaluating on the CPU" in err
+    assert json.loads(out.splitlines()[-1])["episodes"] == 1 and "using the CPU" in err
     assert main(["eval", "dreamer", "--logdir", str(logdir), "--device", "cuda:0"]) == 2
     assert "CUDA is not available" in capsys.readouterr().err
     # Training on it needs --device cpu, named in the error; resuming with it continues the run.
@@ -618,6 +618,25 @@ def test_compare_runs_sums_up_seeds_from_their_eval_curves(
     assert printed["aggregate"] == agg
     assert "--plot" not in argv or (tmp_path / "seeds.png").stat().st_size > 1000
     assert main(["compare", "dreamer", str(tmp_path / "none")]) == 2
+
+
+def test_dreamer_example_trains_resumes_and_acts_in_its_own_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import runpy
+
+    example = str(Path(__file__).resolve().parent.parent / "examples" / "dreamer_cartpole.py")
+    monkeypatch.setattr("sys.argv", [example, "--quick", "--logdir", str(tmp_path / "run")])
+    runpy.run_path(example, run_name="__main__")
+    first = capsys.readouterr().out
+    assert "trained to 1000 frames" in first and "greedy eval over 5 episodes" in first
+    assert "own loop with the 1000-frame agent: return" in first
+    newest = ckpt.latest(tmp_path / "run")
+    assert newest is not None
+    written = (newest / "manifest.json").stat().st_mtime_ns
+    runpy.run_path(example, run_name="__main__")  # again: the finished run is resumed, not retrained
+    assert "trained to 1000 frames" in capsys.readouterr().out
+    assert ckpt.latest(tmp_path / "run") == newest and (newest / "manifest.json").stat().st_mtime_ns == written
 
 
 def test_dmc_training_checkpoints_and_resumes_with_fresh_episodes(tmp_path: Path) -> None:

@@ -463,6 +463,28 @@ def _eval_preserving_rng(agent: DreamerAgent, cfg: DreamerConfig, episodes: int,
         torch.set_rng_state(state)
 
 
+def load_agent(logdir: str | Path, device: str | None = None) -> tuple[DreamerAgent, int]:
+    """The agent of a run's newest checkpoint, ready to act (``agent.act``), and its frame count.
+    ``device`` defaults to the run's own, or the CPU where that one is not available here."""
+    logdir = Path(logdir)
+    path = logdir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no Dreamer run in {logdir} (missing config.json); train one with `agentwm train dreamer`")
+    cfg = DreamerConfig(**json.loads(path.read_text()))
+    if device is None and device_problem(cfg.device) is not None:
+        print(f"agentwm: the run's device {cfg.device!r} is not available here; using the CPU", file=sys.stderr)
+        device = "cpu"
+    if device is not None:
+        problem = device_problem(device)
+        if problem is not None:
+            raise ValueError(f"device {device!r}: {problem}")
+        cfg = cfg.model_copy(update={"device": device})
+    obs_shape, spec = env_specs(cfg)
+    agent = DreamerAgent(obs_shape, spec, cfg).to(cfg.device)
+    frames = ckpt.load_weights_only(logdir, agent, cfg.device)
+    return agent.eval(), frames
+
+
 def evaluate_logdir(
     logdir: str | Path,
     episodes: int = 10,
@@ -475,22 +497,8 @@ def evaluate_logdir(
     With ``video`` (``.gif``, or ``.mp4`` with imageio-ffmpeg), the first episode is written there
     as the env renders it, at the env's real-time pace. ``device`` defaults to the run's own, or
     the CPU where that one is not available here."""
-    logdir = Path(logdir)
-    path = logdir / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no Dreamer run in {logdir} (missing config.json); train one with `agentwm train dreamer`")
-    cfg = DreamerConfig(**json.loads(path.read_text()))
-    if device is None and device_problem(cfg.device) is not None:
-        print(f"agentwm: the run's device {cfg.device!r} is not available here; evaluating on the CPU", file=sys.stderr)
-        device = "cpu"
-    if device is not None:
-        problem = device_problem(device)
-        if problem is not None:
-            raise ValueError(f"device {device!r}: {problem}")
-        cfg = cfg.model_copy(update={"device": device})
-    obs_shape, spec = env_specs(cfg)
-    agent = DreamerAgent(obs_shape, spec, cfg).to(cfg.device)
-    frames = ckpt.load_weights_only(logdir, agent, cfg.device)
+    agent, frames = load_agent(logdir, device)
+    cfg = agent.config
     if video is not None:
         from agentwm.agents.dreamer.video import check_video_path
 
