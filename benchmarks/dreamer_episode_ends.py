@@ -32,13 +32,12 @@ BEFORE = (1, 5, 10, 30)  # steps before the end at which beliefs are reported
 
 def _replay_terminals(logdir: Path) -> dict[str, int]:
     path = ckpt.latest(logdir)
-    if path is None or not (path / "replay.npz").is_file():
+    if path is None:
         return {}
-    data = np.load(path / "replay.npz")
-    count = np.asarray(data["count"])
-    rows = int(np.minimum(count, data["data/is_terminal"].shape[1]).sum())
-    return {"rows": rows, "terminals": int(data["data/is_terminal"].sum()),
-            "episode_starts": int(data["data/is_first"].sum())}  # fmt: skip
+    blocks, _ = ckpt.replay_arrays(path)
+    flags = {k: np.concatenate([b[k] for _, b in blocks], axis=1) for k in ("is_terminal", "is_first")}
+    return {"rows": int(flags["is_first"].size), "terminals": int(flags["is_terminal"].sum()),
+            "episode_starts": int(flags["is_first"].sum())}  # fmt: skip
 
 
 def play(agent: DreamerAgent, cfg: DreamerConfig, seed: int) -> dict[str, Any]:

@@ -133,6 +133,54 @@ def test_replay_fifo_wraps_and_state_roundtrip() -> None:
         replay.sample(1, 21)
 
 
+def test_replay_checkpoints_write_only_new_rows_and_restore_the_buffer(tmp_path: Path) -> None:
+    cfg = resolve_config(["debug"], ["replay_capacity=300"])  # 2 streams x 150 rows
+    agent = DreamerAgent((4,), ActionSpec("discrete", 2), cfg)
+    replay = SequenceReplay(300, 2, (4,), 2, seed=0)
+    rng = np.random.default_rng(0)
+    chunk_dir = tmp_path / "checkpoints" / "replay"
+
+    def listed() -> list[list[int]]:
+        newest = ckpt.latest(tmp_path)
+        assert newest is not None
+        return list(json.loads((newest / "manifest.json").read_text())["replay_chunks"])
+
+    stamps = {}
+    for step in range(1, 5):  # checkpoints at 100, 200, 300, 400 rows per stream
+        for _ in range(100):
+            replay.add(rng.normal(size=(2, 4)), np.eye(2)[rng.integers(2, size=2)], rng.normal(size=2),
+                       rng.random(2) < 0.1, rng.random(2) < 0.05)  # fmt: skip
+        ckpt.save(tmp_path, 200 * step, agent, {"loop": {"frames": 200 * step}}, replay, keep=2)
+        assert listed()[-1] == [100 * (step - 1), 100 * step]  # one new chunk: the rows since the last
+        stamps.update({p.name: p.stat().st_mtime_ns for p in chunk_dir.glob("*.npz") if p.name not in stamps})
+    # 400 rows written, 150 held (250..399): the newest lists only chunks holding those; chunks that
+    # no kept checkpoint (300, 400) lists are gone, and no chunk was ever written twice.
+    assert listed() == [[200, 300], [300, 400]]
+    names = sorted(p.name for p in chunk_dir.glob("*.npz"))
+    assert names == ["000000000100-000000000200.npz", "000000000200-000000000300.npz", "000000000300-000000000400.npz"]
+    assert all(p.stat().st_mtime_ns == stamps[p.name] for p in chunk_dir.glob("*.npz"))
+
+    restored = SequenceReplay(300, 2, (4,), 2, seed=5)
+    loaded = ckpt.load_latest(tmp_path, DreamerAgent((4,), ActionSpec("discrete", 2), cfg), restored)
+    assert loaded is not None and loaded[1] == 800
+    assert all(np.array_equal(restored.data[k], replay.data[k]) for k in replay.data)  # every ring slot
+    assert np.array_equal(restored.ptr, replay.ptr) and np.array_equal(restored.count, replay.count)
+    a, b = replay.sample(8, 16), restored.sample(8, 16)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    # A checkpoint written before incremental replay (the whole buffer in replay.npz) still loads.
+    newest = ckpt.latest(tmp_path)
+    assert newest is not None
+    manifest = json.loads((newest / "manifest.json").read_text())
+    del manifest["replay_chunks"], manifest["replay_rows"]
+    (newest / "manifest.json").write_text(json.dumps(manifest))
+    old_format = {k: v for k, v in replay.state_dict().items() if k != "rng"}
+    np.savez(newest / "replay.npz", **old_format)
+    legacy = SequenceReplay(300, 2, (4,), 2, seed=5)
+    ckpt.load_latest(tmp_path, DreamerAgent((4,), ActionSpec("discrete", 2), cfg), legacy)
+    assert all(np.array_equal(legacy.data[k], replay.data[k]) for k in replay.data)
+
+
 def test_no_leakage_across_episode_boundary() -> None:
     cfg = resolve_config(["debug"])
     agent = DreamerAgent((3,), ActionSpec("discrete", 2), cfg)

@@ -8,8 +8,9 @@ the RSSM reset its carry there, so nothing leaks from one episode into the next.
 every sampled window is marked ``is_first`` too, since the learner starts each window from the
 initial carry.
 
-Arrays are preallocated numpy (uint8 for pixels), so ``state_dict`` is a handful of arrays that
-checkpoint as they are. Sampling uses its own ``numpy.random.Generator``, saved with the buffer.
+Arrays are preallocated numpy (uint8 for pixels). Checkpoints save them incrementally
+(``export_rows`` since the previous one, ``import_rows`` back; see ``checkpoint.py``); ``state_dict``
+holds the whole buffer at once. Sampling uses its own ``numpy.random.Generator``, saved with it.
 """
 
 from __future__ import annotations
@@ -129,6 +130,33 @@ class SequenceReplay:
                 continue
             where = age[self.rng.integers(len(age))] - self.rng.integers(length)  # terminal at a random slot
             offset[i] = np.clip(where, 0, filled[e] - length)
+
+    @property
+    def rows(self) -> int:
+        """Rows ever written to each stream (``add`` appends to all streams at once)."""
+        return int(self.count[0])
+
+    def export_rows(self, start: int) -> dict[str, np.ndarray]:
+        """Rows ``[start, rows)`` of every stream in the order written, as far as still held:
+        ``{key: [num_envs, k, ...]}``. Incremental checkpoints write only these."""
+        begin = max(start, self.rows - self.size, 0)
+        idx = np.arange(begin, self.rows) % self.size
+        return {key: self.data[key][:, idx] for key in _KEYS}
+
+    def import_rows(self, start: int, arrays: dict[str, np.ndarray], end: int) -> None:
+        """Put back rows ``[start, start + k)`` exported by :meth:`export_rows` into a buffer that
+        will hold ``end`` rows written; rows already overwritten by ``end`` are skipped."""
+        k = int(next(iter(arrays.values())).shape[1])
+        keep = np.arange(start, start + k) >= end - self.size
+        idx = np.arange(start, start + k)[keep] % self.size
+        for key in _KEYS:
+            arr = np.asarray(arrays[key])
+            target = self.data[key]
+            if arr.shape[0] != target.shape[0] or arr.shape[2:] != target.shape[2:]:
+                raise ValueError(f"replay rows {key} have shape {arr.shape}, incompatible with {target.shape}")
+            target[:, idx] = arr[:, keep]
+        self.count[:] = end
+        self.ptr[:] = end % self.size
 
     def state_dict(self) -> dict[str, Any]:
         """Arrays and pointers (only rows written so far, to keep checkpoints small early on)."""
