@@ -17,6 +17,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from agentwm.agents.dreamer import (
@@ -131,6 +133,26 @@ def test_replay_fifo_wraps_and_state_roundtrip() -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="no stream"):
         replay.sample(1, 21)
+
+
+@settings(max_examples=60, deadline=None)
+@given(capacity=st.integers(2, 40), adds=st.lists(st.integers(0, 30), min_size=1, max_size=6))
+def test_replay_rows_exported_in_pieces_rebuild_the_buffer(capacity: int, adds: list[int]) -> None:
+    replay = SequenceReplay(2 * capacity, 2, (3,), 2, seed=1)
+    pieces, saved, value = [], 0, 0.0
+    for n in adds:  # a checkpoint after each batch of rows: export what came since the last one
+        for _ in range(n):
+            value += 1
+            replay.add(np.full((2, 3), value), np.full((2, 2), value), np.full(2, value), np.zeros(2, bool),
+                       np.ones(2, bool))  # fmt: skip
+        pieces.append((max(saved, replay.rows - replay.size), replay.export_rows(saved)))
+        saved = replay.rows
+    rebuilt = SequenceReplay(2 * capacity, 2, (3,), 2, seed=1)
+    for start, arrays in pieces:
+        rebuilt.import_rows(start, arrays, replay.rows)
+    held = np.arange(max(0, replay.rows - replay.size), replay.rows) % replay.size  # slots holding rows
+    assert all(np.array_equal(rebuilt.data[k][:, held], replay.data[k][:, held]) for k in replay.data)
+    assert np.array_equal(rebuilt.ptr, replay.ptr) and np.array_equal(rebuilt.count, replay.count)
 
 
 def test_replay_checkpoints_write_only_new_rows_and_restore_the_buffer(tmp_path: Path) -> None:

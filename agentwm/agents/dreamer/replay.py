@@ -136,25 +136,38 @@ class SequenceReplay:
         """Rows ever written to each stream (``add`` appends to all streams at once)."""
         return int(self.count[0])
 
+    def _ring(self, first: int, n: int) -> list[tuple[slice, slice]]:
+        """Rows ``[first, first + n)`` (counted as written) as at most two (ring slots, rows) slices:
+        plain slices copy at memory speed, where fancy indexing of a pixel buffer does not."""
+        at = first % self.size
+        head = min(n, self.size - at)
+        pieces = [(slice(at, at + head), slice(0, head))]
+        if n > head:
+            pieces.append((slice(0, n - head), slice(head, n)))
+        return pieces
+
     def export_rows(self, start: int) -> dict[str, np.ndarray]:
         """Rows ``[start, rows)`` of every stream in the order written, as far as still held:
-        ``{key: [num_envs, k, ...]}``. Incremental checkpoints write only these."""
+        ``{key: [num_envs, k, ...]}`` (views where the rows do not wrap around the ring).
+        Incremental checkpoints write only these."""
         begin = max(start, self.rows - self.size, 0)
-        idx = np.arange(begin, self.rows) % self.size
-        return {key: self.data[key][:, idx] for key in _KEYS}
+        pieces = self._ring(begin, self.rows - begin)
+        if len(pieces) == 1:
+            return {key: self.data[key][:, pieces[0][0]] for key in _KEYS}
+        return {key: np.concatenate([self.data[key][:, ring] for ring, _ in pieces], axis=1) for key in _KEYS}
 
     def import_rows(self, start: int, arrays: dict[str, np.ndarray], end: int) -> None:
         """Put back rows ``[start, start + k)`` exported by :meth:`export_rows` into a buffer that
         will hold ``end`` rows written; rows already overwritten by ``end`` are skipped."""
         k = int(next(iter(arrays.values())).shape[1])
-        keep = np.arange(start, start + k) >= end - self.size
-        idx = np.arange(start, start + k)[keep] % self.size
+        skip = min(k, max(0, end - self.size - start))  # rows older than the buffer holds at ``end``
         for key in _KEYS:
             arr = np.asarray(arrays[key])
             target = self.data[key]
             if arr.shape[0] != target.shape[0] or arr.shape[2:] != target.shape[2:]:
                 raise ValueError(f"replay rows {key} have shape {arr.shape}, incompatible with {target.shape}")
-            target[:, idx] = arr[:, keep]
+            for ring, rows in self._ring(start + skip, k - skip):
+                target[:, ring] = arr[:, skip + rows.start : skip + rows.stop]
         self.count[:] = end
         self.ptr[:] = end % self.size
 
