@@ -117,8 +117,8 @@ def save(
     atomic_write(root / "latest", write_pointer)
     for old in complete_checkpoints(logdir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
-    listed = {_chunk_name(c) for path in complete_checkpoints(logdir) for c in _manifest(path).get("replay_chunks", [])}
-    for chunk in (root / _REPLAY).glob("*.npz"):
+    listed = {_chunk_name(c) for kept in complete_checkpoints(logdir) for c in _manifest(kept).get("replay_chunks", [])}
+    for chunk in (root / _REPLAY).glob("*.npz"):  # held by no kept checkpoint
         if chunk.name not in listed:
             chunk.unlink(missing_ok=True)
     return final

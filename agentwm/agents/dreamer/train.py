@@ -4,9 +4,9 @@ evaluate, checkpoint), wrap-up.
 ``train(config, logdir)`` runs until ``config.steps`` env frames; ``train(..., resume=True)``
 continues from the newest complete checkpoint in ``logdir`` (see ``checkpoint.py``), so a run
 killed at any moment loses at most ``checkpoint_every`` frames. SIGINT (Ctrl-C) or SIGTERM (a job
-scheduler) loses nothing: the loop finishes its step, checkpoints that frame and returns. Files in ``logdir``:
-``config.json``, ``metrics.jsonl`` (one JSON object per log/eval line), ``tb/`` (TensorBoard),
-``checkpoints/``, ``learning_curve.png`` and, for pixel tasks, ``openloop.gif``.
+scheduler) loses nothing: the loop finishes its step, checkpoints that frame and returns. Files in
+``logdir``: ``config.json``, ``metrics.jsonl`` (one JSON object per log/eval line), ``tb/``
+(TensorBoard), ``checkpoints/``, ``learning_curve.png`` and, for pixel tasks, ``openloop.gif``.
 """
 
 from __future__ import annotations
