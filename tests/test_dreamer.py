@@ -600,6 +600,23 @@ def test_cli_resume_keeps_the_runs_settings_and_refuses_what_the_checkpoint_cann
     assert fresh["resumed_from"] is None and fresh["frames"] == 120
 
 
+def test_eval_video_during_training_records_each_evaluation_without_changing_the_run(tmp_path: Path) -> None:
+    pytest.importorskip("imageio", reason="needs the plot extra")
+    import imageio.v3 as iio
+
+    sets = [*FAST, "steps=200", "eval_every=100", "checkpoint_every=200"]
+    train(resolve_config(["debug"], sets), tmp_path / "plain", progress=False)
+    train(resolve_config(["debug"], [*sets, "eval_video=true"]), tmp_path / "filmed", progress=False)
+    videos = sorted((tmp_path / "filmed" / "videos").glob("*.gif"))
+    assert [v.name for v in videos] == ["eval_0000000100.gif", "eval_0000000200.gif"]
+    assert all(iio.imread(v).shape[0] >= 2 for v in videos)  # a played episode, not a still
+    assert not (tmp_path / "plain" / "videos").exists()
+    evals = [[r for r in _learning_metrics(tmp_path / run) if "eval/return" in r] for run in ("plain", "filmed")]
+    assert evals[0] == evals[1] and len(evals[0]) == 2
+    wa, wb = _weights(tmp_path / "plain"), _weights(tmp_path / "filmed")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks what a machine without CUDA does")
 def test_a_gpu_run_evaluates_and_resumes_on_a_machine_without_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

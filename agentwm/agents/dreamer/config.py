@@ -47,6 +47,10 @@ class DreamerConfig(BaseModel):
     log_every: int = Field(1_000, ge=1, description="env frames between metric lines")
     eval_every: int = Field(5_000, ge=1, description="env frames between evaluations (greedy policy)")
     eval_episodes: int = Field(5, ge=1, description="episodes per evaluation")
+    eval_video: bool = Field(
+        False, description="write each evaluation's first episode as the env renders it to "
+        "videos/eval_<frames>.gif (needs the plot extra; rendering slows evaluations)",
+    )
     checkpoint_every: int = Field(5_000, ge=1, description="env frames between checkpoints")
     keep_checkpoints: int = Field(2, ge=1, description="complete checkpoints kept on disk")
 

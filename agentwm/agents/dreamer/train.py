@@ -6,12 +6,14 @@ continues from the newest complete checkpoint in ``logdir`` (see ``checkpoint.py
 killed at any moment loses at most ``checkpoint_every`` frames. SIGINT (Ctrl-C) or SIGTERM (a job
 scheduler) loses nothing: the loop finishes its step, checkpoints that frame and returns. Files in
 ``logdir``: ``config.json``, ``metrics.jsonl`` (one JSON object per log/eval line), ``tb/``
-(TensorBoard), ``checkpoints/``, ``learning_curve.png`` and, for pixel tasks, ``openloop.gif``.
+(TensorBoard), ``checkpoints/``, ``learning_curve.png``, for pixel tasks ``openloop.gif`` and, with
+``eval_video``, ``videos/eval_<frames>.gif``.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import random
 import signal
@@ -263,6 +265,8 @@ def train(
     problem = device_problem(cfg.device)
     if problem is not None:
         raise ValueError(f"device {cfg.device!r}: {problem}; train with --device cpu (or --set device=cpu)")
+    if cfg.eval_video and not all(importlib.util.find_spec(m) for m in ("imageio", "PIL")):
+        raise ValueError("eval_video needs imageio and Pillow: pip install 'agentwm[plot]'")
     existing = None if resume or overwrite else ckpt.latest(logdir)
     if existing is not None:
         frames = json.loads((existing / "manifest.json").read_text())["frames"]
@@ -418,7 +422,8 @@ def train(
             if loop["frames"] >= loop["next_eval"] or loop["frames"] >= cfg.steps:
                 loop["next_eval"] += cfg.eval_every
                 loop["evals"] += 1
-                rets = _eval_preserving_rng(agent, cfg, cfg.eval_episodes, cfg.seed + 10_000 * loop["evals"])
+                video = logdir / "videos" / f"eval_{loop['frames']:010d}.gif" if cfg.eval_video else None
+                rets = _eval_preserving_rng(agent, cfg, cfg.eval_episodes, cfg.seed + 10_000 * loop["evals"], video)
                 logger.write(loop["frames"], {"eval/return": float(np.mean(rets)), "eval/return_std": float(np.std(rets))})
 
             # Checkpoint: every checkpoint_every frames, at the end, and when asked to stop.
@@ -452,15 +457,33 @@ def train(
     }  # fmt: skip
 
 
-def _eval_preserving_rng(agent: DreamerAgent, cfg: DreamerConfig, episodes: int, seed: int) -> list[float]:
+def _eval_preserving_rng(
+    agent: DreamerAgent, cfg: DreamerConfig, episodes: int, seed: int, video: Path | None = None
+) -> list[float]:
     """Evaluate without disturbing the training run's torch RNG stream (so evaluation settings do
-    not change what the agent learns, and resumed runs replay the same stream)."""
+    not change what the agent learns, and resumed runs replay the same stream). With ``video``,
+    the first episode is written there (rendering changes neither the episodes nor the RNG)."""
+    make = functools.partial(make_env, cfg.env, seed=seed, render=video is not None, **_env_kwargs(cfg))
+    shots: list[np.ndarray] | None = [] if video is not None else None
     state = torch.get_rng_state()
     torch.manual_seed(seed)
     try:
-        return evaluate(agent, lambda: make_env(cfg.env, seed=seed, **_env_kwargs(cfg)), episodes, seed)
+        returns = evaluate(agent, make, episodes, seed, frames=shots)
     finally:
         torch.set_rng_state(state)
+    if video is not None and shots:
+        from agentwm.agents.dreamer.video import write_video
+
+        write_video(shots, video, _video_fps(make, cfg.action_repeat))
+    return returns
+
+
+def _video_fps(make: Callable[[], gym.Env[Any, Any]], action_repeat: int) -> float:
+    """Frames per second that play an episode at the env's real-time pace (one frame per agent step)."""
+    probe = make()
+    fps = float(probe.metadata.get("render_fps") or 30) / action_repeat
+    probe.close()
+    return fps
 
 
 def load_agent(logdir: str | Path, device: str | None = None) -> tuple[DreamerAgent, int]:
@@ -512,8 +535,5 @@ def evaluate_logdir(
     if video is not None and shots is not None:
         from agentwm.agents.dreamer.video import write_video
 
-        probe = make()  # one frame per agent step: real time is the env's render rate over the repeat
-        fps = float(probe.metadata.get("render_fps") or 30) / cfg.action_repeat
-        probe.close()
-        out["video"] = str(write_video(shots, video, fps))
+        out["video"] = str(write_video(shots, video, _video_fps(make, cfg.action_repeat)))
     return out
