@@ -357,6 +357,7 @@ def train(
                 pending.append(agent.update(batch))
 
     # ---- The loop ----------------------------------------------------------------------------
+    last_eval = "-"  # the newest greedy eval return, shown beside the training return
     with _StopRequest() as stop:  # Ctrl-C / SIGTERM: finish the step, checkpoint it, stop
         while loop["frames"] < cfg.steps:
             # Store the row of the current obs: (obs, action that led to it, its reward, is_first, is_terminal).
@@ -414,7 +415,7 @@ def train(
                 values["charts/episodes"] = loop["episodes"]
                 logger.write(loop["frames"], values)
                 bar.set_postfix(fps=f"{values['charts/fps']:.0f}", ups=f"{values['charts/ups']:.1f}",
-                                ret=f"{values.get('train/return', float('nan')):.1f}")
+                                ret=f"{values.get('train/return', float('nan')):.1f}", eval=last_eval)
                 pending, train_returns = [], []
                 t_last, frames_last, updates_last = now, loop["frames"], agent.updates
 
@@ -425,6 +426,7 @@ def train(
                 video = logdir / "videos" / f"eval_{loop['frames']:010d}.gif" if cfg.eval_video else None
                 rets = _eval_preserving_rng(agent, cfg, cfg.eval_episodes, cfg.seed + 10_000 * loop["evals"], video)
                 logger.write(loop["frames"], {"eval/return": float(np.mean(rets)), "eval/return_std": float(np.std(rets))})
+                last_eval = f"{np.mean(rets):.1f}"
 
             # Checkpoint: every checkpoint_every frames, at the end, and when asked to stop.
             due = loop["frames"] >= loop["next_ckpt"]
