@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -36,6 +37,16 @@ def _frames_logged(logdir: Path) -> list[int]:
     return [r["frames"] for r in rows if "charts/updates" in r]  # the periodic log lines
 
 
+def _load_newest(logdir: Path, sets: list[str]) -> tuple[DreamerAgent, SequenceReplay, dict[str, Any], int]:
+    """The newest checkpoint of a CartPole run with the ``debug`` preset and ``sets``, loaded."""
+    cfg = resolve_config(["debug"], sets)
+    agent = DreamerAgent((4,), ActionSpec("discrete", 2), cfg)
+    replay = SequenceReplay(cfg.replay_capacity, cfg.num_envs, (4,), 2)
+    loaded = ckpt.load_latest(logdir, agent, replay)
+    assert loaded is not None
+    return agent, replay, *loaded
+
+
 def test_resume_after_sigkill_loses_at_most_one_interval(tmp_path: Path) -> None:
     logdir = tmp_path / "run"
     cmd = [sys.executable, "-m", "agentwm.cli", "train", "dreamer", "--preset", "debug", "--steps", "100000",
@@ -55,12 +66,7 @@ def test_resume_after_sigkill_loses_at_most_one_interval(tmp_path: Path) -> None
     reached = max(_frames_logged(logdir))
 
     # The newest checkpoint is complete and loads; at most one interval behind the killed run.
-    cfg = resolve_config(["debug"], SETS)
-    agent = DreamerAgent((4,), ActionSpec("discrete", 2), cfg)
-    replay = SequenceReplay(cfg.replay_capacity, 1, (4,), 2)
-    loaded = ckpt.load_latest(logdir, agent, replay)
-    assert loaded is not None
-    state, frames = loaded
+    agent, replay, state, frames = _load_newest(logdir, SETS)
     assert frames % EVERY == 0 and frames >= reached - EVERY
     assert state["loop"]["frames"] == frames and int(replay.count.sum()) == frames
     assert all(torch.isfinite(p).all() for p in agent.parameters())
@@ -109,12 +115,7 @@ def test_ctrl_c_checkpoints_the_frame_reached_with_env_workers_running(tmp_path:
     assert "--resume" in err.decode() and "Traceback" not in err.decode()
     summary = json.loads(out.decode().splitlines()[-1])
     assert summary["stopped_by"] == "SIGINT"
-    cfg = resolve_config(["debug"], sets)
-    agent = DreamerAgent((4,), ActionSpec("discrete", 2), cfg)
-    replay = SequenceReplay(cfg.replay_capacity, 2, (4,), 2)
-    loaded = ckpt.load_latest(logdir, agent, replay)
-    assert loaded is not None
-    state, frames = loaded
+    _, replay, state, frames = _load_newest(logdir, sets)
     assert frames == summary["frames"] == state["loop"]["frames"] == int(replay.count.sum())  # nothing lost
 
 
