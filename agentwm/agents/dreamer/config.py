@@ -165,8 +165,8 @@ PRESETS: dict[str, dict[str, Any]] = {
                    "eval_every": 10_000},
     # dmc_proprio at a CPU's budget, for the tiny model (apply after it). Final eval on
     # cartpole-swingup at 100k frames by train ratio (benchmarks/dreamer_learn.py, seed 0, one core
-    # each): 32 -> 354, 64 -> 442, 128 -> 778 in 92 min (seed 1: 535; more in the README);
-    # dmc_proprio's 512 would take ~4x as long.
+    # each): 32 -> 354, 64 -> 442, 128 -> 778 in 92 min (seeds 1-3: 535, 315, 505, so 533 +- 164
+    # over four; more in the README); dmc_proprio's 512 would take ~4x as long.
     "dmc_cpu": {"action_repeat": 2, "train_ratio": 128, "prefill": 5_000, "eval_every": 10_000},
 }  # fmt: skip
 
