@@ -183,7 +183,8 @@ def load_latest(
     logdir: str | Path, agent: DreamerAgent, replay: SequenceReplay, device: str | torch.device = "cpu"
 ) -> tuple[dict[str, Any], int] | None:
     """Load the newest complete checkpoint into ``agent`` and ``replay``; returns ``(state, frames)``
-    (``state`` as saved by the loop), or ``None`` when the run has none. Sweeps torn leftovers."""
+    (``state`` as saved by the loop), or ``None`` when the run has none. For the run that resumes
+    from it: sweeps torn leftovers and removes complete checkpoints newer than ``latest``."""
     root = _root(logdir)
     if root.is_dir():
         for junk in [*root.glob(".tmp-*"), *root.glob(f"{_REPLAY}/.tmp-*")]:
