@@ -36,7 +36,7 @@ rollouts report it only when asked (``disagreement=True``, or ``model.disagreeme
 member. ``"mean"`` evaluates every member anyway, so it always reports disagreement.
 
 Dataset format, as taken by :meth:`EnsembleDynamics.fit`: a mapping of ``n`` rows
-(``agentwm.agents.envs.collect_random_transitions`` builds exactly this from gymnasium),
+(``agentwm.envs.gym.collect_random_transitions`` builds exactly this from gymnasium),
 
 * ``obs [n, D]``, ``next_obs [n, D]``: observations before and after the step;
 * ``action [n, A]``: one-hot rows for discrete specs (``[n]`` integer indices are one-hot encoded
