@@ -56,8 +56,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
+from agentwm.core.aio import run_sync
 from agentwm.worldmodels.base import Policy, Rollout, State, TextActions, WorldModel, index_state
-from agentwm.worldmodels.llm_outcome import LLMWorldModel, run_sync
+from agentwm.worldmodels.llm_outcome import LLMWorldModel
 
 HybridMode = Literal["latent_first", "llm_first"]
 """``latent_first``: consult the LLM only where the latent model is unsure; ``llm_first``: the LLM
