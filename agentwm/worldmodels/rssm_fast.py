@@ -77,7 +77,9 @@ def imagine_fast(
     """Same math as :meth:`RSSM._imagine_reference`, without gradients and without waste."""
     cfg, core = model.config, model.core
     prior_step = _compiled(model, "prior_step", model.prior_step) if compile else model.prior_step
-    heads = _compiled(model, "heads_fast", partial(heads_fast, model)) if compile else partial(heads_fast, model)
+    heads = (
+        _compiled(model, "heads_fast", partial(heads_fast, model)) if compile else partial(heads_fast, model)
+    )
     S, C, H = cfg.stoch, cfg.classes, horizon
     deter = carry["deter"]
     B, dev, dt = deter.shape[0], deter.device, deter.dtype
