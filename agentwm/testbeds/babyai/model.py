@@ -40,7 +40,7 @@ from agentwm.worldmodels.ensemble import EnsembleConfig, EnsembleDynamics
 TRAIN_SEED_OFFSET = 10**6
 """Training episodes use seeds from here on; evaluation uses small seeds, so the two never meet."""
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "babyai-ensemble"
+DEFAULT_MODEL = Path(__file__).resolve().parents[3] / "models" / "babyai-ensemble"
 """The shipped checkpoint (in a source checkout)."""
 
 
