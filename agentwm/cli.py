@@ -46,7 +46,7 @@ def _add_mpc_flags(p: argparse.ArgumentParser, *, with_env: bool = True) -> None
 
 
 def _mpc_config(args: argparse.Namespace, **extra: Any) -> Any:
-    from agentwm.agents.mpc import MPCConfig
+    from agentwm.agents.mpc.loop import MPCConfig
 
     fields = {k: getattr(args, k) for k in MPCConfig.model_fields if hasattr(args, k)}
     fields.update(extra)
@@ -54,7 +54,7 @@ def _mpc_config(args: argparse.Namespace, **extra: Any) -> Any:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from agentwm.agents.mpc import run_mpc
+    from agentwm.agents.mpc.loop import run_mpc
 
     result = run_mpc(_mpc_config(args), model_dir=args.model, progress=not args.quiet)
     _print_json(result)
@@ -62,7 +62,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from agentwm.agents.mpc import train_ensemble
+    from agentwm.agents.mpc.loop import train_ensemble
 
     _, result = train_ensemble(_mpc_config(args), out=args.out, progress=not args.quiet)
     _print_json(result)
@@ -70,7 +70,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from agentwm.agents.mpc import score_candidates
+    from agentwm.agents.mpc.loop import score_candidates
 
     obs = json.loads(args.obs)
     candidates = json.loads(args.candidates)
@@ -105,7 +105,7 @@ def _family_fields(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str
 
 
 def _cmd_train_dyna(args: argparse.Namespace) -> int:
-    from agentwm.agents.dyna import DynaConfig, run_dyna
+    from agentwm.agents.dyna.agent import DynaConfig, run_dyna
 
     config = DynaConfig(**_family_fields(args, ("env", "planning_steps", "real_steps", "seed")))
     _, _, summary = run_dyna(config, out=args.out)
@@ -116,7 +116,7 @@ def _cmd_train_dyna(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_muzero(args: argparse.Namespace) -> int:
-    from agentwm.agents.muzero import MuZeroConfig, train_muzero
+    from agentwm.agents.muzero.agent import MuZeroConfig, train_muzero
 
     config = MuZeroConfig(**_family_fields(args, ("env", "env_steps", "simulations", "seed")))
     _, summary = train_muzero(config, out=args.out)
@@ -125,7 +125,7 @@ def _cmd_train_muzero(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_pets(args: argparse.Namespace) -> int:
-    from agentwm.agents.pets import PETSConfig, run_pets
+    from agentwm.agents.mpc.pets import PETSConfig, run_pets
 
     config = PETSConfig(**_family_fields(args, ("env", "planner", "particles", "fallback", "max_episodes", "seed")))
     if args.no_gate:
@@ -135,7 +135,7 @@ def _cmd_train_pets(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_worldmodels(args: argparse.Namespace) -> int:
-    from agentwm.agents.worldmodels_hs import HSConfig, train_world_models
+    from agentwm.agents.hs_worldmodels.agent import HSConfig, train_world_models
 
     config = HSConfig(**_family_fields(args, ("env", "frames", "generations", "temperature", "seed")))
     _, _, summary = train_world_models(config, out=args.out)
@@ -144,7 +144,7 @@ def _cmd_train_worldmodels(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_planet(args: argparse.Namespace) -> int:
-    from agentwm.agents.planet import PlaNetConfig, train_planet
+    from agentwm.agents.planet.agent import PlaNetConfig, train_planet
 
     fields = _family_fields(args, ("env", "episodes", "seed"))
     if args.pixels:
@@ -219,7 +219,8 @@ def dreamer_presets(given: list[str] | None, env: str | None) -> list[str]:
 
 
 def _cmd_train_dreamer(args: argparse.Namespace) -> int:
-    from agentwm.agents.dreamer import checkpoint, resolve_config, train
+    from agentwm.agents.dreamer import resolve_config, train
+    from agentwm.agents.dreamer import run_checkpoint as checkpoint
 
     fields = {k: getattr(args, k) for k in ("env", "steps", "seed", "device") if getattr(args, k) is not None}
     saved = checkpoint.saved_config(args.logdir) if args.resume else None
@@ -293,7 +294,7 @@ def _add_dreamer_families(train_fam: Any, eval_fam: Any) -> None:
 
 
 def _cmd_train_dialogue(args: argparse.Namespace) -> int:
-    from agentwm.agents.dialogue_train import DialogueTrainConfig, train_dialogue
+    from agentwm.agents.dialogue.train import DialogueTrainConfig, train_dialogue
 
     fields = {k: getattr(args, k) for k in ("out", "minutes", "preset", "seed", "limit", "train_limit", "max_steps",
                                              "eval_every", "metrics") if getattr(args, k, None) is not None}
@@ -339,7 +340,7 @@ def _add_dialogue_families(train_fam: Any, score_fam: Any) -> None:
 
 
 def _cmd_train_babyai(args: argparse.Namespace) -> int:
-    from agentwm.agents.babyai_model import BabyAIModelConfig, train_babyai_model
+    from agentwm.testbeds.babyai.model import BabyAIModelConfig, train_babyai_model
 
     fields = {k: getattr(args, k) for k in ("levels", "transitions", "epochs", "members", "units", "seed")
               if getattr(args, k, None) is not None}
@@ -365,9 +366,9 @@ def _add_babyai_family(train_fam: Any) -> None:
 
 def _cmd_score_llm(args: argparse.Namespace) -> int:
     from agentwm.text.client import LLMClient
-    from agentwm.text.llm import LocalChatModel, smollm2_chat_model
+    from agentwm.text.local_chat import LocalChatModel, smollm2_chat_model
     from agentwm.text.scorers import EmbeddingRelevance, LLMJudge
-    from agentwm.worldmodels.llm import LLMWorldModel, LLMWorldModelSettings, rank_text_candidates
+    from agentwm.worldmodels.llm_outcome import LLMWorldModel, LLMWorldModelSettings, rank_text_candidates
 
     settings = LLMWorldModelSettings(samples_temperature=args.temperature, reward=args.reward)
     gen = {"max_new_tokens": args.max_new_tokens, "stop": ["\n\n"]}

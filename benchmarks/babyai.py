@@ -38,8 +38,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch
 
-from agentwm.agents.babyai import LEVELS
-from agentwm.agents.babyai_agents import (
+from agentwm.envs.babyai import LEVELS
+from agentwm.testbeds.babyai.agents import (
     BabyAIAgent,
     HeuristicProposer,
     LatentPlanner,
@@ -47,8 +47,8 @@ from agentwm.agents.babyai_agents import (
     evaluate,
     summarize,
 )
-from agentwm.agents.babyai_llm import make_text_agents
-from agentwm.agents.babyai_model import (
+from agentwm.testbeds.babyai.llm import make_text_agents
+from agentwm.testbeds.babyai.model import (
     DEFAULT_MODEL,
     BabyAIModelConfig,
     load_babyai_model,

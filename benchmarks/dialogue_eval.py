@@ -42,7 +42,7 @@ def main() -> None:
 
     import torch
 
-    from agentwm.agents.dialogue_train import evaluate, load_data
+    from agentwm.agents.dialogue.train import evaluate, load_data
     from agentwm.worldmodels.dialogue import DialogueWorldModel
 
     torch.set_num_threads(args.threads)

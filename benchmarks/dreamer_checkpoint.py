@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from agentwm.agents.dreamer import DreamerAgent, SequenceReplay, resolve_config
-from agentwm.agents.dreamer import checkpoint as ckpt
+from agentwm.agents.dreamer import run_checkpoint as ckpt
 from agentwm.worldmodels.base import ActionSpec
 
 SHAPE = (3, 64, 64)

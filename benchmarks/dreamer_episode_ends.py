@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from agentwm.agents.dreamer import checkpoint as ckpt
+from agentwm.agents.dreamer import run_checkpoint as ckpt
 from agentwm.agents.dreamer.agent import DreamerAgent
 from agentwm.agents.dreamer.config import DreamerConfig
 from agentwm.agents.dreamer.train import action_to_env, env_specs, load_agent, obs_to_tensor
-from agentwm.agents.envs import make_env
+from agentwm.envs.gym import make_env
 
 BEFORE = (1, 5, 10, 30)  # steps before the end at which beliefs are reported
 

@@ -24,8 +24,8 @@ import tempfile
 import torch
 from safetensors.torch import load_file
 
-from agentwm.agents.dreamer import checkpoint as ckpt
 from agentwm.agents.dreamer import resolve_config, train
+from agentwm.agents.dreamer import run_checkpoint as ckpt
 
 
 def _run(args: argparse.Namespace, asynchronous: bool, logdir: str) -> float:

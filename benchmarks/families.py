@@ -36,7 +36,7 @@ import torch
 
 
 def bench_dyna(seeds: list[int], quick: bool) -> dict[str, Any]:
-    from agentwm.agents.dyna import DynaConfig, run_dyna
+    from agentwm.agents.dyna.agent import DynaConfig, run_dyna
 
     budget = 8000 if quick else 30_000
     steps: dict[str, list[int | None]] = {}
@@ -53,7 +53,7 @@ def bench_dyna(seeds: list[int], quick: bool) -> dict[str, Any]:
 
 
 def bench_muzero(seeds: list[int], quick: bool) -> dict[str, Any]:
-    from agentwm.agents.muzero import MuZeroConfig, train_muzero
+    from agentwm.agents.muzero.agent import MuZeroConfig, train_muzero
 
     env_steps = 1500 if quick else 5000
     runs = []
@@ -68,7 +68,7 @@ def bench_muzero(seeds: list[int], quick: bool) -> dict[str, Any]:
 
 
 def bench_pets(seeds: list[int], quick: bool) -> dict[str, Any]:
-    from agentwm.agents.pets import PETSConfig, run_pets
+    from agentwm.agents.mpc.pets import PETSConfig, run_pets
 
     runs = []
     for s in seeds:
@@ -89,7 +89,7 @@ def bench_pets(seeds: list[int], quick: bool) -> dict[str, Any]:
 
 
 def bench_worldmodels(seeds: list[int], quick: bool) -> dict[str, Any]:
-    from agentwm.agents.worldmodels_hs import HSConfig, train_world_models
+    from agentwm.agents.hs_worldmodels.agent import HSConfig, train_world_models
 
     runs = []
     for s in seeds:
@@ -114,7 +114,7 @@ def bench_worldmodels(seeds: list[int], quick: bool) -> dict[str, Any]:
 
 
 def bench_planet(seeds: list[int], quick: bool) -> dict[str, Any]:
-    from agentwm.agents.planet import PlaNetConfig, train_planet
+    from agentwm.agents.planet.agent import PlaNetConfig, train_planet
 
     runs = []
     for s in seeds:

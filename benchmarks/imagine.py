@@ -28,9 +28,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from agentwm.agents.dreamer.params import count_agent_params
 from agentwm.core import MLP, sample_indices
 from agentwm.worldmodels.base import ActionSpec
-from agentwm.worldmodels.rssm import RSSM, RSSMConfig, count_agent_params
+from agentwm.worldmodels.rssm import RSSM, RSSMConfig
 
 OBS = (3, 64, 64)
 SPEC = ActionSpec("discrete", 18)

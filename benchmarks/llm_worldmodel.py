@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agentwm.text.client import LLMClient
 from agentwm.text.scorers import Scores
 from agentwm.worldmodels.base import repeat_state
-from agentwm.worldmodels.llm import LLMWorldModel
+from agentwm.worldmodels.llm_outcome import LLMWorldModel
 
 
 class FixedLatencyChat(BaseChatModel):
@@ -148,7 +148,7 @@ def cache(k: int, horizon: int, latency: float) -> dict[str, Any]:
 
 
 def smollm2(max_new_tokens: int) -> dict[str, Any]:
-    from agentwm.text.llm import smollm2_chat_model
+    from agentwm.text.local_chat import smollm2_chat_model
     from agentwm.text.prompts import OUTCOME_PROMPT
 
     start = time.perf_counter()

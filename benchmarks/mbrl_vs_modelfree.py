@@ -1,6 +1,6 @@
 """Model-based vs model-free on CartPole-v1: real environment steps until an episode returns >= 475.
 
-Model-based (the PETS loop of ``agentwm.agents.pets``, reusing ``agents/mpc.py``'s task rules):
+Model-based (the PETS loop of ``agentwm.agents.mpc.pets``, reusing ``agents/mpc/loop.py``'s task rules):
 1,000 random transitions → fit the 5-member ensemble → one MPC episode → add its transitions →
 refit → … until an episode reaches 475 (at most ``--episodes`` MPC episodes). Every step counts,
 the 1,000 random ones included. Three controllers start from the same fitted model per seed:
@@ -15,10 +15,10 @@ the 1,000 random ones included. Three controllers start from the same fitted mod
 
 Episode ends come from CartPole's public rules (``rules="known"``, PETS practice); only the dynamics
 are learned. Imagined steps are scored by their margin to those termination bounds (upright pole,
-centred cart: ``agentwm.agents.mpc.MARGIN_REWARDS``), not by CartPole's flat +1 per step, under
+centred cart: ``agentwm.agents.mpc.loop.MARGIN_REWARDS``), not by CartPole's flat +1 per step, under
 which every candidate that survives the 20 imagined steps scores the same and the plan drifts until
 the pole falls (~60-170 steps in the first episode). The real return is what is counted.
-Model-free: Double DQN (``agentwm.agents.dqn``) on the real reward, counted until a training
+Model-free: Double DQN (``agentwm.agents.dyna.dqn``) on the real reward, counted until a training
 episode first reaches 475, capped at ``--dqn-steps``. Runs that never get there are shown at the
 cap and counted as not reached.
 
@@ -46,9 +46,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 import torch
 
-from agentwm.agents.dqn import DQNConfig, run_dqn
-from agentwm.agents.envs import action_spec_of, collect_random_transitions
-from agentwm.agents.pets import PETSConfig, fit_ensemble, run_pets
+from agentwm.agents.dyna.dqn import DQNConfig, run_dqn
+from agentwm.agents.mpc.pets import PETSConfig, fit_ensemble, run_pets
+from agentwm.envs.gym import action_spec_of, collect_random_transitions
 
 TARGET = 475.0
 CONTROLLERS: dict[str, dict[str, Any]] = {

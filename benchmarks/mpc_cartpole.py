@@ -15,7 +15,7 @@ import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from agentwm.agents.mpc import MPCConfig, run_mpc
+from agentwm.agents.mpc.loop import MPCConfig, run_mpc
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 
-from agentwm.agents.envs import action_spec_of, collect_random_transitions
+from agentwm.envs.gym import action_spec_of, collect_random_transitions
 from agentwm.planning import rank_candidates
 from agentwm.worldmodels.ensemble import EnsembleConfig, EnsembleDynamics
 

@@ -42,7 +42,7 @@ import torch
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, StateGraph
 
-from agentwm.agents.envs import action_spec_of, collect_random_transitions
+from agentwm.envs.gym import action_spec_of, collect_random_transitions
 from agentwm.graph import (
     PlanningContext,
     PlanningState,
@@ -55,7 +55,7 @@ from agentwm.graph import (
 from agentwm.planning import rank_candidates
 from agentwm.text.client import LLMClient
 from agentwm.worldmodels.ensemble import EnsembleConfig, EnsembleDynamics
-from agentwm.worldmodels.llm import LLMWorldModel
+from agentwm.worldmodels.llm_outcome import LLMWorldModel
 
 
 def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 10) -> dict[str, dict[str, float]]:

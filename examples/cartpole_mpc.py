@@ -11,7 +11,7 @@ keeps the plan where the model has data.
 import gymnasium as gym
 import torch
 
-from agentwm.agents.envs import KNOWN_RULES, action_spec_of, collect_random_transitions, to_env_action
+from agentwm.envs.gym import KNOWN_RULES, action_spec_of, collect_random_transitions, to_env_action
 from agentwm.planning import RandomShooting, Scorer
 from agentwm.worldmodels import EnsembleConfig, EnsembleDynamics, WithTaskRules
 

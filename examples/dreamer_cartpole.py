@@ -17,7 +17,7 @@ import torch
 
 from agentwm.agents.dreamer import evaluate_logdir, load_agent, resolve_config, train
 from agentwm.agents.dreamer.train import action_to_env, obs_to_tensor
-from agentwm.agents.envs import action_spec_of
+from agentwm.envs.gym import action_spec_of
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--logdir", default="runs/dreamer_cartpole")

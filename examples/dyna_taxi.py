@@ -6,7 +6,7 @@ Every real step also replays k imagined transitions from a count-based model of 
 k=0 is plain Q-learning; the printout shows how many real steps each needs to solve the task.
 """
 
-from agentwm.agents.dyna import DynaConfig, run_dyna
+from agentwm.agents.dyna.agent import DynaConfig, run_dyna
 
 for k in (0, 5, 20):
     _, _, summary = run_dyna(DynaConfig(env="Taxi-v4", planning_steps=k, real_steps=20_000, seed=0))

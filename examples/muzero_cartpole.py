@@ -9,7 +9,7 @@ searches any other agentwm world model.
 
 import torch
 
-from agentwm.agents.muzero import MuZeroConfig, evaluate, train_muzero
+from agentwm.agents.muzero.agent import MuZeroConfig, evaluate, train_muzero
 from agentwm.planning import MCTS
 
 config = MuZeroConfig(env="CartPole-v1", env_steps=3000, simulations=16, eval_every=1000, seed=0)

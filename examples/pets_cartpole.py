@@ -8,7 +8,7 @@ ensemble is refitted, until an episode returns 475. Imagined steps are scored by
 CartPole's termination bounds (``planning_reward="auto"``); the real return is what is reported.
 """
 
-from agentwm.agents.pets import PETSConfig, run_pets
+from agentwm.agents.mpc.pets import PETSConfig, run_pets
 
 config = PETSConfig(env="CartPole-v1", planner="cem", samples=50, horizon=20, particles=5, gate=True,
                     fallback="safe", max_episodes=5)

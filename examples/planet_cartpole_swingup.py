@@ -10,7 +10,7 @@ and what uniformly random actions score from the same start states.
 
 import sys
 
-from agentwm.agents.planet import PlaNetConfig, train_planet
+from agentwm.agents.planet.agent import PlaNetConfig, train_planet
 
 quick = "--quick" in sys.argv
 config = (PlaNetConfig(seed_episodes=1, episodes=2, train_steps=10, samples=50, elites=5, iterations=2,

@@ -36,7 +36,7 @@ from typing_extensions import TypedDict
 from agentwm.graph import build_planning_graph
 from agentwm.text.client import LLMClient
 from agentwm.text.scorers import Scores
-from agentwm.worldmodels.llm import LLMWorldModel
+from agentwm.worldmodels.llm_outcome import LLMWorldModel
 
 GOAL = "the customer gets their money back for the broken kettle"
 

@@ -12,7 +12,7 @@ the controller.
 
 import sys
 
-from agentwm.agents.worldmodels_hs import HSConfig, train_world_models
+from agentwm.agents.hs_worldmodels.agent import HSConfig, train_world_models
 from agentwm.worldmodels.vae_mdnrnn import VAEMDNConfig
 
 quick = "--quick" in sys.argv

@@ -30,7 +30,7 @@ from langgraph.graph import StateGraph
 
 from agentwm.graph import PlanningContext, build_planning_graph
 from agentwm.text.client import LLMClient
-from agentwm.worldmodels.llm import LLMWorldModel
+from agentwm.worldmodels.llm_outcome import LLMWorldModel
 
 DEFAULT_SETTINGS = PlanningContext(horizon=2, gamma=0.9, candidates=3, samples=1, llm_budget=24)
 """Defaults of the deployed graph: short LLM rollouts and a cost cap per decision."""
@@ -44,7 +44,7 @@ def chat_model_from_env(spec: str | None = None) -> BaseChatModel:
     """
     spec = spec or os.environ.get("AGENTWM_CHAT_MODEL", "smollm2")
     if spec == "smollm2":
-        from agentwm.text.llm import smollm2_chat_model
+        from agentwm.text.local_chat import smollm2_chat_model
 
         return smollm2_chat_model()
     if ":" in spec:

@@ -15,7 +15,7 @@ import torch
 
 pytest.importorskip("minigrid")
 
-from agentwm.agents.babyai import (
+from agentwm.envs.babyai import (
     ACTION_SPEC,
     LEVELS,
     VECTOR_DIM,
@@ -26,7 +26,7 @@ from agentwm.agents.babyai import (
     vector_reward,
     vector_terminal,
 )
-from agentwm.agents.babyai_agents import (
+from agentwm.testbeds.babyai.agents import (
     FORWARD,
     LEFT,
     PICKUP,
@@ -36,7 +36,7 @@ from agentwm.agents.babyai_agents import (
     evaluate,
     summarize,
 )
-from agentwm.agents.babyai_model import BabyAIModelConfig, collect, train_babyai_model
+from agentwm.testbeds.babyai.model import BabyAIModelConfig, collect, train_babyai_model
 
 FULL = os.environ.get("AGENTWM_FULL") == "1"
 ROOT = Path(__file__).resolve().parents[1]

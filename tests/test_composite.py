@@ -14,7 +14,7 @@ from agentwm.text.client import LLMClient
 from agentwm.worldmodels.base import ActionSpec, Rollout, State, TextWorldModel, repeat_state
 from agentwm.worldmodels.composite import HybridSettings, HybridWorldModel
 from agentwm.worldmodels.ensemble import EnsembleConfig, EnsembleDynamics
-from agentwm.worldmodels.llm import LLMWorldModel
+from agentwm.worldmodels.llm_outcome import LLMWorldModel
 from tests.text_fakes import KeywordScorer, ScriptedChat, field, first_human
 
 ACTIONS = {"left": torch.tensor([1.0, 0.0]), "right": torch.tensor([0.0, 1.0])}

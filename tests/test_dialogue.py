@@ -296,7 +296,7 @@ def test_trains_on_a_slice_and_beats_the_cosine_baseline() -> None:
     between context and candidate) at picking the true next turn among 10."""
     import os
 
-    from agentwm.agents.dialogue_train import DialogueTrainConfig, evaluate, load_data, train_dialogue
+    from agentwm.agents.dialogue.train import DialogueTrainConfig, evaluate, load_data, train_dialogue
 
     full = os.environ.get("AGENTWM_FULL") == "1"
     limit, steps = (2000, 1200) if full else (400, 150)

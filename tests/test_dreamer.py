@@ -30,9 +30,9 @@ from agentwm.agents.dreamer import (
     resolve_config,
     train,
 )
-from agentwm.agents.dreamer import checkpoint as ckpt
+from agentwm.agents.dreamer import run_checkpoint as ckpt
 from agentwm.agents.dreamer.train import env_specs
-from agentwm.agents.envs import make_env
+from agentwm.envs.gym import make_env
 from agentwm.worldmodels.base import ActionSpec
 
 torch.set_num_threads(1)
@@ -505,7 +505,7 @@ def test_pixel_cartpole_writes_openloop_gif(tmp_path: Path) -> None:
 
 def test_dmc_proprio_and_pixels() -> None:
     pytest.importorskip("dm_control", reason="needs the dmc extra")
-    from agentwm.agents.dmc import make_dmc, parse_dmc_name
+    from agentwm.envs.dmc import make_dmc, parse_dmc_name
 
     assert parse_dmc_name("dmc:ball_in_cup-catch") == ("ball_in_cup", "catch")
     with pytest.raises(ValueError, match="domain-task"):

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from agentwm.agents.dreamer import DreamerAgent, SequenceReplay, resolve_config, train
-from agentwm.agents.dreamer import checkpoint as ckpt
+from agentwm.agents.dreamer import run_checkpoint as ckpt
 from agentwm.worldmodels.base import ActionSpec
 
 torch.set_num_threads(1)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from agentwm.agents.dyna import DynaConfig, load_dyna, run_dyna
+from agentwm.agents.dyna.agent import DynaConfig, load_dyna, run_dyna
 from agentwm.planning import RandomShooting
 from agentwm.worldmodels.base import WorldModel
 from agentwm.worldmodels.tabular import TabularModel

@@ -69,7 +69,7 @@ def _smollm2_ready() -> bool:
 def test_deployable_graph_decides_with_the_local_smollm2_model():
     """The default deployment path with a real (135M) local LLM: it proposes, imagines and chooses,
     or falls back, with every fallback recorded; it never crashes and stays within its budget."""
-    from agentwm.text.llm import smollm2_chat_model
+    from agentwm.text.local_chat import smollm2_chat_model
 
     planning = load(ROOT / "graphs" / "planning.py", "_deploy_planning_smollm2")
     graph = planning.build(smollm2_chat_model(max_new_tokens=40), scorer=KeywordScorer("open")).compile()

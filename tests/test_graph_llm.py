@@ -22,7 +22,7 @@ from agentwm.graph import (
     parse_candidates,
 )
 from agentwm.text.client import LLMClient
-from agentwm.worldmodels.llm import LLMWorldModel
+from agentwm.worldmodels.llm_outcome import LLMWorldModel
 
 FAST_RETRY = RetryPolicy(initial_interval=0.0, max_interval=0.0, jitter=False, max_attempts=2, retry_on=is_retryable)
 

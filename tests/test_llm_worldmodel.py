@@ -14,7 +14,7 @@ from langchain_core.messages import BaseMessage
 
 from agentwm.text.client import LLMClient
 from agentwm.worldmodels.base import Rollout, TextWorldModel, repeat_state
-from agentwm.worldmodels.llm import LLMWorldModel, LLMWorldModelSettings
+from agentwm.worldmodels.llm_outcome import LLMWorldModel, LLMWorldModelSettings
 from tests.text_fakes import KeywordScorer, ScriptedChat, field, first_human
 
 GOAL = "open the door"

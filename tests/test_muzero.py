@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from agentwm.agents.muzero import EpisodeReplay, MuZeroConfig, load_muzero, save_muzero, train_muzero
+from agentwm.agents.muzero.agent import EpisodeReplay, MuZeroConfig, load_muzero, save_muzero, train_muzero
 from agentwm.planning.mcts import MCTS
 from agentwm.worldmodels.base import ActionSpec, LearnableWorldModel
 from agentwm.worldmodels.muzero import LOSS_KEYS, MuZeroModel, MuZeroNetConfig

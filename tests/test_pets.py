@@ -9,9 +9,9 @@ import os
 import pytest
 import torch
 
-from agentwm.agents.envs import collect_random_transitions
-from agentwm.agents.mpc import MPCConfig, planning_model
-from agentwm.agents.pets import AgreementGate, PETSConfig, calibrate_threshold, fit_ensemble, run_pets
+from agentwm.agents.mpc.loop import MPCConfig, planning_model
+from agentwm.agents.mpc.pets import AgreementGate, PETSConfig, calibrate_threshold, fit_ensemble, run_pets
+from agentwm.envs.gym import collect_random_transitions
 from agentwm.planning import RandomShooting
 from agentwm.worldmodels.base import ActionSpec
 from agentwm.worldmodels.ensemble import EnsembleDynamics

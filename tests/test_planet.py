@@ -13,9 +13,9 @@ import torch
 
 pytest.importorskip("dm_control")
 
-from agentwm.agents.dreamer.replay import SequenceReplay
-from agentwm.agents.envs import action_spec_of
-from agentwm.agents.planet import PlaNetConfig, load_planet, make_env, run_episode, train_planet
+from agentwm.agents.planet.agent import PlaNetConfig, load_planet, make_env, run_episode, train_planet
+from agentwm.agents.replay import SequenceReplay
+from agentwm.envs.gym import action_spec_of
 
 SMALL = {"seed_episodes": 1, "episodes": 1, "train_steps": 3, "samples": 20, "elites": 4, "iterations": 2,
          "horizon": 5, "batch_size": 4, "seq_len": 8}

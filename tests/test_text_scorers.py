@@ -11,7 +11,7 @@ import torch
 from agentwm.text.client import LLMClient
 from agentwm.text.embeddings import TextEmbedder
 from agentwm.text.scorers import EmbeddingRelevance, LLMJudge, TextScorer
-from agentwm.worldmodels.llm import LLMWorldModel
+from agentwm.worldmodels.llm_outcome import LLMWorldModel
 from tests.text_fakes import ScriptedChat, field, first_human
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from agentwm.agents.worldmodels_hs import (
+from agentwm.agents.hs_worldmodels.agent import (
     HSConfig,
     LinearController,
     dream_fitness,

@@ -2,7 +2,7 @@
 
 from agentwm.text.client import Completion, LLMClient, LLMError, StructuredResult
 from agentwm.text.embeddings import TextEmbedder, default_embedding_model
-from agentwm.text.llm import LocalChatModel, smollm2_chat_model
+from agentwm.text.local_chat import LocalChatModel, smollm2_chat_model
 from agentwm.text.scorers import EmbeddingRelevance, LLMJudge, Scores, TextScorer
 
 __all__ = [

@@ -105,7 +105,7 @@ class LLMClient:
 
     Args:
         model: any LangChain chat model (``ChatOpenAI``, ``ChatOllama``, a fake model in tests, or
-            :class:`agentwm.text.llm.LocalChatModel`).
+            :class:`agentwm.text.local_chat.LocalChatModel`).
         retries: extra attempts after a failed one (transport error, timeout, unparseable answer).
         backoff: seconds before the first retry after a transport error; doubled on each further one.
         cache: keep answers to identical requests (same messages, same call options, same sample).

@@ -1,6 +1,6 @@
 """Rewards for imagined text states: how far a state is towards the goal.
 
-:class:`agentwm.worldmodels.llm.LLMWorldModel` asks a scorer for the reward of every imagined
+:class:`agentwm.worldmodels.llm_outcome.LLMWorldModel` asks a scorer for the reward of every imagined
 state. Two come with the package:
 
 * :class:`EmbeddingRelevance`: cosine similarity of the state and the goal under a sentence

@@ -17,7 +17,7 @@ from agentwm.worldmodels.base import (
 )
 from agentwm.worldmodels.ensemble import EnsembleConfig, EnsembleDynamics
 from agentwm.worldmodels.muzero import MuZeroModel, MuZeroNetConfig
-from agentwm.worldmodels.rssm import PRESETS, RSSM, RSSMConfig, count_agent_params
+from agentwm.worldmodels.rssm import PRESETS, RSSM, RSSMConfig
 from agentwm.worldmodels.tabular import TabularModel
 from agentwm.worldmodels.task_rules import WithTaskRules
 from agentwm.worldmodels.vae_mdnrnn import VAEMDNRNN, VAEMDNConfig
@@ -44,7 +44,6 @@ __all__ = [
     "WorldModel",
     "check_actions",
     "check_tensor",
-    "count_agent_params",
     "index_state",
     "repeat_state",
     "state_batch_size",
@@ -52,8 +51,8 @@ __all__ = [
 
 # The LLM-backed models import LangChain; load them on first use so RL users do not pay for it.
 _LAZY = {
-    "LLMWorldModel": "agentwm.worldmodels.llm",
-    "LLMWorldModelSettings": "agentwm.worldmodels.llm",
+    "LLMWorldModel": "agentwm.worldmodels.llm_outcome",
+    "LLMWorldModelSettings": "agentwm.worldmodels.llm_outcome",
     "HybridWorldModel": "agentwm.worldmodels.composite",
     "HybridSettings": "agentwm.worldmodels.composite",
     "DialogueWorldModel": "agentwm.worldmodels.dialogue",

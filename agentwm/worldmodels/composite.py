@@ -2,7 +2,7 @@
 
 A learned ensemble (:class:`~agentwm.worldmodels.ensemble.EnsembleDynamics`) is fast and, on the
 states it was trained on, accurate; its members' disagreement tells where it is guessing. An LLM
-(:class:`~agentwm.worldmodels.llm.LLMWorldModel`) is slow and costly but knows something about
+(:class:`~agentwm.worldmodels.llm_outcome.LLMWorldModel`) is slow and costly but knows something about
 every state it can read. :class:`HybridWorldModel` uses each where it is strong:
 
 * ``mode="latent_first"``: the latent model imagines every item; only items whose disagreement
@@ -56,8 +56,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
+from agentwm.core.aio import run_sync
 from agentwm.worldmodels.base import Policy, Rollout, State, TextActions, WorldModel, index_state
-from agentwm.worldmodels.llm import LLMWorldModel, run_sync
+from agentwm.worldmodels.llm_outcome import LLMWorldModel
 
 HybridMode = Literal["latent_first", "llm_first"]
 """``latent_first``: consult the LLM only where the latent model is unsure; ``llm_first``: the LLM
@@ -94,7 +95,7 @@ class HybridWorldModel:
     Args:
         latent: a world model over tensors whose rollouts report ``extras["disagreement"] [H, B]``
             (e.g. ``EnsembleDynamics``; ``disagreement=True`` is passed to ``imagine`` when it takes it).
-        llm: the :class:`~agentwm.worldmodels.llm.LLMWorldModel` to consult.
+        llm: the :class:`~agentwm.worldmodels.llm_outcome.LLMWorldModel` to consult.
         encode_obs / action_of / describe / latent_policy: see the module docstring.
         settings / **overrides: :class:`HybridSettings` fields (``mode``, ``threshold``, ``llm_weight``, ...).
 

@@ -44,6 +44,7 @@ from torch import Tensor, nn
 from agentwm.core.distributions import mode_onehot, sample_onehot, unimix_logits
 from agentwm.core.nets import MLP
 from agentwm.worldmodels.base import Rollout, State, TextActions, check_tensor, state_batch_size
+from agentwm.worldmodels.dialogue_io import read_dialogue_files, save_dialogue_files
 from agentwm.worldmodels.rssm import kl_losses
 
 LOSS_KEYS = ("nce", "dyn", "rep", "engagement", "relevance", "rating", "cont")
@@ -545,13 +546,17 @@ class DialogueWorldModel(nn.Module):
 
     def save(self, folder: Any, extra_config: Mapping[str, Any] | None = None) -> None:
         """Write ``model.safetensors``, ``config.json`` and the utterance bank (all atomic)."""
-        from agentwm.worldmodels.dialogue_io import save_dialogue_model
-
-        save_dialogue_model(self, folder, extra_config)
+        config = {"family": "dialogue", "model": self.config.model_dump(), **(extra_config or {})}
+        bank = (self.bank_emb, self.bank_texts) if self.bank_emb is not None else None
+        save_dialogue_files(folder, self, config, bank)
 
     @classmethod
     def load(cls, folder: Any = None, *, embedder: Any | None = None, device: str = "cpu") -> DialogueWorldModel:
         """Load a saved model (``None``: the shipped ``models/dialogue-minilm``), in eval mode."""
-        from agentwm.worldmodels.dialogue_io import load_dialogue_model
-
-        return load_dialogue_model(folder, embedder=embedder, device=device)
+        cfg, weights, bank = read_dialogue_files(folder, device)
+        model = cls(DialogueConfig(**cfg["model"]), embedder=embedder)
+        model.load_state_dict(weights)
+        if bank is not None:
+            model.set_bank(*bank)
+        model.metadata = {k: v for k, v in cfg.items() if k != "model"}
+        return model.to(device).eval()

@@ -1,4 +1,5 @@
-"""Checkpoint folder of a :class:`~agentwm.worldmodels.dialogue.DialogueWorldModel`.
+"""Checkpoint folder of a :class:`~agentwm.worldmodels.dialogue.DialogueWorldModel` (files only;
+the model builds itself from them in ``DialogueWorldModel.load``, so this module does not import it).
 
 Layout (every file written atomically)::
 
@@ -19,9 +20,9 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
 
 from agentwm.checkpoint import CONFIG, WEIGHTS, atomic_write, load_config, save_module
-from agentwm.worldmodels.dialogue import DialogueConfig, DialogueWorldModel
 
 BANK_EMB = "bank.safetensors"
 BANK_TEXTS = "bank.json"
@@ -50,29 +51,30 @@ def default_checkpoint() -> Path:
     )
 
 
-def save_dialogue_model(model: DialogueWorldModel, folder: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
-    """Save weights, config (+ ``extra`` metadata) and the utterance bank into ``folder``."""
+def save_dialogue_files(
+    folder: str | Path, module: nn.Module, config: Mapping[str, Any], bank: tuple[Tensor, list[str]] | None
+) -> Path:
+    """Save ``module``'s weights, ``config`` (JSON) and the utterance ``bank`` (embeddings, texts) into ``folder``."""
     folder = Path(folder)
-    config = {"family": "dialogue", "model": model.config.model_dump(), **(extra or {})}
-    if model.bank_emb is not None:
-        bank = model.bank_emb.to(torch.float16).contiguous().cpu()
-        texts = json.dumps(model.bank_texts, ensure_ascii=False)
+    if bank is not None:
+        emb = bank[0].to(torch.float16).contiguous().cpu()
+        texts = json.dumps(bank[1], ensure_ascii=False)
 
         def write_emb(tmp: str) -> None:
-            save_file({"emb": bank}, tmp)
+            save_file({"emb": emb}, tmp)
 
         def write_texts(tmp: str) -> None:
             Path(tmp).write_text(texts, encoding="utf-8")
 
         atomic_write(folder / BANK_EMB, write_emb)
         atomic_write(folder / BANK_TEXTS, write_texts)
-    return save_module(folder, model, config)
+    return save_module(folder, module, dict(config))
 
 
-def load_dialogue_model(
-    folder: str | Path | None = None, *, embedder: Any | None = None, device: str = "cpu"
-) -> DialogueWorldModel:
-    """Load a checkpoint folder (``None``: :func:`default_checkpoint`) into an eval-mode model.
+def read_dialogue_files(
+    folder: str | Path | None = None, device: str = "cpu"
+) -> tuple[dict[str, Any], dict[str, Tensor], tuple[Tensor, list[str]] | None]:
+    """Read a checkpoint folder (``None``: :func:`default_checkpoint`): its config, weights and bank.
 
     Raises:
         FileNotFoundError: the folder or one of its files is missing.
@@ -82,13 +84,11 @@ def load_dialogue_model(
     cfg = load_config(path)
     if cfg.get("family") != "dialogue" or "model" not in cfg:
         raise ValueError(f"{path} is not a dialogue world model checkpoint (family={cfg.get('family')!r})")
-    model = DialogueWorldModel(DialogueConfig(**cfg["model"]), embedder=embedder)
     weights = path / WEIGHTS
     if not weights.is_file():
         raise FileNotFoundError(f"no weights at {weights}")
-    model.load_state_dict(load_file(str(weights), device=device))
+    bank = None
     if (path / BANK_EMB).is_file() and (path / BANK_TEXTS).is_file():
         texts = json.loads((path / BANK_TEXTS).read_text(encoding="utf-8"))
-        model.set_bank(load_file(str(path / BANK_EMB))["emb"].float(), texts)
-    model.metadata = {k: v for k, v in cfg.items() if k != "model"}
-    return model.to(device).eval()
+        bank = (load_file(str(path / BANK_EMB))["emb"].float(), texts)
+    return cfg, load_file(str(weights), device=device), bank

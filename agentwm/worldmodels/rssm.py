@@ -20,20 +20,14 @@ belong to the transition into ``obs[t]``, so the heads predict them from the sta
 In ``imagine``, ``rewards[t]`` and ``continues[t]`` are read from the state reached by
 ``actions[t]`` (``states[t + 1]``), which matches the return convention of ``agentwm.core``.
 
-Imagination has a fast path, taken under ``torch.no_grad()``, that keeps the exact math of the
-training path but skips its waste: sampled codes stay class indices inside the loop, their
-projection through the first linear layer is a gather-sum of weight rows
-(``F.embedding_bag``) instead of a matmul with a mostly-zero one-hot vector, action projections
-for a given sequence are one matmul, and the reward and continue heads run once over all
-``H x B`` states after the loop (their first layers fused). On CPU, wide models step in row
-chunks so no temporary is large enough to be page-faulted in afresh on every op; the chunks draw
-the same random numbers in the same order. ``imagine(..., compile=True)`` additionally runs the
-deterministic parts through ``torch.compile``.
+Imagination has a fast path (``rssm_fast.py``), taken under ``torch.no_grad()``, that keeps the
+exact math of the training path but skips its waste. ``imagine(..., compile=True)`` additionally
+runs the deterministic parts through ``torch.compile``.
 
 The image decoder reads ``feat`` through one dense ``img_dec_hidden``-wide layer before
 ``core.ConvDecoder`` (DreamerV3 uses a block-diagonal spatial projection for the same purpose);
 with ``img_dec_hidden=0`` the conv decoder's linear layer reads ``feat`` directly (dreamerv3-torch).
-Sizes: see ``PRESETS`` and :func:`count_agent_params`.
+Sizes: see ``PRESETS`` and :func:`agentwm.agents.dreamer.params.count_agent_params`.
 """
 
 from __future__ import annotations
@@ -55,7 +49,6 @@ from agentwm.core import (
     categorical_entropy,
     categorical_kl,
     mode_onehot,
-    sample_indices,
     sample_onehot,
     symexp,
     symlog,
@@ -72,7 +65,7 @@ from agentwm.worldmodels.base import (
 )
 
 LOSS_KEYS = ("dyn", "rep", "dec", "reward", "cont")
-_NORM_EPS = 1e-4  # same as the RMSNorm in agentwm.core.nets
+NORM_EPS = 1e-4  # same as the RMSNorm in agentwm.core.nets
 
 # ----------------------------------------------------------------------------------------------
 # Configuration and presets
@@ -142,7 +135,7 @@ class RSSMConfig(BaseModel):
     )
     nominal_params: int | None = Field(
         default=None,
-        description="Agent size the preset claims (see count_agent_params); None for custom configs.",
+        description="Agent size the preset claims (see agents.dreamer.params.count_agent_params); None for custom configs.",
     )
 
     @field_validator("loss_scales")
@@ -209,30 +202,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-def count_agent_params(
-    config: RSSMConfig, obs_shape: Sequence[int] = (3, 64, 64), actions: int = 18
-) -> dict[str, int]:
-    """Parameters of a whole DreamerV3-style agent for ``config``, counted the way the paper's
-    nominal sizes are: the world model (encoder, RSSM, decoder, reward and continue heads) for
-    ``obs_shape`` (default a 64x64x3 image) with ``actions`` discrete actions, plus an actor
-    (feat -> units x ac_layers -> actions) and a critic (-> reward_bins) built with ``core.MLP``.
-    The critic's slow target copy is not counted. Modules are built on the meta device (no memory).
-    """
-    with torch.device("meta"):
-        model = RSSM(obs_shape, ActionSpec("discrete", actions), config)
-        actor = MLP(model.feat_dim, actions, config.units, config.ac_layers)
-        critic = MLP(model.feat_dim, config.reward_bins, config.units, config.ac_layers)
-
-    def count(module: nn.Module) -> int:
-        return sum(p.numel() for p in module.parameters())
-
-    out = {name: count(getattr(model, name)) for name in ("encoder", "core", "prior_net", "post_net")}
-    out.update(decoder=count(model.decoder), reward=count(model.reward_head), cont=count(model.cont_head))
-    out.update(world_model=count(model), actor=count(actor), critic=count(critic))
-    out["total"] = out["world_model"] + out["actor"] + out["critic"]
-    return out
-
-
 def kl_losses(
     post_logits: Tensor, prior_logits: Tensor, free_nats: float, unimix: float
 ) -> tuple[Tensor, ...]:
@@ -296,15 +265,15 @@ class _BlockGRU(nn.Module):
         self.in_action = nn.Linear(action_dim, h, bias=False)
         if self.split:
             self.in_deter = nn.Linear(cfg.deter, h, bias=False)
-            self.in_norms = nn.ModuleList(RMSNorm(h, eps=_NORM_EPS) for _ in range(3))
+            self.in_norms = nn.ModuleList(RMSNorm(h, eps=NORM_EPS) for _ in range(3))
         else:
-            self.in_norms = nn.ModuleList([RMSNorm(h, eps=_NORM_EPS)])
+            self.in_norms = nn.ModuleList([RMSNorm(h, eps=NORM_EPS)])
         x_dim = 3 * h if self.split else h
         outs = [cfg.deter] * cfg.dynlayers + [3 * cfg.deter]
         self.layers = nn.ModuleList(
             _BlockLinear(x_dim if i == 0 else 0, cfg.deter, out, cfg.blocks) for i, out in enumerate(outs)
         )
-        self.hidden_norms = nn.ModuleList(RMSNorm(cfg.deter, eps=_NORM_EPS) for _ in range(cfg.dynlayers))
+        self.hidden_norms = nn.ModuleList(RMSNorm(cfg.deter, eps=NORM_EPS) for _ in range(cfg.dynlayers))
         self.gate_scale = nn.Parameter(torch.ones(cfg.blocks, 1, 3 * cfg.deter // cfg.blocks))
 
     def forward(self, deter: Tensor, stoch_proj: Tensor, action_proj: Tensor) -> Tensor:
@@ -321,13 +290,13 @@ class _BlockGRU(nn.Module):
             h = h.contiguous()
         y = self.layers[0](x, h)
         for layer, norm in zip(self.layers[1:], self.hidden_norms):
-            scale = torch.rsqrt(y.square().mean((0, 2), keepdim=True) + _NORM_EPS)  # over all of deter
+            scale = torch.rsqrt(y.square().mean((0, 2), keepdim=True) + NORM_EPS)  # over all of deter
             weight = cast(Tensor, norm.weight)
             y = layer(None, F.silu(y * scale * weight.view(g, 1, -1)))
         if g == 1:
-            gates = F.rms_norm(y, (y.shape[-1],), self.gate_scale[0, 0], _NORM_EPS)
+            gates = F.rms_norm(y, (y.shape[-1],), self.gate_scale[0, 0], NORM_EPS)
         else:
-            gates = F.rms_norm(y, (y.shape[-1],), None, _NORM_EPS) * self.gate_scale
+            gates = F.rms_norm(y, (y.shape[-1],), None, NORM_EPS) * self.gate_scale
         reset, cand, update = gates.chunk(3, -1)
         cand = torch.tanh(torch.sigmoid(reset) * cand)
         update = torch.sigmoid(update - 1.0)
@@ -336,57 +305,25 @@ class _BlockGRU(nn.Module):
         return out.transpose(0, 1).reshape(B, self.deter)
 
 
-def _scale_actions(action: Tensor) -> Tensor:
+def scale_actions(action: Tensor) -> Tensor:
     """DreamerV3's action scaling ``a / max(1, |a|)``: keeps one-hots and [-1, 1] actions as they are."""
     return action / action.detach().abs().clamp(min=1.0)
 
 
-def _gather_tables(weight: Tensor, max_floats: int = 1 << 18) -> list[Tensor]:
-    """The rows of ``weight.t()`` (``[in, out]``) to gather, split into contiguous column chunks of at
-    most ``max_floats`` (1 MB) so that each chunk stays in a core's L2 cache while it is gathered."""
-    table = weight.t()
-    width = max(8, max_floats // max(1, table.shape[0]))
-    return [chunk.contiguous() for chunk in torch.split(table, width, 1)]
-
-
-def _gather_sum(rows: Tensor, tables: list[Tensor]) -> Tensor:
-    """``onehot(rows) @ cat(tables, 1)`` for ``rows [N, k]`` (k hot rows each), without the one-hot:
-    a sum of ``k`` gathered rows per item. Exact for hard one-hot codes."""
-    outs = [F.embedding_bag(rows, table, mode="sum") for table in tables]
-    return outs[0] if len(outs) == 1 else torch.cat(outs, -1)
-
-
-_CHUNK_FLOATS = 1 << 21
-
-
-def _chunk_rows(width: int) -> int:
-    """Rows per chunk on CPU so a ``[rows, width]`` float temporary stays under ``_CHUNK_FLOATS``
-    (8 MB): bigger fresh allocations come from ``mmap`` and are page-faulted in again on every op,
-    which made the gate and head activations of wide models several times slower than their
-    matmuls. Whole batches stay one chunk unless they are that wide."""
-    rows = max(1, _CHUNK_FLOATS // max(1, width))
-    return 1 << (rows.bit_length() - 1)  # a power of two, so chunks align with batch sizes
-
-
-def _first_linear(mlp: MLP) -> nn.Linear:
+def first_linear(mlp: MLP) -> nn.Linear:
+    """The first linear layer of ``mlp`` (its output layer when it has no hidden layers)."""
     first = mlp.hidden[0] if len(mlp.hidden) else mlp.out
     assert isinstance(first, nn.Linear)
     return first
 
 
-def _after_first(mlp: MLP, h: Tensor) -> Tensor:
+def after_first(mlp: MLP, h: Tensor) -> Tensor:
     """Finish ``mlp`` given the output of its first linear layer without that layer's bias."""
     if len(mlp.hidden):
         x: Tensor = mlp.hidden[1:](h)
         return mlp.out(x) if mlp.out is not None else x
     assert mlp.out is not None
     return h + mlp.out.bias if mlp.out.bias is not None else h
-
-
-def _after_activation(mlp: MLP, x: Tensor) -> Tensor:
-    """Finish ``mlp`` given the activations of its first hidden block (linear, norm, SiLU)."""
-    x = mlp.hidden[3:](x)
-    return mlp.out(x) if mlp.out is not None else x
 
 
 # ----------------------------------------------------------------------------------------------
@@ -502,7 +439,7 @@ class RSSM(nn.Module):
             if action is None:
                 raise ValueError("observe needs the action that led to obs when a state is given")
             action = check_tensor("action", action, [B, self.action_spec.dim])
-            action_proj = self.core.in_action(_scale_actions(action))
+            action_proj = self.core.in_action(scale_actions(action))
         embed_proj = self._embed_proj(self._embed(obs))
         deter = self.core(carry["deter"], self.core.in_stoch(carry["stoch"].flatten(1)), action_proj)
         logits = self._posterior_logits(deter, embed_proj)
@@ -539,7 +476,7 @@ class RSSM(nn.Module):
         init = self.initial(B)
         carry = init if state is None else self._check_state(state, B)
         embed_proj = self._embed_proj(self._embed(obs.flatten(0, 1))).view(B, T, -1)
-        action_proj = self.core.in_action(_scale_actions(actions))
+        action_proj = self.core.in_action(scale_actions(actions))
         deter, stoch = carry["deter"], carry["stoch"]
         deters, stochs, logits = [], [], []
         for t in range(T):
@@ -598,7 +535,9 @@ class RSSM(nn.Module):
             fast = not torch.is_grad_enabled()
         if fast:
             with torch.no_grad():
-                return self._imagine_fast(carry, given, policy, horizon, generator, compile)
+                from agentwm.worldmodels.rssm_fast import imagine_fast
+
+                return imagine_fast(self, carry, given, policy, horizon, generator, compile)
         return self._imagine_reference(carry, given, policy, horizon, generator)
 
     def _imagine_reference(
@@ -608,9 +547,9 @@ class RSSM(nn.Module):
         deter, stoch = carry["deter"], carry["stoch"]
         deters, stochs, acts = [deter], [stoch], []
         for t in range(horizon):
-            action = actions[t] if actions is not None else self._policy_action(policy, deter, stoch)
+            action = actions[t] if actions is not None else self.policy_action(policy, deter, stoch)
             proj = self.core.in_stoch(stoch.flatten(1))
-            deter, logit = self._prior_step(deter, proj, self.core.in_action(_scale_actions(action)))
+            deter, logit = self.prior_step(deter, proj, self.core.in_action(scale_actions(action)))
             stoch = sample_onehot(logit, generator)
             deters.append(deter)
             stochs.append(stoch)
@@ -620,7 +559,7 @@ class RSSM(nn.Module):
         rewards, conts = self.predict_reward(future), self.predict_continue(future)
         return Rollout(states=states, rewards=rewards, continues=conts, actions=torch.stack(acts))
 
-    def _prior_step(self, deter: Tensor, stoch_proj: Tensor, action_proj: Tensor) -> tuple[Tensor, Tensor]:
+    def prior_step(self, deter: Tensor, stoch_proj: Tensor, action_proj: Tensor) -> tuple[Tensor, Tensor]:
         """One prior step up to the sample: the new ``deter`` and the unimixed prior logits ``[B, S, C]``."""
         deter = self.core(deter, stoch_proj, action_proj)
         logit = self.prior_net(deter).unflatten(-1, (self.config.stoch, self.config.classes))
@@ -633,99 +572,6 @@ class RSSM(nn.Module):
         once (minutes on a small CPU), so this pays off on long runs only."""
         for module in (self.encoder, self.decoder, self.reward_head, self.cont_head):
             module.compile(dynamic=False)
-
-    def _compiled(self, name: str) -> Any:
-        """``torch.compile`` of a method, made once per model (recompiled by dynamo per shape)."""
-        cache = self.__dict__.setdefault("_compiled_fns", {})
-        if name not in cache:
-            cache[name] = torch.compile(getattr(self, name), dynamic=False)
-        return cache[name]
-
-    def _imagine_fast(
-        self,
-        carry: dict[str, Tensor],
-        actions: Tensor | None,
-        policy: Any,
-        horizon: int,
-        generator: Any,
-        compile: bool = False,
-    ) -> Rollout:
-        """Same math as :meth:`_imagine_reference`, without gradients and without waste."""
-        cfg, core = self.config, self.core
-        prior_step = self._compiled("_prior_step") if compile else self._prior_step
-        heads = self._compiled("_heads_fast") if compile else self._heads_fast
-        S, C, H = cfg.stoch, cfg.classes, horizon
-        deter = carry["deter"]
-        B, dev, dt = deter.shape[0], deter.device, deter.dtype
-        deter_out = torch.empty(H + 1, B, cfg.deter, device=dev, dtype=dt)
-        stoch_out = torch.zeros(H + 1, B, S, C, device=dev, dtype=dt)
-        index_out = torch.empty(H, B, S, device=dev, dtype=torch.long)
-        deter_out[0], stoch_out[0] = deter, carry["stoch"]
-        offsets = torch.arange(S, device=dev) * C  # row of (latent s, class c) in the flat one-hot
-        tables = _gather_tables(core.in_stoch.weight)
-        if actions is not None:
-            action_proj = core.in_action(_scale_actions(actions))  # all steps in one matmul
-            act_out = actions
-        else:
-            act_out = torch.empty(H, B, self.action_spec.dim, device=dev, dtype=dt)
-        stoch_proj = core.in_stoch(carry["stoch"].flatten(1))  # the start may be any (soft) code
-        rows = B if dev.type != "cpu" else _chunk_rows(3 * cfg.deter)
-        for t in range(H):
-            if policy is not None:
-                act_out[t] = self._policy_action(policy, deter, stoch_out[t])
-                a_proj = core.in_action(_scale_actions(act_out[t]))
-            else:
-                a_proj = action_proj[t]
-            for lo in range(0, B, rows):  # row chunks draw the same uniforms, in the same order
-                hi = min(B, lo + rows)
-                new, logit = prior_step(deter[lo:hi], stoch_proj[lo:hi], a_proj[lo:hi])
-                deter_out[t + 1, lo:hi] = new
-                index_out[t, lo:hi] = sample_indices(logit, generator)
-            deter, index = deter_out[t + 1], index_out[t]
-            if policy is not None:
-                stoch_out[t + 1].scatter_(-1, index[..., None], 1.0)
-            if t + 1 < H:
-                stoch_proj = _gather_sum(index + offsets, tables)
-        if policy is None:
-            stoch_out[1:].scatter_(-1, index_out[..., None], 1.0)
-        rows = H * B if dev.type != "cpu" else _chunk_rows(2 * max(cfg.units, cfg.deter))
-        rewards, conts = heads(deter_out[1:].view(H * B, -1), index_out.view(H * B, S) + offsets, rows)
-        states = {"deter": deter_out, "stoch": stoch_out}
-        return Rollout(states=states, rewards=rewards.view(H, B), continues=conts.view(H, B), actions=act_out)
-
-    def _heads_fast(self, deter: Tensor, rows: Tensor, chunk: int = 1024) -> tuple[Tensor, Tensor]:
-        """Reward and continue for ``N`` states given as ``deter [N, D]`` and one-hot ``rows [N, S]``.
-
-        Both heads' first layers are one matmul over ``deter`` plus one gather over the code rows;
-        when both heads have equally wide hidden layers their first norm and SiLU run as one
-        contiguous op too. Rows go in chunks of ``chunk`` (see :func:`_chunk_rows`).
-        """
-        D, N = self.config.deter, deter.shape[0]
-        rew, con = self.reward_head, self.cont_head
-        first_r, first_c = _first_linear(rew), _first_linear(con)
-        weight = torch.cat([first_r.weight, first_c.weight])
-        tables, w_deter = _gather_tables(weight[:, D:]), weight[:, :D].t()
-        units = first_r.out_features
-        grouped = len(rew.hidden) > 0 and len(con.hidden) > 0 and first_c.out_features == units
-        if grouped:
-            norm_r, norm_c = rew.hidden[1], con.hidden[1]
-            scale = torch.stack([cast(Tensor, norm_r.weight), cast(Tensor, norm_c.weight)])
-        reward = torch.empty(N, device=deter.device, dtype=torch.float32)
-        cont = torch.empty(N, device=deter.device, dtype=deter.dtype)
-        for lo in range(0, N, chunk):
-            hi = min(N, lo + chunk)
-            h = torch.addmm(_gather_sum(rows[lo:hi], tables), deter[lo:hi], w_deter)
-            if grouped:
-                x = F.rms_norm(h.view(hi - lo, 2, units), (units,), None, _NORM_EPS) * scale
-                x = F.silu(x, inplace=True)
-                r_logits = _after_activation(rew, x[:, 0])
-                c_logits = _after_activation(con, x[:, 1])
-            else:
-                h_r, h_c = torch.split(h, [first_r.out_features, first_c.out_features], -1)
-                r_logits, c_logits = _after_first(rew, h_r), _after_first(con, h_c)
-            reward[lo:hi] = self.twohot.decode(r_logits)
-            cont[lo:hi] = torch.sigmoid(c_logits[..., 0])
-        return reward, cont
 
     # -- training --------------------------------------------------------------------------------
 
@@ -796,14 +642,14 @@ class RSSM(nn.Module):
 
     def _embed_proj(self, embed: Tensor) -> Tensor:
         """The posterior's first layer applied to the embedding part of ``[h, e]`` (no bias)."""
-        return F.linear(embed, _first_linear(self.post_net).weight[:, self.config.deter :])
+        return F.linear(embed, first_linear(self.post_net).weight[:, self.config.deter :])
 
     def _posterior_logits(self, deter: Tensor, embed_proj: Tensor) -> Tensor:
-        first = _first_linear(self.post_net)
+        first = first_linear(self.post_net)
         h = torch.addmm(embed_proj, deter, first.weight[:, : self.config.deter].t())
-        return _after_first(self.post_net, h).view(-1, self.config.stoch, self.config.classes)
+        return after_first(self.post_net, h).view(-1, self.config.stoch, self.config.classes)
 
-    def _policy_action(self, policy: Any, deter: Tensor, stoch: Tensor) -> Tensor:
+    def policy_action(self, policy: Any, deter: Tensor, stoch: Tensor) -> Tensor:
         action = policy({"deter": deter, "stoch": stoch})
         return check_tensor("policy output", action, [deter.shape[0], self.action_spec.dim])
 

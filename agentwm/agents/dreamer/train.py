@@ -29,11 +29,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from agentwm.agents.dreamer import checkpoint as ckpt
+from agentwm.agents.dreamer import run_checkpoint as ckpt
 from agentwm.agents.dreamer.agent import DreamerAgent, Mode
 from agentwm.agents.dreamer.config import DreamerConfig, check_resume
-from agentwm.agents.dreamer.replay import SequenceReplay
-from agentwm.agents.envs import action_spec_of, make_env, make_vector_env
+from agentwm.agents.replay import SequenceReplay
+from agentwm.envs.gym import action_spec_of, make_env, make_vector_env
 from agentwm.worldmodels.base import ActionSpec
 
 # ------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from agentwm.agents.dreamer.agent import DreamerAgent
-from agentwm.agents.dreamer.replay import SequenceReplay
+from agentwm.agents.replay import SequenceReplay
 
 
 @torch.no_grad()

@@ -40,7 +40,7 @@ from safetensors.torch import load_file, save_file
 
 from agentwm.agents.dreamer.agent import DreamerAgent
 from agentwm.agents.dreamer.config import DreamerConfig
-from agentwm.agents.dreamer.replay import SequenceReplay
+from agentwm.agents.replay import SequenceReplay
 from agentwm.checkpoint import atomic_write
 
 _PREFIX = "ckpt_"

@@ -1,13 +1,13 @@
 """Learn a latent world model of BabyAI from collected transitions; save and load it. Read top to bottom.
 
 The model is a PETS-style :class:`~agentwm.worldmodels.ensemble.EnsembleDynamics` over the
-symbolic vector of :mod:`agentwm.agents.babyai` (``VECTOR_DIM`` floats: mission kind, what is
+symbolic vector of :mod:`agentwm.envs.babyai` (``VECTOR_DIM`` floats: mission kind, what is
 carried, where the mission's objects are, which cells around are blocked). It predicts the next
-vector, the shaped reward (success + potential difference; see :func:`agentwm.agents.babyai.potential`)
+vector, the shaped reward (success + potential difference; see :func:`agentwm.envs.babyai.potential`)
 and the continue probability (episodes end on success). One model serves all single-room levels:
 the vector is mission-relative, so go-to, pick-up and put-next share their movement dynamics.
 
-Data: the shared :class:`~agentwm.agents.babyai_agents.HeuristicProposer`'s preferred action,
+Data: the shared :class:`~agentwm.testbeds.babyai.agents.HeuristicProposer`'s preferred action,
 replaced by a uniform random action with probability ``epsilon``, on episodes whose seeds are
 disjoint from the evaluation seeds of ``benchmarks/babyai.py`` (they start at ``10**6``).
 
@@ -32,15 +32,15 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agentwm.agents.babyai import ACTION_SPEC, LEVELS, VECTOR_DIM, collect_transitions
-from agentwm.agents.babyai_agents import HeuristicProposer
 from agentwm.checkpoint import atomic_write, load_config, load_weights, save_module
+from agentwm.envs.babyai import ACTION_SPEC, LEVELS, VECTOR_DIM, collect_transitions
+from agentwm.testbeds.babyai.agents import HeuristicProposer
 from agentwm.worldmodels.ensemble import EnsembleConfig, EnsembleDynamics
 
 TRAIN_SEED_OFFSET = 10**6
 """Training episodes use seeds from here on; evaluation uses small seeds, so the two never meet."""
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "babyai-ensemble"
+DEFAULT_MODEL = Path(__file__).resolve().parents[3] / "models" / "babyai-ensemble"
 """The shipped checkpoint (in a source checkout)."""
 
 
@@ -81,7 +81,7 @@ class BabyAIModelConfig(BaseModel):
 
 
 def collect(config: BabyAIModelConfig) -> dict[str, torch.Tensor]:
-    """The transitions of ``config`` (format of :func:`agentwm.agents.babyai.collect_transitions`)."""
+    """The transitions of ``config`` (format of :func:`agentwm.envs.babyai.collect_transitions`)."""
     proposer = HeuristicProposer()
     return collect_transitions(
         config.levels, config.transitions, lambda step, rng: proposer(step, rng).preferred,
@@ -173,12 +173,12 @@ def _model_card(config: BabyAIModelConfig, summary: dict[str, Any]) -> str:
     return f"""# babyai-ensemble
 
 A PETS-style probabilistic ensemble world model of single-room BabyAI levels, over the symbolic
-vector of `agentwm.agents.babyai` ({VECTOR_DIM} floats). Load with
-`agentwm.agents.babyai_model.load_babyai_model()`; plan with `agentwm.agents.babyai_agents.LatentPlanner`.
+vector of `agentwm.envs.babyai` ({VECTOR_DIM} floats). Load with
+`agentwm.testbeds.babyai.model.load_babyai_model()`; plan with `agentwm.testbeds.babyai.agents.LatentPlanner`.
 
 - **Predicts**: next vector (Gaussian delta per member; the log-variance settled at one constant,
-  see the `agentwm.agents.babyai_model` docstring), shaped reward (success + potential
-  difference, see `agentwm.agents.babyai.potential`), continue probability (episodes end on success).
+  see the `agentwm.testbeds.babyai.model` docstring), shaped reward (success + potential
+  difference, see `agentwm.envs.babyai.potential`), continue probability (episodes end on success).
 - **Architecture**: {config.members} members x {config.layers} x {config.units} SiLU units
   (~{params:,} parameters), bootstrap resamples, learned log-variance bounds.
 - **Data**: {summary.get('data/transitions')} transitions ({summary.get('data/successes')} successes) on

@@ -164,7 +164,7 @@ def make_env(
     seed: int | None = None,
     render: bool = False,
 ) -> gym.Env[Any, Any]:
-    """One environment: ``dmc:domain-task`` (see :mod:`agentwm.agents.dmc`) or a gymnasium id.
+    """One environment: ``dmc:domain-task`` (see :mod:`agentwm.envs.dmc`) or a gymnasium id.
 
     Continuous actions stay in the env's own units; observations are the state vector
     (``float32 [D]``) or, with ``pixels``, ``uint8 [3, size, size]`` frames. With ``render``,
@@ -172,7 +172,7 @@ def make_env(
     """
     env: gym.Env[Any, Any]
     if name.startswith("dmc:"):
-        from agentwm.agents.dmc import make_dmc
+        from agentwm.envs.dmc import make_dmc
 
         env = make_dmc(name, pixels=pixels, size=size, action_repeat=action_repeat, seed=seed,
                        render_size=VIDEO_SIDE if render else None)  # fmt: skip

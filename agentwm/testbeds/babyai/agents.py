@@ -27,7 +27,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import torch
 
-from agentwm.agents.babyai import (
+from agentwm.envs.babyai import (
     ACTION_SPEC,
     ACTIONS,
     BabyAIEnv,
@@ -176,7 +176,7 @@ class _VisitGuard:
 class LatentPlanner(_VisitGuard):
     """Rank the proposer's candidates by imagined return under a latent world model over
     :attr:`BabyAIStep.vector` (e.g. an :class:`~agentwm.worldmodels.ensemble.EnsembleDynamics`
-    trained by :func:`agentwm.agents.babyai_model.train_babyai_model`).
+    trained by :func:`agentwm.testbeds.babyai.model.train_babyai_model`).
 
     ``followup="exhaustive"`` (default): every proposed first action is continued by every
     sequence of ``horizon - 1`` further actions (``K * 5**(horizon-1)`` sequences, 125 for K = 5
@@ -197,7 +197,7 @@ class LatentPlanner(_VisitGuard):
     cannot see around an object that hides the way; the proposer's random walk can get around it).
 
     Args:
-        model: a world model over the BabyAI vector with :data:`~agentwm.agents.babyai.ACTION_SPEC`.
+        model: a world model over the BabyAI vector with :data:`~agentwm.envs.babyai.ACTION_SPEC`.
         proposer: the shared proposer.
         horizon: imagined steps per candidate.
         samples: imaginations per candidate.
@@ -208,7 +208,7 @@ class LatentPlanner(_VisitGuard):
         stuck_after: visits of one observed state after which the proposer decides there.
         rules: ``"learned"`` takes rewards and episode ends from the model's own heads; ``"known"``
             computes them from the imagined vectors with the task's rules
-            (:func:`~agentwm.agents.babyai.vector_reward`, :func:`~agentwm.agents.babyai.vector_terminal`)
+            (:func:`~agentwm.envs.babyai.vector_reward`, :func:`~agentwm.envs.babyai.vector_terminal`)
             through :class:`~agentwm.worldmodels.task_rules.WithTaskRules`, so only the dynamics are learned.
     """
 
@@ -281,7 +281,7 @@ class TextPlanner(_VisitGuard):
     """Rank the proposer's candidates with a text world model (an LLM world model or a hybrid).
 
     The start state is the text observation with the mission as goal; each candidate is the
-    action in words (:data:`~agentwm.agents.babyai.ACTIONS`). All candidates are imagined in one
+    action in words (:data:`~agentwm.envs.babyai.ACTIONS`). All candidates are imagined in one
     ``imagine`` call (batch = candidates) and scored by ``Rollout.returns(gamma)``; ties keep
     the proposer's order.
 

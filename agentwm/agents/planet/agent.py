@@ -9,7 +9,7 @@ in its latent space with no actor and no critic. Read top to bottom.
    :meth:`Rollout.returns`), the first action of the result is executed with Gaussian exploration
    noise, and the next observation is folded into the carry with :meth:`RSSM.observe`.
 
-Runs on DeepMind Control tasks through :mod:`agentwm.agents.dmc` (``dmc:cartpole-swingup``,
+Runs on DeepMind Control tasks through :mod:`agentwm.envs.dmc` (``dmc:cartpole-swingup``,
 proprio or ``pixels=True``) and on gymnasium tasks with continuous actions.
 """
 
@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentwm.agents.dreamer.replay import SequenceReplay
-from agentwm.agents.envs import action_spec_of
+from agentwm.agents.replay import SequenceReplay
 from agentwm.checkpoint import load_config, load_weights, save_module
+from agentwm.envs.gym import action_spec_of
 from agentwm.planning import CEM
 from agentwm.worldmodels.base import ActionSpec, State
 from agentwm.worldmodels.rssm import RSSM, RSSMConfig
@@ -72,7 +72,7 @@ class PlaNetConfig(BaseModel):
 def make_env(config: PlaNetConfig, seed: int) -> gym.Env[Any, Any]:
     """The task: a DMC adapter for ``dmc:`` names, else ``gym.make``."""
     if config.env.startswith("dmc:"):
-        from agentwm.agents.dmc import make_dmc
+        from agentwm.envs.dmc import make_dmc
 
         env: gym.Env[Any, Any] = make_dmc(config.env, pixels=config.pixels, action_repeat=config.action_repeat, seed=seed)
     else:

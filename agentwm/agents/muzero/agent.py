@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentwm.agents.envs import action_spec_of
 from agentwm.checkpoint import load_config, load_weights, save_module
+from agentwm.envs.gym import action_spec_of
 from agentwm.planning.mcts import MCTS
 from agentwm.worldmodels.muzero import LOSS_KEYS, MuZeroModel, MuZeroNetConfig
 

@@ -1,7 +1,7 @@
 """PETS (Chua et al. 2018) acting: trajectory sampling over the ensemble with CEM/MPPI, an agreement
 gate, and the iterate loop (act, add the real data, refit). Read top to bottom.
 
-What this adds to :mod:`agentwm.agents.mpc` (whose model building, task rules and episode logic it
+What this adds to :mod:`agentwm.agents.mpc.loop` (whose model building, task rules and episode logic it
 reuses):
 
 * **Trajectory sampling.** Each candidate is imagined by ``particles`` particles under the
@@ -23,7 +23,7 @@ reuses):
   ``"safe"`` amounts to pushing the other way at the very moments the pole is in trouble. Each episode logs the disagreement's mean, 90th percentile and
   maximum, the final threshold and how often the fallback acted.
 * **A dense planning objective.** With ``planning_reward="auto"`` (the default) CartPole is planned
-  on the margin to its termination bounds (``agentwm.agents.mpc.MARGIN_REWARDS``, which says why)
+  on the margin to its termination bounds (``agentwm.agents.mpc.loop.MARGIN_REWARDS``, which says why)
   instead of its flat +1 per step; the real return is still what counts.
 * **The PETS loop.** Random transitions → fit → one MPC episode → append its transitions → refit
   ... until an episode reaches ``target_return`` or ``max_episodes`` run. The real steps used up
@@ -42,8 +42,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from agentwm.agents.envs import action_spec_of, collect_random_transitions, to_env_action
-from agentwm.agents.mpc import MARGIN_REWARDS, MPCConfig, planning_model
+from agentwm.agents.mpc.loop import MARGIN_REWARDS, MPCConfig, planning_model
+from agentwm.envs.gym import action_spec_of, collect_random_transitions, to_env_action
 from agentwm.planning import CEM, MPPI, RandomShooting
 from agentwm.planning.base import SamplingPlanner
 from agentwm.planning.scoring import ScoreMode, Scorer

@@ -37,15 +37,14 @@ each under its own cache slot. ``aimagine`` runs the items of a step concurrentl
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import threading
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 import torch
 from langchain_core.messages import BaseMessage
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentwm.core.aio import run_sync
 from agentwm.text.client import LLMClient, StructuredResult
 from agentwm.text.prompts import NEXT_ACTION_PROMPT, OUTCOME_PROMPT, NextAction, Outcome, format_history
 from agentwm.text.scorers import EmbeddingRelevance, Scores, TextScorer
@@ -443,29 +442,6 @@ def _sample_ids(
         ids.append(seen.get(key, 0))
         seen[key] = ids[-1] + 1
     return ids
-
-
-_POOL: concurrent.futures.ThreadPoolExecutor | None = None
-_LOOPS = threading.local()
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine from sync code: on this thread's private event loop (kept between calls, so
-    a planner's many ``imagine`` calls do not each build a loop), or on a worker thread when an
-    event loop is already running here."""
-    global _POOL
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        loop = getattr(_LOOPS, "loop", None)
-        if loop is None or loop.is_closed():
-            loop = asyncio.new_event_loop()
-            _LOOPS.loop = loop
-        return loop.run_until_complete(coro)
-    if _POOL is None:
-        _POOL = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="agentwm-imagine")
-    future: concurrent.futures.Future[T] = _POOL.submit(run_sync, coro)
-    return future.result()
 
 
 def rank_text_candidates(

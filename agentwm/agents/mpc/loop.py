@@ -19,8 +19,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from agentwm.agents.envs import KNOWN_RULES, action_spec_of, collect_random_transitions, to_env_action
 from agentwm.checkpoint import load_config, load_weights, save_module
+from agentwm.envs.gym import KNOWN_RULES, action_spec_of, collect_random_transitions, to_env_action
 from agentwm.planning.scoring import ScoreMode, Scorer
 from agentwm.worldmodels.base import ActionSpec, WorldModel
 from agentwm.worldmodels.task_rules import RewardRule, WithTaskRules

@@ -553,7 +553,7 @@ offline prior to combine with an LLM's judgement. Not a safety, factuality or to
 
 
 def main_embed_all() -> None:
-    """Fill the embedding cache for the whole dataset (``python -m agentwm.agents.dialogue_train``)."""
+    """Fill the embedding cache for the whole dataset (``python -m agentwm.agents.dialogue.train``)."""
     from agentwm.text.embeddings import TextEmbedder
 
     data = load_data(embedder=TextEmbedder(batch_size=128, cache_size=0))

@@ -1,6 +1,6 @@
 """The LLM and hybrid world models for BabyAI, and a scripted chat model for deterministic runs.
 
-* ``planner-llm``: :class:`~agentwm.worldmodels.llm.LLMWorldModel` predicts, from the text
+* ``planner-llm``: :class:`~agentwm.worldmodels.llm_outcome.LLMWorldModel` predicts, from the text
   observation, what each proposed action leads to; the reward is the MiniLM relevance of the
   imagined text to the mission, as progress (potential-based: ``score(s') - score(s)``), plus a
   bonus of 1 when the LLM says the episode ends (in BabyAI an episode ends only on success).
@@ -8,7 +8,7 @@
   mode: the learned ensemble imagines every candidate from the symbolic vector, and the LLM is
   consulted only for candidates whose ensemble disagreement exceeds ``threshold``.
 
-``chat="smollm2"`` uses the local SmolLM2-135M-Instruct (GGUF; ``agentwm.text.llm``), ~15 tokens/s
+``chat="smollm2"`` uses the local SmolLM2-135M-Instruct (GGUF; ``agentwm.text.local_chat``), ~15 tokens/s
 on two CPU cores. ``chat="scripted"`` uses :class:`ScriptedBabyAIChat`, a deterministic stand-in
 that exercises the whole path (prompts, parsing, scoring, call counting) at no cost, for CI.
 """
@@ -25,13 +25,13 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from torch import Tensor
 
-from agentwm.agents.babyai import ACTION_SPEC, ACTIONS
-from agentwm.agents.babyai_agents import Proposer, TextPlanner
+from agentwm.envs.babyai import ACTION_SPEC, ACTIONS
+from agentwm.testbeds.babyai.agents import Proposer, TextPlanner
 from agentwm.text.client import LLMClient
 from agentwm.text.scorers import TextScorer
 from agentwm.worldmodels.base import WorldModel
 from agentwm.worldmodels.composite import HybridWorldModel
-from agentwm.worldmodels.llm import LLMWorldModel
+from agentwm.worldmodels.llm_outcome import LLMWorldModel
 
 ChatKind = Literal["scripted", "smollm2"]
 
@@ -72,14 +72,14 @@ def chat_model(kind: ChatKind, max_new_tokens: int = 48) -> BaseChatModel:
     if kind == "scripted":
         return ScriptedBabyAIChat()
     if kind == "smollm2":
-        from agentwm.text.llm import smollm2_chat_model
+        from agentwm.text.local_chat import smollm2_chat_model
 
         return smollm2_chat_model(max_new_tokens=max_new_tokens)
     raise ValueError(f"chat must be 'scripted' or 'smollm2', got {kind!r}")
 
 
 def _action_of(text: str) -> Tensor | None:
-    """A text action → its one-hot row over :data:`~agentwm.agents.babyai.ACTIONS` (None if unknown)."""
+    """A text action → its one-hot row over :data:`~agentwm.envs.babyai.ACTIONS` (None if unknown)."""
     clean = text.strip().lower().rstrip(".")
     if clean in ACTIONS:
         return ACTION_SPEC.one_hot(torch.tensor(ACTIONS.index(clean)))

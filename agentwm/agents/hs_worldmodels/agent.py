@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from agentwm.agents.envs import action_spec_of
 from agentwm.checkpoint import atomic_write, load_config, load_weights, save_module
+from agentwm.envs.gym import action_spec_of
 from agentwm.worldmodels.base import ActionSpec, State
 from agentwm.worldmodels.vae_mdnrnn import VAEMDNRNN, VAEMDNConfig
 

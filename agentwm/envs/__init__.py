@@ -1,0 +1,1 @@
+"""Environment adapters: gymnasium (gym.py), DeepMind Control (dmc.py) and BabyAI (babyai.py)."""
