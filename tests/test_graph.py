@@ -412,3 +412,15 @@ def test_settings_resolve_from_context_objects_and_subclasses():
     assert out["chosen"] == "open the door"
     with pytest.raises(TypeError, match="context_schema"):
         text_graph(wm, context_schema=dict)
+
+
+def test_the_public_api_is_narrow_and_old_names_still_import_with_a_warning():
+    import agentwm.graph as graph_api
+    from agentwm.graph.nodes import parse_candidates
+
+    assert len(graph_api.__all__) <= 15
+    assert all(hasattr(graph_api, name) for name in graph_api.__all__)
+    with pytest.warns(DeprecationWarning, match="agentwm.graph.nodes"):
+        assert graph_api.parse_candidates is parse_candidates
+    with pytest.raises(AttributeError):
+        _ = graph_api.no_such_name

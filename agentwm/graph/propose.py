@@ -246,7 +246,7 @@ class ProposeLogic:
 
 def make_propose_node(
     *,
-    proposer: Any = None,
+    proposer: ChatModel | None = None,
     actions: Sequence[str] | None = None,
     fallback_candidates: Sequence[str] = (),
     settings: PlanningContext | None = None,
