@@ -1,10 +1,10 @@
-"""Shared pieces of the graph nodes: node names, failure modes and errors, settings lookup."""
+"""Shared pieces of the graph nodes: node names, the sync/async node type, failure modes and errors, settings lookup."""
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Literal, get_args
 
 from langgraph._internal._runnable import RunnableCallable
 from langgraph.runtime import Runtime
@@ -19,22 +19,6 @@ ON_ERROR: tuple[str, ...] = get_args(OnError)
 
 PROPOSE, SIMULATE, SCORE, CHOOSE = "propose", "simulate", "score", "choose"
 """Node names used by :func:`~agentwm.graph.build_planning_graph` and by :func:`make_fan_out`."""
-
-
-# Protocols rather than Callable aliases: a Callable's parameters are positional-only to a type
-# checker, while LangGraph's own node protocol passes ``runtime`` by keyword, so ``add_node``
-# would refuse our nodes under mypy --strict.
-class Node(Protocol):
-    """A graph node: ``node(state, runtime)`` returns the state update (``runtime`` is None
-    when the node is called outside a graph)."""
-
-    def __call__(self, state: Any, runtime: Runtime[Any] | None) -> dict[str, Any]: ...
-
-
-class AsyncNode(Protocol):
-    """An ``async def`` graph node: ``await node(state, runtime)`` returns the state update."""
-
-    def __call__(self, state: Any, runtime: Runtime[Any] | None) -> Awaitable[dict[str, Any]]: ...
 
 
 class GraphNode(RunnableCallable):

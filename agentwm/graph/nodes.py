@@ -1,7 +1,8 @@
-"""Node factories of the planning graph: propose, simulate, score, choose (sync and async).
+"""Node factories of the planning graph: propose, simulate, score, choose.
 
-Each factory returns a plain function ``node(state, runtime)`` (``async def`` with
-``asynchronous=True``) that reads only the keys of :class:`~agentwm.graph.state.PlanningState` it
+Each factory returns a :class:`~agentwm.graph._common.GraphNode`: a sync and an async body behind
+one runnable, so one compiled graph serves ``invoke`` and ``ainvoke``, and ``node(state, runtime)``
+still works outside a graph. A node reads only the keys of :class:`~agentwm.graph.state.PlanningState` it
 needs and returns a partial update, so the nodes drop into any ``StateGraph`` whose state schema
 extends ``PlanningState``. Models live in the closures; per-run settings come from
 ``runtime.context`` (:class:`~agentwm.graph.context.PlanningContext`, or the factory's
