@@ -304,9 +304,9 @@ def _cmd_train_dialogue(args: argparse.Namespace) -> int:
 
 
 def _cmd_score_dialogue(args: argparse.Namespace) -> int:
-    from agentwm.worldmodels.dialogue_scoring import cli_score
+    from agentwm.score_cli import score_dialogue
 
-    _print_json(cli_score(context_file=args.context_file, candidates=args.candidates, candidates_file=args.candidates_file,
+    _print_json(score_dialogue(context_file=args.context_file, candidates=args.candidates, candidates_file=args.candidates_file,
                           model=args.model, horizon=args.horizon, gamma=args.gamma, samples=args.samples, seed=args.seed))
     return 0
 
@@ -365,10 +365,11 @@ def _add_babyai_family(train_fam: Any) -> None:
 
 
 def _cmd_score_llm(args: argparse.Namespace) -> int:
+    from agentwm.score_cli import rank_text_candidates
     from agentwm.text.client import LLMClient
     from agentwm.text.local_chat import LocalChatModel, smollm2_chat_model
     from agentwm.text.scorers import EmbeddingRelevance, LLMJudge
-    from agentwm.worldmodels.llm_outcome import LLMWorldModel, LLMWorldModelSettings, rank_text_candidates
+    from agentwm.worldmodels.llm_outcome import LLMWorldModel, LLMWorldModelSettings
 
     settings = LLMWorldModelSettings(samples_temperature=args.temperature, reward=args.reward)
     gen = {"max_new_tokens": args.max_new_tokens, "stop": ["\n\n"]}

@@ -42,8 +42,8 @@ def main() -> None:
 
     import torch
 
+    from agentwm.planning.replies import DialogueScorer
     from agentwm.worldmodels.dialogue import DialogueWorldModel
-    from agentwm.worldmodels.dialogue_scoring import DialogueScorer
 
     torch.set_num_threads(args.threads)
     model = DialogueWorldModel.load(args.model)

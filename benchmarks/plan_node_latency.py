@@ -173,7 +173,7 @@ def llm_concurrency(latency: float, k: int, horizon: int, repeats: int) -> dict[
     # "invoke_default_pool": sync graph without max_concurrency, i.e. LangGraph's default thread
     # pool of min(32, cores + 4) workers (6 on a 2-core machine), so K = 8 runs in two waves there.
     for mode in ("invoke", "invoke_default_pool", "ainvoke"):
-        graph = build_planning_graph(world_model=world(), asynchronous=mode == "ainvoke").compile()
+        graph = build_planning_graph(world_model=world()).compile()  # one graph serves invoke and ainvoke
         config: dict[str, Any] = {} if mode == "invoke_default_pool" else {"max_concurrency": max(k, 8)}
 
         def run(candidates: list[str], graph: Any = graph, mode: str = mode, config: dict = config) -> Any:

@@ -67,9 +67,8 @@ def build(chat_model: BaseChatModel, *, scorer: Any = None) -> StateGraph[Any, A
         proposer=chat_model,
         fallback_candidates=["ask the user for clarification"],
         settings=DEFAULT_SETTINGS,
-        # the server runs graphs on an event loop: async nodes overlap every candidate's LLM calls
-        # without LangGraph's thread-pool limit (and LocalChatModel batches concurrent calls)
-        asynchronous=True,
+        # the server runs graphs on an event loop (ainvoke): the nodes' async bodies overlap every
+        # candidate's LLM calls without LangGraph's thread-pool limit (LocalChatModel batches them)
     )
 
 

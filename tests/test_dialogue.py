@@ -15,9 +15,9 @@ import torch
 from pydantic import ValidationError
 
 from agentwm.core.returns import discounted_return
+from agentwm.planning.replies import DialogueScorer, score_replies
 from agentwm.worldmodels.base import TextWorldModel
 from agentwm.worldmodels.dialogue import LOSS_KEYS, MAX_TEXT_CHARS, DialogueConfig, DialogueWorldModel
-from agentwm.worldmodels.dialogue_scoring import DialogueScorer, score_replies
 
 SHIPPED = Path(__file__).resolve().parent.parent / "models" / "dialogue-minilm"
 CONTEXT = ["hey! how was your weekend?", "great, I went hiking with my dog"]
@@ -139,7 +139,7 @@ def test_learned_compatibility_starts_at_the_cosine_trains_and_round_trips(tmp_p
     state = model.eval().observe_context(CONTEXT)
     cands = model.embed(["where did you go?", "cool", "my car broke down"])
     cosine = model.predict_next(state) @ cands.T / model.config.temperature
-    torch.testing.assert_close(model.rank_candidates(state, cands), cosine)  # zero-initialised term
+    torch.testing.assert_close(model.next_turn_logits(state, cands), cosine)  # zero-initialised term
     # the term is trained by the next-turn loss and then changes the ranking logits
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.train()
@@ -152,11 +152,11 @@ def test_learned_compatibility_starts_at_the_cosine_trains_and_round_trips(tmp_p
         opt.step()
     model.eval()
     state = model.observe_context(CONTEXT)
-    learned = model.rank_candidates(state, cands)
+    learned = model.next_turn_logits(state, cands)
     assert not torch.allclose(learned, model.predict_next(state) @ cands.T / model.config.temperature)
     model.save(tmp_path / "ckpt")
     loaded = DialogueWorldModel.load(tmp_path / "ckpt", embedder=HashEmbedder())
-    torch.testing.assert_close(loaded.rank_candidates(loaded.observe_context(CONTEXT), cands), learned)
+    torch.testing.assert_close(loaded.next_turn_logits(loaded.observe_context(CONTEXT), cands), learned)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from agentwm.graph.dialogue import (
     conversation_turns,
     make_dialogue_node,
 )
+from agentwm.planning.replies import score_replies
 from agentwm.text.client import LLMClient
-from agentwm.worldmodels.dialogue_scoring import score_replies
 
 USER = [HumanMessage("I just adopted a puppy!")]
 
@@ -147,8 +147,8 @@ def test_async_graph_gives_the_same_answer() -> None:
 
     model = tiny_model()
     cands = ["Congrats! What breed?", "ok"]
-    sync = build_dialogue_graph(world_model=model).compile().invoke({"messages": USER, "candidates": cands})
-    app = build_dialogue_graph(world_model=model, asynchronous=True).compile()
+    app = build_dialogue_graph(world_model=model).compile()  # one graph serves invoke and ainvoke
+    sync = app.invoke({"messages": USER, "candidates": cands})
     out = asyncio.run(app.ainvoke({"messages": USER, "candidates": cands}))
     assert out["chosen"] == sync["chosen"]
 

@@ -17,18 +17,17 @@ from pydantic import ValidationError
 from toy_models import JUMP, LEFT, RIGHT, STAY, Chain, RiskyBandit
 
 from agentwm.graph import (
-    DEFAULT_RETRY,
     PlanningContext,
     PlanningState,
     build_planning_graph,
-    is_retryable,
     make_choose_node,
     make_plan_node,
     make_propose_node,
     make_score_node,
     make_simulate_node,
 )
-from agentwm.graph.nodes import ProposerError, SimulationError
+from agentwm.graph.nodes import ProposerError, SimulationError, is_retryable
+from agentwm.graph.planning import DEFAULT_RETRY
 from agentwm.text.client import LLMClient
 
 VALUES = {"open the door": 1.0, "wait": 0.1, "shout": -1.0}
@@ -93,7 +92,7 @@ def test_end_to_end_scripted_chat_model_streams_and_chooses_best():
 def test_given_candidates_skip_the_proposer_and_async_graph_matches_sync():
     wm = ScriptedTextWorldModel(VALUES)
     chat = FixedLatencyChatModel(responses=['["shout"]'])
-    builder = text_graph(wm, chat, asynchronous=True)
+    builder = text_graph(wm, chat)
     out = asyncio.run(
         builder.compile().ainvoke({"observation": "x", "candidates": ["shout", "wait"]}, context={"horizon": 1})
     )
@@ -275,14 +274,24 @@ def test_llm_budget_limits_the_simulated_candidates():
 # Concurrency (structural: how many simulations were in flight at once, not wall time)
 
 
-@pytest.mark.parametrize("asynchronous", [False, True])
-def test_candidates_are_simulated_concurrently(asynchronous):
+def test_one_compiled_graph_simulates_candidates_concurrently_for_invoke_and_ainvoke():
     wm = ScriptedTextWorldModel(VALUES, latency=0.3)
-    graph = text_graph(wm, asynchronous=asynchronous).compile()
+    graph = text_graph(wm).compile()
     inputs = {"observation": "x", "candidates": ["open the door", "wait", "shout", "sing"]}
-    out = asyncio.run(graph.ainvoke(inputs)) if asynchronous else graph.invoke(inputs)
-    assert out["chosen"] == "open the door"
-    assert wm.max_concurrent == 4
+    for run in (lambda: graph.invoke(inputs), lambda: asyncio.run(graph.ainvoke(inputs))):
+        wm.max_concurrent = 0
+        assert run()["chosen"] == "open the door"
+        assert wm.max_concurrent == 4
+
+
+def test_the_asynchronous_flag_is_deprecated_but_still_works():
+    wm = ScriptedTextWorldModel(VALUES)
+    with pytest.warns(DeprecationWarning, match="asynchronous"):
+        node = make_simulate_node(wm, asynchronous=True)
+    update = asyncio.run(node({"observation": "x", "candidates": ["wait"]}, None))  # a coroutine, as before
+    assert update["simulations"][0]["candidate"] == "wait"
+    with pytest.warns(DeprecationWarning, match="asynchronous"):
+        text_graph(wm, asynchronous=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -358,10 +367,10 @@ def test_nodes_work_standalone_without_a_graph():
 def test_plan_node_makes_the_same_decision_in_one_node(asynchronous):
     wm = ScriptedTextWorldModel(VALUES, latency=0.2, fail_on=["shout"])
     chat = FixedLatencyChatModel(responses=['["shout", "wait", "open the door", "sing"]'])
-    node = make_plan_node(wm, proposer=chat, asynchronous=asynchronous)
+    node = make_plan_node(wm, proposer=chat)
     state = {"observation": "x", "goal": "leave"}
     ctx = type("Runtime", (), {"context": {"horizon": 2, "gamma": 0.5}})()
-    update = asyncio.run(node(state, ctx)) if asynchronous else node(state, ctx)
+    update = asyncio.run(node.acall(state, ctx)) if asynchronous else node(state, ctx)
     assert update["chosen"] == "open the door" and update["choice"]["reason"] == "best_score"
     assert update["ranking"][0]["score"] == pytest.approx(1.5)
     # four simulations started; the three that did not fail at once were in flight together
@@ -382,7 +391,7 @@ def test_plan_node_makes_the_same_decision_in_one_node(asynchronous):
 
 
 def test_settings_resolve_from_context_objects_and_subclasses():
-    from agentwm.graph import resolve_settings
+    from agentwm.graph.context import resolve_settings
 
     default = PlanningContext(horizon=7)
     assert resolve_settings(None, default) is default
@@ -403,3 +412,15 @@ def test_settings_resolve_from_context_objects_and_subclasses():
     assert out["chosen"] == "open the door"
     with pytest.raises(TypeError, match="context_schema"):
         text_graph(wm, context_schema=dict)
+
+
+def test_the_public_api_is_narrow_and_old_names_still_import_with_a_warning():
+    import agentwm.graph as graph_api
+    from agentwm.graph.nodes import parse_candidates
+
+    assert len(graph_api.__all__) <= 15
+    assert all(hasattr(graph_api, name) for name in graph_api.__all__)
+    with pytest.warns(DeprecationWarning, match="agentwm.graph.nodes"):
+        assert graph_api.parse_candidates is parse_candidates
+    with pytest.raises(AttributeError):
+        _ = graph_api.no_such_name

@@ -14,13 +14,8 @@ from hypothesis import strategies as st
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langgraph.types import RetryPolicy
 
-from agentwm.graph import (
-    PlanningContext,
-    build_planning_graph,
-    is_retryable,
-    make_propose_node,
-    parse_candidates,
-)
+from agentwm.graph import PlanningContext, build_planning_graph, make_propose_node
+from agentwm.graph.nodes import is_retryable, parse_candidates
 from agentwm.text.client import LLMClient
 from agentwm.worldmodels.llm_outcome import LLMWorldModel
 
@@ -78,7 +73,7 @@ def test_llm_world_model_budget_counts_followup_calls():
 def test_hybrid_world_model_plugs_in_and_its_llm_budget_is_estimated():
     import torch
 
-    from agentwm.graph import TextSimulator
+    from agentwm.graph.simulators import TextSimulator
     from agentwm.worldmodels import ActionSpec, EnsembleDynamics
     from agentwm.worldmodels.composite import HybridWorldModel
 

@@ -385,3 +385,45 @@ def test_bad_arguments_raise_clear_errors():
         rank_candidates(chain, chain.state([1]), first, horizon=3, followup="greedy")
     with pytest.raises(ValueError, match="follow-up policy must return"):
         rank_candidates(chain, chain.state([1]), first, horizon=3, followup=lambda s: torch.zeros(1, 4))
+
+
+def test_one_ranking_path_ranks_text_candidates_sync_and_async():
+    import asyncio
+
+    from graph_fakes import ScriptedTextWorldModel
+
+    from agentwm.planning import arank, rank
+
+    wm = ScriptedTextWorldModel({"open the door": 1.0, "wait": 0.1, "shout": -1.0})
+    state = wm.observe("a closed door")
+    cands = ["wait", "shout", "open the door"]
+    ranking = rank(wm, state, cands, horizon=2, samples=3, gamma=0.5)
+    torch.testing.assert_close(ranking.scores, torch.tensor([0.15, -1.5, 1.5]))
+    assert ranking.returns.shape == (3, 3) and ranking.order.tolist() == [2, 0, 1] and ranking.best == 2
+    assert ranking.rollout.rewards.shape == (2, 9)  # all K x S imagined in one call
+    assert wm.calls == 1
+    again = asyncio.run(arank(wm, state, cands, horizon=2, samples=3, gamma=0.5))
+    torch.testing.assert_close(again.scores, ranking.scores)
+    with pytest.raises(ValueError, match="horizon is required"):
+        rank(wm, state, cands)
+    with pytest.raises(TypeError, match=r"candidates\[0\] must be a str"):
+        rank(wm, state, [1], horizon=1)  # type: ignore[list-item]
+
+
+def test_rankings_refuse_nan_scores():
+    from agentwm.planning import score_samples
+
+    class NaNChain(Chain):
+        def step(self, state, action):
+            state, reward, continues, value, extras = super().step(state, action)
+            reward = torch.where(action.argmax(-1) == LEFT, torch.full_like(reward, float("nan")), reward)
+            return state, reward, continues, value, extras
+
+    model = NaNChain()
+    first = model.action_spec.one_hot(torch.tensor([STAY, LEFT]))
+    with pytest.raises(ValueError, match=r"candidate\(s\) \[1\] is NaN"):
+        rank_candidates(model, model.state([3]), first, horizon=3, followup="repeat")
+    with pytest.raises(ValueError, match="NaN"):
+        score_samples(torch.tensor([[1.0], [float("nan")]]), None)
+    scores, order = score_samples(torch.tensor([[1.0, 3.0], [2.0, 2.0]]), None)
+    assert scores.tolist() == [2.0, 2.0] and order.tolist() == [0, 1]  # ties to the earlier candidate

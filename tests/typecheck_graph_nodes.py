@@ -31,7 +31,7 @@ def user_graphs() -> list[Any]:
 
     one = StateGraph(PlanningState)
     one.add_node("plan", make_plan_node(model, actions=actions))
-    one.add_node("aplan", make_plan_node(model, actions=actions, asynchronous=True))
+    one.add_node("aplan", make_plan_node(model, actions=actions))
     one.add_edge(START, "plan")
     one.add_edge("plan", END)
 
@@ -46,6 +46,7 @@ def user_graphs() -> list[Any]:
     talk.add_node("reply", make_dialogue_node())
     talk.add_edge(START, "reply")
 
-    # Outside a graph a node is a plain function; ``runtime`` may be None there.
+    # Outside a graph a node is called like a function; ``runtime`` may be None there.
     chosen: str | None = make_choose_node()({"candidates": []}, None)["chosen"]
-    return [one.compile(), steps.compile(), talk.compile(), chosen]
+    pending = make_plan_node(model, actions=actions).acall({"observation": [0.0] * 4}, None)  # the async body
+    return [one.compile(), steps.compile(), talk.compile(), chosen, pending]

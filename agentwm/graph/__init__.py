@@ -2,7 +2,10 @@
 and choose by discounted imagined return.
 
 State schemas hold plain data only (any checkpointer works); models live in node closures;
-per-run settings travel in the runtime context. Builders return an uncompiled ``StateGraph``.
+per-run settings travel in the runtime context. Builders return an uncompiled ``StateGraph``;
+every node serves ``invoke`` and ``ainvoke``. Everything else (simulators, retry policy, error
+types, parsing helpers) is importable from its submodule: ``agentwm.graph.nodes``,
+``.simulators``, ``.state``, ``.context``, ``.propose``, ``.planning``, ``.dialogue``.
 
 Example:
     >>> from agentwm.graph import build_planning_graph
@@ -10,80 +13,29 @@ Example:
     >>> graph.invoke({"observation": obs}, context={"horizon": 15, "samples": 32})["chosen"]
 """
 
-from agentwm.graph.context import PlanningContext, resolve_settings
+from agentwm.graph.context import PlanningContext
 from agentwm.graph.dialogue import DialogueContext, DialogueState, build_dialogue_graph, make_dialogue_node
 from agentwm.graph.nodes import (
-    CHOOSE,
-    PROPOSE,
-    SCORE,
-    SIMULATE,
-    OnError,
-    ProposerError,
-    SimulationError,
-    default_prompt,
-    is_retryable,
     make_choose_node,
     make_fan_out,
     make_propose_node,
     make_score_node,
     make_simulate_node,
-    parse_candidates,
-    rank_outcomes,
 )
 from agentwm.graph.plan_node import make_plan_node
-from agentwm.graph.planning import DEFAULT_RETRY, build_planning_graph
-from agentwm.graph.simulators import (
-    ActionMap,
-    LatentSimulator,
-    SimulationRequest,
-    Simulator,
-    TextSimulator,
-    as_simulator,
-    failed_outcome,
-    split_actions,
-)
-from agentwm.graph.state import (
-    Choice,
-    ChoiceReason,
-    Outcome,
-    PlanningState,
-    Proposal,
-    ProposalSource,
-    Ranked,
-    SimulateInput,
-)
+from agentwm.graph.planning import build_planning_graph
+from agentwm.graph.simulators import Simulator, WorldModelLike
+from agentwm.graph.state import PlanningState
 
 __all__ = [
-    "CHOOSE",
-    "DEFAULT_RETRY",
-    "PROPOSE",
-    "SCORE",
-    "SIMULATE",
-    "ActionMap",
-    "Choice",
-    "ChoiceReason",
     "DialogueContext",
     "DialogueState",
-    "LatentSimulator",
-    "OnError",
-    "Outcome",
     "PlanningContext",
     "PlanningState",
-    "Proposal",
-    "ProposalSource",
-    "ProposerError",
-    "Ranked",
-    "SimulateInput",
-    "SimulationError",
-    "SimulationRequest",
     "Simulator",
-    "TextSimulator",
-    "as_simulator",
+    "WorldModelLike",
     "build_dialogue_graph",
     "build_planning_graph",
-    "default_prompt",
-    "failed_outcome",
-    "is_retryable",
     "make_choose_node",
     "make_dialogue_node",
     "make_fan_out",
@@ -91,8 +43,36 @@ __all__ = [
     "make_propose_node",
     "make_score_node",
     "make_simulate_node",
-    "parse_candidates",
-    "rank_outcomes",
-    "resolve_settings",
-    "split_actions",
 ]
+
+# Names that used to be exported here: still importable (with a DeprecationWarning) for one release.
+_MOVED = {
+    **dict.fromkeys(
+        ("CHOOSE", "PROPOSE", "SCORE", "SIMULATE", "OnError", "ProposerError", "SimulationError", "default_prompt",
+         "is_retryable", "parse_candidates", "rank_outcomes"),
+        "agentwm.graph.nodes",
+    ),
+    **dict.fromkeys(("DEFAULT_RETRY",), "agentwm.graph.planning"),
+    **dict.fromkeys(("resolve_settings",), "agentwm.graph.context"),
+    **dict.fromkeys(
+        ("ActionMap", "LatentSimulator", "SimulationRequest", "TextSimulator", "as_simulator", "failed_outcome",
+         "split_actions"),
+        "agentwm.graph.simulators",
+    ),
+    **dict.fromkeys(
+        ("Choice", "ChoiceReason", "Outcome", "Proposal", "ProposalSource", "Ranked", "SimulateInput"),
+        "agentwm.graph.state",
+    ),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _MOVED:
+        import importlib
+        import warnings
+
+        warnings.warn(
+            f"agentwm.graph.{name} is deprecated; import it from {_MOVED[name]}", DeprecationWarning, stacklevel=2
+        )
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'agentwm.graph' has no attribute {name!r}")

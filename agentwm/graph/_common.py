@@ -1,10 +1,12 @@
-"""Shared pieces of the graph nodes: node names, failure modes and errors, settings lookup."""
+"""Shared pieces of the graph nodes: node names, the sync/async node type, failure modes and errors, settings lookup."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Literal, get_args
 
+from langgraph._internal._runnable import RunnableCallable
 from langgraph.runtime import Runtime
 
 from agentwm.graph.context import PlanningContext, resolve_settings
@@ -19,20 +21,56 @@ PROPOSE, SIMULATE, SCORE, CHOOSE = "propose", "simulate", "score", "choose"
 """Node names used by :func:`~agentwm.graph.build_planning_graph` and by :func:`make_fan_out`."""
 
 
-# Protocols rather than Callable aliases: a Callable's parameters are positional-only to a type
-# checker, while LangGraph's own node protocol passes ``runtime`` by keyword, so ``add_node``
-# would refuse our nodes under mypy --strict.
-class Node(Protocol):
-    """A graph node: ``node(state, runtime)`` returns the state update (``runtime`` is None
-    when the node is called outside a graph)."""
+class GraphNode(RunnableCallable):
+    """One node for sync and async callers: a sync body and an async body behind one runnable (as
+    LangGraph's prebuilt agents pair ``call_model``/``acall_model``), so the same compiled graph
+    serves ``invoke`` and ``ainvoke``. Outside a graph ``node(state, runtime)`` runs the sync body
+    and ``await node.acall(state, runtime)`` the async one (``runtime`` may be ``None``).
+    """
 
-    def __call__(self, state: Any, runtime: Runtime[Any] | None) -> dict[str, Any]: ...
+    def __init__(
+        self,
+        func: Callable[[Any, Runtime[Any] | None], dict[str, Any]],
+        afunc: Callable[[Any, Runtime[Any] | None], Awaitable[dict[str, Any]]],
+        *,
+        name: str,
+    ) -> None:
+        super().__init__(func, afunc, name=name)
+        self._sync, self._async = func, afunc
+
+    def __call__(self, state: Any, runtime: Runtime[Any] | None = None) -> dict[str, Any]:
+        return self._sync(state, runtime)
+
+    async def acall(self, state: Any, runtime: Runtime[Any] | None = None) -> dict[str, Any]:
+        """The async body, called directly."""
+        return await self._async(state, runtime)
 
 
-class AsyncNode(Protocol):
-    """An ``async def`` graph node: ``await node(state, runtime)`` returns the state update."""
+class _LegacyAsyncNode(GraphNode):
+    """What ``asynchronous=True`` gave before one node served both: calling it returns a coroutine."""
 
-    def __call__(self, state: Any, runtime: Runtime[Any] | None) -> Awaitable[dict[str, Any]]: ...
+    def __call__(self, state: Any, runtime: Runtime[Any] | None = None) -> Any:
+        return self._async(state, runtime)
+
+
+def dual_node(
+    func: Callable[[Any, Runtime[Any] | None], dict[str, Any]],
+    afunc: Callable[[Any, Runtime[Any] | None], Awaitable[dict[str, Any]]],
+    *,
+    name: str,
+    asynchronous: bool | None = None,
+) -> GraphNode:
+    """The :class:`GraphNode` of a sync/async pair; ``asynchronous`` is the deprecated flag of the
+    factories (``True``: a direct call returns a coroutine, as it used to)."""
+    if asynchronous is not None:
+        warnings.warn(
+            "asynchronous= is deprecated and will be removed in the next release: every node now serves"
+            " invoke and ainvoke (call node.acall(state, runtime) to await it directly)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    cls = _LegacyAsyncNode if asynchronous else GraphNode
+    return cls(func, afunc, name=name)
 
 
 _NON_RETRYABLE = (ValueError, TypeError, LookupError, ArithmeticError, NotImplementedError, AssertionError)

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import operator
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, cast
 
 import torch
@@ -32,12 +33,14 @@ from pydantic import Field
 from typing_extensions import TypedDict
 
 from agentwm.core.returns import discounted_return
-from agentwm.graph._common import AsyncNode, Node
+from agentwm.graph._common import GraphNode
 from agentwm.graph.context import PlanningContext, resolve_settings
+from agentwm.graph.nodes import choose_from
+from agentwm.graph.propose import ChatModel
 from agentwm.graph.state import Choice, Proposal, Ranked
+from agentwm.planning.replies import DialogueScorer
 from agentwm.text.parsing import extract_list, extract_score
 from agentwm.worldmodels.dialogue import MAX_TEXT_CHARS, DialogueWorldModel
-from agentwm.worldmodels.dialogue_scoring import DialogueScorer
 
 __all__ = [
     "DEFAULT_FALLBACK_REPLIES",
@@ -172,7 +175,7 @@ def _settings(runtime: Any, default: DialogueContext) -> DialogueContext:
     return cast(DialogueContext, settings)
 
 
-def _client(model: Any) -> Any:
+def _client(model: ChatModel | None) -> Any:
     if model is None:
         return None
     from agentwm.text.client import LLMClient
@@ -190,10 +193,10 @@ def _client(model: Any) -> Any:
 
 def make_reply_proposer(
     *,
-    chat_model: Any = None,
+    chat_model: ChatModel | None = None,
     fallback_candidates: Sequence[str] = DEFAULT_FALLBACK_REPLIES,
     settings: DialogueContext | None = None,
-) -> Node:
+) -> GraphNode:
     """A node that fixes this turn's candidate replies.
 
     Candidates given in ``state["candidates"]`` are kept; otherwise ``chat_model`` is asked for
@@ -245,7 +248,7 @@ def make_reply_proposer(
         return {"candidates": cands, "llm_calls": 1,
                 "proposal": Proposal(source="llm", llm_calls=1, raw=raw, candidates=cands)}
 
-    return propose
+    return _both(propose, PROPOSE_REPLIES)
 
 
 def _reaction_prompt(turns: Sequence[str], candidate: str) -> list[BaseMessage]:
@@ -259,9 +262,9 @@ def _reaction_prompt(turns: Sequence[str], candidate: str) -> list[BaseMessage]:
 def make_dialogue_node(
     *,
     world_model: DialogueWorldModel | DialogueScorer | None = None,
-    reaction_model: Any = None,
+    reaction_model: ChatModel | None = None,
     settings: DialogueContext | None = None,
-) -> Node:
+) -> GraphNode:
     """A node that scores ``state["candidates"]`` and replies with the best one.
 
     Each candidate is imagined ``horizon`` exchanges ahead by the dialogue world model and scored by
@@ -339,13 +342,13 @@ def make_dialogue_node(
                            "imagined": [e.model_dump() for e in r.imagined]})
         order = sorted(range(len(scores)), key=lambda i: -scores[i]["score"])
         ranking = [Ranked(index=i, candidate=scores[i]["reply"], score=scores[i]["score"]) for i in order]
-        best = order[0]
-        chosen = scores[best]["reply"]
+        choice, _ = choose_from(ranking, candidates)  # the planning graph's choice rule
+        chosen = str(choice["candidate"])
         update: dict[str, Any] = {
             "messages": [AIMessage(content=chosen)],
             "scores": scores,
             "ranking": ranking,
-            "choice": Choice(candidate=chosen, index=best, score=scores[best]["score"], reason="best_score"),
+            "choice": choice,
             "chosen": chosen,
             "candidates": [],
             "llm_calls": int(state.get("llm_calls") or 0) + calls,
@@ -354,7 +357,7 @@ def make_dialogue_node(
             update["fallbacks"] = notes
         return update
 
-    return reply
+    return _both(reply, REPLY)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -364,11 +367,11 @@ def make_dialogue_node(
 def build_dialogue_graph(
     *,
     world_model: DialogueWorldModel | DialogueScorer | None = None,
-    chat_model: Any = None,
-    reaction_model: Any = None,
+    chat_model: ChatModel | None = None,
+    reaction_model: ChatModel | None = None,
     fallback_candidates: Sequence[str] = DEFAULT_FALLBACK_REPLIES,
     settings: DialogueContext | None = None,
-    asynchronous: bool = False,
+    asynchronous: bool | None = None,
     state_schema: type[Any] = DialogueState,
     context_schema: type[DialogueContext] = DialogueContext,
 ) -> StateGraph[Any, Any, Any, Any]:
@@ -381,7 +384,8 @@ def build_dialogue_graph(
             ``reaction_weight`` (default: none; pass ``chat_model`` again to reuse it).
         fallback_candidates: replies used when proposing fails or no chat model is given.
         settings: defaults of the per-run settings (an instance of ``context_schema``).
-        asynchronous: async nodes (they run the sync work in a worker thread).
+        asynchronous: deprecated and ignored: the nodes serve ``invoke`` and ``ainvoke`` (async
+            callers run the work in a worker thread).
         state_schema: :class:`DialogueState` or a subclass.
         context_schema: :class:`DialogueContext` or a subclass.
 
@@ -408,20 +412,23 @@ def build_dialogue_graph(
     propose = make_reply_proposer(chat_model=chat_model, fallback_candidates=fallback_candidates, settings=defaults)
     reply = make_dialogue_node(world_model=world_model, reaction_model=reaction_model, settings=defaults)
     builder: StateGraph[Any, Any, Any, Any] = StateGraph(state_schema, context_schema=context_schema)
-    if asynchronous:
-        builder.add_node(PROPOSE_REPLIES, cast(Any, _in_thread(propose)))
-        builder.add_node(REPLY, cast(Any, _in_thread(reply)))
-    else:
-        builder.add_node(PROPOSE_REPLIES, cast(Any, propose))
-        builder.add_node(REPLY, cast(Any, reply))
+    if asynchronous is not None:
+        warnings.warn(
+            "build_dialogue_graph(asynchronous=...) is deprecated and ignored: the graph's nodes serve both"
+            " invoke and ainvoke", DeprecationWarning, stacklevel=2,
+        )
+    builder.add_node(PROPOSE_REPLIES, propose)
+    builder.add_node(REPLY, reply)
     builder.add_edge(START, PROPOSE_REPLIES)
     builder.add_edge(PROPOSE_REPLIES, REPLY)
     builder.add_edge(REPLY, END)
     return builder
 
 
-def _in_thread(node: Node) -> AsyncNode:
+def _both(node: Callable[[Any, Runtime[Any] | None], dict[str, Any]], name: str) -> GraphNode:
+    """A node whose async body runs the sync one in a worker thread (the model is torch, not I/O)."""
+
     async def run(state: dict[str, Any], runtime: Runtime[Any] | None) -> dict[str, Any]:
         return await asyncio.to_thread(node, state, runtime)
 
-    return run
+    return GraphNode(node, run, name=name)

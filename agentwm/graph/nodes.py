@@ -1,7 +1,8 @@
-"""Node factories of the planning graph: propose, simulate, score, choose (sync and async).
+"""Node factories of the planning graph: propose, simulate, score, choose.
 
-Each factory returns a plain function ``node(state, runtime)`` (``async def`` with
-``asynchronous=True``) that reads only the keys of :class:`~agentwm.graph.state.PlanningState` it
+Each factory returns a :class:`~agentwm.graph._common.GraphNode`: a sync and an async body behind
+one runnable, so one compiled graph serves ``invoke`` and ``ainvoke``, and ``node(state, runtime)``
+still works outside a graph. A node reads only the keys of :class:`~agentwm.graph.state.PlanningState` it
 needs and returns a partial update, so the nodes drop into any ``StateGraph`` whose state schema
 extends ``PlanningState``. Models live in the closures; per-run settings come from
 ``runtime.context`` (:class:`~agentwm.graph.context.PlanningContext`, or the factory's
@@ -37,12 +38,12 @@ from agentwm.graph._common import (
     PROPOSE,
     SCORE,
     SIMULATE,
-    AsyncNode,
-    Node,
+    GraphNode,
     OnError,
     ProposerError,
     SimulationError,
     check_on_error,
+    dual_node,
     is_retryable,
     settings_for,
     writer_for,
@@ -53,12 +54,13 @@ from agentwm.graph.simulators import (
     ActionMap,
     SimulationRequest,
     Simulator,
+    WorldModelLike,
     as_simulator,
     failed_outcome,
     mean_return,
 )
 from agentwm.graph.state import Choice, Outcome, PlanningState, Ranked, SimulateInput
-from agentwm.planning.ranking import Followup
+from agentwm.planning.ranking import Followup, score_samples
 from agentwm.worldmodels.base import State
 
 __all__ = [
@@ -67,8 +69,7 @@ __all__ = [
     "PROPOSE",
     "SCORE",
     "SIMULATE",
-    "AsyncNode",
-    "Node",
+    "GraphNode",
     "OnError",
     "PromptFn",
     "ProposerError",
@@ -85,6 +86,7 @@ __all__ = [
     "make_simulate_node",
     "parse_candidates",
     "rank_outcomes",
+    "simulated_update",
 ]
 
 # ----------------------------------------------------------------------------------------------
@@ -140,7 +142,8 @@ def _request(inp: Mapping[str, Any], settings: PlanningContext) -> SimulationReq
     return SimulationRequest(inp.get("observation"), inp.get("goal") or "", candidates, indices, settings)
 
 
-def _simulated(outcomes: list[Outcome], runtime: Any) -> dict[str, Any]:
+def simulated_update(outcomes: list[Outcome], runtime: Any) -> dict[str, Any]:
+    """The state update of finished simulations: the outcomes, streamed, with notes on fallbacks."""
     write = writer_for(runtime)
     notes = []
     for outcome in outcomes:
@@ -168,15 +171,15 @@ def failed_simulations(inp: Mapping[str, Any], exc: BaseException, simulator: st
 
 
 def make_simulate_node(
-    world_model: Any,
+    world_model: WorldModelLike,
     *,
     actions: ActionMap | None = None,
     observe: Callable[[Any], State] | None = None,
     followup: Followup = "random",
     settings: PlanningContext | None = None,
     on_error: OnError = "fallback",
-    asynchronous: bool = False,
-) -> Node | AsyncNode:
+    asynchronous: bool | None = None,
+) -> GraphNode:
     """A node that imagines the future of candidates with a world model.
 
     It takes a :class:`~agentwm.graph.state.SimulateInput` (what :func:`make_fan_out` sends) or the
@@ -192,7 +195,7 @@ def make_simulate_node(
         followup: what follows a first action in latent simulations.
         settings: defaults when the run's context gives none.
         on_error: ``"fallback"`` (failed outcomes, recorded) or ``"raise"`` (:class:`SimulationError`).
-        asynchronous: return an ``async def`` node.
+        asynchronous: deprecated (every node serves ``invoke`` and ``ainvoke``).
 
     Example:
         >>> node = make_simulate_node(model, actions={"left": torch.tensor([1.0, 0.0]), "right": torch.tensor([0.0, 1.0])})
@@ -202,18 +205,14 @@ def make_simulate_node(
     simulator = as_simulator(world_model, actions=actions, observe=observe, followup=followup)
     default = settings or PlanningContext()
 
-    if asynchronous:
-
-        async def asimulate(state: SimulateInput, runtime: Runtime[Any] | None) -> dict[str, Any]:
-            try:
-                outcomes = await simulator.asimulate(_request(state, settings_for(runtime, default)))
-            except Exception as exc:
-                if on_error == "raise":
-                    raise SimulationError(f"simulation failed: {exc}") from exc
-                outcomes = failed_simulations(state, exc, simulator.name)
-            return _simulated(outcomes, runtime)
-
-        return asimulate
+    async def asimulate(state: SimulateInput, runtime: Runtime[Any] | None) -> dict[str, Any]:
+        try:
+            outcomes = await simulator.asimulate(_request(state, settings_for(runtime, default)))
+        except Exception as exc:
+            if on_error == "raise":
+                raise SimulationError(f"simulation failed: {exc}") from exc
+            outcomes = failed_simulations(state, exc, simulator.name)
+        return simulated_update(outcomes, runtime)
 
     def simulate(state: SimulateInput, runtime: Runtime[Any] | None) -> dict[str, Any]:
         try:
@@ -222,9 +221,9 @@ def make_simulate_node(
             if on_error == "raise":
                 raise SimulationError(f"simulation failed: {exc}") from exc
             outcomes = failed_simulations(state, exc, simulator.name)
-        return _simulated(outcomes, runtime)
+        return simulated_update(outcomes, runtime)
 
-    return simulate
+    return dual_node(simulate, asimulate, name=SIMULATE, asynchronous=asynchronous)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -234,11 +233,13 @@ def make_simulate_node(
 def rank_outcomes(
     candidates: Sequence[str], simulations: Sequence[Outcome], settings: PlanningContext
 ) -> tuple[list[Ranked], list[str]]:
-    """Score every simulated candidate with ``settings.scorer()`` over its sample returns; best
-    first, ties to the earlier candidate. Returns the ranking and notes on left-out candidates.
+    """Score every simulated candidate with ``settings.scorer()`` over its sample returns (the
+    scoring half of :func:`agentwm.planning.rank`); best first, ties to the earlier candidate.
+    Returns the ranking and notes on left-out candidates.
 
     Raises:
-        ValueError: ``score="disagreement_penalized"`` with a world model that reports no disagreement.
+        ValueError: ``score="disagreement_penalized"`` with a world model that reports no
+            disagreement, or a NaN score (a NaN disagreement).
     """
     latest: dict[int, Outcome] = {}
     for outcome in simulations:
@@ -270,17 +271,17 @@ def rank_outcomes(
         dis_t = None
         if all(d is not None for _, _, d in usable):
             dis_t = torch.tensor([[d] for _, _, d in usable], dtype=torch.float64).expand_as(returns_t)
-        scores = scorer(returns_t, dis_t).tolist()
+        scores = score_samples(returns_t, dis_t, scorer)[0].tolist()
     else:
         for _, r, d in usable:
             dis_t = None if d is None else torch.full_like(r[None], d)
-            scores.append(float(scorer(r[None], dis_t)[0]))
+            scores.append(float(score_samples(r[None], dis_t, scorer)[0][0]))
     ranked = [Ranked(index=i, candidate=candidates[i], score=s) for (i, _, _), s in zip(usable, scores)]
     ranked.sort(key=lambda r: (-r["score"], r["index"]))
     return ranked, notes
 
 
-def make_score_node(*, settings: PlanningContext | None = None) -> Node:
+def make_score_node(*, settings: PlanningContext | None = None) -> GraphNode:
     """A node that scores the simulations (mean, lower quantile or disagreement-penalized sample
     return, per ``score`` in the run's settings) into ``ranking`` and totals ``llm_calls``.
 
@@ -301,7 +302,10 @@ def make_score_node(*, settings: PlanningContext | None = None) -> Node:
             update["fallbacks"] = notes
         return update
 
-    return score
+    async def ascore(state: PlanningState, runtime: Runtime[Any] | None) -> dict[str, Any]:
+        return score(state, runtime)
+
+    return GraphNode(score, ascore, name=SCORE)
 
 
 def choose_from(ranking: Sequence[Ranked], candidates: Sequence[str]) -> tuple[Choice, list[str]]:
@@ -315,7 +319,7 @@ def choose_from(ranking: Sequence[Ranked], candidates: Sequence[str]) -> tuple[C
     return Choice(candidate=None, index=None, score=None, reason="no_candidates"), ["choose: no candidates to choose from"]
 
 
-def make_choose_node() -> Node:
+def make_choose_node() -> GraphNode:
     """A node that takes the best-ranked candidate into ``choice``/``chosen``.
 
     Fallbacks (recorded in ``fallbacks``): no candidate could be scored -> the first candidate
@@ -335,4 +339,7 @@ def make_choose_node() -> Node:
             update["fallbacks"] = notes
         return update
 
-    return choose
+    async def achoose(state: PlanningState, runtime: Runtime[Any] | None) -> dict[str, Any]:
+        return choose(state, runtime)
+
+    return GraphNode(choose, achoose, name=CHOOSE)

@@ -20,14 +20,15 @@ from langchain_core.tools import BaseTool
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 
-from agentwm.graph._common import AsyncNode, Node, settings_for, writer_for
+from agentwm.graph._common import GraphNode, dual_node, settings_for, writer_for
 from agentwm.graph.context import PlanningContext
-from agentwm.graph.nodes import _simulated, affordable, choose_from, failed_simulations, rank_outcomes
-from agentwm.graph.propose import PromptFn, _Proposer
+from agentwm.graph.nodes import affordable, choose_from, failed_simulations, rank_outcomes, simulated_update
+from agentwm.graph.propose import ChatModel, PromptFn, ProposeLogic
 from agentwm.graph.simulators import (
     ActionMap,
     LatentSimulator,
     SimulationRequest,
+    WorldModelLike,
     as_simulator,
     split_actions,
 )
@@ -37,23 +38,24 @@ from agentwm.worldmodels.base import State
 
 
 def make_plan_node(
-    world_model: Any,
+    world_model: WorldModelLike,
     *,
-    proposer: Any = None,
+    proposer: ChatModel | None = None,
     actions: ActionMap | Sequence[str | BaseTool] | None = None,
     observe: Callable[[Any], State] | None = None,
     followup: Followup = "random",
     fallback_candidates: Sequence[str] = (),
     settings: PlanningContext | None = None,
     prompt: PromptFn | None = None,
-    asynchronous: bool = False,
-) -> Node | AsyncNode:
+    asynchronous: bool | None = None,
+) -> GraphNode:
     """A node that makes one planning decision: it writes ``candidates``, ``simulations``,
     ``ranking``, ``choice``/``chosen``, ``llm_calls`` and ``fallbacks`` of
     :class:`~agentwm.graph.PlanningState` in a single update.
 
     Arguments are those of :func:`~agentwm.graph.build_planning_graph`; per-run settings come from
-    ``runtime.context`` as there.
+    ``runtime.context`` as there. The node serves ``invoke`` (text candidates simulated in threads)
+    and ``ainvoke`` (``asyncio.gather``); ``asynchronous`` is deprecated.
 
     Example:
         >>> import torch
@@ -68,7 +70,7 @@ def make_plan_node(
     if isinstance(simulator, LatentSimulator) and not menu:
         menu = simulator.menu
     defaults = settings or PlanningContext()
-    logic = _Proposer(proposer, menu, fallback_candidates, defaults, prompt)
+    logic = ProposeLogic(proposer, menu, fallback_candidates, defaults, prompt)
 
     def requests(state: PlanningState, update: dict[str, Any], settings_: PlanningContext) -> list[SimulationRequest]:
         candidates = update["candidates"]
@@ -79,7 +81,7 @@ def make_plan_node(
         return [SimulationRequest(observation, goal, [c], [i], settings_) for i, c in enumerate(candidates[:n])]
 
     def finish(update: dict[str, Any], outcomes: list[Outcome], settings_: PlanningContext, runtime: Any) -> dict[str, Any]:
-        simulated = _simulated(outcomes, runtime)
+        simulated = simulated_update(outcomes, runtime)
         ranked, score_notes = rank_outcomes(update["candidates"], outcomes, settings_)
         choice, choose_notes = choose_from(ranked, update["candidates"])
         writer_for(runtime)({"type": "choice", **choice})
@@ -107,23 +109,19 @@ def make_plan_node(
         except Exception as exc:  # noqa: BLE001
             return failed_simulations({"candidates": request.candidates, "indices": request.indices}, exc, simulator.name)
 
-    if asynchronous:
-
-        async def aplan(state: PlanningState, runtime: Runtime[Any] | None) -> dict[str, Any]:
-            settings_ = settings_for(runtime, defaults)
-            update, messages = logic.plan(state, settings_)
-            if update is None:
-                assert logic.llm is not None
-                try:
-                    answer, calls = await logic.llm.acomplete(messages)
-                except Exception as exc:  # noqa: BLE001 - any LLM failure degrades to the fallback
-                    update = logic.failed(exc)
-                else:
-                    update = logic.parse(answer, calls, settings_)
-            batches = await asyncio.gather(*(arun_one(r) for r in requests(state, update, settings_)))
-            return finish(update, [o for batch in batches for o in batch], settings_, runtime)
-
-        return aplan
+    async def aplan(state: PlanningState, runtime: Runtime[Any] | None) -> dict[str, Any]:
+        settings_ = settings_for(runtime, defaults)
+        update, messages = logic.plan(state, settings_)
+        if update is None:
+            assert logic.llm is not None
+            try:
+                answer, calls = await logic.llm.acomplete(messages)
+            except Exception as exc:  # noqa: BLE001 - any LLM failure degrades to the fallback
+                update = logic.failed(exc)
+            else:
+                update = logic.parse(answer, calls, settings_)
+        batches = await asyncio.gather(*(arun_one(r) for r in requests(state, update, settings_)))
+        return finish(update, [o for batch in batches for o in batch], settings_, runtime)
 
     def plan(state: PlanningState, runtime: Runtime[Any] | None) -> dict[str, Any]:
         settings_ = settings_for(runtime, defaults)
@@ -144,5 +142,5 @@ def make_plan_node(
                 batches = list(pool.map(run_one, todo))
         return finish(update, [o for batch in batches for o in batch], settings_, runtime)
 
-    return plan
+    return dual_node(plan, aplan, name="plan", asynchronous=asynchronous)
 

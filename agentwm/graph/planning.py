@@ -11,6 +11,7 @@ The graph is returned UNCOMPILED, so the caller picks the checkpointer (``Sqlite
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, cast, get_type_hints
 
@@ -20,6 +21,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command, RetryPolicy
 
+from agentwm.graph._common import GraphNode
 from agentwm.graph.context import PlanningContext
 from agentwm.graph.nodes import (
     CHOOSE,
@@ -31,16 +33,16 @@ from agentwm.graph.nodes import (
     PromptFn,
     ProposerError,
     SimulationError,
-    _simulated,
     failed_simulations,
     is_retryable,
     make_choose_node,
     make_fan_out,
     make_score_node,
     make_simulate_node,
+    simulated_update,
 )
-from agentwm.graph.propose import _propose_node, _Proposer
-from agentwm.graph.simulators import ActionMap, LatentSimulator, as_simulator, split_actions
+from agentwm.graph.propose import ChatModel, ProposeLogic, propose_node_from
+from agentwm.graph.simulators import ActionMap, LatentSimulator, WorldModelLike, as_simulator, split_actions
 from agentwm.graph.state import PlanningState
 from agentwm.planning.ranking import Followup
 from agentwm.worldmodels.base import State
@@ -67,8 +69,8 @@ def _check_state_schema(schema: Any) -> None:
 
 def build_planning_graph(
     *,
-    world_model: Any,
-    proposer: Any = None,
+    world_model: WorldModelLike,
+    proposer: ChatModel | None = None,
     actions: ActionMap | Sequence[str | BaseTool] | None = None,
     observe: Callable[[Any], State] | None = None,
     followup: Followup = "random",
@@ -77,7 +79,7 @@ def build_planning_graph(
     prompt: PromptFn | None = None,
     retry_policy: RetryPolicy | None = DEFAULT_RETRY,
     on_failure: OnError = "fallback",
-    asynchronous: bool = False,
+    asynchronous: bool | None = None,
     state_schema: type[Any] = PlanningState,
     context_schema: type[PlanningContext] = PlanningContext,
 ) -> StateGraph[Any, Any, Any, Any]:
@@ -114,10 +116,11 @@ def build_planning_graph(
         prompt: ``(state, settings, menu) -> messages`` for the proposer.
         retry_policy: LangGraph retry policy of the propose and simulate nodes; ``None``: no retry.
         on_failure: ``"fallback"`` or ``"raise"``, see above.
-        asynchronous: async nodes (use ``ainvoke``/``astream``); sync nodes (the default) work
-            with both. LangGraph runs parallel sync tasks in a thread pool of
-            ``config["max_concurrency"]`` workers (default ``min(32, cores + 4)``): pass
-            ``{"max_concurrency": K}`` in the run's config to simulate more candidates at once.
+        asynchronous: deprecated and ignored: every node holds a sync and an async body, so the
+            compiled graph serves ``invoke``/``stream`` (parallel sync tasks run in a thread pool
+            of ``config["max_concurrency"]`` workers, default ``min(32, cores + 4)``: pass
+            ``{"max_concurrency": K}`` to simulate more candidates at once) and
+            ``ainvoke``/``astream`` (text simulations overlap on the event loop).
         state_schema: a TypedDict extending :class:`~agentwm.graph.PlanningState`.
         context_schema: :class:`~agentwm.graph.PlanningContext` or a subclass.
 
@@ -157,9 +160,14 @@ def build_planning_graph(
         menu = simulator.menu
 
     node_error: OnError = "raise"  # failures surface to the RetryPolicy; the handlers below fall back
-    logic = _Proposer(proposer, menu, fallback_candidates, defaults, prompt, retries=0)
-    propose = _propose_node(logic, node_error, asynchronous)
-    simulate = make_simulate_node(simulator, settings=defaults, on_error=node_error, asynchronous=asynchronous)
+    if asynchronous is not None:
+        warnings.warn(
+            "build_planning_graph(asynchronous=...) is deprecated and ignored: the graph's nodes serve both"
+            " invoke and ainvoke", DeprecationWarning, stacklevel=2,
+        )
+    logic = ProposeLogic(proposer, menu, fallback_candidates, defaults, prompt, retries=0)
+    propose: GraphNode = propose_node_from(logic, node_error)
+    simulate = make_simulate_node(simulator, settings=defaults, on_error=node_error)
     fan_out = make_fan_out(simulator, settings=defaults, simulate_node=SIMULATE, skip_to=SCORE)
 
     def propose_failed(state: dict[str, Any], error: NodeError, runtime: Runtime[Any]) -> Command[str]:
@@ -173,7 +181,7 @@ def build_planning_graph(
         if not isinstance(error.error, SimulationError):
             raise error.error
         # go on to score explicitly: when every simulation failed, no normal edge triggers it
-        return Command(update=_simulated(failed_simulations(inp, error.error, simulator.name), runtime), goto=SCORE)
+        return Command(update=simulated_update(failed_simulations(inp, error.error, simulator.name), runtime), goto=SCORE)
 
     builder: StateGraph[Any, Any, Any, Any] = StateGraph(state_schema, context_schema=context_schema)
     handlers = on_failure == "fallback"

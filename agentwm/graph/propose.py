@@ -19,11 +19,11 @@ from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 
 from agentwm.graph._common import (
-    AsyncNode,
-    Node,
+    GraphNode,
     OnError,
     ProposerError,
     check_on_error,
+    dual_node,
     settings_for,
     writer_for,
 )
@@ -31,6 +31,9 @@ from agentwm.graph.context import PlanningContext
 from agentwm.graph.state import PlanningState, Proposal, ProposalSource
 from agentwm.text import parsing
 from agentwm.text.client import LLMClient
+
+ChatModel = BaseChatModel | LLMClient
+"""A proposer or reaction model: any LangChain chat model, or an :class:`~agentwm.text.client.LLMClient`."""
 
 PromptFn = Callable[[Mapping[str, Any], PlanningContext, Sequence[str]], list[BaseMessage]]
 """``(state, settings, menu) -> messages`` asking a chat model for candidate actions."""
@@ -65,7 +68,7 @@ class _LLM:
     with its own settings.
     """
 
-    def __init__(self, llm: Any, *, retries: int = 2) -> None:
+    def __init__(self, llm: ChatModel, *, retries: int = 2) -> None:
         if isinstance(llm, LLMClient):
             self.client = llm
         elif isinstance(llm, BaseChatModel):
@@ -155,12 +158,12 @@ def _clean_given(candidates: Any) -> list[str]:
     return out
 
 
-class _Proposer:
-    """The propose logic shared by the node and the graph's error handler."""
+class ProposeLogic:
+    """The propose logic shared by the propose node, the one-node planner and the graph's error handler."""
 
     def __init__(
         self,
-        proposer: Any,
+        proposer: ChatModel | None,
         menu: Sequence[str],
         fallback_candidates: Sequence[str],
         settings: PlanningContext,
@@ -243,14 +246,14 @@ class _Proposer:
 
 def make_propose_node(
     *,
-    proposer: Any = None,
+    proposer: ChatModel | None = None,
     actions: Sequence[str] | None = None,
     fallback_candidates: Sequence[str] = (),
     settings: PlanningContext | None = None,
     prompt: PromptFn | None = None,
     on_error: OnError = "fallback",
-    asynchronous: bool = False,
-) -> Node | AsyncNode:
+    asynchronous: bool | None = None,
+) -> GraphNode:
     """A node that starts a decision: it fixes the candidates and resets the per-decision keys.
 
     Candidates come from, in order: ``state["candidates"]`` when the caller gave them; the
@@ -265,7 +268,7 @@ def make_propose_node(
         prompt: ``(state, settings, menu) -> messages``; default :func:`default_prompt`.
         on_error: ``"fallback"`` (degrade and record) or ``"raise"`` (:class:`ProposerError`, for a
             ``RetryPolicy``).
-        asynchronous: return an ``async def`` node (for ``ainvoke``/``astream`` graphs).
+        asynchronous: deprecated (every node serves ``invoke`` and ``ainvoke``).
 
     Example:
         >>> from langchain_core.language_models.fake_chat_models import FakeListChatModel
@@ -274,11 +277,13 @@ def make_propose_node(
         ['wait', 'go']
     """
     check_on_error(on_error)
-    logic = _Proposer(proposer, actions or (), fallback_candidates, settings or PlanningContext(), prompt)
-    return _propose_node(logic, on_error, asynchronous)
+    logic = ProposeLogic(proposer, actions or (), fallback_candidates, settings or PlanningContext(), prompt)
+    return propose_node_from(logic, on_error, asynchronous)
 
 
-def _propose_node(logic: _Proposer, on_error: OnError, asynchronous: bool) -> Node | AsyncNode:
+def propose_node_from(logic: ProposeLogic, on_error: OnError, asynchronous: bool | None = None) -> GraphNode:
+    """The propose node over ``logic`` (the planning graph builds its error handler on the same logic)."""
+
     def done(update: dict[str, Any], runtime: Any) -> dict[str, Any]:
         proposal = update["proposal"]
         writer_for(runtime)({"type": "proposal", "source": proposal["source"], "candidates": update["candidates"]})
@@ -289,22 +294,18 @@ def _propose_node(logic: _Proposer, on_error: OnError, asynchronous: bool) -> No
             raise ProposerError(f"the proposer's LLM call failed: {exc}") from exc
         return logic.failed(exc)
 
-    if asynchronous:
-
-        async def apropose(state: PlanningState, runtime: Runtime[Any] | None) -> dict[str, Any]:
-            settings = settings_for(runtime, logic.settings)
-            update, messages = logic.plan(state, settings)
-            if update is None:
-                assert logic.llm is not None
-                try:
-                    answer, calls = await logic.llm.acomplete(messages)
-                except Exception as exc:  # noqa: BLE001 - any LLM failure degrades to the fallback
-                    update = failed(exc)
-                else:
-                    update = logic.parse(answer, calls, settings)
-            return done(update, runtime)
-
-        return apropose
+    async def apropose(state: PlanningState, runtime: Runtime[Any] | None) -> dict[str, Any]:
+        settings = settings_for(runtime, logic.settings)
+        update, messages = logic.plan(state, settings)
+        if update is None:
+            assert logic.llm is not None
+            try:
+                answer, calls = await logic.llm.acomplete(messages)
+            except Exception as exc:  # noqa: BLE001 - any LLM failure degrades to the fallback
+                update = failed(exc)
+            else:
+                update = logic.parse(answer, calls, settings)
+        return done(update, runtime)
 
     def propose(state: PlanningState, runtime: Runtime[Any] | None) -> dict[str, Any]:
         settings = settings_for(runtime, logic.settings)
@@ -319,4 +320,4 @@ def _propose_node(logic: _Proposer, on_error: OnError, asynchronous: bool) -> No
                 update = logic.parse(answer, calls, settings)
         return done(update, runtime)
 
-    return propose
+    return dual_node(propose, apropose, name="propose", asynchronous=asynchronous)

@@ -3,7 +3,7 @@
 A planning graph holds text candidates and plain-data observations; world models hold tensors or
 text carries. A simulator bridges the two and nothing else: it builds the start state, imagines
 each candidate with the world model, and reads the imagined returns off the model's ``Rollout``
-(``Rollout.returns`` / :func:`agentwm.planning.rank_candidates`: the one implementation of the
+(``Rollout.returns`` / :func:`agentwm.planning.rank`: the one implementation of the
 return math). Scoring the samples and choosing happen in later nodes.
 
 * :class:`LatentSimulator` wraps a tensor :class:`~agentwm.worldmodels.WorldModel` (RSSM,
@@ -26,7 +26,7 @@ import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import torch
 from langchain_core.tools import BaseTool
@@ -34,9 +34,9 @@ from torch import Tensor
 
 from agentwm.graph.context import PlanningContext
 from agentwm.graph.state import Outcome
-from agentwm.planning.ranking import Followup, rank_candidates
+from agentwm.planning.ranking import Followup, Ranking, arank, rank
 from agentwm.text.scorers import LLMJudge
-from agentwm.worldmodels.base import Rollout, State, WorldModel, repeat_state
+from agentwm.worldmodels.base import State, TextWorldModel, WorldModel
 
 ActionMap = Mapping[str, Tensor] | Callable[[str], Tensor]
 """Candidate text -> action tensor: ``[A]`` (a first action, continued by the follow-up) or
@@ -90,6 +90,10 @@ class Simulator(Protocol):
         ...
 
 
+WorldModelLike = WorldModel | TextWorldModel | Simulator
+"""What a graph simulates with: a latent world model, a text world model, or a ready simulator (all protocols)."""
+
+
 def failed_outcome(candidate: str, index: int, error: str, simulator: str = "") -> Outcome:
     """An outcome that records why a candidate could not be simulated (it is never chosen)."""
     return Outcome(
@@ -133,7 +137,7 @@ class LatentSimulator:
             know (an LLM invented it, the function raised) gets a failed outcome, not an error.
         observe: observation (plain data from the graph state) -> a start carry of batch 1;
             default ``model.observe(torch.tensor(observation)[None])``.
-        followup: what follows a first action (see :func:`~agentwm.planning.rank_candidates`).
+        followup: what follows a first action (see :func:`~agentwm.planning.rank`).
         device: where to put the default observation tensor and the actions.
 
     Example:
@@ -207,7 +211,7 @@ class LatentSimulator:
             stacked = torch.stack([a for _, _, a in known]).float()
             if self.device is not None:
                 stacked = stacked.to(self.device)
-            ranking = rank_candidates(
+            ranking = rank(
                 self.model,
                 state,
                 stacked,
@@ -270,7 +274,7 @@ class TextSimulator:
 
     def __init__(
         self,
-        model: Any,
+        model: TextWorldModel,
         *,
         make_state: Callable[[Any, str], State] | None = None,
         llm_calls_per_step: int | None = None,
@@ -295,7 +299,8 @@ class TextSimulator:
 
     def _default_state(self, observation: Any, goal: str) -> State:
         if goal and self._observe_takes_goal:
-            return dict(self.model.observe(observation, goal=goal))
+            observe_with_goal: Any = self.model.observe  # LLMWorldModel.observe takes goal=
+            return dict(observe_with_goal(observation, goal=goal))
         state = dict(self.model.observe(observation))
         if goal and "goal" not in state:
             state["goal"] = [goal]
@@ -312,18 +317,13 @@ class TextSimulator:
         judge = isinstance(getattr(llm, "scorer", None), LLMJudge)
         return S * (H + (H - 1 if followups else 0) + (H if judge else 0))
 
-    def _inputs(self, request: SimulationRequest, candidate: str) -> tuple[dict[str, Any], list[list[str]]]:
-        state = repeat_state(self.make_state(request.observation, request.goal), request.settings.samples)
-        return state, [[candidate] * request.settings.samples]
+    def _ranking_args(self, request: SimulationRequest, candidate: str) -> tuple[State, list[str], dict[str, Any]]:
+        settings = request.settings
+        state = self.make_state(request.observation, request.goal)
+        return state, [candidate], {"horizon": settings.horizon, "samples": settings.samples, "gamma": settings.gamma}
 
-    def _outcome(self, rollout: Rollout, candidate: str, index: int, settings: PlanningContext) -> Outcome:
-        if not isinstance(rollout, Rollout):
-            raise TypeError(f"the text world model returned {type(rollout).__name__}, not a Rollout")
-        S = settings.samples
-        if rollout.batch_size != S:
-            raise ValueError(f"the text world model returned a rollout of batch {rollout.batch_size}, expected {S}")
-        returns = rollout.returns(settings.gamma)
-        dis = rollout.extras.get("disagreement")
+    def _outcome(self, ranking: Ranking, candidate: str, index: int, settings: PlanningContext) -> Outcome:
+        rollout = ranking.rollout
         text = rollout.extras.get("text")
         steps: list[str] = []
         if isinstance(text, Sequence):
@@ -337,9 +337,9 @@ class TextSimulator:
         return Outcome(
             candidate=candidate,
             index=index,
-            returns=returns.tolist(),
+            returns=ranking.returns[0].tolist(),
             rewards=rollout.rewards.mean(1).tolist(),
-            disagreement=float(dis.mean()) if isinstance(dis, Tensor) else None,
+            disagreement=None if ranking.disagreement is None else float(ranking.disagreement[0]),
             steps=steps,
             llm_calls=calls,
             simulator=self.name,
@@ -350,16 +350,14 @@ class TextSimulator:
     def simulate(self, request: SimulationRequest) -> list[Outcome]:
         out = []
         for i, candidate in zip(request.indices, request.candidates):
-            state, actions = self._inputs(request, candidate)
-            rollout = self.model.imagine(state, actions, request.settings.horizon)
-            out.append(self._outcome(rollout, candidate, i, request.settings))
+            state, texts, options = self._ranking_args(request, candidate)
+            out.append(self._outcome(rank(self.model, state, texts, **options), candidate, i, request.settings))
         return out
 
     async def asimulate(self, request: SimulationRequest) -> list[Outcome]:
         async def one(i: int, candidate: str) -> Outcome:
-            state, actions = self._inputs(request, candidate)
-            rollout = await self.model.aimagine(state, actions, request.settings.horizon)
-            return self._outcome(rollout, candidate, i, request.settings)
+            state, texts, options = self._ranking_args(request, candidate)
+            return self._outcome(await arank(self.model, state, texts, **options), candidate, i, request.settings)
 
         return list(await asyncio.gather(*(one(i, c) for i, c in zip(request.indices, request.candidates))))
 
@@ -368,7 +366,7 @@ class TextSimulator:
 
 
 def as_simulator(
-    world_model: Any,
+    world_model: WorldModelLike,
     *,
     actions: ActionMap | None = None,
     observe: Callable[[Any], State] | None = None,
@@ -389,9 +387,9 @@ def as_simulator(
                 "a latent world model needs `actions`: a dict {candidate text: action tensor} or a function"
                 " text -> tensor, so text candidates can be imagined"
             )
-        return LatentSimulator(world_model, actions, observe=observe, followup=followup)
+        return LatentSimulator(cast(WorldModel, world_model), actions, observe=observe, followup=followup)
     if callable(getattr(world_model, "aimagine", None)):
-        return TextSimulator(world_model)
+        return TextSimulator(cast(TextWorldModel, world_model))
     raise TypeError(
         "world_model must be a WorldModel (with action_spec), a TextWorldModel (with aimagine) or a"
         f" Simulator, got {type(world_model).__name__}"

@@ -25,7 +25,15 @@ from agentwm.planning.base import (
 from agentwm.planning.cem import CEM, CEMOutput
 from agentwm.planning.mcts import MCTS, MCTSResult
 from agentwm.planning.mppi import MPPI
-from agentwm.planning.ranking import Followup, Ranking, rank_candidates
+from agentwm.planning.ranking import (
+    Candidates,
+    Followup,
+    Ranking,
+    arank,
+    rank,
+    rank_candidates,
+    score_samples,
+)
 from agentwm.planning.scoring import (
     SCORE_MODES,
     ScoreLike,
@@ -44,6 +52,8 @@ __all__ = [
     "MPPI",
     "SCORE_MODES",
     "CEMOutput",
+    "Candidates",
+    "DialogueScorer",
     "Evaluation",
     "Followup",
     "GeneratorLike",
@@ -53,16 +63,36 @@ __all__ = [
     "Planner",
     "RandomShooting",
     "Ranking",
+    "ReplyScore",
     "SamplingPlanner",
     "ScoreLike",
     "ScoreMode",
     "Scorer",
+    "arank",
     "as_scorer",
     "disagreement_penalized_score",
     "evaluate_rollout",
     "evaluate_sequences",
     "lower_quantile_score",
     "mean_score",
+    "rank",
     "rank_candidates",
+    "score_replies",
+    "score_samples",
     "tile_state",
 ]
+
+# Reply scoring loads the dialogue world model (sentence embeddings); import it on first use.
+_LAZY = {
+    "DialogueScorer": "agentwm.planning.replies",
+    "ReplyScore": "agentwm.planning.replies",
+    "score_replies": "agentwm.planning.replies",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'agentwm.planning' has no attribute {name!r}")

@@ -57,8 +57,6 @@ _LAZY = {
     "HybridSettings": "agentwm.worldmodels.composite",
     "DialogueWorldModel": "agentwm.worldmodels.dialogue",
     "DialogueConfig": "agentwm.worldmodels.dialogue",
-    "DialogueScorer": "agentwm.worldmodels.dialogue_scoring",
-    "score_replies": "agentwm.worldmodels.dialogue_scoring",
 }
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -311,10 +312,21 @@ class DialogueWorldModel(nn.Module):
             logits = logits + self.match_q(deter) @ self.match_k(cands).T
         return logits
 
-    def rank_candidates(self, state: Mapping[str, Any], cands: Tensor) -> Tensor:
+    def next_turn_logits(self, state: Mapping[str, Any], cands: Tensor) -> Tensor:
         """Next-turn logits ``[B, N]`` of candidate turn embeddings ``[N, E]`` after ``state``
-        (prior mode): response selection."""
+        (prior mode): one-step response selection, not a ranking by imagined return (that is
+        :func:`agentwm.planning.score_replies`)."""
         return self.match_logits(state["deter"], self.predict_next(state), cands)
+
+    def rank_candidates(self, state: Mapping[str, Any], cands: Tensor) -> Tensor:
+        """Deprecated name of :meth:`next_turn_logits` (kept for one release)."""
+        warnings.warn(
+            "DialogueWorldModel.rank_candidates is renamed next_turn_logits; ranking by imagined return is"
+            " agentwm.planning.score_replies",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.next_turn_logits(state, cands)
 
     def predict_heads(self, state: Mapping[str, Any]) -> dict[str, Tensor]:
         """``engagement``, ``relevance`` of the reply to the last turn, ``rating [B, 3]`` (0-1, the

@@ -48,7 +48,7 @@ from agentwm.core.aio import run_sync
 from agentwm.text.client import LLMClient, StructuredResult
 from agentwm.text.prompts import NEXT_ACTION_PROMPT, OUTCOME_PROMPT, NextAction, Outcome, format_history
 from agentwm.text.scorers import EmbeddingRelevance, Scores, TextScorer
-from agentwm.worldmodels.base import Rollout, State, TextActions, repeat_state
+from agentwm.worldmodels.base import Rollout, State, TextActions
 
 T = TypeVar("T")
 
@@ -444,55 +444,3 @@ def _sample_ids(
     return ids
 
 
-def rank_text_candidates(
-    model: Any,
-    observation: str,
-    candidates: Sequence[str],
-    *,
-    goal: str | None = None,
-    horizon: int = 1,
-    gamma: float = 0.9,
-    samples: int = 1,
-) -> dict[str, Any]:
-    """Imagine each candidate action ``samples`` times from one text observation and rank them by
-    mean discounted return; a plain-data summary (what ``agentwm score llm`` prints).
-
-    Args:
-        model: an :class:`LLMWorldModel` or any text world model whose ``observe`` takes ``goal=``.
-        observation / goal: the start state and the goal.
-        candidates: the text actions to compare; the model proposes follow-ups after them.
-        horizon / gamma / samples: imagined steps, discount, imaginations per candidate.
-
-    Returns:
-        ``{"best", "ranking": [{"candidate", "score", "returns", "imagined", "actions"}] best first,
-        "llm_calls", "fallbacks"}``; ``imagined``/``actions`` follow the first sample.
-    """
-    names = _texts("candidates", list(candidates))
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples must be a positive int, got {samples!r}")
-    if not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"gamma must lie in [0, 1], got {gamma}")
-    K = len(names)
-    start = model.observe(observation, goal=goal)
-    tiled = repeat_state(start, K * samples)
-    rollout = model.imagine(tiled, [[c for c in names for _ in range(samples)]], horizon)
-    returns = rollout.returns(gamma).reshape(K, samples)
-    scores = returns.mean(1)
-    order = torch.argsort(scores, descending=True, stable=True).tolist()
-    text, acts = rollout.extras.get("text", []), rollout.extras.get("actions", [])
-    ranking = [
-        {
-            "candidate": names[k],
-            "score": round(float(scores[k]), 6),
-            "returns": [round(float(r), 6) for r in returns[k]],
-            "imagined": [row[k * samples] for row in text],
-            "actions": [row[k * samples] for row in acts],
-        }
-        for k in order
-    ]
-    return {
-        "best": names[order[0]],
-        "ranking": ranking,
-        "llm_calls": rollout.extras.get("llm_calls"),
-        "fallbacks": rollout.extras.get("fallbacks"),
-    }

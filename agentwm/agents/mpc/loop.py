@@ -256,7 +256,7 @@ def score_candidates(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Rank candidate first actions from one observation with a saved ensemble (JSON-ready)."""
-    from agentwm.planning import rank_candidates
+    from agentwm.planning import rank
 
     model, meta = load_ensemble(model_dir)
     spec = model.action_spec
@@ -276,7 +276,7 @@ def score_candidates(
         first = torch.as_tensor(candidates, dtype=torch.float32).reshape(len(candidates), spec.dim)
     state = model.observe(torch.as_tensor(obs, dtype=torch.float32)[None])
     torch.manual_seed(seed)
-    ranking = rank_candidates(world, state, first, horizon=horizon, samples=samples, gamma=gamma, score=score)
+    ranking = rank(world, state, first, horizon=horizon, samples=samples, gamma=gamma, score=score)
     return {
         "scores": ranking.scores.tolist(),
         "order": [int(i) for i in ranking.order],
