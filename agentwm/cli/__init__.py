@@ -18,7 +18,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from agentwm.cli.config_flags import add_config_flags, one_line
-from agentwm.cli.train import add_config_tail, add_train_families, print_json, resolve
+from agentwm.cli.train import add_config_tail, add_train_families, dreamer_presets, print_json, resolve
+
+__all__ = ["build_parser", "dreamer_presets", "main"]
 
 
 def _add_mpc_flags(p: argparse.ArgumentParser, *, with_env: bool = True) -> None:
