@@ -78,10 +78,11 @@ def _cmd_compare_dreamer(args: argparse.Namespace) -> int:
 def _add_dreamer_families(eval_fam: Any) -> None:
     q = eval_fam.add_parser("dreamer", help="evaluate the newest checkpoint of a Dreamer run")
     q.add_argument("--logdir", required=True, help="run folder written by `agentwm train dreamer`")
-    q.add_argument("--episodes", type=int, default=10, help="evaluation episodes")
-    q.add_argument("--seed", type=int, default=12345, help="seed of the evaluation episodes")
+    q.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default: 10)")
+    q.add_argument("--seed", type=int, default=12345, help="seed of the evaluation episodes (default: 12345)")
     q.add_argument("--mode", choices=["eval", "explore"], default="eval",
-                   help="eval: the policy's most likely action (greedy); explore: sampled actions (DreamerV3's eval)")
+                   help="eval: the policy's most likely action (greedy); explore: sampled actions (DreamerV3's eval) "
+                   "(default: eval)")
     q.add_argument("--video", metavar="PATH", default=None,
                    help="write the first episode as the env renders it (.gif, or .mp4 with imageio-ffmpeg)")
     q.add_argument("--device", default=None,
