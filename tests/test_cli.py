@@ -38,7 +38,7 @@ def test_plan_controls_cartpole_better_than_random(capsys):
 
 def test_train_eval_score_round_trip(tmp_path, capsys):
     folder = tmp_path / "cartpole-ensemble"
-    code, out, _ = run_cli(capsys, "train", "ensemble", "--transitions", "400", "--out", str(folder), "--quiet")
+    code, out, _ = run_cli(capsys, "train", "ensemble", "--steps", "400", "--logdir", str(folder), "--quiet")
     assert code == 0 and (folder / "model.safetensors").is_file()
     assert json.loads(out)["fit_metrics"]
     code, out, _ = run_cli(

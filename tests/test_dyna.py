@@ -100,8 +100,8 @@ def test_cli_train_dyna(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 
     from agentwm.cli import main
 
-    argv = ["train", "dyna", "--env", "FrozenLake-v1", "-k", "3", "--real-steps", "200", "--quiet",
-            "--set", "eval_every=100", "--out", str(tmp_path / "ck")]
+    argv = ["train", "dyna", "--env", "FrozenLake-v1", "-k", "3", "--steps", "200", "--quiet",
+            "--set", "eval_every=100", "--logdir", str(tmp_path / "ck")]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["planning_steps"] == 3 and summary["real_steps"] == 200 and "curve" not in summary

@@ -134,8 +134,8 @@ def test_cli_train_muzero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
     from agentwm.cli import main
 
-    argv = ["train", "muzero", "--env-steps", "40", "--simulations", "3", "--set", "warmup_steps=10",
-            "--set", "eval_episodes=1", "--set", 'net={"latent": 8, "units": 16}', "--out", str(tmp_path / "mz")]
+    argv = ["train", "muzero", "--steps", "40", "--simulations", "3", "--set", "warmup_steps=10",
+            "--set", "eval_episodes=1", "--set", 'net={"latent": 8, "units": 16}', "--logdir", str(tmp_path / "mz")]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["env_steps"] == 40 and summary["updates"] > 0 and (tmp_path / "mz" / "config.json").is_file()

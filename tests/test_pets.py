@@ -124,7 +124,7 @@ def test_cli_train_pets(capsys: pytest.CaptureFixture[str]) -> None:
 
     from agentwm.cli import main
 
-    argv = ["train", "pets", "--planner", "mppi", "--particles", "2", "--max-episodes", "1", "--set",
+    argv = ["train", "pets", "--planner", "mppi", "--particles", "2", "--steps", "1", "--set",
             "initial_transitions=200", "--set", "epochs=2", "--set", "max_steps=15", "--set", "samples=16",
             "--set", "horizon=5"]
     assert main(argv) == 0

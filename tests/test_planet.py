@@ -54,7 +54,7 @@ def test_cli_train_planet(capsys: pytest.CaptureFixture[str]) -> None:
     from agentwm.cli import main
 
     overrides = [item for k, v in SMALL.items() if k != "episodes" for item in ("--set", f"{k}={v}")]
-    argv = ["train", "planet", "--episodes", "1", *overrides, "--set", "max_steps=8", "--set", "eval_episodes=0"]
+    argv = ["train", "planet", "--steps", "1", *overrides, "--set", "max_steps=8", "--set", "eval_episodes=0"]
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out)["family"] == "planet"
     assert main(["train", "planet", "--set", "elites=0"]) == 2

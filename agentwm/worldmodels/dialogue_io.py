@@ -47,7 +47,7 @@ def default_checkpoint() -> Path:
             return path
     raise FileNotFoundError(
         "no dialogue checkpoint found in " + ", ".join(str(p) for p in candidates)
-        + "; train one with `agentwm train dialogue --out models/dialogue-minilm` or set AGENTWM_DIALOGUE_MODEL"
+        + "; train one with `agentwm train dialogue --logdir models/dialogue-minilm` or set AGENTWM_DIALOGUE_MODEL"
     )
 
 

@@ -187,7 +187,7 @@ vector of `agentwm.envs.babyai` ({VECTOR_DIM} floats). Load with
 - **Holdout (10%) metrics**: next-vector MSE {fmt('wm/holdout_mse')} vs copy-last baseline
   {fmt('wm/holdout_baseline_mse')}; reward MSE {fmt('wm/holdout_reward_mse')}; continue accuracy
   {fmt('wm/holdout_continue_acc')}; {fmt('wm/epochs')} epochs.
-- **Command**: `agentwm train babyai --out models/babyai-ensemble` (seed {config.seed}).
+- **Command**: `agentwm train babyai --logdir models/babyai-ensemble` (seed {config.seed}).
 - **Limits**: single-room go-to / pick-up / put-next missions only; objects never seen are a
   flag, not a position; blocked cells are the 6 around the agent only. Not for doors or multi-room levels.
 - **Intended use**: ranking proposed actions by imagined return (`benchmarks/babyai.py`).
