@@ -32,6 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
+from _results import write_result  # noqa: E402  (benchmarks/_results.py)
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -72,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=5, help="imaginations per candidate sequence (latent planner)")
     p.add_argument("--gamma", type=float, default=0.9, help="discount of imagined rewards")
     p.add_argument("--quick", action="store_true", help="CI smoke run: 2 episodes per level, 1 for LLM rows")
-    p.add_argument("--out", default=None, help="JSON output path (default benchmarks/out/babyai.json)")
+    p.add_argument("--out", default=None, help="also write the bare JSON object here (benchmarks/results/babyai.json always)")
     args = p.parse_args(argv)
     if args.quick:
         args.episodes, args.llm_episodes = min(args.episodes, 2), min(args.llm_episodes, 1)
@@ -136,9 +139,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": f"{platform.machine()} {os.cpu_count()} cores (shared; timings are pessimistic)",
         "total_wall_s": round(time.perf_counter() - t_start, 1),
     }
-    path = Path(args.out) if args.out else Path(__file__).resolve().parent / "out" / "babyai.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
+    if args.out:  # the bare object, where the caller asked for it
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out, indent=2))
+    write_result("babyai", out, variant="quick" if args.quick else None)
     print(json.dumps(out))
     print(markdown_table(out))
     return out

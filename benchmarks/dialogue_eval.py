@@ -25,6 +25,10 @@ import json
 import os
 import random
 import time
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
+from _results import write_result  # noqa: E402  (benchmarks/_results.py)
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -65,6 +69,7 @@ def main() -> None:
         "seconds": round(time.perf_counter() - start, 1),
     }
     print(json.dumps(out))
+    write_result("dialogue_eval", out, variant="subset" if args.conversations else None)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,10 @@ import json
 import os
 import statistics
 import time
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
+from _results import write_result  # noqa: E402  (benchmarks/_results.py)
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -80,6 +84,7 @@ def main() -> None:
         "note": "timings on a shared machine are pessimistic; run on idle cores for the real figure",
     }
     print(json.dumps(out))
+    write_result("dialogue_speed", out)
 
 
 if __name__ == "__main__":

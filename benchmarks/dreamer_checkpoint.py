@@ -22,6 +22,10 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
+from _results import write_result  # noqa: E402  (benchmarks/_results.py)
 
 import numpy as np
 
@@ -81,13 +85,13 @@ def main() -> None:
         os.fsync(fh.fileno())
     full_s = time.perf_counter() - t0
     full_mb = _megabytes([full])
-    print(json.dumps({
+    print(json.dumps(write_result("dreamer_checkpoint", {
         "benchmark": "dreamer_checkpoint", "rows": args.rows, "every": args.every, "obs": list(SHAPE),
         "first_checkpoint_s": round(first_s, 2),
         "incremental_s": round(incremental_s, 3), "incremental_mb": round(incremental_mb, 1),
         "whole_buffer_s": round(full_s, 3), "whole_buffer_mb": round(full_mb, 1),
         "speedup": round(full_s / incremental_s, 1), "bytes_ratio": round(full_mb / incremental_mb, 1),
-    }))  # fmt: skip
+    })))  # fmt: skip
     if args.dir is None:
         shutil.rmtree(root, ignore_errors=True)
 

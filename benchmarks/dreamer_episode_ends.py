@@ -17,6 +17,10 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
+from _results import write_result  # noqa: E402  (benchmarks/_results.py)
 
 import numpy as np
 import torch
@@ -84,12 +88,12 @@ def main() -> None:
     torch.manual_seed(args.seed)
     episodes = [play(agent, cfg, args.seed + i) for i in range(args.episodes)]
     terminated = [e for e in episodes if e["ended"] == "terminated"]
-    print(json.dumps({
+    print(json.dumps(write_result("dreamer_episode_ends", {
         "benchmark": "dreamer_episode_ends", "env": cfg.env, "frames": frames,
         "replay": _replay_terminals(logdir), "terminated": len(terminated), "episodes": episodes,
         "mean_continue_at_terminal_obs": (
             round(float(np.mean([e["continue_at_last_obs"] for e in terminated])), 3) if terminated else None),
-    }))  # fmt: skip
+    }, variant=Path(args.logdir).name)))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -21,6 +21,10 @@ import json
 import os
 import tempfile
 import time
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
+from _results import write_result  # noqa: E402  (benchmarks/_results.py)
 
 from agentwm.agents.dreamer import resolve_config, train
 from agentwm.agents.dreamer.report import run_summary
@@ -58,7 +62,7 @@ def main() -> None:
     summary = train(cfg, logdir, progress=args.progress)
     target = float(task["target"])  # type: ignore[arg-type]
     run = run_summary(logdir, target)
-    print(json.dumps({
+    print(json.dumps(write_result("dreamer_learn", {
         "benchmark": "dreamer_learn", "task": args.task, "env": task["env"], "frames": summary["frames"],
         "updates": summary["updates"], "final_eval_return": summary["eval_return"],
         "best_eval_return": summary["best_eval_return"], "target": target,
@@ -66,7 +70,7 @@ def main() -> None:
         "wall_s": round(time.perf_counter() - t0, 1), "load_avg_1m_at_start": load,
         "eval_curve": [(frames, round(ret, 1)) for frames, ret in run["curve"]],
         "config": {"presets": args.preset or task["presets"], "sets": sets}, "logdir": logdir,
-    }))  # fmt: skip
+    }, variant=f"{args.task}-seed{args.seed}")))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -20,6 +20,10 @@ import json
 import os
 import statistics
 import tempfile
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
+from _results import write_result  # noqa: E402  (benchmarks/_results.py)
 
 import torch
 from safetensors.torch import load_file
@@ -63,12 +67,12 @@ def main() -> None:
     same = weights[0].keys() == weights[1].keys() and all(
         torch.equal(weights[0][k], weights[1][k]) for k in weights[0]
     )
-    print(json.dumps({
+    print(json.dumps(write_result("dreamer_overlap", {
         "benchmark": "dreamer_overlap", "env": args.env, "pixels": args.pixels, "presets": args.preset,
         "frames": args.steps, "num_envs": args.num_envs, "train_ratio": args.train_ratio, "threads": args.threads,
         "sync_fps": round(fps["sync"], 1), "async_fps": round(fps["async"], 1),
         "speedup": round(fps["async"] / fps["sync"], 2), "same_weights": same, "load_avg_1m_at_start": load,
-    }))  # fmt: skip
+    })))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -29,6 +29,10 @@ import os
 import platform
 import statistics
 import time
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
+from _results import write_result  # noqa: E402  (benchmarks/_results.py)
 
 import torch
 
@@ -157,7 +161,8 @@ def main() -> None:
     for preset in args.presets:
         results.append(bench(preset, args))
         print(json.dumps(results[-1]), flush=True)
-    print(json.dumps({**out, "results": results}))
+    variant = "-".join([*args.presets, args.amp, *(["compile"] if args.compile else [])])
+    print(json.dumps(write_result("dreamer_update", {**out, "results": results}, variant=variant)))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,10 @@ import os
 import time
 from collections.abc import Callable
 from typing import Any
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
+from _results import write_result  # noqa: E402  (benchmarks/_results.py)
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -150,8 +154,10 @@ def main() -> None:
     for name in args.families:
         start = time.perf_counter()
         result = FAMILIES[name](seeds, args.quick)
-        print(json.dumps({"family": name, "seeds": seeds, "quick": args.quick, **result,
-                          "wall_s": round(time.perf_counter() - start, 1)}), flush=True)
+        row = {"family": name, "seeds": seeds, "quick": args.quick, **result,
+               "wall_s": round(time.perf_counter() - start, 1)}
+        variant = name + ("-quick" if args.quick else "")
+        print(json.dumps(write_result("families", row, variant=variant)), flush=True)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,10 @@ import json
 import os
 import time
 from collections.abc import Callable
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
+from _results import write_result  # noqa: E402  (benchmarks/_results.py)
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -131,6 +135,7 @@ def main() -> None:
     if torch.cuda.is_available():
         out["cuda_device"] = torch.cuda.get_device_name()
     print(json.dumps(out))
+    write_result("imagine", out)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
+from _results import write_result  # noqa: E402  (benchmarks/_results.py)
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -207,6 +210,7 @@ def main() -> None:
     if args.smollm2:
         out["smollm2"] = smollm2(args.max_new_tokens)
     print(json.dumps(out, indent=2))
+    write_result("llm_worldmodel", out, variant="smollm2" if args.smollm2 else None)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
+from _results import write_result  # noqa: E402  (benchmarks/_results.py)
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
@@ -198,12 +201,12 @@ def main() -> None:
     gated = rows["ensemble_gated"]
     print(f"ensemble_gated: fallback on {100 * (gated['mean_fallback_rate'] or 0):.1f}% of steps, mean disagreement "
           f"{gated['mean_disagreement_mean']}, max {gated['mean_disagreement_max']}, threshold {gated['mean_threshold']}")
-    print(json.dumps({
+    print(json.dumps(write_result("mbrl_vs_modelfree", {
         "benchmark": "mbrl_vs_modelfree", "target_return": TARGET, "seeds": args.seeds, "quick": args.quick,
         "table": rows, "plot": args.out, "wall_s": round(time.perf_counter() - start, 1),
         "runs": [{k: {kk: vv for kk, vv in v.items() if kk != "episodes"} for k, v in r.items()} for r in results],
         "note": "aggregated from progress logs" if args.aggregate else None,
-    }))
+    }, variant="quick" if args.quick else None)))
 
 
 if __name__ == "__main__":

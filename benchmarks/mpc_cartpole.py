@@ -12,6 +12,10 @@ import argparse
 import json
 import os
 import time
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
+from _results import write_result  # noqa: E402  (benchmarks/_results.py)
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -39,6 +43,7 @@ def main() -> None:
         returns = [r for row in rows for r in row["episode_returns"]]
         out[score] = {"mean_return": sum(returns) / len(returns), "runs": rows}
     print(json.dumps(out))
+    write_result("mpc_cartpole", out)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,10 @@ import json
 import os
 import statistics
 import time
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
+from _results import write_result  # noqa: E402  (benchmarks/_results.py)
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -72,6 +76,7 @@ def main() -> None:
         out["cuda"] = measure("cuda", args.repeats, args.candidates, args.samples, args.horizon)
         out["cuda_device"] = torch.cuda.get_device_name()
     print(json.dumps(out))
+    write_result("plan_latency", out)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
+from _results import write_result  # noqa: E402  (benchmarks/_results.py)
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -219,6 +222,7 @@ def main() -> None:
         "llm": llm_concurrency(args.latency, args.k, args.llm_horizon, args.llm_repeats),
     }
     print(json.dumps(result))
+    write_result("plan_node_latency", result)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ in a loop of your own, as you would to deploy it.
     python examples/dreamer_cartpole.py --quick               # 1,000 frames, a smoke run (~30 s)
     python examples/dreamer_cartpole.py --logdir runs/mine    # run it again to continue a stopped run
 
-The `tiny` and `cartpole` presets are the measured CPU recipe (README: ≥ 475 within 30k frames on
+The `tiny` and `cartpole` presets are the measured CPU recipe (docs/dreamer.md: ≥ 475 within 30k frames on
 6 of 6 seeds). Stop it with Ctrl-C at any time: the frame reached is checkpointed, and the next run
 of this script resumes there.
 """

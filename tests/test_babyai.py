@@ -215,7 +215,7 @@ def test_same_seed_same_proposals() -> None:
 def test_benchmark_quick_mode_runs_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "babyai.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1"}
+           "TRANSFORMERS_OFFLINE": "1", "AGENTWM_RESULTS_DIR": str(tmp_path)}
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "babyai.py"), "--quick", "--llm", "scripted",
          "--levels", "BabyAI-GoToLocal-v0", "--out", str(out)],

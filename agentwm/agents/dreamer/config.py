@@ -153,7 +153,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # seeds then reach 475, 5 of 6 hold it at 30k frames (4 of 6 without, a different seed failing).
     # The seed that fails still drifts, its continue head still at ~0.93 there
     # (benchmarks/dreamer_learn.py --task cartpole, benchmarks/dreamer_episode_ends.py; figures in
-    # the README).
+    # docs/dreamer.md).
     "cartpole": {"env": "CartPole-v1", "critic_lr": 1e-3, "horizon": 32, "replay_terminal_fraction": 0.25},
     # Sizes (architecture only); apply after a task preset or alone.
     "size1m": {"model_preset": "size1m"},
@@ -166,7 +166,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # dmc_proprio at a CPU's budget, for the tiny model (apply after it). Final eval on
     # cartpole-swingup at 100k frames by train ratio (benchmarks/dreamer_learn.py, seed 0, one core
     # each): 32 -> 354, 64 -> 442, 128 -> 778 in 92 min (seeds 1-3: 535, 315, 505, so 533 +- 164
-    # over four; more in the README); dmc_proprio's 512 would take ~4x as long.
+    # over four; more in docs/dreamer.md); dmc_proprio's 512 would take ~4x as long.
     "dmc_cpu": {"action_repeat": 2, "train_ratio": 128, "prefill": 5_000, "eval_every": 10_000},
 }  # fmt: skip
 
