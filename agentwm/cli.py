@@ -222,6 +222,8 @@ def _cmd_train_dreamer(args: argparse.Namespace) -> int:
     from agentwm.agents.dreamer import checkpoint, resolve_config, train
 
     fields = {k: getattr(args, k) for k in ("env", "steps", "seed", "device") if getattr(args, k) is not None}
+    if args.resume:
+        checkpoint.require_run(args.logdir)
     saved = checkpoint.saved_config(args.logdir) if args.resume else None
     if saved is not None:  # resume: the run's own settings, changed only by what is given now
         config = resolve_config(args.preset or [], args.set or [], base=saved, **fields)
@@ -501,6 +503,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, TypeError, json.JSONDecodeError) as err:
         print(f"agentwm {args.command}: {err}", file=sys.stderr)
         return 2
+    except FloatingPointError as err:  # agentwm.core.finite.NonFiniteError: the run diverged
+        print(f"agentwm {args.command}: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -174,13 +174,13 @@ def test_replay_checkpoints_write_only_new_rows_and_restore_the_buffer(tmp_path:
                        rng.random(2) < 0.1, rng.random(2) < 0.05)  # fmt: skip
         ckpt.save(tmp_path, 200 * step, agent, {"loop": {"frames": 200 * step}}, replay, keep=2)
         assert listed()[-1] == [100 * (step - 1), 100 * step]  # one new chunk: the rows since the last
-        stamps.update({p.name: p.stat().st_mtime_ns for p in chunk_dir.glob("*.npz") if p.name not in stamps})
+        stamps.update({p.name: p.stat().st_mtime_ns for p in chunk_dir.glob("*.safetensors") if p.name not in stamps})
     # 400 rows written, 150 held (250..399): the newest lists only chunks holding those; chunks that
     # no kept checkpoint (300, 400) lists are gone, and no chunk was ever written twice.
     assert listed() == [[200, 300], [300, 400]]
-    names = sorted(p.name for p in chunk_dir.glob("*.npz"))
-    assert names == ["000000000100-000000000200.npz", "000000000200-000000000300.npz", "000000000300-000000000400.npz"]
-    assert all(p.stat().st_mtime_ns == stamps[p.name] for p in chunk_dir.glob("*.npz"))
+    names = sorted(p.name for p in chunk_dir.glob("*.safetensors"))
+    assert names == [f"{a:012d}-{b:012d}.safetensors" for a, b in ((100, 200), (200, 300), (300, 400))]
+    assert all(p.stat().st_mtime_ns == stamps[p.name] for p in chunk_dir.glob("*.safetensors"))
 
     restored = SequenceReplay(300, 2, (4,), 2, seed=5)
     loaded = ckpt.load_latest(tmp_path, DreamerAgent((4,), ActionSpec("discrete", 2), cfg), restored)
@@ -734,8 +734,8 @@ def test_dmc_training_checkpoints_and_resumes_with_fresh_episodes(tmp_path: Path
     assert cfg.action_repeat == 2 and cfg.model_preset == "debug"
     summary = train(cfg, tmp_path, progress=False)
     assert summary["frames"] == 80 and summary["updates"] > 0
-    state = torch.load(ckpt.latest(tmp_path) / "state.pt", weights_only=False)  # type: ignore[operator]
-    assert state["envs"] is None  # MuJoCo envs do not pickle: a resumed run starts fresh episodes
+    state = json.loads((ckpt.latest(tmp_path) / "state.json").read_text())  # type: ignore[operator]
+    assert state["envs"] is None  # MuJoCo state is not plain data: a resumed run starts fresh episodes
     more = train(resolve_config(["dmc_proprio", "debug"], [*sets, "steps=120"], env="dmc:cartpole-swingup"),
                  tmp_path, resume=True, progress=False)  # fmt: skip
     assert more["resumed_from"] == 80 and more["frames"] == 120

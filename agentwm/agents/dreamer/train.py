@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from agentwm.agents import env_state
 from agentwm.agents.dreamer import checkpoint as ckpt
 from agentwm.agents.dreamer.agent import DreamerAgent, Mode
 from agentwm.agents.dreamer.config import DreamerConfig, check_resume
@@ -306,7 +307,7 @@ def train(
     # ---- Resume -------------------------------------------------------------------------------
     resumed_from = None
     if resume:
-        saved = ckpt.load_latest(logdir, agent, replay, device)
+        saved = ckpt.load_latest(logdir, agent, replay, device, allow_pickle=cfg.pickle_env_state)
         if saved is not None:
             state, resumed_from = saved
             agent.load_optim_state(state["optim"])
@@ -316,9 +317,14 @@ def train(
             random.setstate(state["rng"]["python"])
             act_rng.bit_generator.state = state["rng"]["act"]
             carry = {k: v.to(device) for k, v in state["carry"].items()}
-            if state.get("envs") is not None and isinstance(envs, gym.vector.SyncVectorEnv):
-                # exact env state (picklable in-process envs, e.g. classic control)
-                ckpt.restore_envs(envs, state["envs"])
+            exact = isinstance(envs, gym.vector.SyncVectorEnv) and (
+                state.get("envs") is not None or state.get("envs_pickle") is not None)
+            if exact:  # exact env state (in-process envs: classic control as data, others opted-in pickles)
+                assert isinstance(envs, gym.vector.SyncVectorEnv)
+                if state.get("envs") is not None:
+                    env_state.restore(envs, state["envs"])
+                else:
+                    ckpt.restore_envs(envs, state["envs_pickle"])
                 obs, is_first, prev_done = state["obs"], state["is_first"], state["prev_done"]
                 reward_in, term_in = state["reward_in"], state["term_in"]
                 ep_return, ep_length = state["ep_return"], state["ep_length"]
@@ -333,11 +339,12 @@ def train(
             "optim": agent.optim_state(), "loop": dict(loop), "carry": {k: v.cpu() for k, v in carry.items()},
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
                     "act": act_rng.bit_generator.state},
-            "envs": ckpt.pickle_envs(envs), "obs": obs, "is_first": is_first, "prev_done": prev_done,
+            "envs": env_state.capture(envs), "obs": obs, "is_first": is_first, "prev_done": prev_done,
             "reward_in": reward_in, "term_in": term_in,
             "ep_return": ep_return, "ep_length": ep_length,
         }  # fmt: skip
-        ckpt.save(logdir, loop["frames"], agent, state, replay, cfg.keep_checkpoints)
+        blob = ckpt.pickle_envs(envs) if cfg.pickle_env_state and state["envs"] is None else None
+        ckpt.save(logdir, loop["frames"], agent, state, replay, cfg.keep_checkpoints, envs_pickle=blob)
 
     from tqdm import tqdm
 
@@ -404,9 +411,9 @@ def train(
                 loop["next_log"] += cfg.log_every
                 now = time.perf_counter()
                 values: dict[str, float] = {}
-                if pending:
-                    keys = pending[0].keys()
-                    values = {k: float(torch.stack([m[k] for m in pending]).mean()) for k in keys}
+                if pending:  # skipped (non-finite) updates report only guard/ keys
+                    keys = dict.fromkeys(k for m in pending for k in m)
+                    values = {k: float(torch.stack([m[k] for m in pending if k in m]).mean()) for k in keys}
                 if train_returns:
                     values["train/return"] = float(np.mean(train_returns))
                 values["charts/fps"] = (loop["frames"] - frames_last) / max(now - t_last, 1e-9)
