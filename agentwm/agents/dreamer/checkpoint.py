@@ -28,6 +28,7 @@ in one line and leaves the previous checkpoint in place. Checkpoints of the earl
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import pickle
@@ -199,13 +200,14 @@ def _save(
     atomic_write(root / "latest", write_pointer)
     for old in complete_checkpoints(root.parent)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
-    listed = set()
+    listed: set[str] = set()
     for kept in complete_checkpoints(root.parent):
         try:
             manifest = _manifest(kept)
         except CheckpointError:
             continue
-        listed |= {_chunk_name(c, manifest) for c in manifest.get("replay_chunks", [])}
+        chunks_held: list[list[int]] = manifest.get("replay_chunks", [])
+        listed |= {_chunk_name(c, manifest) for c in chunks_held}
     for chunk in [*(root / _REPLAY).glob("*.npz"), *(root / _REPLAY).glob("*.safetensors")]:
         if chunk.name not in listed:  # held by no kept checkpoint
             chunk.unlink(missing_ok=True)
@@ -308,8 +310,10 @@ def _npz(path: Path) -> dict[str, np.ndarray]:
 def _legacy_state(path: Path) -> dict[str, Any]:
     """``state.pt`` of the earlier format, read with ``weights_only=True`` (tensors, numbers and
     numpy arrays only; pickled env state in it is dropped: resumed runs start fresh episodes)."""
+    multiarray = importlib.import_module("numpy._core.multiarray" if hasattr(np, "_core") else "numpy.core.multiarray")
+    reconstruct = multiarray._reconstruct  # rebuilds plain arrays only
     kinds = [np.float32, np.float64, np.uint8, np.uint32, np.int64, np.int32, np.bool_]
-    safe = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, *{type(np.dtype(k)) for k in kinds}]
+    safe = [reconstruct, np.ndarray, np.dtype, *{type(np.dtype(k)) for k in kinds}]
     try:
         with torch.serialization.safe_globals(safe):
             state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
@@ -340,7 +344,8 @@ def _read(path: Path, device: str | torch.device, allow_pickle: bool) -> dict[st
     legacy_replay = None
     if (path / "replay.npz").is_file():
         legacy_replay = _npz(path / "replay.npz")
-        blocks, rows = [], 0
+        blocks: list[tuple[int, dict[str, np.ndarray]]] = []
+        rows = 0
     else:
         blocks, rows = replay_arrays(path)
     return {"manifest": manifest, "state": state, "weights": weights, "blocks": blocks, "rows": rows,
