@@ -38,7 +38,7 @@ from agentwm.worldmodels.dialogue import DialogueConfig, DialogueWorldModel
 class DialogueTrainConfig(BaseModel):
     """Settings of ``agentwm train dialogue``; every CLI flag maps to one field."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     out: str | None = Field(None, description="checkpoint folder to write (None: do not save)")
     preset: Literal["default", "debug"] = Field("default", description="model size preset")

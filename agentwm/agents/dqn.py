@@ -23,7 +23,7 @@ from torch import nn
 class DQNConfig(BaseModel):
     """Settings of a DQN run; the defaults are tuned for CartPole-v1."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     env: str = Field(default="CartPole-v1", description="gymnasium id: flat Box observations, Discrete actions")
     max_steps: int = Field(default=100_000, ge=1, description="real step budget")

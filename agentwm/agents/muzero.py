@@ -32,7 +32,7 @@ from agentwm.worldmodels.muzero import LOSS_KEYS, MuZeroModel, MuZeroNetConfig
 class MuZeroConfig(BaseModel):
     """Settings of a MuZero run; ``agentwm train muzero`` flags map to these fields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     env: str = Field(default="CartPole-v1", description="gymnasium id: flat Box observations, Discrete actions")
     env_steps: int = Field(default=6000, ge=1, description="real environment steps of self-play")

@@ -36,7 +36,7 @@ from agentwm.worldmodels.rssm import RSSM, RSSMConfig
 class PlaNetConfig(BaseModel):
     """Settings of a PlaNet run; ``agentwm train planet`` flags map to these fields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     env: str = Field(default="dmc:cartpole-swingup", description="dmc:domain-task or a gymnasium id (Box actions)")
     pixels: bool = Field(default=False, description="DMC only: observe 64x64 renders instead of proprio")

@@ -39,7 +39,7 @@ from agentwm.worldmodels.vae_mdnrnn import VAEMDNRNN, VAEMDNConfig
 class HSConfig(BaseModel):
     """Settings of a World Models run; ``agentwm train worldmodels`` flags map to these fields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     env: str = Field(default="CartPole-v1", description="gymnasium id with rgb_array rendering, Discrete actions")
     frames: int = Field(default=3000, ge=10, description="random-policy frames to collect")

@@ -21,6 +21,7 @@ from agentwm.planning.base import (
     check_float,
     check_int,
     check_model,
+    check_state_finite,
     evaluate_rollout,
     make_generator,
     state_device,
@@ -112,7 +113,7 @@ def rank_candidates(
     samples = check_int("samples", samples)
     gamma = check_float("gamma", gamma, 0.0, 1.0)
     scorer = as_scorer(score)
-    if state_batch_size(state) != 1:
+    if state_batch_size(check_state_finite(state)) != 1:
         raise ValueError(
             f"rank_candidates ranks candidates for ONE start state; got a carry of batch {state_batch_size(state)}"
             " (select one with agentwm.worldmodels.index_state(state, slice(i, i + 1)))"

@@ -35,8 +35,15 @@ from typing import Any, TypeVar
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, convert_to_messages
 from pydantic import BaseModel
-from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
-from tenacity import wait_exponential, wait_random
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 
 from agentwm.text.calls import call_async, call_sync, has_native_async, is_fatal, is_retryable
 from agentwm.text.parsing import parse_model
@@ -277,7 +284,7 @@ class LLMClient:
 
         try:
             message: Any = Retrying(**self._retry_policy())(attempt)
-        except Exception as err:  # noqa: BLE001 - any provider error ends in LLMError
+        except Exception as err:
             raise self._failed(err, attempts) from err
         self._record_usage(msgs, message)
         text = _content(message)
@@ -342,7 +349,7 @@ class LLMClient:
 
         try:
             message: Any = await AsyncRetrying(**self._retry_policy())(attempt)
-        except Exception as err:  # noqa: BLE001 - any provider error ends in LLMError
+        except Exception as err:
             raise self._failed(err, attempts) from err
         self._record_usage(msgs, message)
         text = _content(message)

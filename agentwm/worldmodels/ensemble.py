@@ -283,7 +283,7 @@ class EnsembleDynamics(nn.Module):
         """
         if isinstance(obs, np.ndarray):
             obs = torch.as_tensor(obs)
-        obs = check_tensor("obs", obs, [None, self.obs_dim])
+        obs = check_tensor("obs", obs, [None, self.obs_dim], finite=True)
         p = self.weights[0]
         return {"obs": obs.to(device=p.device, dtype=p.dtype)}
 

@@ -35,7 +35,6 @@ import torch
 from torch import Tensor, nn
 
 from agentwm.agents.dreamer.config import DreamerConfig
-from agentwm.core.finite import FiniteGuard
 from agentwm.core import (
     MLP,
     ReturnNormalizer,
@@ -46,6 +45,7 @@ from agentwm.core import (
     sample_indices,
     unimix_logits,
 )
+from agentwm.core.finite import FiniteGuard
 from agentwm.worldmodels.base import ActionSpec
 from agentwm.worldmodels.rssm import RSSM, RSSMConfig
 

@@ -203,11 +203,10 @@ def _save(
     listed: set[str] = set()
     for kept in complete_checkpoints(root.parent):
         try:
-            manifest = _manifest(kept)
+            held = _manifest(kept)
         except CheckpointError:
             continue
-        chunks_held: list[list[int]] = manifest.get("replay_chunks", [])
-        listed |= {_chunk_name(c, manifest) for c in chunks_held}
+        listed |= {_chunk_name(c, held) for c in held.get("replay_chunks", [])}
     for chunk in [*(root / _REPLAY).glob("*.npz"), *(root / _REPLAY).glob("*.safetensors")]:
         if chunk.name not in listed:  # held by no kept checkpoint
             chunk.unlink(missing_ok=True)
@@ -289,7 +288,7 @@ def replay_arrays(path: str | Path) -> tuple[list[tuple[int, dict[str, np.ndarra
             verify_sha256(chunk, sums.get(chunk.name, ""))
             try:
                 blocks.append((int(start), load_numpy(str(chunk))))
-            except Exception as err:  # noqa: BLE001 - safetensors' own error type
+            except Exception as err:
                 raise CheckpointError(f"{chunk}: not a readable safetensors file ({err})") from err
         else:
             blocks.append((int(start), _npz(chunk)))
@@ -317,7 +316,7 @@ def _legacy_state(path: Path) -> dict[str, Any]:
     try:
         with torch.serialization.safe_globals(safe):
             state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a bad file
+    except Exception as err:
         raise CheckpointError(f"{path}: damaged, or holds objects that are not loaded (pickled code)") from err
     state["envs"] = None
     return state
@@ -390,7 +389,7 @@ def load_latest(
     for newer in complete_checkpoints(logdir):  # complete but never pointed to (killed before the swap):
         if newer.name > newest.name:  # an abandoned future this run will write again
             shutil.rmtree(newer, ignore_errors=True)
-    path, read = next(_readable(logdir, device, allow_pickle, move_aside=True))
+    _, read = next(_readable(logdir, device, allow_pickle, move_aside=True))
     agent.load_state_dict(read["weights"])
     state: dict[str, Any] = read["state"]
     rng = state.pop("replay_rng")
@@ -454,7 +453,7 @@ def pickle_envs(envs: gym.vector.VectorEnv[Any, Any, Any]) -> bytes | None:
 def restore_envs(envs: gym.vector.SyncVectorEnv, blob: bytes) -> None:
     """Put pickled sub-envs (from :func:`pickle_envs`) into a freshly built vector env. Only for runs
     that opted in with ``pickle_env_state``: unpickling runs whatever code the file names."""
-    saved = pickle.loads(blob)  # noqa: S301 - opt-in only (pickle_env_state), see load_latest
+    saved = pickle.loads(blob)
     if len(saved["envs"]) != len(envs.envs):
         raise ValueError(f"checkpoint has {len(saved['envs'])} envs, the run has {len(envs.envs)}")
     for env in envs.envs:
