@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agentwm.cli_checks import check_args, validation_line
+
 
 def _print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=None, sort_keys=False))
@@ -496,9 +498,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_args(args)  # before any model loads or env is built
         return int(args.func(args))
     except ValidationError as err:
-        print(f"agentwm {args.command}: invalid settings\n{err}", file=sys.stderr)
+        print(f"agentwm {args.command}: invalid settings: {validation_line(err)}", file=sys.stderr)
         return 2
     except (FileNotFoundError, ValueError, TypeError, json.JSONDecodeError) as err:
         print(f"agentwm {args.command}: {err}", file=sys.stderr)

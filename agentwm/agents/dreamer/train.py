@@ -35,6 +35,7 @@ from agentwm.agents.dreamer.agent import DreamerAgent, Mode
 from agentwm.agents.dreamer.config import DreamerConfig, check_resume
 from agentwm.agents.dreamer.replay import SequenceReplay
 from agentwm.agents.envs import action_spec_of, make_env, make_vector_env
+from agentwm.checkpoint import CheckpointError, read_json
 from agentwm.worldmodels.base import ActionSpec
 
 # ------------------------------------------------------------------------------------------------
@@ -270,7 +271,10 @@ def train(
         raise ValueError("eval_video needs imageio and Pillow: pip install 'agentwm[plot]'")
     existing = None if resume or overwrite else ckpt.latest(logdir)
     if existing is not None:
-        frames = json.loads((existing / "manifest.json").read_text())["frames"]
+        try:
+            frames = read_json(existing / "manifest.json")["frames"]
+        except (CheckpointError, KeyError, TypeError):
+            frames = "?"
         raise ValueError(f"{logdir} already holds a run ({frames} frames checkpointed): resume it (--resume), "
                          "start over there (--overwrite deletes it), or pick another --logdir")  # fmt: skip
     logdir.mkdir(parents=True, exist_ok=True)
@@ -502,7 +506,10 @@ def load_agent(logdir: str | Path, device: str | None = None) -> tuple[DreamerAg
     path = logdir / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"no Dreamer run in {logdir} (missing config.json); train one with `agentwm train dreamer`")
-    cfg = DreamerConfig(**json.loads(path.read_text()))
+    saved = read_json(path)
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path}: expected a JSON object of Dreamer settings")
+    cfg = DreamerConfig(**saved)
     if device is None and device_problem(cfg.device) is not None:
         print(f"agentwm: the run's device {cfg.device!r} is not available here; using the CPU", file=sys.stderr)
         device = "cpu"
@@ -529,6 +536,8 @@ def evaluate_logdir(
     With ``video`` (``.gif``, or ``.mp4`` with imageio-ffmpeg), the first episode is written there
     as the env renders it, at the env's real-time pace. ``device`` defaults to the run's own, or
     the CPU where that one is not available here."""
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
     agent, frames = load_agent(logdir, device)
     cfg = agent.config
     if video is not None:
