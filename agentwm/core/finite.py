@@ -88,3 +88,31 @@ class FiniteGuard:
     def passed(self) -> None:
         """Record a good update (resets the streak)."""
         self.streak = 0
+
+
+def guarded_step(
+    guard: FiniteGuard,
+    loss: Tensor,
+    optimizer: torch.optim.Optimizer,
+    params: Iterable[Tensor],
+    clip: float | None = None,
+    what: str = "loss",
+) -> bool:
+    """``loss.backward()``, optional gradient-norm clip, ``optimizer.step()``, unless the loss or the
+    gradient norm is NaN/inf: then the gradients are dropped, the update is counted as skipped (and
+    ``guard`` raises after its limit in a row). Returns whether the step was taken."""
+    if guard.skip(what, loss):
+        optimizer.zero_grad(set_to_none=True)
+        return False
+    loss.backward()  # type: ignore[no-untyped-call]
+    params = [p for p in params if p.grad is not None]
+    if clip is not None:
+        norm = nn.utils.clip_grad_norm_(params, clip)
+    else:
+        norm = nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    if guard.skip(f"{what} gradient", norm):
+        optimizer.zero_grad(set_to_none=True)
+        return False
+    optimizer.step()
+    guard.passed()
+    return True

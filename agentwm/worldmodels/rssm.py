@@ -84,7 +84,7 @@ class RSSMConfig(BaseModel):
     Use :meth:`preset` for named sizes; ``PRESETS`` lists them.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     deter: int = Field(
         default=2048, ge=1, description="Width of the deterministic recurrent state h (DreamerV3: 8d)."
