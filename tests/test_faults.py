@@ -29,9 +29,12 @@ import faults  # noqa: E402
 torch.set_num_threads(1)
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_and_inside_checkpoint_writes_then_resume(tmp_path: Path) -> None:
-    result = faults.kill_trials(3, seed=0, work=tmp_path)
-    assert result["kills_survived"] == result["kills"] == 3, result
+    """CI form: one kill at a random moment and one inside a checkpoint write (the benchmark: 24)."""
+    kills = 6 if os.environ.get("AGENTWM_FULL") else 2
+    result = faults.kill_trials(kills, seed=0, work=tmp_path)
+    assert result["kills_survived"] == result["kills"] == kills, result
     assert result["frames_lost_max"] <= faults.EVERY + 10 and result["final_run_finished"], result
 
 
@@ -104,12 +107,12 @@ def test_diverging_dreamer_stops_with_one_line_and_no_nonfinite_checkpoint(
 ) -> None:
     from agentwm.cli import main
 
-    sets = ["wm_lr=1e10", "actor_lr=1e10", "critic_lr=1e10", "prefill=40", "train_ratio=16", "log_every=20",
-            "checkpoint_every=40", "eval_every=100000", "nonfinite_limit=5"]  # fmt: skip
+    sets = ["wm_lr=1e10", "actor_lr=1e10", "critic_lr=1e10", "prefill=40", "train_ratio=16", "log_every=8",
+            "checkpoint_every=40", "eval_every=100000", "nonfinite_limit=8"]  # fmt: skip
     argv = ["train", "dreamer", "--preset", "debug", "--steps", "2000", "--logdir", str(tmp_path), "--quiet"]
     assert main(argv + [x for s in sets for x in ("--set", s)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "NaN/inf in 5 updates in a row" in err[0] and "dreamer update" in err[0], err
+    assert len(err) == 1 and "NaN/inf in 8 updates in a row" in err[0] and "dreamer update" in err[0], err
     for path in ckpt.complete_checkpoints(tmp_path):  # whatever was written holds finite weights only
         from safetensors.torch import load_file
 
@@ -156,3 +159,28 @@ def test_float64_actions_are_cast_in_imagine() -> None:
     state = rssm.observe(torch.zeros(2, 4))
     roll = rssm.imagine(state, torch.nn.functional.one_hot(torch.zeros(3, 2, dtype=torch.long), 2).double())
     assert roll.rewards.shape == (3, 2) and roll.rewards.dtype == torch.float32
+
+
+def test_checkpoints_of_the_earlier_format_still_load_without_unpickling_code(tmp_path: Path) -> None:
+    """Before this format: ``state.pt`` (torch.save of tensors, numbers and numpy arrays) and ``.npz``
+    replay chunks. They load with ``weights_only=True``; their pickled env state is dropped."""
+    from safetensors.numpy import load_file as load_numpy
+
+    from agentwm.checkpoint import read_json, read_safetensors
+
+    run = faults._two_checkpoints(tmp_path / "run")
+    root = run / "checkpoints"
+    for path in ckpt.complete_checkpoints(run):
+        state = decode_tree(read_json(path / "state.json"), read_safetensors(path / "state.safetensors"))
+        torch.save({**state, "envs": b"pickled envs"}, path / "state.pt")
+        (path / "state.json").unlink()
+        (path / "state.safetensors").unlink()
+        manifest = json.loads((path / "manifest.json").read_text())
+        for key in ("format", "files", "replay_sha256"):
+            manifest.pop(key)
+        (path / "manifest.json").write_text(json.dumps(manifest))
+    for chunk in (root / "replay").glob("*.safetensors"):
+        np.savez(chunk.with_suffix(".npz"), **load_numpy(str(chunk)))
+        chunk.unlink()
+    frames, warnings = faults._resume_load(run)
+    assert frames == 2 * faults.EVERY and not warnings
