@@ -314,7 +314,6 @@ def main() -> None:
     if args.child:
         raise SystemExit(child(args.child, args.steps, args.kill_in_write))
     import torch
-
     from fault_inputs import bad_input_trials
 
     torch.set_num_threads(1)

@@ -23,8 +23,8 @@ from agentwm.core.finite import FiniteGuard, NonFiniteError, check_positive_fini
 from agentwm.worldmodels.base import ActionSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import fault_inputs  # noqa: E402
-import faults  # noqa: E402
+import fault_inputs
+import faults
 
 torch.set_num_threads(1)
 
