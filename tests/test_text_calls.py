@@ -10,7 +10,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -53,6 +53,18 @@ class HangingAsync(HangingSync):
                 self.cancelled += 1
                 raise
         return ChatResult(generations=[ChatGeneration(message=AIMessage("ok"))])
+
+
+class ExecutorAsync(HangingSync):
+    """Its async path runs the blocking generation in the loop's default executor (as local models do)."""
+
+    async def _agenerate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                         **kw: Any) -> ChatResult:  # fmt: skip
+        return await asyncio.get_running_loop().run_in_executor(None, lambda: self._generate(messages))
+
+
+class DeclaredBlocking(ExecutorAsync):
+    blocking_async: ClassVar[bool] = True
 
 
 class StatusError(Exception):
@@ -178,3 +190,20 @@ def test_backoff_has_jitter() -> None:
 
     waits = {round(wait(State()), 6) for _ in range(20)}
     assert len(waits) > 1 and all(2.0 <= w <= 3.0 for w in waits)  # 1 * 2**1 + up to 1 s of jitter
+
+
+def test_models_whose_async_runs_in_an_executor_still_time_out_and_return() -> None:
+    release = threading.Event()
+    try:
+        sneaky = LLMClient(ExecutorAsync(release=release), retries=0, timeout=0.1, cache=False)
+        start = time.perf_counter()
+        with pytest.raises(LLMError, match="did not answer"):  # sync: a private loop, daemon executor
+            sneaky.complete("hang")
+        declared = LLMClient(DeclaredBlocking(release=release), retries=0, timeout=0.1, cache=False)
+        assert not has_native_async(declared.model)
+        with pytest.raises(LLMError, match="did not answer"):  # async: a daemon thread, not the executor
+            asyncio.run(declared.acomplete("hang"))
+        assert time.perf_counter() - start < 5
+        assert declared.complete("fine") == "ok"
+    finally:
+        release.set()

@@ -61,10 +61,22 @@ def is_fatal(err: BaseException) -> bool:
 
 
 def has_native_async(model: BaseChatModel) -> bool:
-    """True when the model implements async generation itself (else LangChain runs ``invoke`` in the
-    event loop's default executor, where a hung call would block ``asyncio.run`` from returning)."""
+    """True when the model implements cancellable async generation itself (else LangChain runs
+    ``invoke`` in the event loop's default executor, where a hung call would block ``asyncio.run``
+    and interpreter exit). Models whose own async path runs in an executor thread say so with a
+    ``blocking_async = True`` class attribute (e.g. the local transformers chat model)."""
     cls = type(model)
+    if getattr(cls, "blocking_async", False):
+        return False
     return cls._agenerate is not BaseChatModel._agenerate or cls._astream is not BaseChatModel._astream
+
+
+class _DaemonExecutor(concurrent.futures.ThreadPoolExecutor):
+    """An executor whose every job runs on its own daemon thread (never joined at exit); asyncio
+    accepts only ``ThreadPoolExecutor`` instances as a loop's default executor."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        return _on_daemon_thread(lambda: fn(*args, **kwargs))
 
 
 def _on_daemon_thread(fn: Callable[[], Any]) -> concurrent.futures.Future[Any]:
@@ -98,8 +110,14 @@ def call_sync(runnable: Any, messages: Any, options: dict[str, Any], timeout: fl
     if native_async:
         try:
             asyncio.get_running_loop()
-        except RuntimeError:  # no loop here: run the cancellable async call to completion or timeout
-            return asyncio.run(call_async(runnable, messages, options, timeout, True))
+        except RuntimeError:  # no loop here: run the cancellable async call on a private loop
+            loop = asyncio.new_event_loop()
+            loop.set_default_executor(_DaemonExecutor())  # executor work a model starts never blocks exit
+            try:
+                return loop.run_until_complete(call_async(runnable, messages, options, timeout, True))
+            finally:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
     future = _on_daemon_thread(lambda: runnable.invoke(messages, **options))
     try:
         return future.result(timeout=timeout)
