@@ -23,6 +23,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from agentwm.core.finite import check_module_finite
+
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
@@ -179,6 +181,7 @@ def save_module(folder: str | Path, module: nn.Module, config: dict[str, Any]) -
     leaves either the old or the new file in place, never a torn one.
     """
     folder = Path(folder)
+    check_module_finite(module, f"saving {folder}")  # never a checkpoint of diverged weights
     tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
     atomic_write(folder / WEIGHTS, lambda tmp: save_file(tensors, tmp))
 
