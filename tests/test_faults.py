@@ -184,3 +184,15 @@ def test_checkpoints_of_the_earlier_format_still_load_without_unpickling_code(tm
         chunk.unlink()
     frames, warnings = faults._resume_load(run)
     assert frames == 2 * faults.EVERY and not warnings
+
+
+def test_rank_candidates_refuses_nan_scores_instead_of_picking_the_first() -> None:
+    from agentwm.planning import rank_candidates
+    from agentwm.worldmodels.ensemble import EnsembleDynamics
+
+    model = EnsembleDynamics(4, ActionSpec("discrete", 2))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(math.nan)
+    with pytest.raises(ValueError, match=r"NaN/inf scores for candidates \[0, 1\]"):
+        rank_candidates(model, model.observe(torch.zeros(1, 4)), torch.eye(2), horizon=2)

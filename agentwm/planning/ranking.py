@@ -152,6 +152,10 @@ def rank_candidates(
     returns = evaluation.returns.squeeze(-1)
     disagreement = None if evaluation.disagreement is None else evaluation.disagreement.squeeze(-1)
     scores = scorer(returns, disagreement)
+    if not bool(torch.isfinite(scores).all()):  # argsort would rank NaN first: refuse instead
+        bad = torch.nonzero(~torch.isfinite(scores)).flatten().tolist()
+        raise ValueError(f"the model imagined NaN/inf scores for candidates {bad}: it has diverged, or its "
+                         "inputs are out of range; nothing can be ranked")  # fmt: skip
     order = torch.argsort(scores, descending=True, stable=True)
     return Ranking(
         scores=scores,
