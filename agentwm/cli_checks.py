@@ -92,7 +92,15 @@ def check_env(name: str, *, need_box_obs: bool = False) -> None:
         return
     import gymnasium as gym
 
-    if name not in gym.registry:
+    if ":" in name:  # "module:Env-v0": gym.make imports the module, which registers the env
+        module = name.split(":", 1)[0]
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise ValueError(f"--env {name}: no module {module!r} to import the env from")
+    elif name not in gym.registry:
         raise ValueError(f"--env {name}: unknown gymnasium id; supported: {supported}")
     if need_box_obs:
         try:

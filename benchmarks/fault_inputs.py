@@ -62,6 +62,8 @@ def cli_corpus(f: dict[str, str]) -> list[list[str]]:
         ["plan", "--env", "FrozenLake-v1"],
         ["plan", "--env", "dmc:cartpole-swingup"],
         ["plan", "--env", ""],
+        ["plan", "--env", "no_such_module:Env-v0"],
+        ["train", "dreamer", "--logdir", f["missing"], "--env", "no_such_module:Env-v0"],
         ["plan", "--episodes", "0"],
         ["plan", "--horizon", "0"],
         ["plan", "--samples", "-1"],

@@ -33,6 +33,7 @@ from agentwm.agents.dreamer import (
 from agentwm.agents.dreamer import checkpoint as ckpt
 from agentwm.agents.dreamer.train import env_specs
 from agentwm.agents.envs import make_env
+from agentwm.checkpoint import sha256_file
 from agentwm.worldmodels.base import ActionSpec
 
 torch.set_num_threads(1)
@@ -630,6 +631,9 @@ def test_a_gpu_run_evaluates_and_resumes_on_a_machine_without_one(
     assert newest is not None
     for path in (logdir / "config.json", newest / "config.json"):  # as if trained on a GPU
         path.write_text(json.dumps({**json.loads(path.read_text()), "device": "cuda"}))
+    manifest = json.loads((newest / "manifest.json").read_text())  # ... and checkpointed there
+    manifest["files"]["config.json"] = sha256_file(newest / "config.json")
+    (newest / "manifest.json").write_text(json.dumps(manifest))
     capsys.readouterr()
     # Evaluation falls back to the CPU, saying so; an explicit device that is not here is refused.
     assert main(["eval", "dreamer", "--logdir", str(logdir), "--episodes", "1"]) == 0
