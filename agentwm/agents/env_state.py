@@ -38,6 +38,8 @@ def _value(v: Any) -> Any:
     if isinstance(v, (list, tuple)):
         items = [_value(x) for x in v]
         return items if isinstance(v, list) else tuple(items)
+    if isinstance(v, dict) and all(isinstance(k, str) and not k.startswith("__") for k in v):
+        return {k: _value(x) for k, x in v.items()}  # e.g. a step's info dict
     raise _Unsupported
 
 
