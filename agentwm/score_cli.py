@@ -73,6 +73,8 @@ def _read_json(path: str, what: str) -> Any:
         return json.loads(file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{what} file {path} is not valid JSON: {err}") from err
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{what} file {path} is not UTF-8 text ({err.reason} at byte {err.start})") from err
 
 
 def _turn_texts(items: Any, what: str) -> list[str]:

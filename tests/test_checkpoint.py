@@ -41,3 +41,26 @@ def test_missing_checkpoint_names_the_path(tmp_path):
         load_config(tmp_path)
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         load_weights(tmp_path, nn.Linear(1, 1))
+
+
+def test_nonfinite_weights_are_never_saved(tmp_path):
+    from agentwm.core.finite import NonFiniteError
+
+    module = nn.Linear(2, 2)
+    with torch.no_grad():
+        module.weight[0, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match="weight"):
+        save_module(tmp_path / "ck", module, {})
+    assert not (tmp_path / "ck" / "model.safetensors").exists()
+
+
+def test_damaged_files_are_named(tmp_path):
+    from agentwm.checkpoint import CheckpointError
+
+    save_module(tmp_path / "ck", nn.Linear(1, 1), {"a": 1})
+    (tmp_path / "ck" / "config.json").write_bytes(b"\xff{")
+    with pytest.raises(CheckpointError, match="config.json"):
+        load_config(tmp_path / "ck")
+    (tmp_path / "ck" / "model.safetensors").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        load_weights(tmp_path / "ck", nn.Linear(1, 1))

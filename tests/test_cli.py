@@ -61,7 +61,7 @@ def test_train_eval_score_round_trip(tmp_path, capsys):
     [
         (["plan", "--transitions", "3", "--quiet"], "transitions"),
         (["plan", "--gamma", "1.5", "--quiet"], "gamma"),
-        (["eval", "ensemble", "--model", "/nonexistent/folder", "--quiet"], "config.json"),
+        (["eval", "ensemble", "--model", "/nonexistent/folder", "--quiet"], "--model: no folder /nonexistent/folder"),
     ],
 )
 def test_bad_settings_give_a_clear_error(capsys, argv, message):

@@ -33,6 +33,7 @@ from agentwm.agents.dreamer import (
 from agentwm.agents.dreamer import run_checkpoint as ckpt
 from agentwm.agents.dreamer.train import env_specs
 from agentwm.envs.gym import make_env
+from agentwm.checkpoint import sha256_file
 from agentwm.worldmodels.base import ActionSpec
 
 torch.set_num_threads(1)
@@ -174,13 +175,13 @@ def test_replay_checkpoints_write_only_new_rows_and_restore_the_buffer(tmp_path:
                        rng.random(2) < 0.1, rng.random(2) < 0.05)  # fmt: skip
         ckpt.save(tmp_path, 200 * step, agent, {"loop": {"frames": 200 * step}}, replay, keep=2)
         assert listed()[-1] == [100 * (step - 1), 100 * step]  # one new chunk: the rows since the last
-        stamps.update({p.name: p.stat().st_mtime_ns for p in chunk_dir.glob("*.npz") if p.name not in stamps})
+        stamps.update({p.name: p.stat().st_mtime_ns for p in chunk_dir.glob("*.safetensors") if p.name not in stamps})
     # 400 rows written, 150 held (250..399): the newest lists only chunks holding those; chunks that
     # no kept checkpoint (300, 400) lists are gone, and no chunk was ever written twice.
     assert listed() == [[200, 300], [300, 400]]
-    names = sorted(p.name for p in chunk_dir.glob("*.npz"))
-    assert names == ["000000000100-000000000200.npz", "000000000200-000000000300.npz", "000000000300-000000000400.npz"]
-    assert all(p.stat().st_mtime_ns == stamps[p.name] for p in chunk_dir.glob("*.npz"))
+    names = sorted(p.name for p in chunk_dir.glob("*.safetensors"))
+    assert names == [f"{a:012d}-{b:012d}.safetensors" for a, b in ((100, 200), (200, 300), (300, 400))]
+    assert all(p.stat().st_mtime_ns == stamps[p.name] for p in chunk_dir.glob("*.safetensors"))
 
     restored = SequenceReplay(300, 2, (4,), 2, seed=5)
     loaded = ckpt.load_latest(tmp_path, DreamerAgent((4,), ActionSpec("discrete", 2), cfg), restored)
@@ -630,6 +631,9 @@ def test_a_gpu_run_evaluates_and_resumes_on_a_machine_without_one(
     assert newest is not None
     for path in (logdir / "config.json", newest / "config.json"):  # as if trained on a GPU
         path.write_text(json.dumps({**json.loads(path.read_text()), "device": "cuda"}))
+    manifest = json.loads((newest / "manifest.json").read_text())  # ... and checkpointed there
+    manifest["files"]["config.json"] = sha256_file(newest / "config.json")
+    (newest / "manifest.json").write_text(json.dumps(manifest))
     capsys.readouterr()
     # Evaluation falls back to the CPU, saying so; an explicit device that is not here is refused.
     assert main(["eval", "dreamer", "--logdir", str(logdir), "--episodes", "1"]) == 0
@@ -734,8 +738,8 @@ def test_dmc_training_checkpoints_and_resumes_with_fresh_episodes(tmp_path: Path
     assert cfg.action_repeat == 2 and cfg.model_preset == "debug"
     summary = train(cfg, tmp_path, progress=False)
     assert summary["frames"] == 80 and summary["updates"] > 0
-    state = torch.load(ckpt.latest(tmp_path) / "state.pt", weights_only=False)  # type: ignore[operator]
-    assert state["envs"] is None  # MuJoCo envs do not pickle: a resumed run starts fresh episodes
+    state = json.loads((ckpt.latest(tmp_path) / "state.json").read_text())  # type: ignore[operator]
+    assert state["envs"] is None  # MuJoCo state is not plain data: a resumed run starts fresh episodes
     more = train(resolve_config(["dmc_proprio", "debug"], [*sets, "steps=120"], env="dmc:cartpole-swingup"),
                  tmp_path, resume=True, progress=False)  # fmt: skip
     assert more["resumed_from"] == 80 and more["frames"] == 120

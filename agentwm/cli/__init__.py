@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agentwm.cli.checks import check_args
 from agentwm.cli.config_flags import add_config_flags, one_line
 from agentwm.cli.train import add_config_tail, add_train_families, dreamer_presets, print_json, resolve
 
@@ -252,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         args.parser.error("the following arguments are required: --logdir")
     name = " ".join(x for x in (args.command, getattr(args, "family", None)) if x)
     try:
+        check_args(args)  # before any model loads or env is built
         return int(args.func(args))
     except ValidationError as err:
         print(f"agentwm {name}: invalid settings: {one_line(err)}", file=sys.stderr)
@@ -259,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, TypeError, json.JSONDecodeError) as err:
         print(f"agentwm {name}: {err}", file=sys.stderr)
         return 2
+    except FloatingPointError as err:  # agentwm.core.finite.NonFiniteError: the run diverged
+        print(f"agentwm {name}: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

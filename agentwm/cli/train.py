@@ -199,6 +199,8 @@ def _cmd_train_dreamer(args: argparse.Namespace) -> int:
     from agentwm.agents.dreamer import run_checkpoint as checkpoint
 
     fields = given_fields(args, DreamerConfig)
+    if args.resume and args.logdir:
+        checkpoint.require_run(args.logdir)
     saved = checkpoint.saved_config(args.logdir) if args.resume and args.logdir else None
     if saved is not None:  # resume: the run's own settings, changed only by what is given now
         config = resolve_config(args.preset or [], args.set or [], base=saved, **fields)

@@ -97,6 +97,18 @@ def check_float(
     return float(value)
 
 
+def check_state_finite(state: State, name: str = "state") -> State:
+    """``state`` when every floating tensor in it is finite; else a ``ValueError`` naming the entry
+    (a NaN observation would otherwise plan silently: every score NaN, the first candidate chosen)."""
+    for key, value in state.items():
+        checkable = isinstance(value, Tensor) and value.is_floating_point() and value.device.type != "meta"
+        if checkable and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise ValueError(f"{name}[{key!r}] contains NaN or inf ({bad} of {value.numel()} values); "
+                             "plan from finite observations")  # fmt: skip
+    return state
+
+
 def check_model(model: Any) -> WorldModel:
     """The model, if it offers what planners use: an ``ActionSpec`` and a callable ``imagine``."""
     spec = getattr(model, "action_spec", None)
@@ -306,7 +318,7 @@ class SamplingPlanner(abc.ABC):
 
     def _start(self, state: State) -> tuple[int, torch.device, dict[str, Any]]:
         """Batch size, device and the carry tiled over samples × particles."""
-        batch = state_batch_size(state)
+        batch = state_batch_size(check_state_finite(state))
         return batch, state_device(state), tile_state(state, self.samples, self.particles)
 
     def _evaluate(self, tiled: State, actions: Tensor) -> tuple[Tensor, Evaluation]:

@@ -46,6 +46,7 @@ from agentwm.planning.base import (
     check_float,
     check_generator,
     check_int,
+    check_state_finite,
     make_generator,
     state_device,
 )
@@ -171,7 +172,7 @@ class MCTS:
     def plan(self, state: State, carry: PlanCarry | None = None) -> MCTSResult:
         """Search from each of the ``B`` roots in ``state``; ``carry`` is accepted and unused (the
         tree is rebuilt every decision, as in MuZero)."""
-        batch = state_batch_size(state)
+        batch = state_batch_size(check_state_finite(state))
         rng = self._rng(state_device(state))
         policies, values, chosen, indices = [], [], [], []
         for b in range(batch):

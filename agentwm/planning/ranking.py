@@ -28,6 +28,7 @@ from agentwm.planning.base import (
     check_float,
     check_int,
     check_model,
+    check_state_finite,
     evaluate_rollout,
     make_generator,
     state_device,
@@ -199,7 +200,7 @@ def rank_candidates(
 
 
 def _check_one_state(state: State) -> None:
-    if state_batch_size(state) != 1:
+    if state_batch_size(check_state_finite(state)) != 1:
         raise ValueError(
             f"rank ranks candidates for ONE start state; got a carry of batch {state_batch_size(state)}"
             " (select one with agentwm.worldmodels.index_state(state, slice(i, i + 1)))"

@@ -3,7 +3,9 @@
 A planning node asks the same question many times (K candidates × S samples × H steps, and the
 same start state on every decision), so :class:`LLMClient` keeps a bounded LRU cache of answers
 keyed by the exact request; concurrent async requests that are identical share one model call.
-Transport errors are retried with exponential backoff; an answer that
+Transient errors (timeouts, connection errors, rate limits, 5xx) are retried with exponential
+backoff and jitter (tenacity); authentication and other 4xx errors fail at once (see
+:mod:`agentwm.text.calls`, which also makes timeouts really stop a call). An answer that
 does not parse is retried with a corrective follow-up message. :meth:`LLMClient.structured` then
 returns ``None`` rather than raising, so callers degrade to their documented fallback, while
 :meth:`LLMClient.complete` raises :class:`LLMError` once its retries are spent.
@@ -23,10 +25,8 @@ They are updated under a lock, so threads and concurrent tasks may share one cli
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,7 +35,17 @@ from typing import Any, TypeVar
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, convert_to_messages
 from pydantic import BaseModel
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 
+from agentwm.text.calls import call_async, call_sync, has_native_async, is_fatal, is_retryable
 from agentwm.text.parsing import parse_model
 
 M = TypeVar("M", bound=BaseModel)
@@ -106,12 +116,14 @@ class LLMClient:
     Args:
         model: any LangChain chat model (``ChatOpenAI``, ``ChatOllama``, a fake model in tests, or
             :class:`agentwm.text.local_chat.LocalChatModel`).
-        retries: extra attempts after a failed one (transport error, timeout, unparseable answer).
-        backoff: seconds before the first retry after a transport error; doubled on each further one.
+        retries: extra attempts after a failed one (transient error, timeout, unparseable answer).
+        backoff: seconds before the first retry after a transient error; doubled on each further
+            one, plus up to ``backoff`` s of random jitter.
         cache: keep answers to identical requests (same messages, same call options, same sample).
         max_cache: most answers kept; the least recently used go first.
-        timeout: seconds one model call may take before it counts as failed; ``None`` waits. A sync
-            call that times out is abandoned (its worker thread finishes in the background).
+        timeout: seconds one model call may take before it counts as failed; ``None`` waits. A timed
+            out call is cancelled (models with native async) or abandoned on a daemon thread that
+            never blocks interpreter exit; later calls are not held up by hung ones.
 
     Example:
         >>> from langchain_core.language_models import FakeListChatModel
@@ -151,7 +163,7 @@ class LLMClient:
         self._stats = dict.fromkeys(STAT_KEYS, 0)
         self._native: dict[type[BaseModel], Any] = {}
         self._inflight: dict[tuple[int, str], asyncio.Future[Completion]] = {}
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._native_async = has_native_async(model)
 
     # ------------------------------------------------------------------------------------------
     # Bookkeeping
@@ -217,34 +229,30 @@ class LLMClient:
                 estimated_tokens=1,
             )
 
-    def _delay(self, attempt: int) -> float:
-        return self.backoff * (2.0**attempt)
+    def _retry_policy(self) -> dict[str, Any]:
+        """tenacity settings: transient errors only, exponential backoff with jitter."""
+
+        def count(state: RetryCallState) -> None:
+            self._count(retries=1)
+
+        return {"stop": stop_after_attempt(self.retries + 1), "retry": retry_if_exception(is_retryable),
+                "wait": wait_exponential(multiplier=self.backoff) + wait_random(0, self.backoff), "reraise": True,
+                "before_sleep": count}  # fmt: skip
+
+    def _failed(self, err: BaseException, attempts: int) -> LLMError:
+        self._count(failures=1)
+        if not is_retryable(err):
+            return LLMError(f"chat model refused the request (not retried): {err!r}")
+        return LLMError(f"chat model failed after {attempts} attempts: {err!r}")
 
     # ------------------------------------------------------------------------------------------
-    # One model call, with a timeout
+    # One model call, with a timeout that really stops it
 
     def _invoke(self, runnable: Any, messages: list[BaseMessage], options: dict[str, Any]) -> Any:
-        if self.timeout is None:
-            return runnable.invoke(messages, **options)
-        if self._pool is None:
-            with self._lock:
-                if self._pool is None:
-                    self._pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="agentwm-llm")
-        future = self._pool.submit(runnable.invoke, messages, **options)
-        try:
-            return future.result(timeout=self.timeout)
-        except concurrent.futures.TimeoutError as err:
-            future.cancel()
-            raise TimeoutError(f"the chat model did not answer within {self.timeout} s") from err
+        return call_sync(runnable, messages, options, self.timeout, self._native_async)
 
     async def _ainvoke(self, runnable: Any, messages: list[BaseMessage], options: dict[str, Any]) -> Any:
-        call = runnable.ainvoke(messages, **options)
-        if self.timeout is None:
-            return await call
-        try:
-            return await asyncio.wait_for(call, self.timeout)
-        except asyncio.TimeoutError as err:
-            raise TimeoutError(f"the chat model did not answer within {self.timeout} s") from err
+        return await call_async(runnable, messages, options, self.timeout, self._native_async)
 
     # ------------------------------------------------------------------------------------------
     # Text
@@ -266,23 +274,22 @@ class LLMClient:
         hit, value = self._cache_get(key)
         if hit:
             return Completion(str(value), True, 0)
-        last: BaseException | None = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self._count(retries=1)
-                time.sleep(self._delay(attempt - 1))
+        attempts = 0
+
+        def attempt() -> Any:
+            nonlocal attempts
+            attempts += 1
             self._count(calls=1)
-            try:
-                message = self._invoke(self.model, msgs, options)
-            except Exception as err:  # noqa: BLE001 - any provider error is retried, then reported
-                last = err
-                continue
-            self._record_usage(msgs, message)
-            text = _content(message)
-            self._cache_put(key, text)
-            return Completion(text, False, attempt + 1)
-        self._count(failures=1)
-        raise LLMError(f"chat model failed after {self.retries + 1} attempts: {last!r}") from last
+            return self._invoke(self.model, msgs, options)
+
+        try:
+            message: Any = Retrying(**self._retry_policy())(attempt)
+        except Exception as err:
+            raise self._failed(err, attempts) from err
+        self._record_usage(msgs, message)
+        text = _content(message)
+        self._cache_put(key, text)
+        return Completion(text, False, attempts)
 
     async def arequest(self, messages: MessagesLike, *, sample: int = 0, **options: Any) -> Completion:
         """Async :meth:`request`; concurrent calls overlap their latency.
@@ -332,23 +339,22 @@ class LLMClient:
                 self._inflight.pop(slot, None)
 
     async def _arequest(self, msgs: list[BaseMessage], key: str, options: dict[str, Any]) -> Completion:
-        last: BaseException | None = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self._count(retries=1)
-                await asyncio.sleep(self._delay(attempt - 1))
+        attempts = 0
+
+        async def attempt() -> Any:
+            nonlocal attempts
+            attempts += 1
             self._count(calls=1)
-            try:
-                message = await self._ainvoke(self.model, msgs, options)
-            except Exception as err:  # noqa: BLE001
-                last = err
-                continue
-            self._record_usage(msgs, message)
-            text = _content(message)
-            self._cache_put(key, text)
-            return Completion(text, False, attempt + 1)
-        self._count(failures=1)
-        raise LLMError(f"chat model failed after {self.retries + 1} attempts: {last!r}") from last
+            return await self._ainvoke(self.model, msgs, options)
+
+        try:
+            message: Any = await AsyncRetrying(**self._retry_policy())(attempt)
+        except Exception as err:
+            raise self._failed(err, attempts) from err
+        self._record_usage(msgs, message)
+        text = _content(message)
+        self._cache_put(key, text)
+        return Completion(text, False, attempts)
 
     def complete(self, messages: MessagesLike, *, sample: int = 0, **options: Any) -> str:
         """The model's text answer to ``messages`` (cached). Raises :class:`LLMError` when retries run out."""
@@ -412,8 +418,10 @@ class LLMClient:
                 try:
                     raw = self._invoke(native, msgs, options)
                     result = _coerce_native(raw, schema)
-                except Exception:  # noqa: BLE001 - fall through to the next attempt, then to text
+                except Exception as err:  # noqa: BLE001 - fall through to the next attempt, then to text
                     result = None
+                    if is_fatal(err):  # auth, bad request: asking again cannot help
+                        break
                 if result is not None:
                     self._cache_put(key, result)
                     return StructuredResult(result, calls)
@@ -457,8 +465,10 @@ class LLMClient:
                 try:
                     raw = await self._ainvoke(native, msgs, options)
                     result = _coerce_native(raw, schema)
-                except Exception:  # noqa: BLE001
+                except Exception as err:  # noqa: BLE001
                     result = None
+                    if is_fatal(err):
+                        break
                 if result is not None:
                     self._cache_put(key, result)
                     return StructuredResult(result, calls)

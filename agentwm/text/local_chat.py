@@ -25,7 +25,7 @@ import importlib.util
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -78,6 +78,7 @@ class LocalChatModel(BaseChatModel):
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
+    blocking_async: ClassVar[bool] = True  # its async path runs generation in an executor thread
 
     model: Any = Field(exclude=True)
     tokenizer: Any = Field(exclude=True)

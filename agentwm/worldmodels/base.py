@@ -216,12 +216,14 @@ def check_tensor(
     shape: Sequence[int | None],
     *,
     floating: bool = True,
+    finite: bool = False,
 ) -> Tensor:
     """Check that ``x`` is a tensor of ``shape`` (``None`` = any size) and dtype kind; return it.
+    With ``finite``, NaN and inf values are refused too (inputs at a public entry point).
 
     Raises:
         TypeError: not a tensor, or the wrong dtype kind.
-        ValueError: wrong rank or size; the message names ``name`` and the expected shape.
+        ValueError: wrong rank or size, or non-finite values; the message names ``name``.
     """
     expected = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
     if not isinstance(x, Tensor):
@@ -230,6 +232,10 @@ def check_tensor(
         raise ValueError(f"{name} must have shape {expected}, got {list(x.shape)}")
     if floating and not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor of shape {expected}, got dtype {x.dtype}")
+    if finite and x.is_floating_point() and x.device.type != "meta":
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise ValueError(f"{name} contains NaN or inf ({bad} of {x.numel()} values); inputs must be finite")
     return x
 
 
@@ -246,7 +252,7 @@ def resolve_actions(
         ValueError: wrong shape, or a missing or non-positive horizon.
     """
     if isinstance(actions, Tensor):
-        given = check_tensor("actions", actions, [horizon, batch, spec.dim])
+        given = check_tensor("actions", actions, [horizon, batch, spec.dim], finite=True)
         if given.shape[0] < 1:
             raise ValueError("actions must hold at least one step, got an empty [0, B, A] tensor")
         return given, None, int(given.shape[0])

@@ -58,7 +58,7 @@ _ENGAGE_WORDS = 60.0  # a reply of this many words or more counts as fully engag
 class DialogueConfig(BaseModel):
     """Hyperparameters of :class:`DialogueWorldModel`; :meth:`preset` gives named sizes."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     embed_dim: int = Field(default=384, ge=1, description="Width of the sentence embeddings (MiniLM: 384).")
     embedder: str = Field(default="all-MiniLM-L6-v2", description="Tag of the sentence encoder the model was trained on.")

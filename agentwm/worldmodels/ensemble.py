@@ -105,7 +105,7 @@ Layers = list[tuple[Tensor, Tensor]]
 class EnsembleConfig(BaseModel):
     """Hyperparameters of :class:`EnsembleDynamics` and its :meth:`~EnsembleDynamics.fit`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     members: int = Field(
         default=5, ge=1, le=64, description="ensemble members, each trained on its own bootstrap resample"
@@ -282,7 +282,7 @@ class EnsembleDynamics(nn.Module):
         """
         if isinstance(obs, np.ndarray):
             obs = torch.as_tensor(obs)
-        obs = check_tensor("obs", obs, [None, self.obs_dim])
+        obs = check_tensor("obs", obs, [None, self.obs_dim], finite=True)
         p = self.weights[0]
         return {"obs": obs.to(device=p.device, dtype=p.dtype)}
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from agentwm.core.finite import FiniteGuard, check_positive_finite, guarded_step
+
 if TYPE_CHECKING:
     from agentwm.worldmodels.ensemble import EnsembleDynamics
 
@@ -46,7 +48,7 @@ def fit(
     cfg = model.config
     epochs = cfg.epochs if epochs is None else epochs
     batch_size = cfg.batch_size if batch_size is None else batch_size
-    lr = cfg.lr if lr is None else lr
+    lr = check_positive_finite("lr", cfg.lr if lr is None else lr)
     holdout = cfg.holdout if holdout is None else holdout
     if epochs < 1 or batch_size < 1 or not 0.0 <= holdout < 1.0 or lr <= 0:
         raise ValueError(
@@ -79,6 +81,7 @@ def fit(
             {"params": list(model.continue_net.parameters()), "weight_decay": 0.0, "lr": cfg.continue_lr}
         )
     opt = torch.optim.AdamW(groups, lr=lr, fused=p0.device.type in ("cpu", "cuda"))
+    guard = FiniteGuard("ensemble fit")  # NaN/inf steps skipped and counted; 20 in a row stop the fit
     best_score = torch.full((n,), math.inf, device=p0.device)
     # Member-stacked parameters are snapshotted per member; the shared continue classifier is not.
     stacked = {k: v for k, v in model.named_parameters() if not k.startswith("continue_net.")}
@@ -102,8 +105,7 @@ def fit(
             losses, _ = model.loss({k: v[idx] for k, v in train.items()})
             objective = torch.stack([v.mean() for v in losses.values()]).sum()
             opt.zero_grad(set_to_none=True)
-            objective.backward()  # type: ignore[no-untyped-call]
-            opt.step()
+            guarded_step(guard, objective, opt, model.parameters(), what="ensemble fit loss")
             for k, v in losses.items():
                 sums[k] = sums[k] + v.detach().mean() if k in sums else v.detach().mean()
         train_means = {f"loss/{k}": v / steps for k, v in sums.items()}

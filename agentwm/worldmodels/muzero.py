@@ -46,7 +46,7 @@ LOSS_KEYS = ("value", "reward", "policy")
 class MuZeroNetConfig(BaseModel):
     """Sizes of the three networks and the value/reward supports."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     latent: int = Field(default=32, ge=2, description="latent state width")
     units: int = Field(default=64, ge=1, description="hidden width of every network")

@@ -77,7 +77,7 @@ class RSSMConfig(BaseModel):
     Use :meth:`preset` for named sizes; ``PRESETS`` lists them.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     deter: int = Field(
         default=2048, ge=1, description="Width of the deterministic recurrent state h (DreamerV3: 8d)."
@@ -438,7 +438,7 @@ class RSSM(nn.Module):
             carry = self._check_state(state, B)
             if action is None:
                 raise ValueError("observe needs the action that led to obs when a state is given")
-            action = check_tensor("action", action, [B, self.action_spec.dim])
+            action = check_tensor("action", action, [B, self.action_spec.dim], finite=True).to(obs.dtype)
             action_proj = self.core.in_action(scale_actions(action))
         embed_proj = self._embed_proj(self._embed(obs))
         deter = self.core(carry["deter"], self.core.in_stoch(carry["stoch"].flatten(1)), action_proj)
@@ -471,7 +471,7 @@ class RSSM(nn.Module):
         cfg = self.config
         obs = self._check_obs("obs", obs, 2)
         B, T = obs.shape[:2]
-        actions = check_tensor("actions", actions, [B, T, self.action_spec.dim])
+        actions = check_tensor("actions", actions, [B, T, self.action_spec.dim], finite=True).to(obs.dtype)
         first = check_tensor("is_first", is_first, [B, T], floating=False).bool()
         init = self.initial(B)
         carry = init if state is None else self._check_state(state, B)
@@ -531,6 +531,8 @@ class RSSM(nn.Module):
         B = int(state["deter"].shape[0]) if "deter" in state else 0
         carry = self._check_state(state, B)
         given, policy, horizon = resolve_actions(actions, self.action_spec, horizon, B)
+        if given is not None and given.dtype != carry["deter"].dtype:  # e.g. float64 from numpy
+            given = given.to(carry["deter"].dtype)
         if fast is None:
             fast = not torch.is_grad_enabled()
         if fast:
@@ -654,7 +656,7 @@ class RSSM(nn.Module):
         return check_tensor("policy output", action, [deter.shape[0], self.action_spec.dim])
 
     def _check_obs(self, name: str, obs: Any, lead: int) -> Tensor:
-        return check_tensor(name, obs, [None] * lead + list(self.obs_shape))
+        return check_tensor(name, obs, [None] * lead + list(self.obs_shape), finite=True)
 
     def _check_state(self, state: State, batch: int) -> dict[str, Tensor]:
         for key in ("deter", "stoch"):

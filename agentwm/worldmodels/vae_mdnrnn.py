@@ -47,7 +47,7 @@ _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 class VAEMDNConfig(BaseModel):
     """Sizes and loss settings of V and M."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     z_dim: int = Field(default=32, ge=1, description="latent size of the VAE (the paper's 32)")
     depth: int = Field(default=16, ge=1, description="channels of the first conv stage (doubling per stage)")

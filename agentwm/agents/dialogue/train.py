@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from agentwm.checkpoint import atomic_write
+from agentwm.core.finite import FiniteGuard, guarded_step
 from agentwm.text.chitchat import Conversation, by_split, load_chitchat, unique_texts
 from agentwm.worldmodels.dialogue import DialogueConfig, DialogueWorldModel
 
@@ -38,7 +39,7 @@ from agentwm.worldmodels.dialogue import DialogueConfig, DialogueWorldModel
 class DialogueTrainConfig(BaseModel):
     """Settings of ``agentwm train dialogue``; every CLI flag maps to one field."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     out: str | None = Field(None, description="checkpoint folder to write (None: do not save)")
     preset: Literal["default", "debug"] = Field("default", description="model size preset")
@@ -47,6 +48,9 @@ class DialogueTrainConfig(BaseModel):
     batch: int = Field(48, ge=2, description="turn windows per batch")
     window: int = Field(24, ge=2, description="turns per window")
     lr: float = Field(1e-3, gt=0, description="AdamW learning rate (cosine-decayed to 10% over the budget)")
+    nonfinite_limit: int = Field(
+        default=20, ge=1, description="stop when this many updates in a row had a NaN/inf loss or gradient (each skipped)"
+    )
     weight_decay: float = Field(0.05, ge=0, description="AdamW weight decay")
     seed: int = Field(0, description="seed for model init, batches and evaluation")
     limit: int | None = Field(None, ge=10, description="use only the first N conversations (tests, smoke runs)")
@@ -415,6 +419,7 @@ def train_dialogue(
     best: tuple[float, dict[str, Tensor], int] = (-1.0, {}, 0)
     start, step = time.monotonic(), 0
     bar = tqdm(total=config.max_steps, desc="training dialogue model", disable=not config.progress)
+    guard = FiniteGuard("dialogue training", config.nonfinite_limit)  # NaN/inf steps skipped, counted
     while step < config.max_steps and (elapsed := time.monotonic() - start) < budget:
         # cosine decay of the learning rate over the time budget (or the step cap, if sooner)
         frac = max(min(1.0, elapsed / budget), step / config.max_steps)
@@ -424,9 +429,7 @@ def train_dialogue(
         losses, metrics = model.loss(batch)
         loss = model.total_loss(losses)
         opt.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 100.0)
-        opt.step()
+        guarded_step(guard, loss, opt, model.parameters(), clip=100.0, what="dialogue model loss")
         step += 1
         bar.update(1)
         last = step >= config.max_steps or time.monotonic() - start >= budget

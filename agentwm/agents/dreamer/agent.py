@@ -45,6 +45,7 @@ from agentwm.core import (
     sample_indices,
     unimix_logits,
 )
+from agentwm.core.finite import FiniteGuard
 from agentwm.worldmodels.base import ActionSpec
 from agentwm.worldmodels.rssm import RSSM, RSSMConfig
 
@@ -177,6 +178,7 @@ class DreamerAgent(nn.Module):
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, eps=config.ac_eps, **adam)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, eps=config.ac_eps, **adam)
         self.updates = 0
+        self.guard = FiniteGuard("dreamer update", config.nonfinite_limit)  # NaN/inf updates skipped, counted
         self.generator: torch.Generator | None = None  # None: torch's global RNG (seeded by the loop)
         if config.compile:  # after the slow-critic copy: compiled wrappers are not deep-copied
             self.wm.compile_batched()
@@ -228,8 +230,13 @@ class DreamerAgent(nn.Module):
             losses, metrics = self.wm.loss(batch)
             wm_loss = self.wm.total_loss(losses)
         self.wm_opt.zero_grad(set_to_none=True)
+        if self.guard.skip("world-model loss", wm_loss):  # diverged: no step from NaN/inf
+            return self._skipped(metrics)
         wm_loss.backward()  # type: ignore[no-untyped-call]
         metrics["grad/wm"] = nn.utils.clip_grad_norm_(self.wm.parameters(), cfg.wm_clip)
+        if self.guard.skip("world-model gradient", metrics["grad/wm"]):
+            self.wm_opt.zero_grad(set_to_none=True)
+            return self._skipped(metrics)
         self.wm_opt.step()
         post = self.wm.last_post
         assert post is not None
@@ -264,6 +271,8 @@ class DreamerAgent(nn.Module):
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()  # type: ignore[no-untyped-call]
         metrics["grad/actor"] = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.ac_clip)
+        if self.guard.skip("actor loss or gradient", actor_loss, metrics["grad/actor"]):
+            return self._skipped(metrics)
         self.actor_opt.step()
 
         # 5. Critic (towards the λ-returns and the slow critic), then the slow critic's EMA
@@ -275,7 +284,10 @@ class DreamerAgent(nn.Module):
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()  # type: ignore[no-untyped-call]
         metrics["grad/critic"] = nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.ac_clip)
+        if self.guard.skip("critic loss or gradient", critic_loss, metrics["grad/critic"]):
+            return self._skipped(metrics)
         self.critic_opt.step()
+        self.guard.passed()
         with torch.no_grad():
             for p_slow, p in zip(self.slow_critic.parameters(), self.critic.parameters()):
                 p_slow.lerp_(p, cfg.slow_critic_fraction)
@@ -288,15 +300,23 @@ class DreamerAgent(nn.Module):
                 "ac/value": values.mean(), "ac/return_scale": scale, "ac/imag_reward": roll.rewards.mean(),
                 "ac/imag_continue": roll.continues.mean(),
             })  # fmt: skip
+            metrics["guard/skipped_updates"] = torch.tensor(float(self.guard.skipped))
         return {k: v.detach().float() for k, v in metrics.items()}
+
+    def _skipped(self, metrics: dict[str, Tensor]) -> dict[str, Tensor]:
+        """An update stopped at a NaN/inf (counted by the guard); it still counts as due-work done,
+        so the schedule moves on. Only the skip count is reported."""
+        self.updates += 1
+        return {"guard/skipped_updates": torch.tensor(float(self.guard.skipped))}
 
     # -- checkpoints -----------------------------------------------------------------------------
 
     def optim_state(self) -> dict[str, Any]:
-        """Optimiser states and the update counter (torch.save-able)."""
+        """Optimiser states and the update counters (tensors and JSON values)."""
         return {
             "wm_opt": self.wm_opt.state_dict(), "actor_opt": self.actor_opt.state_dict(),
             "critic_opt": self.critic_opt.state_dict(), "updates": self.updates,
+            "skipped_updates": self.guard.skipped,
         }  # fmt: skip
 
     def load_optim_state(self, state: Mapping[str, Any]) -> None:
@@ -304,3 +324,4 @@ class DreamerAgent(nn.Module):
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.updates = int(state["updates"])
+        self.guard.skipped = int(state.get("skipped_updates", 0))

@@ -22,7 +22,7 @@ from agentwm.worldmodels.rssm import RSSMConfig
 class DreamerConfig(BaseModel):
     """Every knob of a Dreamer run. Defaults follow DreamerV3 (Hafner et al. 2023) where it is silent."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     # -- environment
     env: str = Field("CartPole-v1", description="gymnasium id, or 'dmc:domain-task' for DeepMind Control")
@@ -53,6 +53,14 @@ class DreamerConfig(BaseModel):
     )
     checkpoint_every: int = Field(5_000, ge=1, description="env frames between checkpoints")
     keep_checkpoints: int = Field(2, ge=1, description="complete checkpoints kept on disk")
+    pickle_env_state: bool = Field(
+        False, description="also save envs whose state is not plain data (not classic control) as a pickle, "
+        "and load it on resume; only for run folders you trust: unpickling runs code",
+    )
+    nonfinite_limit: int = Field(
+        20, ge=1, description="stop the run when this many updates in a row had a NaN/inf loss or gradient "
+        "(each such update is skipped and counted in guard/skipped_updates)",
+    )
 
     # -- world model
     model_preset: str = Field("size1m", description=f"RSSM size preset, one of {sorted(RSSM_PRESETS)}")

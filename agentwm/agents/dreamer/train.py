@@ -29,11 +29,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from agentwm.agents import env_state
 from agentwm.agents.dreamer import run_checkpoint as ckpt
 from agentwm.agents.dreamer.agent import DreamerAgent, Mode
 from agentwm.agents.dreamer.config import DreamerConfig, check_resume
 from agentwm.agents.replay import SequenceReplay
 from agentwm.envs.gym import action_spec_of, make_env, make_vector_env
+from agentwm.checkpoint import CheckpointError, read_json
 from agentwm.worldmodels.base import ActionSpec
 
 # ------------------------------------------------------------------------------------------------
@@ -269,7 +271,10 @@ def train(
         raise ValueError("eval_video needs imageio and Pillow: pip install 'agentwm[plot]'")
     existing = None if resume or overwrite else ckpt.latest(logdir)
     if existing is not None:
-        frames = json.loads((existing / "manifest.json").read_text())["frames"]
+        try:
+            frames = read_json(existing / "manifest.json")["frames"]
+        except (CheckpointError, KeyError, TypeError):
+            frames = "?"
         raise ValueError(f"{logdir} already holds a run ({frames} frames checkpointed): resume it (--resume), "
                          "start over there (--overwrite deletes it), or pick another --logdir")  # fmt: skip
     logdir.mkdir(parents=True, exist_ok=True)
@@ -306,7 +311,7 @@ def train(
     # ---- Resume -------------------------------------------------------------------------------
     resumed_from = None
     if resume:
-        saved = ckpt.load_latest(logdir, agent, replay, device)
+        saved = ckpt.load_latest(logdir, agent, replay, device, allow_pickle=cfg.pickle_env_state)
         if saved is not None:
             state, resumed_from = saved
             agent.load_optim_state(state["optim"])
@@ -316,9 +321,14 @@ def train(
             random.setstate(state["rng"]["python"])
             act_rng.bit_generator.state = state["rng"]["act"]
             carry = {k: v.to(device) for k, v in state["carry"].items()}
-            if state.get("envs") is not None and isinstance(envs, gym.vector.SyncVectorEnv):
-                # exact env state (picklable in-process envs, e.g. classic control)
-                ckpt.restore_envs(envs, state["envs"])
+            exact = isinstance(envs, gym.vector.SyncVectorEnv) and (
+                state.get("envs") is not None or state.get("envs_pickle") is not None)
+            if exact:  # exact env state (in-process envs: classic control as data, others opted-in pickles)
+                assert isinstance(envs, gym.vector.SyncVectorEnv)
+                if state.get("envs") is not None:
+                    env_state.restore(envs, state["envs"])
+                else:
+                    ckpt.restore_envs(envs, state["envs_pickle"])
                 obs, is_first, prev_done = state["obs"], state["is_first"], state["prev_done"]
                 reward_in, term_in = state["reward_in"], state["term_in"]
                 ep_return, ep_length = state["ep_return"], state["ep_length"]
@@ -333,11 +343,12 @@ def train(
             "optim": agent.optim_state(), "loop": dict(loop), "carry": {k: v.cpu() for k, v in carry.items()},
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
                     "act": act_rng.bit_generator.state},
-            "envs": ckpt.pickle_envs(envs), "obs": obs, "is_first": is_first, "prev_done": prev_done,
+            "envs": env_state.capture(envs), "obs": obs, "is_first": is_first, "prev_done": prev_done,
             "reward_in": reward_in, "term_in": term_in,
             "ep_return": ep_return, "ep_length": ep_length,
         }  # fmt: skip
-        ckpt.save(logdir, loop["frames"], agent, state, replay, cfg.keep_checkpoints)
+        blob = ckpt.pickle_envs(envs) if cfg.pickle_env_state and state["envs"] is None else None
+        ckpt.save(logdir, loop["frames"], agent, state, replay, cfg.keep_checkpoints, envs_pickle=blob)
 
     from tqdm import tqdm
 
@@ -404,9 +415,9 @@ def train(
                 loop["next_log"] += cfg.log_every
                 now = time.perf_counter()
                 values: dict[str, float] = {}
-                if pending:
-                    keys = pending[0].keys()
-                    values = {k: float(torch.stack([m[k] for m in pending]).mean()) for k in keys}
+                if pending:  # skipped (non-finite) updates report only guard/ keys
+                    keys = dict.fromkeys(k for m in pending for k in m)
+                    values = {k: float(torch.stack([m[k] for m in pending if k in m]).mean()) for k in keys}
                 if train_returns:
                     values["train/return"] = float(np.mean(train_returns))
                 values["charts/fps"] = (loop["frames"] - frames_last) / max(now - t_last, 1e-9)
@@ -495,7 +506,10 @@ def load_agent(logdir: str | Path, device: str | None = None) -> tuple[DreamerAg
     path = logdir / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"no Dreamer run in {logdir} (missing config.json); train one with `agentwm train dreamer`")
-    cfg = DreamerConfig(**json.loads(path.read_text()))
+    saved = read_json(path)
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path}: expected a JSON object of Dreamer settings")
+    cfg = DreamerConfig(**saved)
     if device is None and device_problem(cfg.device) is not None:
         print(f"agentwm: the run's device {cfg.device!r} is not available here; using the CPU", file=sys.stderr)
         device = "cpu"
@@ -522,6 +536,8 @@ def evaluate_logdir(
     With ``video`` (``.gif``, or ``.mp4`` with imageio-ffmpeg), the first episode is written there
     as the env renders it, at the env's real-time pace. ``device`` defaults to the run's own, or
     the CPU where that one is not available here."""
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
     agent, frames = load_agent(logdir, device)
     cfg = agent.config
     if video is not None:

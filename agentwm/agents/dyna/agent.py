@@ -34,7 +34,7 @@ DEFAULT_TARGETS: dict[str, float] = {"Taxi-v4": 7.0, "FrozenLake-v1": 0.7, "Clif
 class DynaConfig(BaseModel):
     """Settings of a Dyna-Q run; every CLI flag of ``agentwm train dyna`` maps to one field."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     env: str = Field(default="Taxi-v4", description="gymnasium id with Discrete observations and actions")
     env_kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of gym.make")

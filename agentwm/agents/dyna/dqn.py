@@ -23,12 +23,15 @@ from torch import nn
 class DQNConfig(BaseModel):
     """Settings of a DQN run; the defaults are tuned for CartPole-v1."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     env: str = Field(default="CartPole-v1", description="gymnasium id: flat Box observations, Discrete actions")
     max_steps: int = Field(default=100_000, ge=1, description="real step budget")
     units: int = Field(default=128, ge=1, description="hidden width of the two-layer Q network")
     lr: float = Field(default=5e-4, gt=0.0, description="Adam learning rate")
+    nonfinite_limit: int = Field(
+        default=20, ge=1, description="stop when this many updates in a row had a NaN/inf loss or gradient (each skipped)"
+    )
     gamma: float = Field(default=0.99, ge=0.0, le=1.0, description="discount")
     batch_size: int = Field(default=64, ge=1, description="transitions per gradient step")
     buffer: int = Field(default=50_000, ge=1, description="replay capacity")
@@ -62,6 +65,7 @@ def run_dqn(config: DQNConfig) -> dict[str, Any]:
     q, target = net(), net()
     target.load_state_dict(q.state_dict())
     optim = torch.optim.Adam(q.parameters(), lr=config.lr)
+    guard = FiniteGuard("DQN training", config.nonfinite_limit)  # NaN/inf updates skipped, counted
     cap = config.buffer
     buf_obs = np.zeros((cap, obs_dim), np.float32)
     buf_next = np.zeros((cap, obs_dim), np.float32)
@@ -107,8 +111,7 @@ def run_dqn(config: DQNConfig) -> dict[str, Any]:
             pred = q(o).gather(1, torch.as_tensor(buf_act[idx])[:, None]).squeeze(1)
             loss = F.smooth_l1_loss(pred, y)
             optim.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            optim.step()
+            guarded_step(guard, loss, optim, q.parameters(), what="DQN TD loss")
         if step % config.target_every == 0:
             target.load_state_dict(q.state_dict())
     env.close()
@@ -122,3 +125,4 @@ def run_dqn(config: DQNConfig) -> dict[str, Any]:
         "last10_mean_return": float(np.mean(returns[-10:])) if returns else None,
         "wall_s": round(time.perf_counter() - start, 1),
     }
+from agentwm.core.finite import FiniteGuard, guarded_step

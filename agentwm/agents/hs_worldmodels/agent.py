@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from agentwm.checkpoint import atomic_write, load_config, load_weights, save_module
+from agentwm.core.finite import FiniteGuard, guarded_step
 from agentwm.envs.gym import action_spec_of
 from agentwm.worldmodels.base import ActionSpec, State
 from agentwm.worldmodels.vae_mdnrnn import VAEMDNRNN, VAEMDNConfig
@@ -39,7 +40,7 @@ from agentwm.worldmodels.vae_mdnrnn import VAEMDNRNN, VAEMDNConfig
 class HSConfig(BaseModel):
     """Settings of a World Models run; ``agentwm train worldmodels`` flags map to these fields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     env: str = Field(default="CartPole-v1", description="gymnasium id with rgb_array rendering, Discrete actions")
     frames: int = Field(default=3000, ge=10, description="random-policy frames to collect")
@@ -55,6 +56,9 @@ class HSConfig(BaseModel):
     rnn_batch: int = Field(default=16, ge=1, description="episode windows per M step")
     rnn_seq: int = Field(default=64, ge=2, description="longest window of an episode per M sample")
     lr: float = Field(default=1e-3, gt=0.0, description="Adam learning rate of V and M")
+    nonfinite_limit: int = Field(
+        default=20, ge=1, description="stop when this many updates in a row had a NaN/inf loss or gradient (each skipped)"
+    )
     m_on_means: bool = Field(
         default=True,
         description="train M on V's posterior means instead of samples (the paper samples; means match "
@@ -161,6 +165,7 @@ def train_vae(model: VAEMDNRNN, episodes: list[dict[str, Tensor]], config: HSCon
     frames = torch.cat([e["frames"] for e in episodes])
     opt = torch.optim.Adam([*model.encoder.parameters(), *model.to_stats.parameters(), *model.decoder.parameters()],
                            lr=config.lr)
+    guard = FiniteGuard("World Models VAE training", config.nonfinite_limit)  # NaN/inf steps skipped
     losses: dict[str, Tensor] = {}
     for _ in range(config.vae_epochs):
         perm = torch.randperm(len(frames))
@@ -169,8 +174,7 @@ def train_vae(model: VAEMDNRNN, episodes: list[dict[str, Tensor]], config: HSCon
             losses, _ = model.vae_loss(frames[idx].float() / 255.0)
             total = (losses["recon"] + losses["kl"]).mean()
             opt.zero_grad(set_to_none=True)
-            total.backward()  # type: ignore[no-untyped-call]
-            opt.step()
+            guarded_step(guard, total, opt, [p for g in opt.param_groups for p in g["params"]], what="VAE loss")
     return {f"loss/vae_{k}": float(v.detach().mean()) for k, v in losses.items()}
 
 
@@ -211,6 +215,7 @@ def train_rnn(
     if config.m_on_means:  # a posterior with no spread: _rnn_batch's samples are the means
         stats = [(mu, torch.full_like(logvar, -30.0)) for mu, logvar in stats]
     opt = torch.optim.Adam([*model.rnn.parameters(), *model.mdn.parameters()], lr=config.lr)
+    guard = FiniteGuard("World Models MDN-RNN training", config.nonfinite_limit)  # NaN/inf steps skipped
     lengths = [len(e["action"]) for e in episodes]
     metrics: dict[str, float] = {}
     for _ in range(config.rnn_steps):
@@ -226,9 +231,7 @@ def train_rnn(
         weights = {"done": config.done_weight}
         total = sum((weights.get(k, 1.0) * v.sum() / n_valid for k, v in losses.items()), torch.zeros(()))
         opt.zero_grad(set_to_none=True)
-        total.backward()  # type: ignore[no-untyped-call]
-        torch.nn.utils.clip_grad_norm_(model.rnn.parameters(), 1.0)
-        opt.step()
+        guarded_step(guard, total, opt, model.rnn.parameters(), clip=1.0, what="MDN-RNN loss")
         metrics = {**{f"loss/rnn_{k}": float(v.detach().sum() / n_valid) for k, v in losses.items()},
                    **{k: float(v) for k, v in m.items()}}
     return metrics

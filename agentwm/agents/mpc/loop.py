@@ -53,7 +53,7 @@ which is what surviving 500 steps takes. It is the planner's objective only; the
 class MPCConfig(BaseModel):
     """Settings of an MPC run; every CLI flag of ``agentwm plan`` maps to one field."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     env: str = Field("CartPole-v1", description="gymnasium environment id with a flat Box observation")
     transitions: int = Field(1000, ge=10, description="random transitions to learn the model from")

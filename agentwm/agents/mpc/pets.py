@@ -56,7 +56,7 @@ Fallback = Literal["cautious", "safe", "explore", "random"]
 class PETSConfig(BaseModel):
     """Settings of a PETS run; ``agentwm train pets`` flags map to these fields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     env: str = Field(default="CartPole-v1", description="gymnasium id with a flat Box observation")
     initial_transitions: int = Field(default=1000, ge=10, description="random transitions before the first fit")

@@ -24,6 +24,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentwm.checkpoint import load_config, load_weights, save_module
+from agentwm.core.finite import FiniteGuard, guarded_step
 from agentwm.envs.gym import action_spec_of
 from agentwm.planning.mcts import MCTS
 from agentwm.worldmodels.muzero import LOSS_KEYS, MuZeroModel, MuZeroNetConfig
@@ -32,7 +33,7 @@ from agentwm.worldmodels.muzero import LOSS_KEYS, MuZeroModel, MuZeroNetConfig
 class MuZeroConfig(BaseModel):
     """Settings of a MuZero run; ``agentwm train muzero`` flags map to these fields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     env: str = Field(default="CartPole-v1", description="gymnasium id: flat Box observations, Discrete actions")
     env_steps: int = Field(default=6000, ge=1, description="real environment steps of self-play")
@@ -42,6 +43,9 @@ class MuZeroConfig(BaseModel):
     gamma: float = Field(default=0.99, ge=0.0, le=1.0, description="discount")
     batch_size: int = Field(default=64, ge=1, description="samples per gradient step")
     lr: float = Field(default=3e-3, gt=0.0, description="Adam learning rate")
+    nonfinite_limit: int = Field(
+        default=20, ge=1, description="stop when this many updates in a row had a NaN/inf loss or gradient (each skipped)"
+    )
     weight_decay: float = Field(default=1e-4, ge=0.0, description="AdamW weight decay")
     updates_per_step: float = Field(default=0.5, gt=0.0, description="gradient steps per real step after warmup")
     warmup_steps: int = Field(default=300, ge=0, description="real steps before the first gradient step")
@@ -164,6 +168,7 @@ def train_muzero(config: MuZeroConfig, out: str | Path | None = None) -> tuple[M
     obs_dim = int(np.prod(env.observation_space.shape))
     model = MuZeroModel(obs_dim, spec, config.net).to(config.device)
     optim = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    guard = FiniteGuard("MuZero training", config.nonfinite_limit)  # NaN/inf updates skipped, counted
     mcts = _search(model, config, evaluate=False, seed=config.seed)
     replay = EpisodeReplay()
     A, K = spec.dim, config.unroll_steps
@@ -210,9 +215,7 @@ def train_muzero(config: MuZeroConfig, out: str | Path | None = None) -> tuple[M
                 losses, m = model.loss(batch)
                 total = torch.stack([config.loss_scales[k] * v.sum(-1).mean() for k, v in losses.items()]).sum()
                 optim.zero_grad(set_to_none=True)
-                total.backward()  # type: ignore[no-untyped-call]
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-                optim.step()
+                guarded_step(guard, total, optim, model.parameters(), clip=5.0, what="MuZero loss")
                 updates += 1
                 metrics = {f"loss/{k}": float(v.detach().mean()) for k, v in losses.items()}
                 metrics.update({k: float(v) for k, v in m.items()})

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agentwm.agents.replay import SequenceReplay
 from agentwm.checkpoint import load_config, load_weights, save_module
+from agentwm.core.finite import FiniteGuard, guarded_step
 from agentwm.envs.gym import action_spec_of
 from agentwm.planning import CEM
 from agentwm.worldmodels.base import ActionSpec, State
@@ -36,7 +37,7 @@ from agentwm.worldmodels.rssm import RSSM, RSSMConfig
 class PlaNetConfig(BaseModel):
     """Settings of a PlaNet run; ``agentwm train planet`` flags map to these fields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     env: str = Field(default="dmc:cartpole-swingup", description="dmc:domain-task or a gymnasium id (Box actions)")
     pixels: bool = Field(default=False, description="DMC only: observe 64x64 renders instead of proprio")
@@ -52,6 +53,9 @@ class PlaNetConfig(BaseModel):
     batch_size: int = Field(default=16, ge=1, description="windows per gradient step")
     seq_len: int = Field(default=32, ge=2, description="steps per window")
     lr: float = Field(default=1e-3, gt=0.0, description="Adam learning rate of the RSSM")
+    nonfinite_limit: int = Field(
+        default=20, ge=1, description="stop when this many updates in a row had a NaN/inf loss or gradient (each skipped)"
+    )
     grad_clip: float = Field(default=100.0, gt=0.0, description="gradient norm clip")
     horizon: int = Field(default=12, ge=1, description="planning horizon (PlaNet: 12)")
     samples: int = Field(default=200, ge=2, description="CEM candidates per iteration (PlaNet: 1000)")
@@ -135,6 +139,7 @@ def train_planet(
     obs_shape = tuple(env.observation_space.shape or ())
     model = RSSM(obs_shape, spec, RSSMConfig.preset(config.preset, **config.rssm)).to(config.device)
     optim = torch.optim.Adam(model.parameters(), lr=config.lr, eps=1e-8)
+    guard = FiniteGuard("PlaNet training", config.nonfinite_limit)  # NaN/inf updates skipped, counted
     pixels = len(obs_shape) == 3
     replay = SequenceReplay(1_000_000, 1, obs_shape, spec.dim, np.uint8 if pixels else np.float32, seed=config.seed)
     planner = CEM(model, horizon=config.horizon, samples=config.samples, elites=config.elites,
@@ -171,9 +176,7 @@ def train_planet(
             losses, m = model.loss(batch)
             loss = model.total_loss(losses)
             optim.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optim.step()
+            guarded_step(guard, loss, optim, model.parameters(), clip=config.grad_clip, what="PlaNet RSSM loss")
         metrics = {k: float(v) for k, v in m.items()}
         model.eval()
         t1 = time.perf_counter()

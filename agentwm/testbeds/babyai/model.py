@@ -47,7 +47,7 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[3] / "models" / "babyai-ensembl
 class BabyAIModelConfig(BaseModel):
     """Settings of :func:`train_babyai_model`; every ``agentwm train babyai`` flag maps to one field."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     levels: tuple[str, ...] = Field(default=LEVELS, description="BabyAI levels to collect transitions on (evenly split)")
     transitions: int = Field(default=40_000, ge=100, description="transitions to collect and learn from")
