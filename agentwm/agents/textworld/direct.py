@@ -1,0 +1,59 @@
+"""The ``direct`` ablation: the world model's encoder with a head that scores a command's value at once.
+
+Same inputs, same data and same targets as :class:`~agentwm.worldmodels.text_latent.TextLatentModel`,
+but no imagination: ``Q(h, command)`` regresses ``reward + γ·continue·value(next state)`` of the
+command taken, and a planner using it picks the command with the highest ``Q``. Comparing the
+two isolates what imagining the next state adds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+
+from agentwm.core.nets import MLP
+from agentwm.worldmodels.text_latent import TextLatentConfig, TextLatentModel
+
+
+class DirectScorer(TextLatentModel):
+    """History encoder + ``Q(h, command)`` head; ``imagine`` is not used by its planner."""
+
+    def __init__(self, config: TextLatentConfig | None = None) -> None:
+        super().__init__((config or TextLatentConfig()).model_copy(update={"members": 1}))
+        c = self.config
+        self.q = MLP(c.hidden + c.proj + c.max_goal, 1, c.units, 2)
+
+    def q_values(self, state: Mapping[str, Tensor], actions: Tensor) -> Tensor:
+        """``Q [B, N]`` of ``N`` command embeddings ``actions [B, N, D]`` from carries of batch B."""
+        h = state["h"][:, 0]
+        hh = h[:, None].expand(-1, actions.shape[1], -1)
+        feat = self._feat(hh, actions, state["goal"], state["goal_mask"])
+        return torch.sigmoid(self.q(feat).squeeze(-1))
+
+    def loss(self, batch: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """``value`` of each state and ``q`` of each command taken (targets as the world model's)."""
+        obs, act, mask = batch["obs"], batch["act"], batch["mask"]
+        B, T, D = obs.shape
+        state = self.initial(B, batch["goal"], batch["goal_mask"])
+        goal, gmask = state["goal"], state["goal_mask"]
+        h = state["h"][:, 0]
+        prev = torch.zeros(B, D, device=obs.device)
+        hs = []
+        for t in range(T):
+            h = self.cell(self._step_input(obs[:, t], prev, goal, gmask), h)
+            hs.append(h)
+            prev = act[:, t]
+        post = torch.stack(hs, 1)
+        live = mask * batch["cont"]
+        value_loss = (self.value_of(post) - batch["value"]) ** 2 * live
+        trans = mask[:, 1:]
+        gamma = self.config.value_gamma
+        target = batch["reward"][:, 1:].clamp(0, 1) + gamma * batch["cont"][:, 1:] * batch["value"][:, 1:]
+        feat = self._feat(post[:, :-1], act[:, :-1], goal, gmask)
+        q = torch.sigmoid(self.q(feat).squeeze(-1))
+        q_loss = (q - target) ** 2 * trans
+        n = trans.sum().clamp(min=1)
+        metrics = {"loss/value": (value_loss.sum() / n).detach(), "loss/q": (q_loss.sum() / n).detach()}
+        return {"value": value_loss, "q": q_loss}, metrics

@@ -1,0 +1,1 @@
+"""Environment adapters: gymnasium, DMC, BabyAI and text games on one protocol each."""
