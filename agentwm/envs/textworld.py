@@ -15,14 +15,15 @@ from typing import Any, Literal
 
 from agentwm.envs.text import TextStep, match_action
 
-Setting = Literal["quest5", "quest8"]
+Setting = Literal["quest5", "quest8", "tiny"]
 Split = Literal["train", "validation", "test"]
 
 SETTINGS: dict[str, dict[str, int]] = {
     "quest5": {"world_size": 5, "nb_objects": 10, "quest_length": 5},
     "quest8": {"world_size": 6, "nb_objects": 12, "quest_length": 8},
+    "tiny": {"world_size": 2, "nb_objects": 2, "quest_length": 2},
 }
-"""The ``tw-make custom`` flags of each setting."""
+"""The ``tw-make custom`` flags of each setting (``tiny`` is for tests and smoke runs)."""
 
 SPLITS: dict[str, range] = {
     "train": range(0, 3000),

@@ -33,9 +33,9 @@ class TextLatentConfig(BaseModel):
 
     emb_dim: int = Field(384, ge=1, description="sentence-embedding width (MiniLM: 384)")
     max_goal: int = Field(16, ge=1, description="objective sentences the model reads (more are cut)")
-    hidden: int = Field(192, ge=8, description="GRU latent width")
-    proj: int = Field(96, ge=8, description="width observations and commands are projected to")
-    units: int = Field(192, ge=8, description="hidden units of the heads")
+    hidden: int = Field(128, ge=8, description="GRU latent width")
+    proj: int = Field(64, ge=8, description="width observations and commands are projected to")
+    units: int = Field(128, ge=8, description="hidden units of the heads")
     members: int = Field(3, ge=1, description="ensemble members of the transition head (disagreement)")
     value_gamma: float = Field(0.85, gt=0.0, le=1.0, description="discount the value labels and planning use")
 
@@ -204,6 +204,7 @@ class TextLatentModel(nn.Module):
                 v2 = self.value_of(h2.view(B, T - 2, -1))
                 imag2_loss[:, :-1] = imag2_loss[:, :-1] + (v2 - batch["value"][:, 2:]) ** 2 * live[:, 2:] * trans[:, 1:]
         E = len(self.dynamics)
+        cf = self._counterfactual(post, batch, goal, gmask) if "opt" in batch else None
         r_logit, c_logit = self.reward(feat).squeeze(-1), self.cont(feat).squeeze(-1)
         reward_loss = F.binary_cross_entropy_with_logits(r_logit, batch["reward"][:, 1:].clamp(0, 1), reduction="none") * trans
         cont_loss = F.binary_cross_entropy_with_logits(c_logit, batch["cont"][:, 1:], reduction="none") * trans
@@ -211,10 +212,33 @@ class TextLatentModel(nn.Module):
             "value": value_loss, "obs": obs_loss / E, "reward": reward_loss, "cont": cont_loss,
             "imagined_value": (imag_loss + imag2_loss) / E, "consistency": cons_loss / E,
         }
+        if cf is not None:
+            losses["counterfactual"] = cf
         n = trans.sum().clamp(min=1)
         metrics = {f"loss/{k}": (v.sum() / n).detach() for k, v in losses.items()}
         metrics["wm/value_mae"] = ((v_post - batch["value"]).abs() * live).sum().detach() / live.sum().clamp(min=1)
         return losses, metrics
+
+    def _counterfactual(self, post: Tensor, batch: Mapping[str, Tensor], goal: Tensor, gmask: Tensor) -> Tensor:
+        """``[B, T]``: the winning command's imagined score should equal the state's value, and
+        any other command's should not exceed ``γ·value`` (it cannot bring the win closer)."""
+        acts = torch.cat([batch["opt"][:, :, None], batch["alts"]], 2)  # [B, T, 1+A, D]
+        hh = post[:, :, None].expand(-1, -1, acts.shape[2], -1)
+        feat = self._feat(hh, acts, goal, gmask)
+        gamma = self.config.value_gamma
+        reward, cont = torch.sigmoid(self.reward(feat).squeeze(-1)), torch.sigmoid(self.cont(feat).squeeze(-1))
+        live = batch["mask"] * batch["cont"] * batch["opt_mask"]
+        total = torch.zeros_like(live)
+        for head in self.dynamics:
+            pred = F.normalize(head(feat), dim=-1)
+            x = self._step_input(pred, acts, goal, gmask)
+            h1 = self.cell(x.reshape(-1, x.shape[-1]), hh.reshape(-1, hh.shape[-1])).view(*hh.shape)
+            score = reward + gamma * cont * self.value_of(h1)
+            value = batch["value"]
+            opt_term = (score[..., 0] - value) ** 2
+            alt_term = (F.relu(score[..., 1:] - gamma * value[..., None]) ** 2 * batch["alts_mask"]).sum(-1)
+            total = total + (opt_term + alt_term) * live
+        return total / len(self.dynamics)
 
     def _in_dim(self) -> int:
         return int(self.cell.input_size)

@@ -36,6 +36,7 @@ class CollectConfig(BaseModel):
     detour_prob: float = Field(0.3, ge=0.0, le=1.0, description="chance a perturbed walkthrough takes a random command instead of the winning one")
     random_steps: int = Field(30, ge=1, description="length of a random-play episode")
     max_steps: int = Field(50, ge=1, description="longest episode")
+    alternatives: int = Field(3, ge=0, description="other menu commands per state stored beside the winning one (counterfactual labels)")
     seed: int = Field(0, description="seed of the random choices")
 
 
@@ -67,6 +68,10 @@ def _play(env: TextWorldEnv, kind: str, cfg: CollectConfig, rng: random.Random, 
         if step.done or len(steps) > limit:
             break
         policy = step.info["policy"]
+        # counterfactual labels: the winning command here, and a few other commands of the menu
+        others = [m for m in step.admissible if not policy or m != policy[0]]
+        record["opt"] = texts(policy[0]) if policy else -1
+        record["alts"] = [texts(m) for m in rng.sample(others, min(cfg.alternatives, len(others)))]
         if kind == "random" or (kind == "perturbed" and rng.random() < cfg.detour_prob) or not policy:
             action = rng.choice(step.admissible)
         else:

@@ -18,7 +18,9 @@ class Episodes:
     """Episodes as index tensors into ``emb`` (row ``-1`` of ``emb`` is the zero vector).
 
     ``obs``/``act`` ``[N, T]`` text ids, ``reward``/``cont``/``remaining`` ``[N, T]``, ``length [N]``,
-    ``goal [N, K]`` ids of objective sentences, ``goal_len [N]``, ``games`` per episode.
+    ``goal [N, K]`` ids of objective sentences, ``goal_len [N]``, ``games`` per episode; when the
+    dataset has counterfactual labels, ``opt [N, T]`` (the winning command) and ``alts [N, T, A]``
+    (other menu commands) ids.
     """
 
     emb: Tensor
@@ -31,6 +33,8 @@ class Episodes:
     goal: Tensor
     goal_len: Tensor
     games: list[str]
+    opt: Tensor | None = None
+    alts: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.obs.shape[0])
@@ -46,10 +50,14 @@ class Episodes:
         value = torch.where(rem >= 1, value_gamma ** (rem - 1).clamp(min=0), torch.zeros_like(rem)) * cont
         K = int(self.goal_len[ids].max())
         goal = self.goal[ids, :K]
-        return {
+        out = {
             "obs": self.emb[obs], "act": self.emb[act], "reward": self.reward[ids, :T], "cont": cont,
             "value": value, "mask": mask, "goal": self.emb[goal], "goal_mask": (goal >= 0).float(),
         }
+        if self.opt is not None and self.alts is not None:
+            opt, alts = self.opt[ids, :T], self.alts[ids, :T]
+            out.update(opt=self.emb[opt], opt_mask=(opt >= 0).float(), alts=self.emb[alts], alts_mask=(alts >= 0).float())
+        return out
 
     def batches(self, size: int, value_gamma: float, rng: random.Random) -> Iterator[dict[str, Tensor]]:
         """One epoch of batches of similar-length episodes, in random order."""
@@ -79,6 +87,10 @@ def load_episodes(folder: str | Path, max_goal: int = 16) -> Episodes:
     length = torch.zeros(N, dtype=torch.long)
     goal = torch.full((N, max_goal), -1, dtype=torch.long)
     goal_len = torch.zeros(N, dtype=torch.long)
+    labelled = "opt" in episodes[0]["steps"][0]
+    A = max((len(s.get("alts", [])) for e in episodes for s in e["steps"]), default=0)
+    opt = torch.full((N, T), -1, dtype=torch.long)
+    alts = torch.full((N, T, max(A, 1)), -1, dtype=torch.long)
     for i, ep in enumerate(episodes):
         steps = ep["steps"]
         length[i] = len(steps)
@@ -88,10 +100,16 @@ def load_episodes(folder: str | Path, max_goal: int = 16) -> Episodes:
             reward[i, t] = float(s["reward"])
             cont[i, t] = 0.0 if (s["won"] or s.get("lost", False)) else 1.0
             remaining[i, t] = int(s["remaining"])
+            opt[i, t] = s.get("opt", -1)
+            for j, a in enumerate(s.get("alts", [])):
+                alts[i, t, j] = a
         g = ep["objective"][:max_goal]
         goal[i, : len(g)] = torch.tensor(g, dtype=torch.long)
         goal_len[i] = max(len(g), 1)
-    return Episodes(emb, obs, act, reward, cont, remaining, length, goal, goal_len, [e["game"] for e in episodes])
+    games = [e["game"] for e in episodes]
+    if not labelled:
+        return Episodes(emb, obs, act, reward, cont, remaining, length, goal, goal_len, games)
+    return Episodes(emb, obs, act, reward, cont, remaining, length, goal, goal_len, games, opt, alts)
 
 
 def merge(parts: list[Episodes]) -> Episodes:
@@ -99,6 +117,7 @@ def merge(parts: list[Episodes]) -> Episodes:
     if len(parts) == 1:
         return parts[0]
     embs, shifted = [], []
+    extra: list[tuple[Tensor, Tensor]] = []
     offset = 0
     T = max(p.obs.shape[1] for p in parts)
     for p in parts:
@@ -112,8 +131,15 @@ def merge(parts: list[Episodes]) -> Episodes:
 
         shifted.append((pad(shift(p.obs), -1), pad(shift(p.act), -1), pad(p.reward, 0), pad(p.cont, 0),
                         pad(p.remaining, 0), p.length, shift(p.goal), p.goal_len, p.games))
+        if p.opt is not None and p.alts is not None:
+            extra.append((pad(shift(p.opt), -1), torch.nn.functional.pad(shift(p.alts), (0, 0, 0, T - p.alts.shape[1]), value=-1)))
         embs.append(table)
         offset += table.shape[0]
     emb = torch.cat(embs + [torch.zeros(1, parts[0].emb.shape[1])])
     cols = list(zip(*shifted))
-    return Episodes(emb, *(torch.cat(c) for c in cols[:8]), [g for gs in cols[8] for g in gs])  # type: ignore[arg-type]
+    merged = Episodes(emb, *(torch.cat(c) for c in cols[:8]), [g for gs in cols[8] for g in gs])  # type: ignore[arg-type]
+    if len(extra) == len(parts):
+        A = max(a.shape[2] for _, a in extra)
+        merged.opt = torch.cat([o for o, _ in extra])
+        merged.alts = torch.cat([torch.nn.functional.pad(a, (0, A - a.shape[2]), value=-1) for _, a in extra])
+    return merged

@@ -54,6 +54,15 @@ class DirectScorer(TextLatentModel):
         feat = self._feat(post[:, :-1], act[:, :-1], goal, gmask)
         q = torch.sigmoid(self.q(feat).squeeze(-1))
         q_loss = (q - target) ** 2 * trans
+        losses = {"value": value_loss, "q": q_loss}
+        if "opt" in batch:  # the same counterfactual labels as the world model gets
+            acts = torch.cat([batch["opt"][:, :, None], batch["alts"]], 2)
+            hh = post[:, :, None].expand(-1, -1, acts.shape[2], -1)
+            qa = torch.sigmoid(self.q(self._feat(hh, acts, goal, gmask)).squeeze(-1))
+            v = batch["value"]
+            live_cf = live * batch["opt_mask"]
+            alt = (torch.relu(qa[..., 1:] - gamma * v[..., None]) ** 2 * batch["alts_mask"]).sum(-1)
+            losses["counterfactual"] = ((qa[..., 0] - v) ** 2 + alt) * live_cf
         n = trans.sum().clamp(min=1)
-        metrics = {"loss/value": (value_loss.sum() / n).detach(), "loss/q": (q_loss.sum() / n).detach()}
-        return {"value": value_loss, "q": q_loss}, metrics
+        metrics = {f"loss/{k}": (t.sum() / n).detach() for k, t in losses.items()}
+        return losses, metrics

@@ -35,7 +35,7 @@ class TrainConfig(BaseModel):
     seed: int = Field(0, description="seed of initialisation and batch order")
     model: TextLatentConfig = Field(default_factory=TextLatentConfig, description="model sizes")
     scales: dict[str, float] = Field(
-        default_factory=lambda: {"value": 1.0, "obs": 1.0, "reward": 1.0, "cont": 1.0, "imagined_value": 1.0, "consistency": 0.1, "q": 1.0},
+        default_factory=lambda: {"value": 1.0, "obs": 1.0, "reward": 1.0, "cont": 1.0, "imagined_value": 1.0, "consistency": 0.1, "q": 1.0, "counterfactual": 1.0},
         description="weight of each loss term",
     )
 
@@ -109,7 +109,7 @@ def _evaluate(model: TextLatentModel, data: Episodes, index: list[int], cfg: Tra
     for lo in range(0, len(order), 256):
         batch = data.batch(order[lo : lo + 256], cfg.model.value_gamma)
         losses, _ = model.loss(batch)
-        keys = ["value", "q"] if cfg.kind == "direct" else ["value", "imagined_value", "reward", "cont"]
+        keys = ["value", "q", "counterfactual"] if cfg.kind == "direct" else ["value", "imagined_value", "reward", "cont", "counterfactual"]
         total += float(sum(losses[k].sum() for k in keys if k in losses))
         n += int(batch["mask"].sum())
     return total / max(n, 1)
