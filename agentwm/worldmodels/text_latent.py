@@ -54,12 +54,12 @@ class TextLatentModel(nn.Module):
         self.obs_proj = nn.Linear(D, P)
         self.act_proj = nn.Linear(D, P)
         self.init = MLP(D + K, H, U, 1)
-        self.cell = nn.GRUCell(2 * P + 2 * K, H)
-        feat = H + P + K
+        self.cell = nn.GRUCell(2 * P + 3 * K, H)
+        feat = H + P + 2 * K
         self.dynamics = nn.ModuleList([MLP(feat, D, U, 2) for _ in range(c.members)])
         self.reward = MLP(feat, 1, U, 1)
         self.cont = MLP(feat, 1, U, 1)
-        self.value = MLP(H, 1, U, 2)
+        self.value = MLP(H + K, 1, U, 2)
         self._spec = ActionSpec("continuous", D, -1.0, 1.0)
 
     @property
@@ -75,17 +75,21 @@ class TextLatentModel(nn.Module):
         sims = torch.einsum("bnd,bkd->bnk", flat, goal) * mask[:, None, :]
         return sims.reshape(*shape[:-1], goal.shape[1])
 
-    def _step_input(self, obs: Tensor, act: Tensor, goal: Tensor, mask: Tensor) -> Tensor:
+    def _step_input(self, obs: Tensor, act: Tensor, goal: Tensor, mask: Tensor, cover: Tensor) -> Tensor:
         return torch.cat(
-            [self.obs_proj(obs), self.act_proj(act), self._sims(obs, goal, mask), self._sims(act, goal, mask)], -1
+            [self.obs_proj(obs), self.act_proj(act), self._sims(obs, goal, mask), self._sims(act, goal, mask), cover], -1
         )
 
-    def _feat(self, h: Tensor, act: Tensor, goal: Tensor, mask: Tensor) -> Tensor:
-        return torch.cat([h, self.act_proj(act), self._sims(act, goal, mask)], -1)
+    def _feat(self, h: Tensor, act: Tensor, goal: Tensor, mask: Tensor, cover: Tensor) -> Tensor:
+        return torch.cat([h, self.act_proj(act), self._sims(act, goal, mask), cover], -1)
 
-    def value_of(self, h: Tensor) -> Tensor:
-        """Progress value in ``[0, 1]`` of latents ``[..., hidden]``."""
-        return torch.sigmoid(self.value(h).squeeze(-1))
+    def covered(self, cover: Tensor, act: Tensor, goal: Tensor, mask: Tensor) -> Tensor:
+        """The objective sentences' coverage after ``act``: the best similarity any command so far had to each."""
+        return torch.maximum(cover, self._sims(act, goal, mask).clamp(min=0))
+
+    def value_of(self, h: Tensor, cover: Tensor) -> Tensor:
+        """Progress value in ``[0, 1]`` of latents ``[..., hidden]`` with coverage ``[..., K]``."""
+        return torch.sigmoid(self.value(torch.cat([h, cover.expand(*h.shape[:-1], cover.shape[-1])], -1)).squeeze(-1))
 
     # ---- protocol
     def initial(self, batch_size: int, goal: Tensor | None = None, goal_mask: Tensor | None = None) -> State:
@@ -103,7 +107,8 @@ class TextLatentModel(nn.Module):
             goal_mask = F.pad(goal_mask, (0, pad))
         pooled = (goal * goal_mask[..., None]).sum(1) / goal_mask.sum(1, keepdim=True).clamp(min=1)
         h = self.init(torch.cat([pooled, goal_mask], -1))
-        return {"h": h[:, None].expand(-1, c.members, -1).contiguous(), "goal": goal, "goal_mask": goal_mask}
+        cover = torch.zeros_like(goal_mask)
+        return {"h": h[:, None].expand(-1, c.members, -1).contiguous(), "goal": goal, "goal_mask": goal_mask, "cover": cover}
 
     def observe(self, obs: Tensor, state: State | None = None, action: Tensor | None = None) -> State:
         """Fold observation embeddings ``[B, D]`` (after command embeddings ``action [B, D]``) into the carry."""
@@ -112,26 +117,30 @@ class TextLatentModel(nn.Module):
         if action is None:
             action = torch.zeros_like(obs)
         h = state["h"]
-        x = self._step_input(obs, action, state["goal"], state["goal_mask"])
+        cover = self.covered(state["cover"], action, state["goal"], state["goal_mask"])
+        x = self._step_input(obs, action, state["goal"], state["goal_mask"], cover)
         E = h.shape[1]
         new = self.cell(x.repeat_interleave(E, 0), h.reshape(-1, h.shape[-1])).view_as(h)
         # the observation is fact: every member agrees on it
         new = new.mean(1, keepdim=True).expand_as(new).contiguous()
-        return {**state, "h": new}
+        return {**state, "h": new, "cover": cover}
 
     def step(self, state: State, action: Tensor) -> tuple[State, Tensor, Tensor, Tensor]:
         """One imagined step for every member: next carry, reward ``[B, E]``, continue ``[B, E]``, value ``[B, E]``."""
         h, goal, mask = state["h"], state["goal"], state["goal_mask"]
         B, E, _ = h.shape
         act = action[:, None].expand(B, E, -1)
-        feat = self._feat(h, act, goal, mask)  # [B, E, F]
+        cover = state["cover"][:, None].expand(B, E, -1)
+        cover2 = self.covered(cover, act, goal, mask)
+        feat = self._feat(h, act, goal, mask, cover)  # [B, E, F]
         nxt = torch.stack([self.dynamics[k](feat[:, k]) for k in range(E)], 1)
         nxt = F.normalize(nxt, dim=-1)
-        x = self._step_input(nxt, act, goal, mask)
+        x = self._step_input(nxt, act, goal, mask, cover2)
         h2 = self.cell(x.reshape(B * E, -1), h.reshape(B * E, -1)).view_as(h)
         reward = torch.sigmoid(self.reward(feat).squeeze(-1))
         cont = torch.sigmoid(self.cont(feat).squeeze(-1))
-        return {**state, "h": h2, "pred_obs": nxt}, reward, cont, self.value_of(h2)
+        new = {**state, "h": h2, "pred_obs": nxt, "cover": cover2[:, 0]}
+        return new, reward, cont, self.value_of(h2, cover2)
 
     def imagine(self, state: State, actions: ActionsOrPolicy, horizon: int) -> Rollout:
         """Roll forward ``horizon`` steps under ``actions [H, B, D]`` or a policy; members averaged,
@@ -168,21 +177,14 @@ class TextLatentModel(nn.Module):
         B, T, D = obs.shape
         state = self.initial(B, batch["goal"], batch["goal_mask"])
         goal, gmask = state["goal"], state["goal_mask"]
-        h = state["h"][:, 0]
-        prev = torch.zeros(B, D, device=obs.device)
-        hs = []
-        for t in range(T):
-            h = self.cell(self._step_input(obs[:, t], prev, goal, gmask), h)
-            hs.append(h)
-            prev = act[:, t]
-        post = torch.stack(hs, 1)  # [B, T, H]
+        post, cover = self._posterior(obs, act, state)  # [B, T, H], [B, T, K]
         live = mask * batch["cont"]  # non-terminal valid states carry a value label
-        v_post = self.value_of(post)
+        v_post = self.value_of(post, cover)
         value_loss = (v_post - batch["value"]) ** 2 * live
         # transitions t -> t+1
         trans = mask[:, 1:]
         a = act[:, :-1]
-        feat = self._feat(post[:, :-1], a, goal, gmask)
+        feat = self._feat(post[:, :-1], a, goal, gmask, cover[:, :-1])
         target_obs = obs[:, 1:]
         obs_loss = torch.zeros(B, T - 1, device=obs.device)
         imag_loss = torch.zeros_like(obs_loss)
@@ -192,19 +194,19 @@ class TextLatentModel(nn.Module):
         for k, head in enumerate(self.dynamics):
             pred = F.normalize(head(feat), dim=-1)
             obs_loss = obs_loss + (1 - (pred * target_obs).sum(-1)) * trans
-            h1 = self.cell(self._step_input(pred, a, goal, gmask).reshape(-1, self._in_dim()), post[:, :-1].reshape(-1, post.shape[-1]))
+            h1 = self.cell(self._step_input(pred, a, goal, gmask, cover[:, 1:]).reshape(-1, self._in_dim()), post[:, :-1].reshape(-1, post.shape[-1]))
             h1 = h1.view(B, T - 1, -1)
-            imag_loss = imag_loss + (self.value_of(h1) - batch["value"][:, 1:]) ** 2 * live_next
+            imag_loss = imag_loss + (self.value_of(h1, cover[:, 1:]) - batch["value"][:, 1:]) ** 2 * live_next
             cons_loss = cons_loss + ((h1 - post[:, 1:].detach()) ** 2).mean(-1) * trans
             if T > 2:  # a second imagined step from the imagined latent
                 a2 = act[:, 1:-1]
-                f2 = self._feat(h1[:, :-1], a2, goal, gmask)
+                f2 = self._feat(h1[:, :-1], a2, goal, gmask, cover[:, 1:-1])
                 p2 = F.normalize(head(f2), dim=-1)
-                h2 = self.cell(self._step_input(p2, a2, goal, gmask).reshape(-1, self._in_dim()), h1[:, :-1].reshape(-1, h1.shape[-1]))
-                v2 = self.value_of(h2.view(B, T - 2, -1))
+                h2 = self.cell(self._step_input(p2, a2, goal, gmask, cover[:, 2:]).reshape(-1, self._in_dim()), h1[:, :-1].reshape(-1, h1.shape[-1]))
+                v2 = self.value_of(h2.view(B, T - 2, -1), cover[:, 2:])
                 imag2_loss[:, :-1] = imag2_loss[:, :-1] + (v2 - batch["value"][:, 2:]) ** 2 * live[:, 2:] * trans[:, 1:]
         E = len(self.dynamics)
-        cf = self._counterfactual(post, batch, goal, gmask) if "opt" in batch else None
+        cf = self._counterfactual(post, cover, batch, goal, gmask) if "opt" in batch else None
         r_logit, c_logit = self.reward(feat).squeeze(-1), self.cont(feat).squeeze(-1)
         reward_loss = F.binary_cross_entropy_with_logits(r_logit, batch["reward"][:, 1:].clamp(0, 1), reduction="none") * trans
         cont_loss = F.binary_cross_entropy_with_logits(c_logit, batch["cont"][:, 1:], reduction="none") * trans
@@ -219,21 +221,38 @@ class TextLatentModel(nn.Module):
         metrics["wm/value_mae"] = ((v_post - batch["value"]).abs() * live).sum().detach() / live.sum().clamp(min=1)
         return losses, metrics
 
-    def _counterfactual(self, post: Tensor, batch: Mapping[str, Tensor], goal: Tensor, gmask: Tensor) -> Tensor:
+    def _posterior(self, obs: Tensor, act: Tensor, state: State) -> tuple[Tensor, Tensor]:
+        """Posterior latents ``[B, T, H]`` and coverage ``[B, T, K]`` of observed episodes."""
+        goal, gmask = state["goal"], state["goal_mask"]
+        B, T, D = obs.shape
+        sims = self._sims(act, goal, gmask).clamp(min=0)  # [B, T, K], command taken at t
+        cover = torch.cat([torch.zeros_like(sims[:, :1]), sims[:, :-1].cummax(1).values], 1)
+        h = state["h"][:, 0]
+        prev = torch.zeros(B, D, device=obs.device)
+        hs = []
+        for t in range(T):
+            h = self.cell(self._step_input(obs[:, t], prev, goal, gmask, cover[:, t]), h)
+            hs.append(h)
+            prev = act[:, t]
+        return torch.stack(hs, 1), cover
+
+    def _counterfactual(self, post: Tensor, cover: Tensor, batch: Mapping[str, Tensor], goal: Tensor, gmask: Tensor) -> Tensor:
         """``[B, T]``: the winning command's imagined score should equal the state's value, and
         any other command's should not exceed ``γ·value`` (it cannot bring the win closer)."""
         acts = torch.cat([batch["opt"][:, :, None], batch["alts"]], 2)  # [B, T, 1+A, D]
         hh = post[:, :, None].expand(-1, -1, acts.shape[2], -1)
-        feat = self._feat(hh, acts, goal, gmask)
+        cv = cover[:, :, None].expand(-1, -1, acts.shape[2], -1)
+        cv2 = self.covered(cv, acts, goal, gmask)
+        feat = self._feat(hh, acts, goal, gmask, cv)
         gamma = self.config.value_gamma
         reward, cont = torch.sigmoid(self.reward(feat).squeeze(-1)), torch.sigmoid(self.cont(feat).squeeze(-1))
         live = batch["mask"] * batch["cont"] * batch["opt_mask"]
         total = torch.zeros_like(live)
         for head in self.dynamics:
             pred = F.normalize(head(feat), dim=-1)
-            x = self._step_input(pred, acts, goal, gmask)
+            x = self._step_input(pred, acts, goal, gmask, cv2)
             h1 = self.cell(x.reshape(-1, x.shape[-1]), hh.reshape(-1, hh.shape[-1])).view(*hh.shape)
-            score = reward + gamma * cont * self.value_of(h1)
+            score = reward + gamma * cont * self.value_of(h1, cv2)
             value = batch["value"]
             opt_term = (score[..., 0] - value) ** 2
             alt_term = (F.relu(score[..., 1:] - gamma * value[..., None]) ** 2 * batch["alts_mask"]).sum(-1)

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from agentwm.agents.textworld.direct import DirectScorer
 from agentwm.envs.text import TextStep, split_objective
 from agentwm.worldmodels.base import State
 from agentwm.worldmodels.text_latent import TextLatentModel
@@ -130,8 +131,11 @@ class _Tracker:
 class DirectAgent:
     """No imagination: the ``direct`` model's ``Q(h, command)`` picks the command."""
 
-    def __init__(self, model: Any, embedder: _Embed, loop_penalty: float = 0.5) -> None:
+    def __init__(self, model: DirectScorer, embedder: _Embed, loop_penalty: float = 0.5, propose: int | None = None) -> None:
         self.tracker = _Tracker(model, embedder)
+        self.direct = model
+        self.propose = propose
+        self.goal: list[str] = []
         self.loop_penalty = loop_penalty
         self.llm_calls = 0
         self.memory = _LoopMemory()
@@ -139,17 +143,29 @@ class DirectAgent:
     def reset(self, first: TextStep) -> None:
         self.tracker.reset(first)
         self.memory = _LoopMemory()
+        self.goal = split_objective(first.objective, self.direct.config.max_goal)
 
     @torch.no_grad()
     def act(self, step: TextStep) -> str:
         state = self.tracker.observe(step)
-        menu = list(step.admissible)
-        q = self.tracker.model.q_values(state, self.tracker.embedder.embed(menu)[None])[0]
+        menu = propose_by_objective(self.tracker.embedder, list(step.admissible), self.goal, self.propose)
+        q = self.direct.q_values(state, self.tracker.embedder.embed(menu)[None])[0]
         score = q - self.loop_penalty * self.memory.penalty(step.observation, menu)
         choice = menu[int(score.argmax())]
         self.memory.add(step.observation, choice)
         self.tracker.last = choice
         return choice
+
+
+def propose_by_objective(embedder: _Embed, menu: Sequence[str], goal: Sequence[str], k: int | None) -> list[str]:
+    """The ``k`` menu commands most similar to any objective sentence (menu order kept); all when ``k`` is None.
+
+    Knows nothing of order or progress: which of them comes next is the ranking's job."""
+    if k is None or len(menu) <= k or not goal:
+        return list(menu)
+    sims = (embedder.embed(list(menu)) @ embedder.embed(list(goal)).T).max(1).values
+    keep = set(torch.topk(sims, k).indices.tolist())
+    return [m for i, m in enumerate(menu) if i in keep]
 
 
 class GreedyFollowUp:
@@ -180,17 +196,20 @@ class LearnedPlanner:
             menu yet) or ``"none"`` (horizon 1).
         loop_penalty: subtracted per earlier play of the same command from the same observation.
         max_candidates: rank at most this many commands (the first of the menu), ``None`` for all.
+        propose: rank only the ``propose`` commands most similar to some objective sentence
+            (:func:`propose_by_objective`), ``None`` for the whole menu.
     """
 
     def __init__(
         self, model: TextLatentModel, embedder: _Embed, *, horizon: int = 3, followups: str = "menu+objective",
-        loop_penalty: float = 0.5, max_candidates: int | None = None,
+        loop_penalty: float = 0.5, max_candidates: int | None = None, propose: int | None = None,
     ) -> None:
         if followups not in ("menu", "menu+objective", "none"):
             raise ValueError(f"followups must be 'menu', 'menu+objective' or 'none', got {followups!r}")
         self.tracker = _Tracker(model, embedder)
         self.horizon = 1 if followups == "none" else horizon
         self.followups, self.loop_penalty, self.max_candidates = followups, loop_penalty, max_candidates
+        self.propose = propose
         self.gamma = model.config.value_gamma
         self.llm_calls = 0
         self.memory = _LoopMemory()
@@ -208,7 +227,7 @@ class LearnedPlanner:
         from agentwm.planning.ranking import rank_candidates
 
         state = self.tracker.observe(step)
-        menu = list(step.admissible)[: self.max_candidates]
+        menu = propose_by_objective(self.tracker.embedder, list(step.admissible)[: self.max_candidates], self.goal, self.propose)
         emb = self.tracker.embedder.embed(menu)
         proposals = emb
         if self.followups == "menu+objective" and self.goal:

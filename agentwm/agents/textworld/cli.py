@@ -31,6 +31,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--setting", required=True, choices=["quest5", "quest8"], help="which games of the folder")
     p.add_argument("--split", default="train", choices=["train", "validation", "test"], help="which split's games")
     p.add_argument("--limit", type=int, default=None, help="at most this many games")
+    p.add_argument("--offset", type=int, default=0, help="skip this many games of the split first")
     p.add_argument("--out", required=True, help="dataset folder to write")
     p.add_argument("--perturbed", type=int, default=4, help="perturbed walkthroughs per game")
     p.add_argument("--random-episodes", type=int, default=1, help="random-play episodes per game")
@@ -71,7 +72,7 @@ def _collect(args: argparse.Namespace) -> dict[str, Any]:
 
     if not Path(args.games).is_dir():
         raise FileNotFoundError(f"no games folder {args.games}")
-    games = list_games(args.games, args.setting, args.split)[: args.limit]
+    games = list_games(args.games, args.setting, args.split)[args.offset :][: args.limit]
     if not games:
         raise FileNotFoundError(f"no {args.setting} {args.split} games in {args.games} (make them with 'agentwm textworld make-games')")
     cfg = CollectConfig(games=[str(g) for g in games], out=args.out, perturbed=args.perturbed,

@@ -81,6 +81,13 @@ def _play(env: TextWorldEnv, kind: str, cfg: CollectConfig, rng: random.Random, 
     return {"kind": kind, "steps": steps}
 
 
+def _write_text(path: Path, text: str) -> None:
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(text)
+
+    atomic_write(path, write)
+
+
 def collect(cfg: CollectConfig, *, progress: bool = True) -> Path:
     """Play every game of ``cfg`` and write the dataset folder; returns it."""
     from safetensors.torch import save_file
@@ -115,7 +122,7 @@ def collect(cfg: CollectConfig, *, progress: bool = True) -> Path:
     for idx, vec in chunks:
         emb[torch.tensor(idx)] = vec.float()
     atomic_write(out / "embeddings.safetensors", lambda tmp: save_file({"emb": emb.contiguous()}, tmp))
-    atomic_write(out / "texts.json", lambda tmp: Path(tmp).write_text(json.dumps(texts.items)))
-    atomic_write(out / "episodes.jsonl", lambda tmp: Path(tmp).write_text("".join(json.dumps(e) + "\n" for e in episodes)))
-    atomic_write(out / "meta.json", lambda tmp: Path(tmp).write_text(json.dumps(cfg.model_dump(), indent=1)))
+    _write_text(out / "texts.json", json.dumps(texts.items))
+    _write_text(out / "episodes.jsonl", "".join(json.dumps(e) + "\n" for e in episodes))
+    _write_text(out / "meta.json", json.dumps(cfg.model_dump(), indent=1))
     return out

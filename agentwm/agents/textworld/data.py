@@ -137,7 +137,7 @@ def merge(parts: list[Episodes]) -> Episodes:
         offset += table.shape[0]
     emb = torch.cat(embs + [torch.zeros(1, parts[0].emb.shape[1])])
     cols = list(zip(*shifted))
-    merged = Episodes(emb, *(torch.cat(c) for c in cols[:8]), [g for gs in cols[8] for g in gs])  # type: ignore[arg-type]
+    merged = Episodes(emb, *(torch.cat(c) for c in cols[:8]), [g for gs in cols[8] for g in gs])  # type: ignore[arg-type, call-arg]
     if len(extra) == len(parts):
         A = max(a.shape[2] for _, a in extra)
         merged.opt = torch.cat([o for o, _ in extra])

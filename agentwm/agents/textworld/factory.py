@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from agentwm.agents.textworld.direct import DirectScorer
 from agentwm.agents.textworld.agents import (
     DirectAgent,
     LearnedPlanner,
@@ -42,8 +43,8 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int = 3, 
 
         net = load_model(model)
         if name == "direct":
-            if not hasattr(net, "q_values"):
+            if not isinstance(net, DirectScorer):
                 raise ValueError(f"{model} holds a world model; the direct agent needs a model trained with --kind direct")
-            return DirectAgent(net, shared_embedder())
+            return DirectAgent(net, shared_embedder(), propose=kwargs.get("propose"))
         return LearnedPlanner(net, shared_embedder(), horizon=horizon, **kwargs)
     raise ValueError(f"unknown agent {name!r}; choose learned, direct, objective_match, random or reactive")

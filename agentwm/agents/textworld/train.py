@@ -81,7 +81,7 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> dict[str, Any]:
             losses, metrics = model.loss(batch)
             loss = _mean_loss(losses, batch, cfg.scales)
             opt.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             opt.step()
             for k, v in metrics.items():
