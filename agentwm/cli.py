@@ -422,6 +422,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_textworld(sub: Any, train_fam: Any) -> None:
+    """``agentwm textworld make-games|collect|play`` and ``agentwm train textworld``."""
+    from agentwm.agents.textworld.cli import add_commands, add_train_command
+
+    p = sub.add_parser("textworld", help="TextWorld games: make-games, collect experience, play agents")
+    add_commands(p.add_subparsers(dest="family", required=True))
+    add_train_command(train_fam)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentwm",
@@ -473,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dialogue_families(train_fam, fam)
     _add_babyai_family(train_fam)
     _add_llm_family(fam)
+    _add_textworld(sub, train_fam)
 
     p = sub.add_parser("compare", help="compare runs, e.g. seeds of one recipe (families: dreamer)")
     fam = p.add_subparsers(dest="family", required=True)

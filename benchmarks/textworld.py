@@ -9,10 +9,11 @@ For each setting (``quest5``: ``tw-make custom --world-size 5 --nb-objects 10 --
   sentence of the objective;
 * ``direct`` (no imagination): a model with the world model's encoder, trained on the same data and
   labels, scoring each command's value at once;
-* ``learned_planner``: every admissible command imagined ``--horizon`` steps under the learned world
-  model (follow-ups chosen by the model among the menu and the objective's sentences), ranked by
-  ``Rollout.returns`` through ``agentwm.planning.ranking.rank_candidates``;
-* ``learned_planner_h1``: the same with horizon 1 (imagining only the next state);
+* ``learned_planner``: every admissible command's next state imagined under the learned world model
+  and ranked by ``Rollout.returns`` (reward + discounted value of the imagined state) through
+  ``agentwm.planning.ranking.rank_candidates`` (horizon 1: the best horizon on the validation games);
+* ``learned_planner_h3``: the same imagined ``--horizon`` steps deep, follow-ups chosen greedily by
+  the model among the current menu;
 * ``reactive``: SmolLM2's first guess from a numbered menu, on ``--llm-games`` games (slow on CPU).
 
 Also times one decision of the learned planner for 8 candidates × horizon 3 with the texts already
@@ -37,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+# this file is called textworld.py: keep its folder off the path so `import textworld` finds the package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -59,6 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--llm-games", type=int, default=3, help="games per setting for the LLM agent (0 skips it)")
     p.add_argument("--horizon", type=int, default=3, help="imagined steps of the learned planner")
     p.add_argument("--max-steps", type=int, default=50, help="steps per episode")
+    p.add_argument("--jobs", type=int, default=1, help="settings played in parallel processes")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "textworld.json"), help="where to write the JSON")
     return p.parse_args(argv)
 
@@ -124,38 +128,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "cpu": _cpu(), "threads": torch.get_num_threads(), "max_steps": args.max_steps, "horizon": args.horizon,
         "models": str(models.relative_to(ROOT) if models.is_relative_to(ROOT) else models),
     }
-    chat = None
-    for setting in args.settings:
-        make_games(setting, "test", args.games, args.games_dir, progress=False)
-        games = list_games(args.games_dir, setting, "test")[: args.games]
-        agents: dict[str, Any] = {
-            "random": make_agent("random", seed=0),
-            "objective_match": make_agent("objective_match"),
-            "direct": make_agent("direct", model=models / "direct"),
-            "learned_planner": make_agent("learned", model=models / "world_model", horizon=args.horizon),
-            "learned_planner_h1": make_agent("learned", model=models / "world_model", horizon=1, followups="none"),
-        }
-        rows: dict[str, Any] = {}
-        for name, agent in agents.items():
-            rows[name] = evaluate(games, agent, max_steps=args.max_steps, desc=f"{setting} {name}")
-        if args.llm_games > 0:
-            if chat is None:
-                from agentwm.text.llm import smollm2_chat_model
+    if args.jobs > 1 and len(args.settings) > 1:
+        from concurrent.futures import ProcessPoolExecutor
 
-                chat = smollm2_chat_model(max_new_tokens=6)
-            rows["reactive"] = evaluate(games[: args.llm_games], make_agent("reactive", chat_model=chat), max_steps=args.max_steps, desc=f"{setting} reactive")
-        result[setting] = {
-            "games": {k: v["games"] for k, v in rows.items()},
-            "win_rate": {k: round(v["win_rate"], 4) for k, v in rows.items()},
-            "steps_mean": {k: round(v["steps_mean"], 2) for k, v in rows.items()},
-            "steps_won_mean": {k: (None if v["steps_won_mean"] is None else round(v["steps_won_mean"], 2)) for k, v in rows.items()},
-            "ms_per_decision": {k: round(v["ms_per_decision"], 1) for k, v in rows.items()},
-            "llm_calls_per_decision": {k: round(v["llm_calls_per_decision"], 3) for k, v in rows.items()},
-            "not_run": {"llm_planner": "LLMWorldModel over SmolLM2 takes minutes per decision on this CPU; not run",
-                        "hybrid": "not built yet", "mcts": "not built yet"},
-        }
-        ablation = max(result[setting]["win_rate"]["objective_match"], result[setting]["win_rate"]["direct"])
-        result[setting]["margin_over_best_ablation"] = round(result[setting]["win_rate"]["learned_planner"] - ablation, 4)
+        with ProcessPoolExecutor(min(args.jobs, len(args.settings))) as pool:
+            parts = list(pool.map(_run_setting, [(args, s) for s in args.settings]))
+    else:
+        parts = [_run_setting((args, s)) for s in args.settings]
+    for setting, part in zip(args.settings, parts):
+        result[setting] = part
     first = list_games(args.games_dir, args.settings[0], "test")[0]
     result["speed"] = _plan_speed(models, first)
     out = Path(args.out)
@@ -163,6 +144,46 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result))
     return result
+
+
+def _run_setting(job: tuple[argparse.Namespace, str]) -> dict[str, Any]:
+    """Every agent on the test games of one setting."""
+    args, setting = job
+    torch.set_num_threads(1)
+    models = Path(args.models)
+    chat: Any = None
+    make_games(setting, "test", args.games, args.games_dir, progress=False)
+    games = list_games(args.games_dir, setting, "test")[: args.games]
+    agents: dict[str, Any] = {
+        "random": make_agent("random", seed=0),
+        "objective_match": make_agent("objective_match"),
+        "direct": make_agent("direct", model=models / "direct"),
+        "learned_planner": make_agent("learned", model=models / "world_model", horizon=1, followups="none"),
+        f"learned_planner_h{args.horizon}": make_agent("learned", model=models / "world_model", horizon=args.horizon, followups="menu"),
+    }
+    rows: dict[str, Any] = {}
+    for name, agent in agents.items():
+        rows[name] = evaluate(games, agent, max_steps=args.max_steps, desc=f"{setting} {name}")
+    if args.llm_games > 0:
+        if chat is None:
+            from agentwm.text.llm import smollm2_chat_model
+
+            chat = smollm2_chat_model(max_new_tokens=6)
+        rows["reactive"] = evaluate(games[: args.llm_games], make_agent("reactive", chat_model=chat), max_steps=args.max_steps, desc=f"{setting} reactive")
+    part: dict[str, Any] = {
+        "games": {k: v["games"] for k, v in rows.items()},
+        "win_rate": {k: round(v["win_rate"], 4) for k, v in rows.items()},
+        "steps_mean": {k: round(v["steps_mean"], 2) for k, v in rows.items()},
+        "steps_won_mean": {k: (None if v["steps_won_mean"] is None else round(v["steps_won_mean"], 2)) for k, v in rows.items()},
+        "ms_per_decision": {k: round(v["ms_per_decision"], 1) for k, v in rows.items()},
+        "llm_calls_per_decision": {k: round(v["llm_calls_per_decision"], 3) for k, v in rows.items()},
+        "not_run": {"llm_planner": "LLMWorldModel over SmolLM2: not wired to TextWorld in this pass",
+                    **({} if args.llm_games > 0 else {"reactive": "--llm-games 0"}),
+                    "hybrid": "not built yet", "mcts": "not built yet"},
+    }
+    ablation = max(part["win_rate"]["objective_match"], part["win_rate"]["direct"])
+    part["margin_over_best_ablation"] = round(part["win_rate"]["learned_planner"] - ablation, 4)
+    return part
 
 
 if __name__ == "__main__":

@@ -165,3 +165,14 @@ def test_planner_wins_tiny_games_and_sees_the_end(games: list[Path], trained: tu
     k = menu.index(winning)
     assert float(rollout.continues[0, k]) < 0.5  # the game ends mid-plan: later steps are discounted away
     env.close()
+
+
+def test_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agentwm.cli import main
+
+    assert main(["textworld", "collect", "--games", str(tmp_path / "none"), "--setting", "quest5", "--out", str(tmp_path / "d")]) == 2
+    assert main(["train", "textworld", "--data", str(tmp_path), "--logdir", str(tmp_path / "run")]) == 2
+    assert main(["textworld", "play", "--agent", "learned", "--model", str(tmp_path), "--games", "x.z8"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and "Traceback" not in "".join(err)
+    assert "no games folder" in err[0] and "not a TextWorld dataset" in err[1]

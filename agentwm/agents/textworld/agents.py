@@ -201,7 +201,7 @@ class LearnedPlanner:
     """
 
     def __init__(
-        self, model: TextLatentModel, embedder: _Embed, *, horizon: int = 3, followups: str = "menu+objective",
+        self, model: TextLatentModel, embedder: _Embed, *, horizon: int = 3, followups: str = "menu",
         loop_penalty: float = 0.5, max_candidates: int | None = None, propose: int | None = None,
     ) -> None:
         if followups not in ("menu", "menu+objective", "none"):

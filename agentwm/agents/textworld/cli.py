@@ -18,13 +18,13 @@ from pydantic import ValidationError
 def add_commands(sub: Any) -> None:
     """Add the pipeline's subcommands to an argparse subparsers object."""
     p = sub.add_parser("make-games", help="generate TextWorld games with tw-make's generator")
-    p.add_argument("--setting", required=True, choices=["quest5", "quest8"], help="quest5: world 5, 10 objects, quest 5; quest8: world 6, 12 objects, quest 8")
+    p.add_argument("--setting", required=True, choices=["quest5", "quest8", "tiny"], help="quest5: world 5, 10 objects, quest 5; quest8: world 6, 12 objects, quest 8; tiny: world 2, 2 objects, quest 2 (smoke runs)")
     p.add_argument("--split", required=True, choices=["train", "validation", "test"], help="seeds train 0-2999, validation 3000-3499, test 3500-3999")
     p.add_argument("--count", type=int, required=True, help="games to make (the first of the split)")
     p.add_argument("--start", type=int, default=0, help="skip this many seeds of the split first")
     p.add_argument("--out", required=True, help="folder for the games")
     p.add_argument("--workers", type=int, default=1, help="parallel generator processes")
-    p.set_defaults(func=_make_games)
+    p.set_defaults(func=_printing(_make_games))
 
     p = sub.add_parser("collect", help="play games (walkthroughs, perturbed, random) into a dataset")
     p.add_argument("--games", required=True, help="folder of games made by make-games")
@@ -36,7 +36,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--perturbed", type=int, default=4, help="perturbed walkthroughs per game")
     p.add_argument("--random-episodes", type=int, default=1, help="random-play episodes per game")
     p.add_argument("--seed", type=int, default=0, help="seed of the random choices")
-    p.set_defaults(func=_collect)
+    p.set_defaults(func=_printing(_collect))
 
     p = sub.add_parser("play", help="play a trained model's planner (or an ablation) on games")
     p.add_argument("--model", default=None, help="checkpoint folder of the world model (learned) or direct model (direct)")
@@ -44,7 +44,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--games", required=True, nargs="+", help="game files (.z8)")
     p.add_argument("--horizon", type=int, default=3, help="imagined steps per candidate")
     p.add_argument("--max-steps", type=int, default=50, help="steps per episode")
-    p.set_defaults(func=_play)
+    p.set_defaults(func=_printing(_play))
 
 
 def add_train_command(sub: Any) -> None:
@@ -56,7 +56,17 @@ def add_train_command(sub: Any) -> None:
     p.add_argument("--kind", default="world_model", choices=["world_model", "direct"], help="world model, or the no-imagination ablation")
     p.add_argument("--epochs", type=int, default=30, help="passes over the data")
     p.add_argument("--seed", type=int, default=0, help="seed")
-    p.set_defaults(func=_train)
+    p.set_defaults(func=_printing(_train))
+
+
+def _printing(handler: Any) -> Any:
+    """Wrap a handler returning a dict into one printing it as JSON and returning exit code 0."""
+
+    def run_and_print(args: argparse.Namespace) -> int:
+        print(json.dumps(handler(args)))
+        return 0
+
+    return run_and_print
 
 
 def _make_games(args: argparse.Namespace) -> dict[str, Any]:
@@ -99,13 +109,11 @@ def _play(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Run a parsed command; one-line errors for bad input."""
     try:
-        result = args.func(args)
+        return int(args.func(args))
     except (FileNotFoundError, ValueError, ValidationError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"error: {first}", file=sys.stderr)
         return 2
-    print(json.dumps(result))
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
