@@ -26,7 +26,7 @@ SETTINGS: dict[str, dict[str, int]] = {
 """The ``tw-make custom`` flags of each setting (``tiny`` is for tests and smoke runs)."""
 
 SPLITS: dict[str, range] = {
-    "train": range(0, 3000),
+    "train": range(3000),
     "validation": range(3000, 3500),
     "test": range(3500, 4000),
 }

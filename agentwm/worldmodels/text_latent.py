@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from torch import Tensor, nn
 
 from agentwm.core.nets import MLP
-from agentwm.worldmodels.base import ActionSpec, ActionsOrPolicy, Rollout, State
+from agentwm.worldmodels.base import ActionsOrPolicy, ActionSpec, Rollout, State
 
 
 class TextLatentConfig(BaseModel):
@@ -174,7 +174,7 @@ class TextLatentModel(nn.Module):
         observed latent).
         """
         obs, act, mask = batch["obs"], batch["act"], batch["mask"]
-        B, T, D = obs.shape
+        B, T, _ = obs.shape
         state = self.initial(B, batch["goal"], batch["goal_mask"])
         goal, gmask = state["goal"], state["goal_mask"]
         post, cover = self._posterior(obs, act, state)  # [B, T, H], [B, T, K]

@@ -36,7 +36,7 @@ class DirectScorer(TextLatentModel):
     def loss(self, batch: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """``value`` of each state and ``q`` of each command taken (targets as the world model's)."""
         obs, act, mask = batch["obs"], batch["act"], batch["mask"]
-        B, T, D = obs.shape
+        B = obs.shape[0]
         state = self.initial(B, batch["goal"], batch["goal_mask"])
         goal, gmask = state["goal"], state["goal_mask"]
         post, cover = self._posterior(obs, act, state)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agentwm.agents.textworld.direct import DirectScorer
 from agentwm.agents.textworld.agents import (
     DirectAgent,
     LearnedPlanner,
@@ -14,6 +13,7 @@ from agentwm.agents.textworld.agents import (
     ReactiveAgent,
     TextAgent,
 )
+from agentwm.agents.textworld.direct import DirectScorer
 
 _EMBEDDER: Any = None
 
