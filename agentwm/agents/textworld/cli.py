@@ -56,6 +56,8 @@ def add_train_command(sub: Any) -> None:
     p.add_argument("--kind", default="world_model", choices=["world_model", "direct"], help="world model, or the no-imagination ablation")
     p.add_argument("--epochs", type=int, default=30, help="passes over the data")
     p.add_argument("--seed", type=int, default=0, help="seed")
+    p.add_argument("--scale", action="append", default=[], metavar="TERM=WEIGHT",
+                   help="weight of a loss term, e.g. counterfactual=5 (repeatable; the shipped model used counterfactual=5)")
     p.set_defaults(func=_printing(_train))
 
 
@@ -93,7 +95,17 @@ def _collect(args: argparse.Namespace) -> dict[str, Any]:
 def _train(args: argparse.Namespace) -> dict[str, Any]:
     from agentwm.agents.textworld.train import TrainConfig, train
 
-    cfg = TrainConfig(data=args.data, val_data=args.val_data, logdir=args.logdir, kind=args.kind, epochs=args.epochs, seed=args.seed)
+    scales = dict(TrainConfig(data=[], logdir=".").scales)
+    for item in args.scale:
+        term, _, weight = item.partition("=")
+        if term not in scales:
+            raise ValueError(f"--scale {item!r}: unknown loss term {term!r}; terms: {', '.join(sorted(scales))}")
+        try:
+            scales[term] = float(weight)
+        except ValueError:
+            raise ValueError(f"--scale {item!r}: the weight must be a number") from None
+    cfg = TrainConfig(data=args.data, val_data=args.val_data, logdir=args.logdir, kind=args.kind, epochs=args.epochs,
+                      seed=args.seed, scales=scales)
     return train(cfg)
 
 
