@@ -197,10 +197,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("train", help="train a world model or agent (families: ensemble, dyna, muzero, pets, "
-                       "worldmodels, planet, dreamer, dialogue, babyai); common flags: --logdir, --steps, --seed, "
+                       "worldmodels, planet, dreamer, dialogue, babyai, textworld); common flags: --logdir, --steps, --seed, "
                        "--set, --print-config, --preset, --resume")  # fmt: skip
     fam = p.add_subparsers(dest="family", required=True)
     add_train_families(fam, only=None if words is None else (family or "") if command == "train" else "")
+    from agentwm.agents.textworld.cli import add_commands, add_train_command
+
+    add_train_command(fam)  # its own flags: data folders in, a checkpoint folder out
 
     p = sub.add_parser("eval", help="evaluate a saved model or agent (families: ensemble, dreamer)")
     fam = p.add_subparsers(dest="family", required=True)
@@ -227,6 +230,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     q.set_defaults(func=_cmd_score)
     _add_dialogue_families(fam)
     _add_llm_family(fam)
+
+    p = sub.add_parser("textworld", help="TextWorld games: make-games, collect experience, play agents")
+    add_commands(p.add_subparsers(dest="family", required=True))
 
     p = sub.add_parser("compare", help="compare runs, e.g. seeds of one recipe (families: dreamer)")
     fam = p.add_subparsers(dest="family", required=True)

@@ -1,1 +1,2 @@
-"""Environment adapters: gymnasium (gym.py), DeepMind Control (dmc.py) and BabyAI (babyai.py)."""
+"""Environment adapters: gymnasium (gym.py), DeepMind Control (dmc.py), BabyAI (babyai.py) and text games
+(text.py: the protocol; textworld.py: the TextWorld adapter)."""

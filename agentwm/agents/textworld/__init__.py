@@ -1,0 +1,1 @@
+"""TextWorld: game generation, experience collection, world-model training and planning agents."""

@@ -1,0 +1,282 @@
+"""Agents that play text games through the :class:`~agentwm.envs.text.TextEnv` protocol.
+
+``LearnedPlanner`` imagines every admissible command several steps deep with the learned text
+world model (follow-ups proposed by the model among the menu and the objective's sentences) and
+ranks them through :func:`agentwm.planning.ranking.rank_candidates`. The ablations see the same
+observations and history but never imagine: ``ObjectiveMatchAgent`` (the command most similar to
+the next unfinished sentence of the objective), ``DirectAgent`` (a learned ``Q(h, command)``),
+``RandomAgent`` and ``ReactiveAgent`` (an LLM's first guess). All learned agents share the same
+loop avoidance: a command already played from the very same observation is penalised.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from agentwm.agents.textworld.direct import DirectScorer
+from agentwm.envs.text import TextStep, split_objective
+from agentwm.worldmodels.base import State
+from agentwm.worldmodels.text_latent import TextLatentModel
+
+
+class TextAgent(Protocol):
+    """Chooses one command of ``step.admissible``; ``reset`` at each episode's first step."""
+
+    llm_calls: int
+
+    def reset(self, first: TextStep) -> None: ...
+
+    def act(self, step: TextStep) -> str: ...
+
+
+class _Embed(Protocol):
+    def embed(self, texts: Sequence[str]) -> Tensor: ...
+
+
+class RandomAgent:
+    """Uniform choice among the admissible commands."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = random.Random(seed)
+        self.llm_calls = 0
+
+    def reset(self, first: TextStep) -> None:
+        pass
+
+    def act(self, step: TextStep) -> str:
+        return self.rng.choice(step.admissible)
+
+
+class _LoopMemory:
+    """Counts (observation, command) pairs of this episode; repeating one is how agents loop."""
+
+    def __init__(self) -> None:
+        self.seen: Counter[tuple[str, str]] = Counter()
+
+    def penalty(self, observation: str, commands: Sequence[str]) -> Tensor:
+        return torch.tensor([float(self.seen[(observation, c)]) for c in commands])
+
+    def add(self, observation: str, command: str) -> None:
+        self.seen[(observation, command)] += 1
+
+
+class ObjectiveMatchAgent:
+    """No imagination: play the command most similar to the next unfinished objective sentence.
+
+    A sentence counts as actionable when some admissible command is at least ``threshold``
+    similar to it; the earliest actionable sentence not yet done is the next step, and playing a
+    command for it marks it (and every earlier sentence) done.
+    """
+
+    def __init__(self, embedder: _Embed, threshold: float = 0.45) -> None:
+        self.embedder, self.threshold = embedder, threshold
+        self.llm_calls = 0
+        self.sentences: list[str] = []
+        self.done = 0
+        self.memory = _LoopMemory()
+
+    def reset(self, first: TextStep) -> None:
+        self.sentences = split_objective(first.objective)
+        self.done = 0
+        self.memory = _LoopMemory()
+
+    def act(self, step: TextStep) -> str:
+        menu = list(step.admissible)
+        rest = self.sentences[self.done :]
+        if not rest:
+            return menu[0]
+        sims = self.embedder.embed(menu) @ self.embedder.embed(rest).T  # [M, S]
+        sims = sims - 0.5 * self.memory.penalty(step.observation, menu)[:, None]
+        best_per_sentence = sims.max(0).values
+        actionable = (best_per_sentence >= self.threshold).nonzero()
+        j = int(actionable[0]) if len(actionable) else int(best_per_sentence.argmax())
+        choice = menu[int(sims[:, j].argmax())]
+        if len(actionable):
+            self.done += j + 1
+        self.memory.add(step.observation, choice)
+        return choice
+
+
+class _Tracker:
+    """Keeps the learned model's carry up to date with what the agent saw and did."""
+
+    def __init__(self, model: TextLatentModel, embedder: _Embed) -> None:
+        self.model, self.embedder = model, embedder
+        self.state: State | None = None
+        self.last: str | None = None
+
+    def reset(self, first: TextStep) -> None:
+        goal = split_objective(first.objective, self.model.config.max_goal) or [first.objective]
+        emb = self.embedder.embed(goal)[None]
+        self.state = self.model.initial(1, emb, torch.ones(1, emb.shape[1]))
+        self.last = None
+
+    @torch.no_grad()
+    def observe(self, step: TextStep) -> State:
+        if self.state is None:
+            raise RuntimeError("call reset(first_step) before act()")
+        obs = self.embedder.embed([step.observation])
+        act = None if self.last is None else self.embedder.embed([self.last])
+        self.state = self.model.observe(obs, self.state, act)
+        return self.state
+
+
+class DirectAgent:
+    """No imagination: the ``direct`` model's ``Q(h, command)`` picks the command."""
+
+    def __init__(self, model: DirectScorer, embedder: _Embed, loop_penalty: float = 0.5, propose: int | None = None) -> None:
+        self.tracker = _Tracker(model, embedder)
+        self.direct = model
+        self.propose = propose
+        self.goal: list[str] = []
+        self.loop_penalty = loop_penalty
+        self.llm_calls = 0
+        self.memory = _LoopMemory()
+
+    def reset(self, first: TextStep) -> None:
+        self.tracker.reset(first)
+        self.memory = _LoopMemory()
+        self.goal = split_objective(first.objective, self.direct.config.max_goal)
+
+    @torch.no_grad()
+    def act(self, step: TextStep) -> str:
+        state = self.tracker.observe(step)
+        menu = propose_by_objective(self.tracker.embedder, list(step.admissible), self.goal, self.propose)
+        q = self.direct.q_values(state, self.tracker.embedder.embed(menu)[None])[0]
+        score = q - self.loop_penalty * self.memory.penalty(step.observation, menu)
+        choice = menu[int(score.argmax())]
+        self.memory.add(step.observation, choice)
+        self.tracker.last = choice
+        return choice
+
+
+def propose_by_objective(embedder: _Embed, menu: Sequence[str], goal: Sequence[str], k: int | None) -> list[str]:
+    """The ``k`` menu commands most similar to any objective sentence (menu order kept); all when ``k`` is None.
+
+    Knows nothing of order or progress: which of them comes next is the ranking's job."""
+    if k is None or len(menu) <= k or not goal:
+        return list(menu)
+    sims = (embedder.embed(list(menu)) @ embedder.embed(list(goal)).T).max(1).values
+    keep = set(torch.topk(sims, k).indices.tolist())
+    return [m for i, m in enumerate(menu) if i in keep]
+
+
+class GreedyFollowUp:
+    """A follow-up policy inside imagination: the proposal with the best one-step imagined value."""
+
+    def __init__(self, model: TextLatentModel, proposals: Tensor, gamma: float) -> None:
+        self.model, self.proposals, self.gamma = model, proposals, gamma
+
+    def __call__(self, state: State) -> Tensor:
+        h = state["h"][:, :1]  # the first member proposes (cheaper than all; members then disagree on it)
+        N, M = h.shape[0], self.proposals.shape[0]
+        wide = {k: v.repeat_interleave(M, 0) for k, v in {**state, "h": h}.items() if isinstance(v, Tensor)}
+        acts = self.proposals.repeat(N, 1)
+        _, r, c, v = self.model.step(wide, acts)
+        score = (r + self.gamma * c * v).mean(1).view(N, M)
+        return self.proposals[score.argmax(1)]
+
+
+class LearnedPlanner:
+    """Imagination: rank every admissible command by its imagined return under the learned model.
+
+    Args:
+        model: a trained :class:`TextLatentModel`.
+        embedder: sentence embedder (MiniLM) matching the model's training data.
+        horizon: imagined steps per candidate (the first is the candidate, then follow-ups).
+        followups: ``"menu"`` (the current admissible commands), ``"menu+objective"`` (also the
+            objective's sentences, so the model can imagine steps whose command is not on the
+            menu yet) or ``"none"`` (horizon 1).
+        loop_penalty: subtracted per earlier play of the same command from the same observation.
+        max_candidates: rank at most this many commands (the first of the menu), ``None`` for all.
+        propose: rank only the ``propose`` commands most similar to some objective sentence
+            (:func:`propose_by_objective`), ``None`` for the whole menu.
+    """
+
+    def __init__(
+        self, model: TextLatentModel, embedder: _Embed, *, horizon: int = 3, followups: str = "menu",
+        loop_penalty: float = 0.5, max_candidates: int | None = None, propose: int | None = None,
+    ) -> None:
+        if followups not in ("menu", "menu+objective", "none"):
+            raise ValueError(f"followups must be 'menu', 'menu+objective' or 'none', got {followups!r}")
+        self.tracker = _Tracker(model, embedder)
+        self.horizon = 1 if followups == "none" else horizon
+        self.followups, self.loop_penalty, self.max_candidates = followups, loop_penalty, max_candidates
+        self.propose = propose
+        self.gamma = model.config.value_gamma
+        self.llm_calls = 0
+        self.memory = _LoopMemory()
+        self.goal: list[str] = []
+        self.last_ranking: Any = None
+
+    def reset(self, first: TextStep) -> None:
+        self.tracker.reset(first)
+        self.memory = _LoopMemory()
+        self.goal = split_objective(first.objective, self.tracker.model.config.max_goal)
+
+    @torch.no_grad()
+    def scores(self, step: TextStep) -> tuple[list[str], Tensor]:
+        """Candidates and their scores (imagined return minus the loop penalty), after observing ``step``."""
+        from agentwm.planning.ranking import rank_candidates
+
+        state = self.tracker.observe(step)
+        menu = propose_by_objective(self.tracker.embedder, list(step.admissible)[: self.max_candidates], self.goal, self.propose)
+        emb = self.tracker.embedder.embed(menu)
+        proposals = emb
+        if self.followups == "menu+objective" and self.goal:
+            proposals = torch.cat([emb, self.tracker.embedder.embed(self.goal)])
+        policy = GreedyFollowUp(self.tracker.model, proposals, self.gamma)
+        ranking = rank_candidates(
+            self.tracker.model, state, emb, horizon=self.horizon, gamma=self.gamma, followup=policy
+        )
+        self.last_ranking = ranking
+        return menu, ranking.scores - self.loop_penalty * self.memory.penalty(step.observation, menu)
+
+    def act(self, step: TextStep) -> str:
+        menu, score = self.scores(step)
+        choice = menu[int(score.argmax())]
+        self.memory.add(step.observation, choice)
+        self.tracker.last = choice
+        return choice
+
+
+_NUMBER = re.compile(r"\d+")
+
+
+class ReactiveAgent:
+    """An LLM's first guess: the numbered menu in the prompt, the first number in the reply."""
+
+    def __init__(self, chat_model: Any, max_tokens: int = 8) -> None:
+        self.chat, self.max_tokens = chat_model, max_tokens
+        self.llm_calls = 0
+        self.history: list[str] = []
+        self.fallbacks = 0
+
+    def reset(self, first: TextStep) -> None:
+        self.history = []
+
+    def act(self, step: TextStep) -> str:
+        menu = list(step.admissible)
+        lines = "\n".join(f"{i + 1}. {c}" for i, c in enumerate(menu))
+        recent = "; ".join(self.history[-4:]) or "nothing yet"
+        prompt = (
+            f"You play a text game. Task: {step.objective}\nYou did: {recent}\nNow: {step.observation}\n"
+            f"Commands:\n{lines}\nReply with the number of the best command only."
+        )
+        self.llm_calls += 1
+        reply = self.chat.invoke(prompt)
+        text = str(getattr(reply, "content", reply))
+        found = _NUMBER.search(text)
+        index = int(found.group()) - 1 if found else -1
+        if not 0 <= index < len(menu):
+            self.fallbacks += 1
+            index = 0
+        self.history.append(menu[index])
+        return menu[index]
