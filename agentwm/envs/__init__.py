@@ -1,0 +1,1 @@
+"""Environment and data adapters: gymnasium, DMC, BabyAI, text environments, conversation logs."""
