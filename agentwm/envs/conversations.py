@@ -105,9 +105,9 @@ class ConversationLog(BaseModel):
 class LogError(ValueError):
     """A bad line of a conversation log: the message names the file, the line and the field."""
 
-    def __init__(self, path: str, line: int, message: str) -> None:
+    def __init__(self, path: str, line: int, message: str, reason: str = "invalid") -> None:
         super().__init__(f"{path} line {line}: {message}")
-        self.path, self.line = path, line
+        self.path, self.line, self.reason = path, line, reason
 
 
 @dataclass
@@ -143,9 +143,9 @@ def parse_line(raw: str, *, path: str = "<logs>", line: int = 0) -> Conversation
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as err:
-        raise LogError(path, line, f"not valid JSON ({err.msg} at column {err.colno})") from None
+        raise LogError(path, line, f"not valid JSON ({err.msg} at column {err.colno})", "not_json") from None
     if not isinstance(data, dict):
-        raise LogError(path, line, f"expected a JSON object, got {type(data).__name__}")
+        raise LogError(path, line, f"expected a JSON object, got {type(data).__name__}", "not_json")
     try:
         conv = ConversationLog.model_validate(data)
     except ValidationError as err:
@@ -193,16 +193,15 @@ def read_conversations(
                 if role is not None:
                     conv.role = role
                 if outcome is not None and outcome not in conv.outcomes:
-                    raise LogError(name, number, f"field 'outcomes.{outcome}': missing (has {sorted(conv.outcomes)})")
+                    raise LogError(name, number, f"field 'outcomes.{outcome}': missing (has {sorted(conv.outcomes)})",
+                                   "no_outcome")
                 if not any(t.speaker == conv.role for t in conv.turns):
-                    raise LogError(name, number, f"field 'role': {conv.role!r} never speaks in this conversation")
+                    raise LogError(name, number, f"field 'role': {conv.role!r} never speaks in this conversation",
+                                   "no_role_turn")
             except LogError as err:
                 if strict:
                     raise
-                msg = str(err)
-                reason = ("not_json" if "JSON" in msg else "no_outcome" if "'outcomes." in msg
-                          else "no_role_turn" if "field 'role'" in msg else "invalid")
-                stats.skip(reason, msg)
+                stats.skip(err.reason, str(err))
                 continue
             if split is not None and conv.split is not None and conv.split != split:
                 continue

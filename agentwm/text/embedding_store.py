@@ -126,9 +126,13 @@ class EmbeddingStore:
                 path = self.folder / f"shard-{name}.safetensors"
                 atomic_write(path, lambda tmp: save_file({"emb": half}, tmp))
                 payload = json.dumps(chunk, ensure_ascii=False)
-                atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(payload, encoding="utf-8"))
+                atomic_write(path.with_suffix(".json"), lambda tmp: _write_text(tmp, payload))
                 self._loaded_shards.add(path.name)
                 rows = half.float()  # the same precision a later process reads back
             self._vectors.update(zip(chunk, rows))
             bar.update(len(chunk))
         bar.close()
+
+
+def _write_text(path: str, text: str) -> None:
+    Path(path).write_text(text, encoding="utf-8")

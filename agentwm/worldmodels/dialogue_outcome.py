@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
-from agentwm.core.distributions import sample_onehot, unimix_logits
+from agentwm.core.distributions import mode_onehot, sample_onehot, unimix_logits
 from agentwm.core.nets import MLP
 from agentwm.core.returns import lambda_return
 from agentwm.worldmodels.base import Rollout, State, TextActions, state_batch_size
@@ -88,6 +88,20 @@ class OutcomeModelConfig(BaseModel):
         return len(self.context_mean)
 
 
+def context_features(context: Mapping[str, Any], keys: Sequence[str]) -> list[float]:
+    """Flatten a private context into floats by ``keys`` (``"values[2]"`` is item 2 of a list); NaN where missing."""
+    feats = []
+    for key in keys:
+        base, _, idx = key.partition("[")
+        got = context.get(base)
+        value: Any = got
+        if idx:
+            i = int(idx[:-1])
+            value = got[i] if isinstance(got, Sequence) and not isinstance(got, str) and i < len(got) else None
+        feats.append(float(value) if isinstance(value, (int, float)) else float("nan"))
+    return feats
+
+
 class DialogueOutcomeModel(nn.Module):
     """Learned dialogue dynamics and outcome values over embedded turns (a text world model).
 
@@ -104,6 +118,12 @@ class DialogueOutcomeModel(nn.Module):
         >>> model.imagine(state, [["ok, you take the hats"]], horizon=4).returns(1.0).shape
         torch.Size([1])
     """
+
+    o_mean: Tensor
+    o_std: Tensor
+    o_binary: Tensor
+    c_mean: Tensor
+    c_std: Tensor
 
     def __init__(
         self,
@@ -150,22 +170,15 @@ class DialogueOutcomeModel(nn.Module):
 
     def context_vector(self, context: Mapping[str, float | Sequence[float]] | None) -> Tensor:
         """The standardised private-context features ``[Cd]`` of one conversation (missing keys: the mean)."""
-        cfg, feats = self.config, []
-        context = context or {}
-        for key in cfg.context_keys:
-            value = context.get(key.split("[")[0])
-            if "[" in key:
-                i = int(key.split("[")[1].rstrip("]"))
-                value = value[i] if isinstance(value, Sequence) and i < len(value) else None  # type: ignore[index]
-            feats.append(float("nan") if value is None else float(value))  # type: ignore[arg-type]
-        raw = torch.tensor(feats, dtype=torch.float32)
+        raw = torch.tensor(context_features(context or {}, self.config.context_keys), dtype=torch.float32)
         raw = torch.where(torch.isnan(raw), self.c_mean, raw)
         return (raw - self.c_mean) / self.c_std
 
     def embed_texts(self, texts: Sequence[str]) -> Tensor:
         if self.embed_fn is None:
             raise RuntimeError("this model has no embedder; pass embed=EmbeddingStore() or load it with load_outcome_model")
-        return F.normalize(self.embed_fn.embed(list(texts)).float(), dim=-1)
+        vectors: Tensor = self.embed_fn.embed(list(texts))
+        return F.normalize(vectors.float(), dim=-1)
 
     # -- the core --------------------------------------------------------------------------------
 
@@ -177,7 +190,7 @@ class DialogueOutcomeModel(nn.Module):
         return {"deter": deter, "ctx": ctx, "turns": torch.zeros(batch_size)}
 
     def _prior(self, carry: Mapping[str, Tensor], agent: Tensor) -> Tensor:
-        logits = self.prior_net(torch.cat([carry["deter"], agent[:, None], carry["ctx"]], -1))
+        logits: Tensor = self.prior_net(torch.cat([carry["deter"], agent[:, None], carry["ctx"]], -1))
         return logits.view(-1, self.config.stoch, self.config.classes)
 
     def _features(self, carry: Mapping[str, Tensor]) -> Tensor:
@@ -189,7 +202,8 @@ class DialogueOutcomeModel(nn.Module):
 
     def encode(self, emb: Tensor, agent: Tensor) -> Tensor:
         """Turn features ``[B, hidden]`` from embeddings ``[B, E]`` and agent flags ``[B]``."""
-        return self.encoder(torch.cat([emb, agent[:, None].float()], -1))  # type: ignore[no-any-return]
+        out: Tensor = self.encoder(torch.cat([emb, agent[:, None].float()], -1))
+        return out
 
     def decode(self, carry: Mapping[str, Tensor], z: Tensor, agent: Tensor) -> Tensor:
         """Predicted unit embedding ``[B, E]`` of the turn drawn with latent ``z``."""
@@ -197,13 +211,14 @@ class DialogueOutcomeModel(nn.Module):
         return F.normalize(out, dim=-1)
 
     def step(self, carry: Mapping[str, Tensor], emb: Tensor, agent: Tensor,
-             generator: torch.Generator | None = None) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """Read one real turn (posterior): carry out, and the prior/posterior logits and latent."""
+             generator: torch.Generator | None = None, sample: bool = True) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Read one real turn (posterior; its mode with ``sample=False``): carry out, and the
+        prior/posterior logits and latent."""
         agent = agent.float()
         x = self.encode(emb, agent)
         prior = self._prior(carry, agent)
         post = self.post_net(torch.cat([carry["deter"], x], -1)).view_as(prior)
-        z = sample_onehot(unimix_logits(post, self.config.unimix), generator)
+        z = sample_onehot(unimix_logits(post, self.config.unimix), generator) if sample else mode_onehot(post)
         return self._advance(carry, x, z), {"prior": prior, "post": post, "z": z}
 
     def predict(self, carry: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -228,7 +243,7 @@ class DialogueOutcomeModel(nn.Module):
         carry = dict(state) if state is not None else self.initial(len(texts))
         agent = torch.tensor([bool(a) for a in obs["agent"]], dtype=torch.float32)
         with torch.no_grad():
-            return self.step(carry, self.embed_texts(texts), agent)[0]
+            return self.step(carry, self.embed_texts(texts), agent, sample=False)[0]
 
     @torch.no_grad()
     def observe_turns(
@@ -243,7 +258,7 @@ class DialogueOutcomeModel(nn.Module):
         if turns:
             emb = self.embed_texts([t for _, t in turns])
             for i, (speaker, _) in enumerate(turns):
-                carry = self.step(carry, emb[i : i + 1], torch.tensor([float(speaker == role)]))[0]
+                carry = self.step(carry, emb[i : i + 1], torch.tensor([float(speaker == role)]), sample=False)[0]
         return carry
 
     # -- imagination -----------------------------------------------------------------------------
@@ -262,7 +277,7 @@ class DialogueOutcomeModel(nn.Module):
 
     @torch.no_grad()
     def imagine(self, state: State, actions: TextActions | Tensor, horizon: int,
-                generator: torch.Generator | None = None) -> Rollout:
+                generator: torch.Generator | None = None, outcome: str | None = None) -> Rollout:
         """Imagine ``horizon`` turns: the given agent turns first, then partner/agent turns drawn
         from the bank.
 
@@ -272,6 +287,7 @@ class DialogueOutcomeModel(nn.Module):
                 the first is the candidate reply; later ones replace imagined agent turns.
             horizon: turns to imagine in all (the candidate counts as one).
             generator: seeds the latent and retrieval samples.
+            outcome: the outcome rewards and values report (default: the config's ``target``).
 
         Returns:
             A :class:`Rollout` with ``rewards``, ``continues`` and ``values`` ``[H, B]`` in the
@@ -281,6 +297,7 @@ class DialogueOutcomeModel(nn.Module):
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
         B = state_batch_size(state)
+        target = self.target_index if outcome is None else self._outcome_index(outcome)
         given = actions if isinstance(actions, Tensor) else None
         n_given = len(actions)
         if given is None and n_given and any(len(row) != B for row in actions):
@@ -294,8 +311,11 @@ class DialogueOutcomeModel(nn.Module):
             prior = self._prior(carry, agent)
             z = sample_onehot(unimix_logits(prior, self.config.unimix), generator)
             if bool(agent[0]) and used < n_given:
-                emb = given[used] if given is not None else self.embed_texts(actions[used])  # type: ignore[index]
-                step_texts = [""] * B if given is not None else list(actions[used])  # type: ignore[index]
+                if given is not None:
+                    emb, step_texts = given[used], [""] * B
+                else:
+                    step_texts = list(actions[used])
+                    emb = self.embed_texts(step_texts)
                 used += 1
             else:
                 rows = self._retrieve(self.decode(carry, z, agent), agent, generator)
@@ -303,10 +323,10 @@ class DialogueOutcomeModel(nn.Module):
                 step_texts = [self.bank_texts[i] for i in rows.tolist()]
             carry = self._advance(carry, self.encode(emb, agent), z)
             heads = self.predict(carry)
-            end, out = heads["end"], heads["outcome"][:, self.target_index]
+            end, out = heads["end"], heads["outcome"][:, target]
             rewards.append(end * out)
             conts.append(1.0 - end)
-            values.append(heads["value"][:, self.target_index])
+            values.append(heads["value"][:, target])
             outs.append(heads["outcome"])
             speakers.append(agent)
             texts.append(step_texts)
@@ -315,6 +335,11 @@ class DialogueOutcomeModel(nn.Module):
             states=carry, rewards=torch.stack(rewards), continues=torch.stack(conts), values=torch.stack(values),
             extras={"text": texts, "agent": torch.stack(speakers), "outcome_all": torch.stack(outs)},
         )
+
+    def _outcome_index(self, name: str) -> int:
+        if name not in self.config.outcomes:
+            raise ValueError(f"unknown outcome {name!r}; this model predicts {self.config.outcomes}")
+        return self.config.outcomes.index(name)
 
     # -- learning --------------------------------------------------------------------------------
 

@@ -28,9 +28,9 @@ def save_outcome_model(folder: str | Path, model: DialogueOutcomeModel, facts: d
     atomic_write(folder / "model.safetensors", lambda tmp: save_file(tensors, tmp))
     bank = json.dumps({"texts": model.bank_texts, "agent": [bool(a) for a in model.bank_agent.tolist()]},
                       ensure_ascii=False)
-    atomic_write(folder / "bank.json", lambda tmp: Path(tmp).write_text(bank, encoding="utf-8"))
+    atomic_write(folder / "bank.json", lambda tmp: _write_text(tmp, bank))
     config = {"format": FORMAT, "model": model.config.model_dump(), "facts": facts or {}}
-    atomic_write(folder / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2)))
+    atomic_write(folder / "config.json", lambda tmp: _write_text(tmp, json.dumps(config, indent=2)))
     return folder
 
 
@@ -71,3 +71,7 @@ def load_outcome_model(folder: str | Path, *, embed: Any | None = None, cache_di
     model.set_bank(tensors["bank.emb"], bank["texts"], torch.tensor(bank["agent"], dtype=torch.bool))
     model.metadata = dict(raw.get("facts", {}))
     return model.eval()
+
+
+def _write_text(path: str, text: str) -> None:
+    Path(path).write_text(text, encoding="utf-8")

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from agentwm.checkpoint import atomic_write
 from agentwm.envs.conversations import LoadStats, read_conversations
-from agentwm.worldmodels.dialogue_outcome import DialogueOutcomeModel, OutcomeModelConfig
+from agentwm.worldmodels.dialogue_outcome import DialogueOutcomeModel, OutcomeModelConfig, context_features
 from agentwm.worldmodels.dialogue_outcome_io import save_outcome_model
 
 # ----------------------------------------------------------------------------------------------
@@ -98,32 +98,32 @@ def load_logs(path: str, outcome: str, *, role: str | None = None, embed: Any = 
     Raises:
         ValueError: no usable conversation, or too few to hold out a validation part.
     """
-    stats = LoadStats()
-    table: dict[str, int] = {}
-    convs = list(read_conversations(path, outcome=outcome, role=role, stats=stats))
-    if not convs:
-        raise ValueError(f"{path}: no usable conversation with outcome {outcome!r} "
-                         f"(skipped: {dict(stats.skipped)}; e.g. {stats.examples[:1]})")
-    names = sorted({k for c in convs for k in c.outcomes})
-    binary = [all(isinstance(c.outcomes[n], bool) for c in convs if n in c.outcomes) for n in names]
+    # pass 1 (streaming): outcome names and kinds, context fields and their lengths
+    names: dict[str, bool] = {}
     shapes: dict[str, int] = {}
-    for c in convs:
+    for c in read_conversations(path, outcome=outcome, role=role):
+        for k, o in c.outcomes.items():
+            names[k] = names.get(k, True) and isinstance(o, bool)
         for k, v in c.context.items():
             shapes[k] = max(shapes.get(k, 0), len(v) if isinstance(v, list) else 0)
+    if not names:
+        bad = LoadStats()
+        for _ in read_conversations(path, outcome=outcome, role=role, stats=bad):
+            pass
+        raise ValueError(f"{path}: no usable conversation with outcome {outcome!r} "
+                         f"(skipped: {dict(bad.skipped)}; e.g. {bad.examples[:1]})")
     keys = [k if n == 0 else f"{k}[{i}]" for k, n in sorted(shapes.items()) for i in range(max(n, 1))]
-    data = LogData(texts=[], emb=torch.zeros(0), outcome_names=names, binary=binary, context_keys=keys, stats=stats)
-    for c in convs:
+    outcome_names = sorted(names)
+    data = LogData(texts=[], emb=torch.zeros(0), outcome_names=outcome_names,
+                   binary=[names[n] for n in outcome_names], context_keys=keys)
+    # pass 2 (streaming): compact arrays; only the distinct texts are kept as strings
+    table: dict[str, int] = {}
+    for c in read_conversations(path, outcome=outcome, role=role, stats=data.stats):
         data.rows.append(np.array([table.setdefault(t.text, len(table)) for t in c.turns], dtype=np.int64))
         data.agent.append(np.array([t.speaker == c.role for t in c.turns], dtype=np.float32))
-        feats = []
-        for key in keys:
-            base, _, idx = key.partition("[")
-            v = c.context.get(base)
-            v = (v[int(idx[:-1])] if isinstance(v, list) and int(idx[:-1]) < len(v) else None) if idx else v
-            feats.append(float("nan") if v is None or isinstance(v, list) else float(v))
-        data.ctx.append(np.array(feats, dtype=np.float32))
-        data.outcomes.append(np.array([float(c.outcomes.get(n, 0.0)) for n in names], dtype=np.float32))
-        data.has.append(np.array([n in c.outcomes for n in names], dtype=np.float32))
+        data.ctx.append(np.array(context_features(c.context, keys), dtype=np.float32))
+        data.outcomes.append(np.array([float(c.outcomes.get(n, 0.0)) for n in outcome_names], dtype=np.float32))
+        data.has.append(np.array([n in c.outcomes for n in outcome_names], dtype=np.float32))
         data.split.append(c.split or _hash_split(str(c.id)))
         data.ids.append(str(c.id))
     data.texts = list(table)
@@ -229,7 +229,7 @@ def _save_run(folder: Path, model: DialogueOutcomeModel, opt: torch.optim.Optimi
     for i, s in opt.state_dict()["state"].items():
         tensors.update({f"opt.{i}.{k}": v.contiguous() for k, v in s.items() if isinstance(v, Tensor)})
     atomic_write(folder / "run.safetensors", lambda tmp: save_file(tensors, tmp))
-    atomic_write(folder / "run.json", lambda tmp: Path(tmp).write_text(json.dumps(state, indent=2)))
+    atomic_write(folder / "run.json", lambda tmp: _write_text(tmp, json.dumps(state, indent=2)))
 
 
 def _load_run(folder: Path, model: DialogueOutcomeModel, opt: torch.optim.Optimizer) -> dict[str, Any] | None:
@@ -279,7 +279,7 @@ def train_outcome_model(cfg: OutcomeTrainConfig, *, embed: Any = None) -> tuple[
             skipped_steps += 1  # a poisoned batch never stops the run; it is counted in the summary
         else:
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             opt.step()
         step += 1
@@ -306,13 +306,13 @@ def train_outcome_model(cfg: OutcomeTrainConfig, *, embed: Any = None) -> tuple[
                "finished": step >= cfg.steps, "conversations": {s: len(data.indices(s)) for s in ("train", "val", "test")},
                "load": data.stats.summary(), "val": final, "bank": len(bank_rows), "config": cfg.model_dump()}
     save_outcome_model(logdir / "model", model, summary)
-    atomic_write(logdir / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
+    atomic_write(logdir / "summary.json", lambda tmp: _write_text(tmp, json.dumps(summary, indent=2)))
     return model, summary
 
 
 def _fingerprint(data: LogData, cfg: OutcomeTrainConfig) -> str:
     key = json.dumps([len(data.rows), data.outcome_names, data.context_keys, cfg.outcome, cfg.preset, cfg.seed,
-                      cfg.batch, cfg.max_turns, cfg.steps])
+                      cfg.batch, cfg.max_turns])
     return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
@@ -333,3 +333,7 @@ def _bank(data: LogData, convs: Sequence[int], size: int, seed: int) -> tuple[li
         rows += keys.tolist()
         flags += [side == 1.0] * len(keys)
     return rows, torch.tensor(flags, dtype=torch.bool)
+
+
+def _write_text(path: str, text: str) -> None:
+    Path(path).write_text(text, encoding="utf-8")
