@@ -89,7 +89,8 @@ def test_dealornodeal_adapter() -> None:
     convs = list(dealornodeal_logs(DOND))
     assert len(convs) == 12234
     first = convs[0]  # "i would like 4 hats ..." / "deal": 8 points for YOU, 6 for THEM
-    assert first.outcomes == {"points": 8.0, "partner_points": 6.0, "agreement": True}
+    assert first.outcomes == {"points": 8.0, "partner_points": 6.0, "agreement": True,
+                              "take_book": 0.0, "take_hat": 4.0, "take_ball": 0.0}
     assert first.context == {"counts": [1.0, 4.0, 1.0], "values": [0.0, 2.0, 2.0]} and first.role == "YOU"
     assert convs[1].outcomes["points"] == 6.0 and convs[1].outcomes["partner_points"] == 8.0
     splits: dict[str, set[str]] = {"train": set(), "val": set(), "test": set()}

@@ -3,7 +3,8 @@
 * **Deal or No Deal** (Lewis et al. 2017; CC BY-NC 4.0): two people split books, hats and balls,
   each seeing only their own values. Every dialogue appears twice in ``data.txt``, once from each
   side; each becomes one conversation whose ``role`` is ``YOU``. Outcomes: ``points`` (this side's
-  points, 0 without agreement), ``partner_points`` and ``agreement``. Private context: ``counts``
+  points, 0 without agreement), ``partner_points``, ``agreement`` and, with agreement, the split
+  this side took (``take_book``, ``take_hat``, ``take_ball``). Private context: ``counts``
   and ``values``; the partner's values go to ``meta`` (the agent never sees them). Splits: a
   dialogue that appears in ``val.txt`` / ``test.txt`` (matched on its utterances) belongs there,
   every other dialogue is ``train``.
@@ -68,10 +69,14 @@ def parse_dond_line(line: str, number: int, split: str = "train") -> Conversatio
     partner_points = 0
     if agreed and len(picks) == 3:
         partner_points = sum((c - p) * v for c, p, v in zip(counts, picks, partner_values))
+    outcomes: dict[str, float | bool] = {"points": float(points), "partner_points": float(partner_points),
+                                         "agreement": agreed}
+    if agreed and len(picks) == 3:  # the split this side took, so a model can also say what was agreed
+        outcomes.update({f"take_{item}": float(p) for item, p in zip(ITEMS, picks)})
     return ConversationLog(
         id=f"dond-{number}", role=DOND_ROLE, split=split,
         turns=[Turn(speaker=s, text=u) for s, u in turns],
-        outcomes={"points": float(points), "partner_points": float(partner_points), "agreement": agreed},
+        outcomes=outcomes,
         context={"counts": [float(c) for c in counts], "values": [float(v) for v in values]},
         meta={"partner_values": partner_values, "selection": picks if agreed else None,
               "dialogue": dialogue_key(turns)},

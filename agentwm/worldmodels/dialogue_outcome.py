@@ -152,6 +152,8 @@ class DialogueOutcomeModel(nn.Module):
         self.target_index = cfg.outcomes.index(cfg.target)
         self.embed_fn = embed
         self.metadata: dict[str, Any] = {}
+        self._side_key: tuple[int, int] | None = None
+        self._side_cache: dict[bool, tuple[Tensor, Tensor]] = {}
         self.bank_emb = torch.zeros(0, E)
         self.bank_texts: list[str] = []
         self.bank_agent = torch.zeros(0, dtype=torch.bool)
@@ -267,13 +269,40 @@ class DialogueOutcomeModel(nn.Module):
         """Bank rows ``[B]`` sampled among the ``top_k`` nearest turns of each row's speaker."""
         if self.bank_emb.shape[0] == 0:
             raise RuntimeError("imagining turns needs a bank of real turns (set_bank or a saved checkpoint)")
-        sims = pred @ self.bank_emb.T
-        wrong = self.bank_agent[None, :] != agent.bool()[:, None]
-        sims = sims.masked_fill(wrong, -2.0)
+        flags = agent.bool()
+        if bool((flags == flags[0]).all()):  # one speaker for the whole batch: search only its side
+            side, side_emb = self._side(bool(flags[0]))
+            sims = pred @ side_emb.T
+        else:
+            side = None
+            sims = (pred @ self.bank_emb.T).masked_fill(self.bank_agent[None, :] != flags[:, None], -2.0)
         k = min(self.config.top_k, sims.shape[1])
         top, idx = sims.topk(k, dim=-1)
         pick = torch.multinomial(torch.softmax(top / self.config.temperature, -1), 1, generator=generator)
-        return idx.gather(1, pick).squeeze(1)
+        rows = idx.gather(1, pick).squeeze(1)
+        return rows if side is None else side[rows]
+
+    def _side(self, agent: bool) -> tuple[Tensor, Tensor]:
+        """Bank rows of one speaker side and their embeddings (cached until the bank changes)."""
+        key = (self.bank_emb.data_ptr(), self.bank_emb.shape[0])
+        if self._side_key != key:
+            rows = {a: torch.nonzero(self.bank_agent == a).flatten() for a in (True, False)}
+            self._side_cache = {a: (r, self.bank_emb[r].contiguous()) for a, r in rows.items()}
+            self._side_key = key
+        return self._side_cache[agent]
+
+    @torch.no_grad()
+    def next_turn_probs(self, carry: Mapping[str, Tensor], agent: bool, samples: int = 16,
+                        generator: torch.Generator | None = None) -> Tensor:
+        """``[B, N]`` probability of each bank turn being said next by the agent (or the partner):
+        the InfoNCE softmax over that speaker's bank turns, averaged over ``samples`` prior latents."""
+        B = state_batch_size(carry)
+        flag = torch.full((B * samples,), float(agent))
+        tiled = {k: v.repeat_interleave(samples, 0) for k, v in carry.items() if k in ("deter", "ctx", "turns")}
+        z = sample_onehot(unimix_logits(self._prior(tiled, flag), self.config.unimix), generator)
+        logits = self.decode(tiled, z, flag) @ self.bank_emb.T / self.config.temperature
+        logits = logits.masked_fill(self.bank_agent[None, :] != agent, float("-inf"))
+        return torch.softmax(logits, -1).view(B, samples, -1).mean(1)
 
     @torch.no_grad()
     def imagine(self, state: State, actions: TextActions | Tensor, horizon: int,
