@@ -212,6 +212,10 @@ def main() -> None:
     p.add_argument("--direct-train", type=int, default=20000, help="training conversations of the direct ablation")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--skip-negotiation", action="store_true")
+    p.add_argument("--partner-model", default=str(ROOT / "models" / "dialogue-dond" / "partner"),
+                   help="the partner simulator: a model trained separately (another seed)")
+    p.add_argument("--games", type=int, default=1000, help="test scenarios to play (one per test dialogue, at most)")
+    p.add_argument("--k", type=int, default=10, help="candidate utterances per agent turn")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "dialogue_outcomes.json"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -230,9 +234,12 @@ def main() -> None:
     result["dond"] = turn_figures(model, data, args, auc_outcome="agreement", rank_outcome="points")
     result["dond"]["speed"] = speed(model, data)
     if not args.skip_negotiation:
-        from benchmarks_negotiation import negotiation  # type: ignore[import-not-found]
+        from agentwm.agents.dialogue.negotiation import compare_rules, scenarios_from_logs
+        from agentwm.envs.conversations import read_conversations
 
-        result["dond"]["negotiation"] = negotiation(model, data, args)
+        partner = load_outcome_model(args.partner_model)
+        scenarios = scenarios_from_logs(list(read_conversations(logs, split="test")))[: args.games]
+        result["dond"]["negotiation"] = compare_rules(model, partner, scenarios, k=args.k)
     if args.chitchat_model:
         cmodel = load_outcome_model(args.chitchat_model)
         cdata = load_logs(args.chitchat_logs, "rating")

@@ -3,7 +3,7 @@
 Reads top to bottom: (1) config, (2) the logs as compact arrays with every distinct turn embedded
 once (on-disk cache), (3) batches, (4) held-out turn-level figures, (5) the loop: resumable
 checkpoints every ``save_every`` steps, non-finite losses skipped and counted, (6) the exported
-model folder (weights, bank of real turns, config, model card).
+model folder (the weights that validated best, a bank of real turns, config).
 """
 
 from __future__ import annotations
@@ -267,6 +267,7 @@ def train_outcome_model(cfg: OutcomeTrainConfig, *, embed: Any = None) -> tuple[
     skipped_steps = int(resumed.get("skipped_steps", 0)) if resumed else 0
     metrics_path = logdir / "metrics.jsonl"
     start, last_eval = time.monotonic(), {}
+    best: tuple[float, int, dict[str, Tensor] | None] = (-math.inf, 0, None)
     bar = tqdm(total=cfg.steps, initial=step, desc="train dialogue", disable=not cfg.progress)
     model.train()
     while step < cfg.steps and time.monotonic() - start < cfg.minutes * 60:
@@ -286,6 +287,9 @@ def train_outcome_model(cfg: OutcomeTrainConfig, *, embed: Any = None) -> tuple[
         bar.update(1)
         if step % cfg.eval_every == 0 and val:
             last_eval = evaluate(model, data, val[:1000], cfg.max_turns)
+            key = last_eval.get("eval/auc", last_eval["eval/spearman"])
+            if not math.isnan(key) and key > best[0]:  # the export keeps the best held-out weights
+                best = (key, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
             bar.set_postfix({k.split("/")[1]: round(v, 3) for k, v in last_eval.items() if k != "eval/turns"})
         if step % 50 == 0 or step % cfg.eval_every == 0:
             row = {"step": step, **{k: round(float(v), 5) for k, v in metrics.items()}, **last_eval}
@@ -295,6 +299,10 @@ def train_outcome_model(cfg: OutcomeTrainConfig, *, embed: Any = None) -> tuple[
             _save_run(logdir, model, opt, {"step": step, "skipped_steps": skipped_steps,
                                            "data_fingerprint": _fingerprint(data, cfg)})
     bar.close()
+    if best[2] is not None and val:  # early stopping: the final weights only if they validate better
+        final_key = evaluate(model, data, val[:1000], cfg.max_turns)
+        if final_key.get("eval/auc", final_key["eval/spearman"]) < best[0]:
+            model.load_state_dict(best[2])
     model.eval()
 
     # ------------------------------------------------------------------------------------------
@@ -304,7 +312,8 @@ def train_outcome_model(cfg: OutcomeTrainConfig, *, embed: Any = None) -> tuple[
     final = evaluate(model, data, val, cfg.max_turns) if val else {}
     summary = {"data": cfg.data, "outcome": cfg.outcome, "steps": step, "skipped_steps": skipped_steps,
                "finished": step >= cfg.steps, "conversations": {s: len(data.indices(s)) for s in ("train", "val", "test")},
-               "load": data.stats.summary(), "val": final, "bank": len(bank_rows), "config": cfg.model_dump()}
+               "load": data.stats.summary(), "val": final, "best_step": best[1] if best[2] is not None else step,
+               "bank": len(bank_rows), "config": cfg.model_dump()}
     save_outcome_model(logdir / "model", model, summary)
     atomic_write(logdir / "summary.json", lambda tmp: _write_text(tmp, json.dumps(summary, indent=2)))
     return model, summary
