@@ -54,6 +54,8 @@ class OutcomeTrainConfig(BaseModel):
     eval_every: int = Field(500, ge=1, description="steps between held-out evaluations")
     cache_dir: str | None = Field(None, description="embedding cache root (default ~/.cache/agentwm)")
     progress: bool = Field(True, description="progress bars on stderr")
+    model: dict[str, Any] = Field(default_factory=dict,
+                                  description="model settings over the preset, e.g. {\"dropout\": 0.3} (OutcomeModelConfig fields)")
 
 
 def _preset(name: str) -> dict[str, Any]:
@@ -154,7 +156,7 @@ def build_model(data: LogData, cfg: OutcomeTrainConfig, embed: Any = None) -> Di
         outcome_mean=[0.0 if b else m for m, b in zip(o_mean, data.binary)],
         outcome_std=[1.0 if b else s for s, b in zip(o_std, data.binary)],
         context_keys=data.context_keys, context_mean=c_mean, context_std=c_std,
-        embed_dim=int(data.emb.shape[1]), **_preset(cfg.preset),
+        embed_dim=int(data.emb.shape[1]), **{**_preset(cfg.preset), **cfg.model},
     )
     return DialogueOutcomeModel(mcfg, embed=embed)
 
