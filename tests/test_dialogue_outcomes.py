@@ -182,3 +182,30 @@ def test_imagined_futures_differ_and_checkpoint_loads(tmp_path: Path) -> None:
     assert torch.isfinite(returns).all() and ((returns >= 0) & (returns <= 1)).all()  # expected P(resolved)
     for key, value in model.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key]), key
+
+
+def test_negotiation_games_follow_the_rules(tmp_path: Path) -> None:
+    """Rollout, likelihood and random choice play complete games whose points come from the values."""
+    from agentwm.agents.dialogue.negotiation import Scenario, compare_rules, play
+
+    rng = random.Random(0)
+    lines = []
+    for i in range(60):
+        counts, values = [1, 2, 1], [rng.randint(0, 5) for _ in range(3)]
+        take = [rng.randint(0, c) for c in counts]
+        turns = [{"speaker": "YOU" if t % 2 == 0 else "THEM", "text": rng.choice(["i want the hats", "deal", "no", "the ball?"])}
+                 for t in range(rng.randint(2, 5))]
+        lines.append(json.dumps({"role": "YOU", "turns": turns, "context": {"counts": counts, "values": values},
+                                 "outcomes": {"points": float(sum(a * b for a, b in zip(take, values))), "agreement": True,
+                                              **{f"take_{n}": float(t) for n, t in zip(("book", "hat", "ball"), take)}}}))
+    logs = tmp_path / "dond.jsonl"
+    logs.write_text("\n".join(lines) + "\n")
+    model, _ = train_outcome_model(_config(tmp_path, logs, outcome="points", steps=10), embed=HashEmbed())
+    scenario = Scenario((1, 2, 1), (3, 2, 3), (1, 4, 1), agent_first=True)
+    game = play(model, model, scenario, "rollouts", k=3, samples=2, horizon=3)
+    speakers = [s for s, _ in game.transcript]
+    assert speakers == ["YOU", "THEM"] * (len(speakers) // 2) + ["YOU"] * (len(speakers) % 2)
+    assert all(t in model.bank_texts for _, t in game.transcript)
+    assert 0.0 <= game.points <= 10.0 and (game.points == 0.0 or game.agreement)
+    table = compare_rules(model, model, [scenario] * 3, k=3, samples=2, horizon=3)
+    assert set(table) == {"rollouts", "likelihood", "random"} and all(r["games"] == 3 for r in table.values())

@@ -83,11 +83,17 @@ class Side:
 
 
 @torch.no_grad()
-def propose(side: Side, k: int, generator: torch.Generator) -> tuple[list[int], Tensor]:
-    """The ``k`` most probable next agent turns (bank rows) and their probabilities, best first."""
+def propose(side: Side, k: int, generator: torch.Generator, how: Literal["top", "sample"] = "top") -> tuple[list[int], Tensor]:
+    """``k`` next agent turns (bank rows) and their probabilities, most probable first: the ``k``
+    most probable (``top``), or ``k`` distinct draws from the model's next-turn distribution (``sample``)."""
     probs = side.model.next_turn_probs(side.carry, agent=True, generator=generator)[0]
-    top = probs.topk(k)
-    return top.indices.tolist(), top.values
+    k = min(k, int((probs > 0).sum()))
+    if how == "top":
+        top = probs.topk(k)
+        return top.indices.tolist(), top.values
+    rows = torch.multinomial(probs, k, replacement=False, generator=generator)
+    order = probs[rows].argsort(descending=True)
+    return rows[order].tolist(), probs[rows[order]]
 
 
 @torch.no_grad()
@@ -110,7 +116,8 @@ class GameResult:
 
 @torch.no_grad()
 def play(agent_model: DialogueOutcomeModel, partner_model: DialogueOutcomeModel, scenario: Scenario, rule: Rule, *,
-         k: int = 10, samples: int = 6, horizon: int = 6, max_turns: int = 10, seed: int = 0) -> GameResult:
+         k: int = 10, samples: int = 6, horizon: int = 6, max_turns: int = 10, seed: int = 0,
+         candidates: Literal["top", "sample"] = "top") -> GameResult:
     """One negotiation between the agent (choosing by ``rule``) and the partner simulator."""
     gen = torch.Generator().manual_seed(seed)
     rng = random.Random(seed)
@@ -119,7 +126,7 @@ def play(agent_model: DialogueOutcomeModel, partner_model: DialogueOutcomeModel,
     agent_turn, transcript = scenario.agent_first, []
     for _ in range(max_turns):
         if agent_turn:
-            rows, _ = propose(agent, k, gen)
+            rows, _ = propose(agent, k, gen, candidates)
             if rule == "rollouts":
                 pick = rows[int(rollout_values(agent, rows, samples, horizon, gen).argmax())]
             elif rule == "likelihood":
@@ -129,7 +136,7 @@ def play(agent_model: DialogueOutcomeModel, partner_model: DialogueOutcomeModel,
             text, emb = agent_model.bank_texts[pick], agent_model.bank_emb[pick]
         else:
             probs = partner_model.next_turn_probs(partner.carry, agent=True, generator=gen)[0]
-            top = probs.topk(partner_model.config.top_k)
+            top = probs.topk(min(partner_model.config.top_k, int((probs > 0).sum())))
             pick = int(top.indices[torch.multinomial(top.values, 1, generator=gen)])
             text = partner_model.bank_texts[pick]
         transcript.append(("YOU" if agent_turn else "THEM", text))
