@@ -348,3 +348,34 @@ def _bank(data: LogData, convs: Sequence[int], size: int, seed: int) -> tuple[li
 
 def _write_text(path: str, text: str) -> None:
     Path(path).write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m agentwm.agents.dialogue.outcome_train --data LOGS.jsonl --outcome NAME [...]``:
+    one flag per :class:`OutcomeTrainConfig` field; prints the summary as one JSON line."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="python -m agentwm.agents.dialogue.outcome_train",
+                                description="train a dialogue outcome world model on conversation logs (JSONL)")
+    for name, info in OutcomeTrainConfig.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        if info.annotation is bool:
+            p.add_argument(flag, type=lambda v: v.lower() in ("1", "true", "yes"), default=None, help=info.description)
+        elif name == "model":
+            p.add_argument(flag, type=json.loads, default=None, help=info.description)
+        else:
+            p.add_argument(flag, default=None, required=info.is_required(), help=info.description)
+    args = {k: v for k, v in vars(p.parse_args(argv)).items() if v is not None}
+    try:
+        cfg = OutcomeTrainConfig(**args)
+        _, summary = train_outcome_model(cfg)
+    except (ValueError, FileNotFoundError) as err:  # pydantic's ValidationError is a ValueError
+        print(f"error: {str(err).splitlines()[0] if 'validation error' not in str(err) else err}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
