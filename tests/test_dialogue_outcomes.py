@@ -209,3 +209,31 @@ def test_negotiation_games_follow_the_rules(tmp_path: Path) -> None:
     assert 0.0 <= game.points <= 10.0 and (game.points == 0.0 or game.agreement)
     table = compare_rules(model, model, [scenario] * 3, k=3, samples=2, horizon=3)
     assert set(table) == {"rollouts", "likelihood", "random"} and all(r["games"] == 3 for r in table.values())
+
+
+def test_outcome_scorer_keeps_its_cache_and_parts_add_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentwm.planning.outcome_replies import OutcomeScorer
+    from agentwm.worldmodels.dialogue_outcome import DialogueOutcomeModel
+
+    logs = synthetic_logs(tmp_path / "logs.jsonl", n=80)
+    model, _ = train_outcome_model(_config(tmp_path, logs, steps=20), embed=HashEmbed())
+    scorer = OutcomeScorer(model, role="agent")
+    observed = {"n": 0}
+    original = DialogueOutcomeModel.observe_turns
+
+    def counting(self: DialogueOutcomeModel, *a: object, **kw: object) -> dict[str, torch.Tensor]:
+        observed["n"] += 1
+        return original(self, *a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(DialogueOutcomeModel, "observe_turns", counting)
+    context = ["hi", "happy to help", "my order is late"]
+    first = scorer.score(context, ["sorry, fixing it now", "go away"], horizon=4, samples=6,
+                         private_context={"tier": [0.2, 1.0]})
+    again = scorer.score(context, ["sorry, fixing it now", "go away"], horizon=4, samples=6,
+                         private_context={"tier": [0.2, 1.0]})
+    assert observed["n"] == 1  # the context's carry is reused
+    assert [r.score for r in first] == [r.score for r in again]  # same seed, same futures
+    for r in first:
+        assert r.score == pytest.approx(r.parts["ends_within_horizon"] + r.parts["after_horizon"], abs=1e-5)
+        assert 0.0 <= r.parts["p_end"] <= 1.0 and r.imagined[0] == ("agent", r.reply)
+    assert sorted(r.rank for r in first) == [1, 2]
