@@ -237,3 +237,13 @@ def test_outcome_scorer_keeps_its_cache_and_parts_add_up(tmp_path: Path, monkeyp
         assert r.score == pytest.approx(r.parts["ends_within_horizon"] + r.parts["after_horizon"], abs=1e-5)
         assert 0.0 <= r.parts["p_end"] <= 1.0 and r.imagined[0] == ("agent", r.reply)
     assert sorted(r.rank for r in first) == [1, 2]
+
+
+def test_score_outcome_replies_reuses_one_scorer_per_model(tmp_path: Path) -> None:
+    from agentwm.planning.outcome_replies import score_outcome_replies, scorer_for
+
+    logs = synthetic_logs(tmp_path / "logs.jsonl", n=80)
+    model, _ = train_outcome_model(_config(tmp_path, logs, steps=10), embed=HashEmbed())
+    assert scorer_for(model) is scorer_for(model) and scorer_for(model, "user") is not scorer_for(model)
+    res = score_outcome_replies(["hi"], ["happy to help", "no"], model=model, samples=2)
+    assert len(scorer_for(model)._contexts) == 1 and {r.rank for r in res} == {1, 2}

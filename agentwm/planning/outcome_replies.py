@@ -13,8 +13,11 @@ The scorer keeps the carries of recent contexts; embeddings are cached on disk b
 
 from __future__ import annotations
 
+import functools
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -130,3 +133,47 @@ class OutcomeScorer:
                                     parts={"ends_within_horizon": float(ended[k]), "after_horizon": float(after[k]),
                                            "p_end": float(p_end[k])}, imagined=imagined))
         return out
+
+
+_SCORERS: weakref.WeakKeyDictionary[DialogueOutcomeModel, dict[str, OutcomeScorer]] = weakref.WeakKeyDictionary()
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str) -> DialogueOutcomeModel:
+    from agentwm.worldmodels.dialogue_outcome_io import load_outcome_model
+
+    return load_outcome_model(path)
+
+
+def scorer_for(model: DialogueOutcomeModel | str | Path, role: str = "agent") -> OutcomeScorer:
+    """The one scorer of ``model`` (a loaded model or a checkpoint folder) and ``role``: repeated
+    calls get the same object, so context carries stay cached across calls."""
+    loaded = _load(str(Path(model).resolve())) if isinstance(model, (str, Path)) else model
+    by_role = _SCORERS.setdefault(loaded, {})
+    if role not in by_role:
+        by_role[role] = OutcomeScorer(loaded, role=role)
+    return by_role[role]
+
+
+def score_outcome_replies(
+    context: Turns,
+    candidates: Sequence[str],
+    horizon: int = 3,
+    *,
+    model: DialogueOutcomeModel | str | Path,
+    role: str = "agent",
+    samples: int = 8,
+    seed: int = 0,
+    private_context: Mapping[str, Any] | None = None,
+    outcome: str | None = None,
+) -> list[OutcomeReply]:
+    """Which reply leads to the better outcome? :meth:`OutcomeScorer.score` through :func:`scorer_for`.
+
+    Example:
+        >>> res = score_outcome_replies([("THEM", "i need the hats")], ["ok, take them", "no, i need them"],
+        ...                             model="models/dialogue-dond", role="YOU",
+        ...                             private_context={"counts": [1, 2, 1], "values": [4, 2, 2]})
+        >>> [r.rank for r in res]  # doctest: +SKIP
+    """
+    return scorer_for(model, role).score(context, candidates, horizon, samples=samples, seed=seed,
+                                         private_context=private_context, outcome=outcome)

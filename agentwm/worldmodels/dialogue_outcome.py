@@ -365,6 +365,12 @@ class DialogueOutcomeModel(nn.Module):
             extras={"text": texts, "agent": torch.stack(speakers), "outcome_all": torch.stack(outs)},
         )
 
+    async def aimagine(self, state: State, actions: TextActions, horizon: int) -> Rollout:
+        """:meth:`imagine` for event loops (in a worker thread: it is CPU work, no I/O to overlap)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.imagine, state, actions, horizon)
+
     def _outcome_index(self, name: str) -> int:
         if name not in self.config.outcomes:
             raise ValueError(f"unknown outcome {name!r}; this model predicts {self.config.outcomes}")
