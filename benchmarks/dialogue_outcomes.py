@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -106,7 +107,7 @@ def imagined_returns(model: DialogueOutcomeModel, pos: dict[str, Any], outcome: 
         roll = model.imagine(state, cand, horizon, generator=gen, outcome=outcome)
         out.append(roll.returns(1.0).view(n, samples).mean(1).numpy())
         partner = [row for t, row in enumerate(roll.extras["text"]) if t % 2 == 1]
-        for a, b in zip(partner, partner[1:]):
+        for a, b in itertools.pairwise(partner):
             dup += sum(x == y for x, y in zip(a, b))
             pairs += len(a)
     return np.concatenate(out), dup / max(pairs, 1)
@@ -151,7 +152,7 @@ def turn_figures(model: DialogueOutcomeModel, data: LogData, args: argparse.Name
     pos = positions(model, data, test)
     names = data.outcome_names
     y = torch.from_numpy(np.stack([data.outcomes[c] for c in pos["conv"]]))
-    res: dict[str, Any] = {"positions": int(len(pos["conv"])), "conversations": len(test)}
+    res: dict[str, Any] = {"positions": len(pos["conv"]), "conversations": len(test)}
     ret_rank, dup = imagined_returns(model, pos, rank_outcome, args.horizon, args.samples)
     scores: dict[str, dict[str, np.ndarray]] = {"return": {rank_outcome: ret_rank},
                                                 "value": {rank_outcome: values_after(model, pos, rank_outcome)}}
@@ -244,7 +245,7 @@ def main() -> None:
         cmodel = load_outcome_model(args.chitchat_model)
         cdata = load_logs(args.chitchat_logs, "rating")
         result["chitchat"] = turn_figures(cmodel, cdata, args, auc_outcome=None, rank_outcome="rating")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
     result["meta"] = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "commit": commit,
                       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                       "cpu": platform.processor() or platform.machine(), "threads": args.threads,

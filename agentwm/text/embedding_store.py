@@ -9,6 +9,7 @@ well under a second instead of paying for loading MiniLM.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -124,9 +125,9 @@ class EmbeddingStore:
                 half = rows.to(torch.float16).contiguous()
                 name = hashlib.sha1("\x00".join(chunk).encode("utf-8")).hexdigest()[:16]
                 path = self.folder / f"shard-{name}.safetensors"
-                atomic_write(path, lambda tmp: save_file({"emb": half}, tmp))
+                atomic_write(path, functools.partial(_save_rows, half))
                 payload = json.dumps(chunk, ensure_ascii=False)
-                atomic_write(path.with_suffix(".json"), lambda tmp: _write_text(tmp, payload))
+                atomic_write(path.with_suffix(".json"), functools.partial(_write_text_to, payload))
                 self._loaded_shards.add(path.name)
                 rows = half.float()  # the same precision a later process reads back
             self._vectors.update(zip(chunk, rows))
@@ -134,5 +135,9 @@ class EmbeddingStore:
         bar.close()
 
 
-def _write_text(path: str, text: str) -> None:
+def _write_text_to(text: str, path: str) -> None:
     Path(path).write_text(text, encoding="utf-8")
+
+
+def _save_rows(rows: Tensor, path: str) -> None:
+    save_file({"emb": rows}, path)
