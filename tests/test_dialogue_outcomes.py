@@ -247,3 +247,17 @@ def test_score_outcome_replies_reuses_one_scorer_per_model(tmp_path: Path) -> No
     assert scorer_for(model) is scorer_for(model) and scorer_for(model, "user") is not scorer_for(model)
     res = score_outcome_replies(["hi"], ["happy to help", "no"], model=model, samples=2)
     assert len(scorer_for(model)._contexts) == 1 and {r.rank for r in res} == {1, 2}
+
+
+def test_embedding_store_persists_across_instances(tmp_path: Path) -> None:
+    from agentwm.text.embedding_store import EmbeddingStore
+
+    first = EmbeddingStore(tmp_path, encoder=HashEmbed(), shard=2)
+    rows = first.embed(["a", "b", "c", "a"])
+    assert first.encoded == 3 and len(list((tmp_path / "emb-all-MiniLM-L6-v2").glob("shard-*.json"))) == 2
+
+    def no_encoder() -> None:
+        raise AssertionError("a cache hit must not build the encoder")
+
+    second = EmbeddingStore(tmp_path, encoder=no_encoder)
+    assert torch.allclose(second.embed(["c", "a"]), rows[[2, 0]]) and second.encoded == 0
