@@ -211,7 +211,10 @@ def turn_values(model: DialogueOutcomeModel, data: LogData, convs: Sequence[int]
 
 def evaluate(model: DialogueOutcomeModel, data: LogData, convs: Sequence[int], max_turns: int) -> dict[str, float]:
     """``eval/spearman`` (and ``eval/auc`` for a yes/no outcome) of the value after each agent turn."""
-    from scipy.stats import rankdata, spearmanr
+    try:
+        from scipy.stats import rankdata, spearmanr
+    except ModuleNotFoundError as err:
+        raise ModuleNotFoundError("evaluating the outcome model needs scipy: pip install 'agentwm[dialogue]'") from err
 
     v, y = turn_values(model, data, convs, max_turns)
     out = {"eval/turns": float(len(v)), "eval/spearman": float(spearmanr(v, y)[0]) if len(set(y)) > 1 else float("nan")}
