@@ -1,2 +1,2 @@
-"""Environment adapters: gymnasium (gym.py), DeepMind Control (dmc.py), BabyAI (babyai.py) and text games
-(text.py: the protocol; textworld.py: the TextWorld adapter)."""
+"""Environment adapters: gymnasium (gym.py), DeepMind Control (dmc.py), BabyAI (babyai.py), text games
+(text.py: the protocol; textworld.py: the TextWorld adapter) and conversation logs (conversations.py)."""

@@ -1,4 +1,4 @@
-"""Training and evaluation of the dialogue world model on Chit-Chat conversations."""
+"""Dialogue training loops: the Chit-Chat next-turn model and the outcome model of any conversation logs."""
 
 from agentwm.agents.dialogue.train import (
     DialogueData,

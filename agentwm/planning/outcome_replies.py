@@ -1,0 +1,179 @@
+"""Rank candidate replies by the outcome they lead to, with a model trained on outcome-labelled logs.
+
+:class:`OutcomeScorer` wraps a :class:`~agentwm.worldmodels.dialogue_outcome.DialogueOutcomeModel`
+and ranks through the one ranking path (:func:`~agentwm.planning.ranking.rank`). A candidate's
+score is ``Rollout.returns(1.0)`` averaged over ``samples`` imagined futures: the expected final
+outcome (e.g. P(agreement), points, CSAT) of the conversation if the agent says the candidate.
+It splits exactly into two parts: ``ends_within_horizon`` (the outcome of the imagined futures
+that end within the horizon, weighted by their probability) plus ``after_horizon`` (the model's
+value of the futures still going at the horizon, weighted by their probability).
+The scorer keeps the carries of recent contexts; embeddings are cached on disk by the model's
+:class:`~agentwm.text.embedding_store.EmbeddingStore`.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, Field
+
+from agentwm.planning.ranking import rank
+from agentwm.worldmodels.dialogue_outcome import DialogueOutcomeModel
+
+Turns = Sequence[str] | Sequence[tuple[str, str]]
+"""A conversation so far: texts (speakers alternate, the last one is the partner's) or ``(speaker, text)`` pairs."""
+
+
+class OutcomeReply(BaseModel):
+    """The score of one candidate reply under an outcome model."""
+
+    reply: str = Field(description="the candidate")
+    rank: int = Field(description="1 for the best candidate")
+    score: float = Field(description="expected final outcome over the imagined futures (Rollout.returns(1.0), mean)")
+    parts: dict[str, float] = Field(
+        description="score = ends_within_horizon + after_horizon; p_end = P(the talk ends within the horizon)")
+    imagined: list[tuple[str, str]] = Field(description="the first sampled future: (speaker, text), the candidate first")
+
+
+class OutcomeScorer:
+    """Scores replies with a dialogue outcome model, keeping context carries across calls.
+
+    Args:
+        model: the trained model (:func:`~agentwm.worldmodels.dialogue_outcome_io.load_outcome_model`).
+        role: the agent's speaker name, for contexts given as ``(speaker, text)`` pairs.
+        context_cache: how many recent contexts keep their carry.
+
+    Example:
+        >>> scorer = OutcomeScorer(load_outcome_model("models/dialogue-dond"), role="YOU")
+        >>> best = min(scorer.score(["i want the hats and the ball"], ["deal", "no way"],
+        ...                         private_context={"counts": [1, 2, 1], "values": [4, 1, 4]}), key=lambda r: r.rank)
+    """
+
+    def __init__(self, model: DialogueOutcomeModel, *, role: str = "agent", context_cache: int = 64) -> None:
+        self.model = model.eval()
+        self.role = role
+        self._contexts: OrderedDict[Any, dict[str, Any]] = OrderedDict()
+        self._cache_size = context_cache
+
+    def _turns(self, context: Turns) -> list[tuple[str, str]]:
+        if isinstance(context, str):
+            raise TypeError("context must be a list of turns, not a single string")
+        turns = list(context)
+        if all(isinstance(t, str) for t in turns):  # alternate backwards from the partner's last turn
+            n = len(turns)
+            return [(self.role if (n - 1 - i) % 2 == 1 else "partner", str(t)) for i, t in enumerate(turns)]
+        out = []
+        for i, t in enumerate(turns):
+            if not (isinstance(t, (tuple, list)) and len(t) == 2 and all(isinstance(x, str) for x in t)):
+                raise TypeError(f"context[{i}] must be a text or a (speaker, text) pair, got {t!r}")
+            out.append((t[0], t[1]))
+        return out
+
+    def carry(self, context: Turns, private_context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The model's carry after ``context`` (cached by context and private context)."""
+        turns = self._turns(context)
+        key = (tuple(turns), tuple(sorted((k, str(v)) for k, v in (private_context or {}).items())))
+        if key in self._contexts:
+            self._contexts.move_to_end(key)
+            return self._contexts[key]
+        carry = self.model.observe_turns(turns, role=self.role, context=private_context)
+        self._contexts[key] = carry
+        while len(self._contexts) > self._cache_size:
+            self._contexts.popitem(last=False)
+        return carry
+
+    def score(
+        self,
+        context: Turns,
+        candidates: Sequence[str],
+        horizon: int = 3,
+        *,
+        samples: int = 8,
+        seed: int = 0,
+        private_context: Mapping[str, Any] | None = None,
+        outcome: str | None = None,
+    ) -> list[OutcomeReply]:
+        """Score ``candidates`` as the agent's next turn after ``context``; results in input order.
+
+        Args:
+            context: the conversation so far (see :data:`Turns`).
+            candidates: the agent's candidate replies.
+            horizon: turns to imagine, the candidate included.
+            samples: sampled futures per candidate.
+            seed: seed of the futures (same seed, same scores).
+            private_context: what the agent privately knows (the fields the model was trained with).
+            outcome: which predicted outcome to rank by (default: the model's training target).
+        """
+        if isinstance(candidates, str) or not candidates:
+            raise ValueError("candidates must be a non-empty list of texts")
+        K = len(candidates)
+        gen = torch.Generator().manual_seed(seed)
+        ranking = rank(self.model, self.carry(context, private_context), list(candidates), horizon=horizon,
+                       samples=samples, gamma=1.0, imagine_options={"generator": gen, "outcome": outcome})
+        roll = ranking.rollout
+        alive = torch.cumprod(torch.cat([torch.ones_like(roll.continues[:1]), roll.continues[:-1]]), 0)
+        ended = (alive * roll.rewards).sum(0).view(K, samples).mean(1)
+        still = alive[-1] * roll.continues[-1]
+        after = (still * roll.values[-1]).view(K, samples).mean(1) if roll.values is not None else torch.zeros(K)
+        p_end = (1 - still).view(K, samples).mean(1)
+        ranks = {int(b): r + 1 for r, b in enumerate(ranking.order.tolist())}
+        speakers = roll.extras["agent"]
+        out = []
+        for k in range(K):
+            b = k * samples
+            imagined = [(self.role if bool(speakers[t, b]) else "partner", roll.extras["text"][t][b] or candidates[k])
+                        for t in range(roll.horizon)]
+            out.append(OutcomeReply(reply=candidates[k], rank=ranks[k], score=float(ranking.scores[k]),
+                                    parts={"ends_within_horizon": float(ended[k]), "after_horizon": float(after[k]),
+                                           "p_end": float(p_end[k])}, imagined=imagined))
+        return out
+
+
+_SCORERS: weakref.WeakKeyDictionary[DialogueOutcomeModel, dict[str, OutcomeScorer]] = weakref.WeakKeyDictionary()
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str) -> DialogueOutcomeModel:
+    from agentwm.worldmodels.dialogue_outcome_io import load_outcome_model
+
+    return load_outcome_model(path)
+
+
+def scorer_for(model: DialogueOutcomeModel | str | Path, role: str = "agent") -> OutcomeScorer:
+    """The one scorer of ``model`` (a loaded model or a checkpoint folder) and ``role``: repeated
+    calls get the same object, so context carries stay cached across calls."""
+    loaded = _load(str(Path(model).resolve())) if isinstance(model, (str, Path)) else model
+    by_role = _SCORERS.setdefault(loaded, {})
+    if role not in by_role:
+        by_role[role] = OutcomeScorer(loaded, role=role)
+    return by_role[role]
+
+
+def score_outcome_replies(
+    context: Turns,
+    candidates: Sequence[str],
+    horizon: int = 3,
+    *,
+    model: DialogueOutcomeModel | str | Path,
+    role: str = "agent",
+    samples: int = 8,
+    seed: int = 0,
+    private_context: Mapping[str, Any] | None = None,
+    outcome: str | None = None,
+) -> list[OutcomeReply]:
+    """Which reply leads to the better outcome? :meth:`OutcomeScorer.score` through :func:`scorer_for`.
+
+    Example:
+        >>> res = score_outcome_replies([("THEM", "i need the hats")], ["ok, take them", "no, i need them"],
+        ...                             model="models/dialogue-dond", role="YOU",
+        ...                             private_context={"counts": [1, 2, 1], "values": [4, 2, 2]})
+        >>> [r.rank for r in res]  # doctest: +SKIP
+    """
+    return scorer_for(model, role).score(context, candidates, horizon, samples=samples, seed=seed,
+                                         private_context=private_context, outcome=outcome)

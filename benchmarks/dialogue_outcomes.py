@@ -1,0 +1,259 @@
+"""Does the imagined return of a dialogue outcome model rank replies by where they lead? One JSON object.
+
+On held-out test conversations, at every turn of the agent, the *real* next agent turn is the
+candidate; each method scores it from the conversation so far:
+
+* ``return``: the world model imagines ``--horizon`` turns from the candidate (``--samples``
+  sampled futures, partner and agent turns retrieved from the training logs) and scores it by
+  ``Rollout.returns(1.0)``, the expected final outcome (the path ``score_replies`` uses);
+* ``value``: the same model's value right after the candidate, no imagined turns;
+* ``direct``: the no-world-model ablation, an MLP from (private context, mean of the context
+  turns, last turn, candidate, turn index) straight to the outcome, trained on the same split;
+* ``cosine``: MiniLM cosine of the candidate with the last turn; ``length``: its words.
+
+Figures: AUC for agreement and Spearman with the final points (Deal or No Deal), Spearman with
+the mean rating (Chit-Chat); ``imagined_duplicate_rate`` (share of imagined partner turns equal to
+the previous imagined partner turn of the same rollout); candidates per second at horizon 3.
+
+    python benchmarks/dialogue_outcomes.py --dond-model models/dialogue-dond [--chitchat-model DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np
+import torch
+
+from agentwm.agents.dialogue.outcome_train import LogData, load_logs
+from agentwm.worldmodels.base import repeat_state
+from agentwm.worldmodels.dialogue_outcome import DialogueOutcomeModel
+from agentwm.worldmodels.dialogue_outcome_io import load_outcome_model
+
+ROOT = Path(__file__).resolve().parents[1]
+DOND = Path(os.environ.get("AGENTWM_SHARED", ROOT.parent / "shared")) / "data" / "dealornodeal"
+
+
+def auc(score: np.ndarray, label: np.ndarray) -> float:
+    """Area under the ROC curve of ``score`` for ``label > 0.5`` (ties count half)."""
+    from scipy.stats import rankdata
+
+    pos, neg = label > 0.5, label <= 0.5
+    r = rankdata(score)
+    return float((r[pos].sum() - pos.sum() * (pos.sum() + 1) / 2) / (pos.sum() * neg.sum()))
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b)[0])
+
+
+# ----------------------------------------------------------------------------------------------
+# Positions: (conversation, agent turn) pairs of the test split, with the carry before the turn
+
+
+def positions(model: DialogueOutcomeModel, data: LogData, convs: list[int], max_turns: int = 24) -> dict[str, Any]:
+    """Every agent turn t >= 1 of ``convs``: carry before it, its embedding, and plain features."""
+    deter, ctxs, cand, last, mean_ctx, tidx, words, conv_of = [], [], [], [], [], [], [], []
+    with torch.no_grad():
+        for c in convs:
+            emb = data.emb[torch.from_numpy(data.rows[c][:max_turns])].float()
+            agent = torch.from_numpy(data.agent[c][:max_turns])
+            raw = torch.from_numpy(data.ctx[c]) if data.context_keys else torch.zeros(0)
+            ctx = (torch.where(torch.isnan(raw), model.c_mean, raw) - model.c_mean) / model.c_std
+            carry = model.initial(1, ctx[None])
+            for t in range(emb.shape[0]):
+                if agent[t] > 0 and t >= 1:
+                    deter.append(carry["deter"][0])
+                    ctxs.append(ctx)
+                    cand.append(emb[t])
+                    last.append(emb[t - 1])
+                    mean_ctx.append(torch.nn.functional.normalize(emb[:t].mean(0), dim=0))
+                    tidx.append(t)
+                    words.append(len(data.texts[int(data.rows[c][t])].split()))
+                    conv_of.append(c)
+                carry = model.step(carry, emb[t : t + 1], agent[t : t + 1], sample=False)[0]
+    return {"deter": torch.stack(deter), "ctx": torch.stack(ctxs), "cand": torch.stack(cand), "last": torch.stack(last),
+            "mean": torch.stack(mean_ctx), "turn": torch.tensor(tidx, dtype=torch.float32),
+            "words": np.array(words), "conv": np.array(conv_of)}
+
+
+@torch.no_grad()
+def imagined_returns(model: DialogueOutcomeModel, pos: dict[str, Any], outcome: str, horizon: int, samples: int,
+                     seed: int = 0) -> tuple[np.ndarray, float]:
+    """Mean imagined return per position, and the duplicate rate of imagined partner turns."""
+    gen = torch.Generator().manual_seed(seed)
+    out, dup, pairs = [], 0, 0
+    for start in range(0, pos["deter"].shape[0], 512):
+        sl = slice(start, start + 512)
+        n = pos["deter"][sl].shape[0]
+        state = repeat_state({"deter": pos["deter"][sl], "ctx": pos["ctx"][sl], "turns": pos["turn"][sl]}, samples)
+        cand = pos["cand"][sl].repeat_interleave(samples, 0)[None]
+        roll = model.imagine(state, cand, horizon, generator=gen, outcome=outcome)
+        out.append(roll.returns(1.0).view(n, samples).mean(1).numpy())
+        partner = [row for t, row in enumerate(roll.extras["text"]) if t % 2 == 1]
+        for a, b in itertools.pairwise(partner):
+            dup += sum(x == y for x, y in zip(a, b))
+            pairs += len(a)
+    return np.concatenate(out), dup / max(pairs, 1)
+
+
+@torch.no_grad()
+def values_after(model: DialogueOutcomeModel, pos: dict[str, Any], outcome: str) -> np.ndarray:
+    """The value right after the candidate (no imagined turns)."""
+    carry = {"deter": pos["deter"], "ctx": pos["ctx"], "turns": pos["turn"]}
+    after = model.step(carry, pos["cand"], torch.ones(len(pos["turn"])), sample=False)[0]
+    return model.predict(after)["value"][:, model.config.outcomes.index(outcome)].numpy()
+
+
+def direct_features(pos: dict[str, Any]) -> torch.Tensor:
+    return torch.cat([pos["ctx"], pos["mean"], pos["last"], pos["cand"], pos["turn"][:, None] / 10], -1)
+
+
+def train_direct(x: torch.Tensor, y: torch.Tensor, binary: list[bool], steps: int = 3000, seed: int = 0) -> torch.nn.Module:
+    """The no-imagination ablation: an MLP from features straight to every outcome."""
+    torch.manual_seed(seed)
+    mean, std = y.mean(0), y.std(0).clamp_min(1e-6)
+    is_bin = torch.tensor(binary)
+    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 256), torch.nn.SiLU(), torch.nn.Dropout(0.1),
+                              torch.nn.Linear(256, 256), torch.nn.SiLU(), torch.nn.Linear(256, y.shape[1]))
+    opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=0.01)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        idx = torch.randint(0, x.shape[0], (256,), generator=gen)
+        out, tgt = net(x[idx]), y[idx]
+        loss = torch.where(is_bin, torch.nn.functional.binary_cross_entropy_with_logits(out, tgt, reduction="none"),
+                           0.5 * (out - (tgt - mean) / std) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return net.eval()
+
+
+def turn_figures(model: DialogueOutcomeModel, data: LogData, args: argparse.Namespace, *, auc_outcome: str | None,
+                 rank_outcome: str) -> dict[str, Any]:
+    """AUC / Spearman of every method at every agent turn of the test split."""
+    test, train = data.indices("test"), data.indices("train")
+    pos = positions(model, data, test)
+    names = data.outcome_names
+    y = torch.from_numpy(np.stack([data.outcomes[c] for c in pos["conv"]]))
+    res: dict[str, Any] = {"positions": len(pos["conv"]), "conversations": len(test)}
+    ret_rank, dup = imagined_returns(model, pos, rank_outcome, args.horizon, args.samples)
+    scores: dict[str, dict[str, np.ndarray]] = {"return": {rank_outcome: ret_rank},
+                                                "value": {rank_outcome: values_after(model, pos, rank_outcome)}}
+    if auc_outcome is not None:
+        scores["return"][auc_outcome] = imagined_returns(model, pos, auc_outcome, args.horizon, args.samples, seed=1)[0]
+        scores["value"][auc_outcome] = values_after(model, pos, auc_outcome)
+    tr = positions(model, data, train[: args.direct_train])
+    y_tr = torch.from_numpy(np.stack([data.outcomes[c] for c in tr["conv"]]))
+    direct = train_direct(direct_features(tr), y_tr, data.binary)
+    with torch.no_grad():
+        d_out = direct(direct_features(pos)).numpy()
+    scores["direct"] = {n: d_out[:, names.index(n)] for n in {rank_outcome, auc_outcome} if n is not None}
+    cos = (pos["cand"] * pos["last"]).sum(-1).numpy()
+    scores["cosine"] = {n: cos for n in scores["direct"]}
+    scores["length"] = {n: pos["words"].astype(float) for n in scores["direct"]}
+    for method, by_outcome in scores.items():
+        if auc_outcome is not None:
+            res[f"turn_auc_{method}"] = round(auc(by_outcome[auc_outcome], y[:, names.index(auc_outcome)].numpy()), 4)
+        res[f"turn_spearman_{method}"] = round(spearman(by_outcome[rank_outcome], y[:, names.index(rank_outcome)].numpy()), 4)
+    res["imagined_duplicate_rate"] = round(dup, 4)
+    return res
+
+
+def speed(model: DialogueOutcomeModel, data: LogData, horizon: int = 3, samples: int = 4, k: int = 64) -> dict[str, Any]:
+    """Candidates per second through ``imagine`` at ``horizon``: texts cached on disk vs never seen."""
+    from agentwm.text.embedding_store import EmbeddingStore
+
+    conv = data.indices("test")[0]
+    turns = [("YOU" if a else "THEM", data.texts[int(r)]) for r, a in zip(data.rows[conv][:2], data.agent[conv][:2])]
+    state = model.observe_turns(turns, role="YOU")
+    pool = [t for t in model.bank_texts if t in model.embed_fn][: 5 * k]
+    tiled = repeat_state(state, k * samples)
+
+    def timed(cands: list[str]) -> float:
+        t0 = time.perf_counter()
+        model.imagine(tiled, [[c for c in cands for _ in range(samples)]], horizon)
+        return time.perf_counter() - t0
+
+    timed(pool[:k])
+    cached = [k / timed(pool[i * k : (i + 1) * k]) for i in range(1, 4)]
+    fresh_store = EmbeddingStore(persist=False, cache_dir="/nonexistent-agentwm-cache")
+    old, model.embed_fn = model.embed_fn, fresh_store
+    uncached = [k / timed([f"{t} (variant {i})" for t in pool[i * k : (i + 1) * k]]) for i in range(1, 3)]
+    model.embed_fn = old
+    return {"horizon": horizon, "samples": samples, "candidates_per_call": k,
+            "candidates_per_s_cached": round(float(np.median(cached)), 1),
+            "candidates_per_s_uncached": round(float(np.median(uncached)), 1)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dond-model", default=str(ROOT / "models" / "dialogue-dond"))
+    p.add_argument("--dond-logs", default=None, help="DoND JSONL (default: converted from ../shared/data/dealornodeal)")
+    p.add_argument("--chitchat-model", default=None)
+    p.add_argument("--chitchat-logs", default=None)
+    p.add_argument("--horizon", type=int, default=6, help="imagined turns per candidate (the candidate counts as one)")
+    p.add_argument("--samples", type=int, default=4, help="sampled futures per candidate")
+    p.add_argument("--direct-train", type=int, default=20000, help="training conversations of the direct ablation")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--skip-negotiation", action="store_true")
+    p.add_argument("--partner-model", default=str(ROOT / "models" / "dialogue-dond" / "partner"),
+                   help="the partner simulator: a model trained separately (another seed)")
+    p.add_argument("--games", type=int, default=1000, help="test scenarios to play (one per test dialogue, at most)")
+    p.add_argument("--k", type=int, default=10, help="candidate utterances per agent turn")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "dialogue_outcomes.json"))
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    t0 = time.time()
+    result: dict[str, Any] = {}
+    logs = args.dond_logs
+    if logs is None:
+        from agentwm.envs.conversation_sources import dealornodeal_logs
+        from agentwm.envs.conversations import write_conversations
+
+        logs = "/tmp/agentwm-dond.jsonl"
+        if not Path(logs).is_file():
+            write_conversations(dealornodeal_logs(DOND), logs)
+    model = load_outcome_model(args.dond_model)
+    data = load_logs(logs, "points")
+    result["dond"] = turn_figures(model, data, args, auc_outcome="agreement", rank_outcome="points")
+    result["dond"]["speed"] = speed(model, data)
+    if not args.skip_negotiation:
+        from agentwm.agents.dialogue.negotiation import compare_rules, scenarios_from_logs
+        from agentwm.envs.conversations import read_conversations
+
+        partner = load_outcome_model(args.partner_model)
+        scenarios = scenarios_from_logs(list(read_conversations(logs, split="test")))[: args.games]
+        result["dond"]["negotiation"] = compare_rules(model, partner, scenarios, k=args.k)
+    if args.chitchat_model:
+        cmodel = load_outcome_model(args.chitchat_model)
+        cdata = load_logs(args.chitchat_logs, "rating")
+        result["chitchat"] = turn_figures(cmodel, cdata, args, auc_outcome=None, rank_outcome="rating")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+    result["meta"] = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "commit": commit,
+                      "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                      "cpu": platform.processor() or platform.machine(), "threads": args.threads,
+                      "seconds": round(time.time() - t0, 1), "horizon": args.horizon, "samples": args.samples}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
