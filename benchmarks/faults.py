@@ -52,7 +52,7 @@ SETS = ["prefill=40", "train_ratio=8", "log_every=10", f"checkpoint_every={EVERY
 def child(logdir: str, steps: int, kill_in_write: int | None) -> int:
     """The killed process: ``train dreamer`` (resuming when the folder holds a run); with
     ``kill_in_write`` it SIGKILLs itself at its n-th checkpoint file write, rename or fsync."""
-    from agentwm.agents.dreamer import checkpoint as ckpt
+    from agentwm.agents.dreamer import run_checkpoint as ckpt
     from agentwm.cli import main
 
     if kill_in_write is not None:
@@ -92,7 +92,7 @@ def _resume_load(logdir: Path) -> tuple[int | None, str]:
     import numpy as np
 
     from agentwm.agents.dreamer import DreamerAgent, SequenceReplay, resolve_config
-    from agentwm.agents.dreamer import checkpoint as ckpt
+    from agentwm.agents.dreamer import run_checkpoint as ckpt
     from agentwm.worldmodels.base import ActionSpec
 
     cfg = resolve_config(["debug"], SETS)
@@ -157,7 +157,7 @@ def _two_checkpoints(root: Path) -> Path:
     import numpy as np
 
     from agentwm.agents.dreamer import DreamerAgent, SequenceReplay, resolve_config
-    from agentwm.agents.dreamer import checkpoint as ckpt
+    from agentwm.agents.dreamer import run_checkpoint as ckpt
     from agentwm.worldmodels.base import ActionSpec
 
     cfg = resolve_config(["debug"], SETS)
@@ -255,7 +255,7 @@ def disk_full_trial(work: Path) -> bool:
     import numpy as np
 
     from agentwm.agents.dreamer import DreamerAgent, SequenceReplay, resolve_config
-    from agentwm.agents.dreamer import checkpoint as ckpt
+    from agentwm.agents.dreamer import run_checkpoint as ckpt
     from agentwm.worldmodels.base import ActionSpec
 
     run = _two_checkpoints(work / "full")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from agentwm.agents import env_state
-from agentwm.agents.envs import make_vector_env
+from agentwm.envs.gym import make_vector_env
 from agentwm.checkpoint import decode_tree, encode_tree
 
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from agentwm.agents.dreamer import DreamerAgent, SequenceReplay, resolve_config
-from agentwm.agents.dreamer import checkpoint as ckpt
+from agentwm.agents.dreamer import run_checkpoint as ckpt
 from agentwm.checkpoint import CheckpointError, decode_tree, encode_tree
 from agentwm.core.finite import FiniteGuard, NonFiniteError, check_positive_finite
 from agentwm.worldmodels.base import ActionSpec

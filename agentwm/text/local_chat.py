@@ -261,7 +261,8 @@ class LocalChatModel(BaseChatModel):
                     text = text[:cut]
             n_in = int(attention[row].sum())
             usage = UsageMetadata(
-                input_tokens=n_in, output_tokens=int(new_tokens.shape[0]), total_tokens=n_in + int(new_tokens.shape[0])
+                input_tokens=n_in, output_tokens=int(new_tokens.shape[0]), total_tokens=n_in + int(new_tokens.shape[0]),
+                input_token_details={}, output_token_details={},
             )
             message = AIMessage(content=text.strip(), usage_metadata=usage, response_metadata={"model": self.model_name})
             results.append(ChatResult(generations=[ChatGeneration(message=message)]))
