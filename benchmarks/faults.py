@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parent))  # appended: benchmarks/textworld.py must not shadow textworld
+from _results import write_result  # noqa: E402
 EVERY = 40  # checkpoint interval of the killed runs (frames)
 SETS = ["prefill=40", "train_ratio=8", "log_every=10", f"checkpoint_every={EVERY}", "eval_every=100000",
         "replay_capacity=5000"]  # fmt: skip
@@ -289,24 +290,11 @@ def disk_full_trial(work: Path) -> bool:
 # ------------------------------------------------------------------------------------------------
 
 
-def _meta(argv: list[str]) -> dict[str, Any]:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                            check=False).stdout.strip()  # fmt: skip
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {"command": "python benchmarks/faults.py " + " ".join(argv), "commit": commit,
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpu": cpu}  # fmt: skip
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--kills", type=int, default=24, help="SIGKILLs of the training run (half inside writes)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "faults.json"))
+    p.add_argument("--out", default=None, help="where to write the JSON (default: benchmarks/results/faults.json)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, default=100_000, help=argparse.SUPPRESS)
     p.add_argument("--kill-in-write", type=int, default=None, help=argparse.SUPPRESS)
@@ -314,7 +302,7 @@ def main() -> None:
     if args.child:
         raise SystemExit(child(args.child, args.steps, args.kill_in_write))
     import torch
-    from fault_inputs import bad_input_trials
+    from _fault_inputs import bad_input_trials
 
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="agentwm_faults_"))
@@ -323,10 +311,8 @@ def main() -> None:
                   **bad_input_trials(work)}  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    out = {**result, **_meta(sys.argv[1:])}
-    print(json.dumps(out))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps(result))
+    write_result("faults", result, path=args.out)
 
 
 if __name__ == "__main__":

@@ -47,8 +47,6 @@ def test_train_family_takes_the_common_flags(family: str, tmp_path: Path, capsys
             "--print-config"]  # fmt: skip
     if family in PRESETS:
         argv += ["--preset", PRESETS[family]]
-    if family == "dreamer":
-        argv += ["--resume"]  # a fresh logdir: nothing saved, so the given settings
     code, out, err = run(capsys, *argv)
     assert code == 0, err
     config = json.loads(out)

@@ -5,11 +5,13 @@ damaged three ways, a planted pickle, a full disk, the non-finite guard, and the
 from __future__ import annotations
 
 import errno
+import importlib.util
 import json
 import math
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -22,9 +24,22 @@ from agentwm.checkpoint import CheckpointError, decode_tree, encode_tree
 from agentwm.core.finite import FiniteGuard, NonFiniteError, check_positive_finite
 from agentwm.worldmodels.base import ActionSpec
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import fault_inputs
-import faults
+
+def _benchmark(name: str) -> ModuleType:
+    """A module of benchmarks/, loaded by path: putting benchmarks/ on sys.path would let
+    benchmarks/textworld.py shadow the textworld package for every later test."""
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    if str(bench) not in sys.path:  # faults.py imports its helper _fault_inputs by name
+        sys.path.append(str(bench))
+    spec = importlib.util.spec_from_file_location(f"agentwm_bench_{name}", bench / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+fault_inputs = _benchmark("_fault_inputs")
+faults = _benchmark("faults")
 
 torch.set_num_threads(1)
 
@@ -194,5 +209,5 @@ def test_rank_candidates_refuses_nan_scores_instead_of_picking_the_first() -> No
     with torch.no_grad():
         for p in model.parameters():
             p.fill_(math.nan)
-    with pytest.raises(ValueError, match=r"NaN/inf scores for candidates \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"candidate\(s\) \[0, 1\] is NaN or infinite"):
         rank_candidates(model, model.observe(torch.zeros(1, 4)), torch.eye(2), horizon=2)

@@ -421,7 +421,7 @@ def test_rankings_refuse_nan_scores():
 
     model = NaNChain()
     first = model.action_spec.one_hot(torch.tensor([STAY, LEFT]))
-    with pytest.raises(ValueError, match=r"candidate\(s\) \[1\] is NaN"):
+    with pytest.raises(ValueError, match=r"candidate\(s\) \[1\] is NaN or infinite"):
         rank_candidates(model, model.state([3]), first, horizon=3, followup="repeat")
     with pytest.raises(ValueError, match="NaN"):
         score_samples(torch.tensor([[1.0], [float("nan")]]), None)

@@ -28,7 +28,14 @@ _FINITE = ("kappa", "target")
 _MPC_COMMANDS = ("plan",)
 
 
-def _option(name: str) -> str:
+def _option(name: str, args: Any = None) -> str:
+    """The flag for a namespace field: ``--steps`` where it is the ``train`` family's run length."""
+    if args is not None and getattr(args, "command", None) == "train":
+        from agentwm.cli.train import FAMILIES
+
+        family = FAMILIES.get(getattr(args, "family", None) or "")
+        if family is not None and family[2] == name:
+            return "--steps"
     return "--" + name.replace("_", "-")
 
 
@@ -36,7 +43,7 @@ def _check_numbers(args: Any) -> None:
     for name, low in _AT_LEAST.items():
         value = getattr(args, name, None)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-            raise ValueError(f"{_option(name)} must be an integer >= {low}, got {value!r}")
+            raise ValueError(f"{_option(name, args)} must be an integer >= {low}, got {value!r}")
     for name in _POSITIVE:
         value = getattr(args, name, None)
         if value is not None and not (math.isfinite(value) and value > 0):

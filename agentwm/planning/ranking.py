@@ -86,16 +86,16 @@ def score_samples(returns: Tensor, disagreement: Tensor | None, score: ScoreLike
     the earlier candidate); ``disagreement`` is ``[K, S]`` or ``None``.
 
     Raises:
-        ValueError: a NaN score (a NaN reward, value or disagreement from the model is an input
-            problem, never a candidate to rank).
+        ValueError: a NaN or infinite score (a non-finite reward, value or disagreement from the
+            model is an input problem or a diverged model, never a candidate to rank).
     """
     scores = as_scorer(score)(returns, disagreement)
-    nan = torch.isnan(scores)
-    if bool(nan.any()):
-        bad = [int(i) for i in nan.nonzero().flatten()[:8]]
+    bad_mask = ~torch.isfinite(scores)  # argsort would rank NaN first and inf as a sure win: refuse both
+    if bool(bad_mask.any()):
+        bad = [int(i) for i in bad_mask.nonzero().flatten()[:8]]
         raise ValueError(
-            f"the score of candidate(s) {bad} is NaN: the world model returned NaN rewards, values or"
-            " disagreement for them (check the model's inputs and weights)"
+            f"the score of candidate(s) {bad} is NaN or infinite: the world model returned non-finite rewards,"
+            " values or disagreement for them (check the model's inputs and weights)"
         )
     return scores, torch.argsort(scores, descending=True, stable=True)
 
