@@ -34,8 +34,8 @@ from agentwm.agents.dreamer import run_checkpoint as ckpt
 from agentwm.agents.dreamer.agent import DreamerAgent, Mode
 from agentwm.agents.dreamer.config import DreamerConfig, check_resume
 from agentwm.agents.replay import SequenceReplay
-from agentwm.envs.gym import action_spec_of, make_env, make_vector_env
 from agentwm.checkpoint import CheckpointError, read_json
+from agentwm.envs.gym import action_spec_of, make_env, make_vector_env
 from agentwm.worldmodels.base import ActionSpec
 
 # ------------------------------------------------------------------------------------------------
