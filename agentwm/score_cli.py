@@ -123,8 +123,8 @@ def score_dialogue(
     read ``"private_context"`` and ``"role"`` from the context file (the flags win), and turns as
     ``[speaker, text]`` or ``{"speaker", "text"}``.
     """
-    from agentwm.planning.replies import score_replies, scorer_of
     from agentwm.planning.outcome_replies import OutcomeScorer
+    from agentwm.planning.replies import score_replies, scorer_of
 
     raw = _read_json(context_file, "context")
     cands: Any = None
@@ -160,7 +160,7 @@ def score_dialogue(
         extra = {"private_context": private, "outcome": outcome}
     elif private is not None or outcome is not None or role is not None:
         raise ValueError("--private-context, --outcome and --role are for outcome models; --model is a Chit-Chat model")
-    results = score_replies(context, cand_texts, horizon, gamma, model=scorer, samples=samples, seed=seed, **extra)
+    results: list[Any] = score_replies(context, cand_texts, horizon, gamma, model=scorer, samples=samples, seed=seed, **extra)
     ranked = sorted(results, key=lambda r: r.rank)
     summary: dict[str, Any] = {"model_kind": kind, "context": context, "horizon": horizon}
     if isinstance(scorer, OutcomeScorer):

@@ -241,15 +241,15 @@ FAMILIES: dict[str, tuple[str, str, str, str, str | None, dict[str, Any]]] = {
                     "folder to save V+M (safetensors), controller and config", None, {}),
     "planet": ("PlaNet: RSSM learned online + CEM planning in latent space (DMC)", "agentwm.agents.planet:PlaNetConfig",
                "episodes", "folder to save the RSSM (safetensors + config.json)", None, {}),
-    "dialogue": ("train the dialogue world model on Chit-Chat and save it (with --data LOGS.jsonl --outcome NAME: "
-                 "the outcome model of any conversation logs, see `train dialogue-outcome --help`)",
+    "dialogue": (("train the dialogue world model on Chit-Chat and save it (with --data LOGS.jsonl --outcome NAME: "
+                  "the outcome model of any conversation logs, see `train dialogue-outcome --help`)"),
                  "agentwm.agents.dialogue.train:DialogueTrainConfig", "max_steps",
                  "checkpoint folder, e.g. models/dialogue-minilm", "no progress bars", {"skip": ("out", "progress")}),
-    "dialogue-outcome": ("train a dialogue outcome world model on outcome-labelled conversation logs (JSONL); "
-                         "`train dialogue --data LOGS.jsonl --outcome NAME` runs this",
+    "dialogue-outcome": (("train a dialogue outcome world model on outcome-labelled conversation logs (JSONL); "
+                          "`train dialogue --data LOGS.jsonl --outcome NAME` runs this"),
                          "agentwm.agents.dialogue.outcome_train:OutcomeTrainConfig", "steps",
-                         "run folder: train_config.json, run checkpoint, metrics.jsonl, summary.json, model/ "
-                         "(what score_replies and `agentwm score dialogue --model` load)", "no progress bars",
+                         ("run folder: train_config.json, run checkpoint, metrics.jsonl, summary.json, model/ "
+                          "(what score_replies and `agentwm score dialogue --model` load)"), "no progress bars",
                          {"skip": ("logdir", "progress")}),
     "babyai": ("learn the BabyAI latent world model (ensemble over the symbolic view)",
                "agentwm.testbeds.babyai.model:BabyAIModelConfig", "transitions",

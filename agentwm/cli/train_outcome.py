@@ -50,7 +50,7 @@ def _saved_settings(logdir: Path) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"--resume: cannot read {path} ({err}); start a fresh --logdir") from err
     if not isinstance(saved, dict):
-        raise ValueError(f"--resume: {path} is not a JSON object; start a fresh --logdir")
+        raise TypeError(f"--resume: {path} is not a JSON object; start a fresh --logdir")
     saved.pop("logdir", None)
     return saved
 
@@ -93,7 +93,11 @@ def run(args: argparse.Namespace) -> int:
     from agentwm.checkpoint import atomic_write
 
     text = json.dumps(config.model_dump(mode="json"), indent=2)
-    atomic_write(logdir / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(text, encoding="utf-8")
+
+    atomic_write(logdir / CONFIG_FILE, write)
     name = "agentwm train dialogue"
     try:
         _, summary = train_outcome_model(config)

@@ -163,7 +163,7 @@ def trained_role(model: DialogueOutcomeModel) -> str:
     named = (facts.get("config") or {}).get("role") or facts.get("role")
     if isinstance(named, str):
         return named
-    return str(max(roles, key=roles.get)) if roles else "agent"
+    return str(max(roles, key=lambda r: roles[r])) if roles else "agent"
 
 
 def scorer_for(model: DialogueOutcomeModel | str | Path, role: str | None = None) -> OutcomeScorer:
