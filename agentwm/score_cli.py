@@ -77,12 +77,20 @@ def _read_json(path: str, what: str) -> Any:
         raise ValueError(f"{what} file {path} is not UTF-8 text ({err.reason} at byte {err.start})") from err
 
 
-def _turn_texts(items: Any, what: str) -> list[str]:
-    """A list of turns as strings; chat-message dicts give their ``content`` or ``text``."""
+def _turn_texts(items: Any, what: str, *, pairs: bool = False) -> list[Any]:
+    """A list of turns as strings; chat-message dicts give their ``content`` or ``text``. With
+    ``pairs``, ``{"speaker", "text"}`` dicts and ``[speaker, text]`` lists become ``(speaker, text)``."""
     if not isinstance(items, list):
         raise TypeError(f"{what} must be a JSON list, got {type(items).__name__}")
-    out: list[str] = []
+    out: list[Any] = []
     for i, item in enumerate(items):
+        if pairs and isinstance(item, dict) and "speaker" in item:
+            item = [item["speaker"], item.get("text", item.get("content"))]
+        if pairs and isinstance(item, list):
+            if len(item) != 2 or not all(isinstance(x, str) for x in item):
+                raise TypeError(f"{what}[{i}] must be [speaker, text] strings, got {item!r}")
+            out.append((item[0], item[1]))
+            continue
         if isinstance(item, dict):
             item = item.get("content", item.get("text"))
         if not isinstance(item, str):
@@ -98,21 +106,27 @@ def score_dialogue(
     candidates_file: str | None = None,
     model: str | None = None,
     horizon: int = 3,
-    gamma: float = 0.9,
-    samples: int = 1,
+    gamma: float | None = None,
+    samples: int | None = None,
     seed: int = 0,
+    role: str | None = None,
+    private_context: str | None = None,
+    outcome: str | None = None,
 ) -> dict[str, Any]:
     """``agentwm score dialogue``: read the inputs, score, and return JSON-ready results (best first).
 
+    The model kind comes from the ``--model`` folder's config: the Chit-Chat model (the default)
+    ranks by the discounted imagined return, an outcome model (``agentwm train dialogue --data``)
+    by the expected final outcome (see :func:`agentwm.planning.replies.score_replies`).
     Candidates come from ``candidates`` (strings, or one string holding a JSON list), else
-    ``candidates_file``, else the ``"candidates"`` key of the context file.
+    ``candidates_file``, else the ``"candidates"`` key of the context file. Outcome models also
+    read ``"private_context"`` and ``"role"`` from the context file (the flags win), and turns as
+    ``[speaker, text]`` or ``{"speaker", "text"}``.
     """
-    from agentwm.planning.replies import score_replies
-    from agentwm.worldmodels.dialogue import DialogueWorldModel
+    from agentwm.planning.outcome_replies import OutcomeScorer
+    from agentwm.planning.replies import score_replies, scorer_of
 
     raw = _read_json(context_file, "context")
-    context_items = raw.get("context") if isinstance(raw, dict) else raw
-    context = _turn_texts(context_items, "context")
     cands: Any = None
     if candidates:
         cands = list(candidates)
@@ -128,10 +142,30 @@ def score_dialogue(
     if cands is None:
         raise ValueError("no candidates: pass --candidates, --candidates-file, or a 'candidates' key in the context file")
     cand_texts = _turn_texts(cands, "candidates")
-    world_model = DialogueWorldModel.load(model) if model else None
-    results = score_replies(context, cand_texts, horizon, gamma, model=world_model, samples=samples, seed=seed)
+    fields = raw if isinstance(raw, dict) else {}
+    private: Any = fields.get("private_context")
+    if private_context is not None:
+        try:
+            private = json.loads(private_context)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--private-context is not valid JSON: {err}") from err
+    role = role if role is not None else fields.get("role")
+    scorer = scorer_of(model, role=role) if model else scorer_of(None)
+    kind = "outcome" if isinstance(scorer, OutcomeScorer) else "chitchat"
+    context = _turn_texts(raw.get("context") if isinstance(raw, dict) else raw, "context", pairs=kind == "outcome")
+    extra: dict[str, Any] = {}
+    if kind == "outcome":
+        if private is not None and not isinstance(private, dict):
+            raise TypeError(f"private_context must be a JSON object, got {type(private).__name__}")
+        extra = {"private_context": private, "outcome": outcome}
+    elif private is not None or outcome is not None or role is not None:
+        raise ValueError("--private-context, --outcome and --role are for outcome models; --model is a Chit-Chat model")
+    results: list[Any] = score_replies(context, cand_texts, horizon, gamma, model=scorer, samples=samples, seed=seed, **extra)
     ranked = sorted(results, key=lambda r: r.rank)
-    return {
-        "context": context, "horizon": horizon, "gamma": gamma, "samples": samples,
-        "best": ranked[0].reply, "results": [r.model_dump() for r in ranked],
-    }
+    summary: dict[str, Any] = {"model_kind": kind, "context": context, "horizon": horizon}
+    if isinstance(scorer, OutcomeScorer):
+        summary.update(outcome=outcome or scorer.model.config.target, role=scorer.role,
+                       samples=8 if samples is None else samples)
+    else:
+        summary.update(gamma=0.9 if gamma is None else gamma, samples=1 if samples is None else samples)
+    return {**summary, "best": ranked[0].reply, "results": [r.model_dump() for r in ranked]}

@@ -70,11 +70,13 @@ def test_bad_settings_give_a_clear_error(capsys, argv, message):
     assert message in err
 
 
-def test_bench_runs_a_benchmark_script(capsys, monkeypatch):
+def test_bench_runs_a_benchmark_script(capsys, monkeypatch, tmp_path):
     from pathlib import Path
 
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    monkeypatch.setenv("AGENTWM_RESULTS_DIR", str(tmp_path))  # a smoke run must not overwrite the measurement
     code, out, _ = run_cli(capsys, "bench", "plan_latency", "--repeats", "3", "--samples", "4")
     assert code == 0
     result = json.loads(out.strip().splitlines()[-1])
     assert result["benchmark"] == "plan_latency" and result["cpu"]["p50_ms"] > 0
+    assert (tmp_path / "plan_latency.json").is_file()

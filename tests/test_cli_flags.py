@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ COMMON = {
     "dreamer": ("120", "horizon=4"),
     "ensemble": ("400", "kappa=2.0"),
     "dialogue": ("50", "window=8"),
+    "dialogue-outcome": ("50", "lr=0.002"),
     "babyai": ("300", "layers=2"),
     "dyna": ("200", "alpha=0.25"),
     "muzero": ("40", "warmup_steps=10"),
@@ -24,7 +26,9 @@ COMMON = {
     "worldmodels": ("300", "dreams=2"),
     "planet": ("2", "elites=5"),
 }
-PRESETS = {"dreamer": "debug", "dialogue": "debug", "planet": "debug"}
+PRESETS = {"dreamer": "debug", "dialogue": "debug", "dialogue-outcome": "debug", "planet": "debug"}
+REQUIRED = {"dialogue-outcome": {"data": "logs.jsonl", "outcome": "csat"}}  # fields without a default
+RESUMABLE = ("dreamer", "dialogue-outcome")
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -47,6 +51,8 @@ def test_train_family_takes_the_common_flags(family: str, tmp_path: Path, capsys
             "--print-config"]  # fmt: skip
     if family in PRESETS:
         argv += ["--preset", PRESETS[family]]
+    for key, value in REQUIRED.get(family, {}).items():
+        argv += [f"--{key}", value]
     code, out, err = run(capsys, *argv)
     assert code == 0, err
     config = json.loads(out)
@@ -54,7 +60,7 @@ def test_train_family_takes_the_common_flags(family: str, tmp_path: Path, capsys
     key, value = override.split("=")
     assert config[key] == json.loads(value)
     assert not (tmp_path / "run").exists()  # --print-config only prints
-    defaults = config_class(family)().model_dump(mode="json")
+    defaults = config_class(family)(**REQUIRED.get(family, {})).model_dump(mode="json")
     assert set(config) == set(defaults)  # the whole resolved config, nothing else
 
 
@@ -69,8 +75,8 @@ def test_help_shows_the_config_field_descriptions(family: str, capsys: pytest.Ca
     for flag in ("--logdir", "--seed", "--set", "--print-config"):
         assert flag in text
     assert ("--preset" in text) == (family in PRESETS)
-    assert ("--resume" in text) == (family == "dreamer")
-    assert "--out" not in text  # the old name is hidden
+    assert ("--resume" in text) == (family in RESUMABLE)
+    assert not re.search(r"--out(?![a-z-])", text)  # the old name is hidden (--outcome is another flag)
     described = [n for n, f in config.model_fields.items() if f.description and n not in ("seed", "out", "progress")]
     hits = [n for n in described if " ".join(str(config.model_fields[n].description).split()) in text]
     assert len(hits) >= len(described) // 2, (described, hits)  # flag-friendly fields (dicts/models: --set)

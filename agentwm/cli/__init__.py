@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from agentwm.cli.checks import check_args
 from agentwm.cli.config_flags import add_config_flags, one_line
 from agentwm.cli.train import add_config_tail, add_train_families, dreamer_presets, print_json, resolve
+from agentwm.cli.train_outcome import route as route_train_dialogue
 
 __all__ = ["build_parser", "dreamer_presets", "main"]
 
@@ -95,21 +96,32 @@ def _cmd_score_dialogue(args: argparse.Namespace) -> int:
     from agentwm.score_cli import score_dialogue
 
     print_json(score_dialogue(context_file=args.context_file, candidates=args.candidates, candidates_file=args.candidates_file,
-                               model=args.model, horizon=args.horizon, gamma=args.gamma, samples=args.samples, seed=args.seed))
+                               model=args.model, horizon=args.horizon, gamma=args.gamma, samples=args.samples, seed=args.seed,
+                               role=args.role, private_context=args.private_context, outcome=args.outcome))
     return 0
 
 
 def _add_dialogue_families(score_fam: Any) -> None:
-    q = score_fam.add_parser("dialogue", help="rank candidate replies by the discounted imagined return")
+    q = score_fam.add_parser("dialogue", help="rank candidate replies by the imagined return of a dialogue world model "
+                             "(Chit-Chat, or an outcome model trained by `agentwm train dialogue --data`)")
     q.add_argument("--context-file", dest="context_file", required=True,
-                   help='JSON file: a list of turns (oldest first), or {"context": [...], "candidates": [...]}')
+                   help='JSON file: a list of turns (oldest first), or {"context": [...], "candidates": [...]} '
+                   '(outcome models: also "private_context": {...}, "role", turns as [speaker, text])')
     q.add_argument("--candidates", nargs="*", default=None, help="candidate replies (or one JSON list)")
     q.add_argument("--candidates-file", dest="candidates_file", default=None, help="JSON list of candidates")
-    q.add_argument("--model", default=None, help="checkpoint folder (default: the shipped models/dialogue-minilm)")
-    q.add_argument("--horizon", type=int, default=3, help="imagined exchanges per candidate")
-    q.add_argument("--gamma", type=float, default=0.9, help="discount per exchange")
-    q.add_argument("--samples", type=int, default=1, help="1: most likely future; more: mean over sampled futures")
+    q.add_argument("--model", default=None, help="checkpoint folder, Chit-Chat or outcome model, told apart by its "
+                   "config.json (default: the shipped models/dialogue-minilm; e.g. models/dialogue-dond)")
+    q.add_argument("--horizon", type=int, default=3, help="imagined exchanges (Chit-Chat) or turns (outcome models)")
+    q.add_argument("--gamma", type=float, default=None,
+                   help="discount per exchange (Chit-Chat, default 0.9; outcome models: undiscounted, 1 only)")
+    q.add_argument("--samples", type=int, default=None,
+                   help="futures per candidate (default: Chit-Chat 1, the most likely one; outcome models 8, sampled)")
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--role", default=None, help="outcome models: the agent's speaker name in [speaker, text] turns "
+                   "(default: the role the model was trained to play)")
+    q.add_argument("--private-context", dest="private_context", default=None, metavar="JSON",
+                   help='outcome models: what the agent privately knows, e.g. \'{"counts": [1, 2, 1], "values": [4, 1, 4]}\'')
+    q.add_argument("--outcome", default=None, help="outcome models: the outcome to rank by (default: its training target)")
     q.set_defaults(func=_cmd_score_dialogue)
 
 
@@ -197,7 +209,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("train", help="train a world model or agent (families: ensemble, dyna, muzero, pets, "
-                       "worldmodels, planet, dreamer, dialogue, babyai, textworld); common flags: --logdir, --steps, --seed, "
+                       "worldmodels, planet, dreamer, dialogue, dialogue-outcome, babyai, textworld); common flags: --logdir, --steps, --seed, "
                        "--set, --print-config, --preset, --resume")  # fmt: skip
     fam = p.add_subparsers(dest="family", required=True)
     add_train_families(fam, only=None if words is None else (family or "") if command == "train" else "")
@@ -252,7 +264,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one ``agentwm`` command; returns its exit code (2: bad input, said in one line on stderr)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = route_train_dialogue(sys.argv[1:] if argv is None else list(argv))
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if getattr(args, "needs_logdir", False) and args.logdir is None and not args.print_config:

@@ -31,7 +31,7 @@ def print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=None, sort_keys=False))
 
 
-_LOGDIR_REQUIRED = ("ensemble", "dreamer", "dialogue", "babyai")
+_LOGDIR_REQUIRED = ("ensemble", "dreamer", "dialogue", "dialogue-outcome", "babyai")
 
 
 def resolve(args: argparse.Namespace, config: type[BaseModel], **extra: Any) -> Any:
@@ -172,6 +172,12 @@ def _cmd_train_dialogue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_dialogue_outcome(args: argparse.Namespace) -> int:
+    from agentwm.cli.train_outcome import run
+
+    return run(args)
+
+
 def _cmd_train_babyai(args: argparse.Namespace) -> int:
     from agentwm.testbeds.babyai.model import BabyAIModelConfig, train_babyai_model
 
@@ -235,16 +241,24 @@ FAMILIES: dict[str, tuple[str, str, str, str, str | None, dict[str, Any]]] = {
                     "folder to save V+M (safetensors), controller and config", None, {}),
     "planet": ("PlaNet: RSSM learned online + CEM planning in latent space (DMC)", "agentwm.agents.planet:PlaNetConfig",
                "episodes", "folder to save the RSSM (safetensors + config.json)", None, {}),
-    "dialogue": ("train the dialogue world model on Chit-Chat and save it",
+    "dialogue": (("train the dialogue world model on Chit-Chat and save it (with --data LOGS.jsonl --outcome NAME: "
+                  "the outcome model of any conversation logs, see `train dialogue-outcome --help`)"),
                  "agentwm.agents.dialogue.train:DialogueTrainConfig", "max_steps",
                  "checkpoint folder, e.g. models/dialogue-minilm", "no progress bars", {"skip": ("out", "progress")}),
+    "dialogue-outcome": (("train a dialogue outcome world model on outcome-labelled conversation logs (JSONL); "
+                          "`train dialogue --data LOGS.jsonl --outcome NAME` runs this"),
+                         "agentwm.agents.dialogue.outcome_train:OutcomeTrainConfig", "steps",
+                         ("run folder: train_config.json, run checkpoint, metrics.jsonl, summary.json, model/ "
+                          "(what score_replies and `agentwm score dialogue --model` load)"), "no progress bars",
+                         {"skip": ("logdir", "progress")}),
     "babyai": ("learn the BabyAI latent world model (ensemble over the symbolic view)",
                "agentwm.testbeds.babyai.model:BabyAIModelConfig", "transitions",
                "checkpoint folder, e.g. models/babyai-ensemble", "no progress bar", {}),
 }
 _HANDLERS = {"dreamer": _cmd_train_dreamer, "ensemble": _cmd_train, "dyna": _cmd_train_dyna, "muzero": _cmd_train_muzero,
              "pets": _cmd_train_pets, "worldmodels": _cmd_train_worldmodels, "planet": _cmd_train_planet,
-             "dialogue": _cmd_train_dialogue, "babyai": _cmd_train_babyai}  # fmt: skip
+             "dialogue": _cmd_train_dialogue, "dialogue-outcome": _cmd_train_dialogue_outcome,
+             "babyai": _cmd_train_babyai}  # fmt: skip
 
 
 def config_class(name: str) -> type[BaseModel]:
@@ -263,6 +277,10 @@ def add_train_families(fam: Any, only: str | None = None) -> None:
             continue
         q, common = _family(fam, name, help, config_class(name), steps=steps, logdir=logdir, quiet=quiet, **options)
         q.set_defaults(func=_HANDLERS[name])
+        if name == "dialogue-outcome":
+            common.add_argument("--resume", action="store_true",
+                                help="continue from the checkpoint in --logdir with the run's saved settings, changed "
+                                "only by the options given (e.g. --steps to train longer)")
         if name != "dreamer":
             continue
         common.add_argument("--preset", action="append", metavar="NAME",

@@ -119,6 +119,8 @@ class LoadStats:
     skipped: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
     """The first few skip messages (line and field), to show the user."""
+    roles: Counter[str] = field(default_factory=Counter)
+    """The agent's speaker name (``role``) of the loaded conversations, counted."""
 
     def skip(self, reason: str, message: str) -> None:
         self.skipped[reason] += 1
@@ -128,7 +130,16 @@ class LoadStats:
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary."""
         return {"lines": self.lines, "loaded": self.loaded, "skipped": dict(self.skipped),
-                "examples": list(self.examples)}
+                "examples": list(self.examples), "roles": dict(self.roles)}
+
+    def skip_line(self) -> str:
+        """One line for the user: how many lines were skipped and why, with the first example."""
+        total = sum(self.skipped.values())
+        if not total:
+            return f"read {self.loaded} conversations from {self.lines} lines, none skipped"
+        why = ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items()))
+        first = f"; first: {self.examples[0]}" if self.examples else ""
+        return f"read {self.loaded} conversations from {self.lines} lines, skipped {total} ({why}){first}"
 
 
 def _describe(err: ValidationError) -> str:
@@ -206,6 +217,7 @@ def read_conversations(
             if split is not None and conv.split is not None and conv.split != split:
                 continue
             stats.loaded += 1
+            stats.roles[conv.role] += 1
             yield conv
 
 

@@ -21,6 +21,7 @@ import asyncio
 import operator
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Annotated, Any, cast
 
 import torch
@@ -38,9 +39,10 @@ from agentwm.graph.context import PlanningContext, resolve_settings
 from agentwm.graph.nodes import choose_from
 from agentwm.graph.propose import ChatModel
 from agentwm.graph.state import Choice, Proposal, Ranked
-from agentwm.planning.replies import DialogueScorer
+from agentwm.planning.outcome_replies import OutcomeScorer
+from agentwm.planning.replies import DialogueScorer, ReplyModel, score_replies, scorer_of
 from agentwm.text.parsing import extract_list, extract_score
-from agentwm.worldmodels.dialogue import MAX_TEXT_CHARS, DialogueWorldModel
+from agentwm.worldmodels.dialogue import MAX_TEXT_CHARS
 
 __all__ = [
     "DEFAULT_FALLBACK_REPLIES",
@@ -65,10 +67,13 @@ class DialogueContext(PlanningContext):
     """Per-run settings of the dialogue graph (``graph.invoke(..., context={...})``).
 
     Attributes:
-        horizon: imagined exchanges (our turn + the user's reply) per candidate.
-        gamma: discount per exchange.
+        horizon: imagined exchanges (our turn + the user's reply) per candidate; outcome models:
+            imagined turns, the candidate included.
+        gamma: discount per exchange (Chit-Chat model; an outcome model ranks by the undiscounted
+            expected final outcome and ignores it).
         candidates: how many replies to ask the chat model for (given candidates are all scored).
-        samples: 1 follows the most likely imagined future; more averages sampled futures.
+        samples: futures per candidate; ``None``: 1 (the most likely future) for the Chit-Chat
+            model, 8 sampled futures for an outcome model.
         seed: seed of the sampled futures.
         reaction_weight: weight in [0, 1] of the LLM-predicted user reaction in the blended score
             (0: the world model alone; needs a ``reaction_model``).
@@ -76,7 +81,9 @@ class DialogueContext(PlanningContext):
     """
 
     horizon: int = Field(default=3, ge=1, le=16, description="imagined exchanges per candidate")
-    gamma: float = Field(default=0.9, ge=0.0, le=1.0, description="discount per exchange")
+    gamma: float = Field(default=0.9, ge=0.0, le=1.0, description="discount per exchange (Chit-Chat model)")
+    samples: int | None = Field(default=None, ge=1, le=4096,  # type: ignore[assignment]
+                                description="futures per candidate (None: 1 Chit-Chat, 8 outcome models)")
     reaction_weight: float = Field(default=0.0, ge=0.0, le=1.0, description="weight of the LLM-predicted reaction")
     context_turns: int = Field(default=12, ge=1, le=512, description="recent turns the world model reads")
 
@@ -89,9 +96,13 @@ class DialogueState(TypedDict, total=False):
         candidates: candidate replies; given in the input they are scored as they are, else proposed.
             Cleared after each reply so the next turn starts fresh.
         proposal: where the candidates came from and what it cost.
+        private_context: what the agent privately knows (outcome models: the context fields the
+            model was trained with, e.g. ``{"values": [4, 1, 4]}``); absent for the Chit-Chat model.
         scores: per candidate (input order): ``reply``, ``score`` (blended), ``return`` (world
-            model), ``components``, ``p_reply``, ``reaction`` (0-1 or ``None``) and ``imagined``
-            (``[{"ours", "reply"}]``).
+            model), ``components`` (Chit-Chat: the discounted sums of the reward parts; outcome
+            models: ``ends_within_horizon``, ``after_horizon``, ``p_end``), ``p_reply`` (``None``
+            for outcome models), ``reaction`` (0-1 or ``None``) and ``imagined``
+            (``[{"ours", "reply"}]``; outcome models ``[{"speaker", "text"}]``).
         ranking: candidates by score, best first.
         choice: the decision; ``chosen``: its text.
         llm_calls: chat-model calls this turn made.
@@ -100,6 +111,7 @@ class DialogueState(TypedDict, total=False):
 
     messages: Annotated[list[AnyMessage], add_messages]
     candidates: list[str]
+    private_context: dict[str, Any]
     proposal: Proposal
     scores: list[dict[str, Any]]
     ranking: list[Ranked]
@@ -261,7 +273,7 @@ def _reaction_prompt(turns: Sequence[str], candidate: str) -> list[BaseMessage]:
 
 def make_dialogue_node(
     *,
-    world_model: DialogueWorldModel | DialogueScorer | None = None,
+    world_model: ReplyModel | None = None,
     reaction_model: ChatModel | None = None,
     settings: DialogueContext | None = None,
 ) -> GraphNode:
@@ -271,12 +283,16 @@ def make_dialogue_node(
     its discounted imagined return. With a ``reaction_model`` and ``reaction_weight > 0`` the score
     blends in the LLM's predicted user reaction r in [0, 1], put on the scale of a return as the
     return of a constant reward r (``r * sum_t gamma^t``):
-    ``score = (1 - w) * return + w * r * sum_t gamma^t``. A failed reaction call leaves that
-    candidate on the world model's score alone (recorded in ``fallbacks``).
+    ``score = (1 - w) * return + w * r * sum_t gamma^t``; with an outcome model the return is the
+    expected final outcome and r is put on the outcome's scale instead (1 for a yes/no outcome,
+    else the training mean + 2 std). A failed reaction call leaves that candidate on the world
+    model's score alone (recorded in ``fallbacks``).
 
     Args:
-        world_model: a :class:`DialogueWorldModel` or :class:`DialogueScorer`; ``None`` loads the
-            shipped checkpoint on the first call.
+        world_model: a Chit-Chat :class:`DialogueWorldModel`, an outcome model
+            (:class:`~agentwm.worldmodels.dialogue_outcome.DialogueOutcomeModel`), a scorer of
+            either, or a checkpoint folder (see :func:`~agentwm.planning.replies.scorer_of`);
+            ``None`` loads the shipped Chit-Chat checkpoint on the first call.
         reaction_model: a LangChain chat model or ``LLMClient`` that predicts the user's reaction.
         settings: defaults of the per-run settings.
 
@@ -296,17 +312,18 @@ def make_dialogue_node(
     """
     client = _client(reaction_model)
     default = settings or DialogueContext()
-    holder: dict[str, DialogueScorer] = {}
-    if isinstance(world_model, DialogueScorer):
-        holder["scorer"] = world_model
-    elif isinstance(world_model, DialogueWorldModel):
-        holder["scorer"] = DialogueScorer(world_model)
-    elif world_model is not None:
-        raise TypeError(f"world_model must be a DialogueWorldModel or DialogueScorer, got {type(world_model).__name__}")
+    holder: dict[str, DialogueScorer | OutcomeScorer] = {}
+    if isinstance(world_model, (str, Path)) and not Path(world_model).is_dir():
+        raise TypeError(f"world_model: {world_model!r} is neither a loaded model nor a checkpoint folder")
+    if world_model is not None:
+        try:
+            holder["scorer"] = scorer_of(world_model)  # before the graph runs
+        except TypeError as err:
+            raise TypeError(f"world_model: {err}") from None
 
-    def scorer() -> DialogueScorer:
+    def scorer() -> DialogueScorer | OutcomeScorer:
         if "scorer" not in holder:
-            holder["scorer"] = DialogueScorer()
+            holder["scorer"] = scorer_of(None)
         return holder["scorer"]
 
     def reply(state: dict[str, Any], runtime: Runtime[Any] | None) -> dict[str, Any]:
@@ -315,7 +332,12 @@ def make_dialogue_node(
         if not candidates:
             raise ValueError("the dialogue node needs state['candidates'] (add a proposer node before it)")
         turns = conversation_turns(state.get("messages") or [], s.context_turns)
-        results = scorer().score(turns, candidates, s.horizon, s.gamma, samples=s.samples, seed=s.seed or 0)
+        wm = scorer()
+        if isinstance(wm, OutcomeScorer):
+            results: list[Any] = score_replies(turns, candidates, s.horizon, model=wm, samples=s.samples,
+                                               seed=s.seed or 0, private_context=state.get("private_context"))
+        else:
+            results = score_replies(turns, candidates, s.horizon, s.gamma, model=wm, samples=s.samples, seed=s.seed or 0)
         notes: list[str] = []
         calls = 0
         reactions: list[float | None] = [None] * len(candidates)
@@ -331,15 +353,12 @@ def make_dialogue_node(
                     notes.append(f"reaction[{i}]: unreadable answer; world model score only")
                 else:
                     reactions[i] = min(1.0, max(0.0, float(value)))
-        ones = torch.ones(s.horizon, 1)
-        scale = float(discounted_return(ones, ones, s.gamma)[0])  # return of a constant reward of 1
+        scale = _reaction_scale(wm, s)
         w = s.reaction_weight
         scores: list[dict[str, Any]] = []
         for r, reaction in zip(results, reactions):
             blended = r.score if reaction is None else (1 - w) * r.score + w * reaction * scale
-            scores.append({"reply": r.reply, "score": blended, "return": r.score, "components": r.components,
-                           "p_reply": r.p_reply, "reaction": reaction,
-                           "imagined": [e.model_dump() for e in r.imagined]})
+            scores.append({"reply": r.reply, "score": blended, "return": r.score, "reaction": reaction, **_record(r)})
         order = sorted(range(len(scores)), key=lambda i: -scores[i]["score"])
         ranking = [Ranked(index=i, candidate=scores[i]["reply"], score=scores[i]["score"]) for i in order]
         choice, _ = choose_from(ranking, candidates)  # the planning graph's choice rule
@@ -360,13 +379,30 @@ def make_dialogue_node(
     return _both(reply, REPLY)
 
 
+def _reaction_scale(wm: DialogueScorer | OutcomeScorer, s: DialogueContext) -> float:
+    """What a reaction of 1 is worth on the scale of the world model's score."""
+    if isinstance(wm, OutcomeScorer):
+        cfg = wm.model.config
+        i = cfg.outcomes.index(cfg.target)
+        return 1.0 if cfg.binary[i] else cfg.outcome_mean[i] + 2 * cfg.outcome_std[i]
+    ones = torch.ones(s.horizon, 1)
+    return float(discounted_return(ones, ones, s.gamma)[0])  # return of a constant reward of 1
+
+
+def _record(r: Any) -> dict[str, Any]:
+    """The plain-data parts of one scored reply, whichever the model kind."""
+    if hasattr(r, "components"):  # Chit-Chat ReplyScore
+        return {"components": r.components, "p_reply": r.p_reply, "imagined": [e.model_dump() for e in r.imagined]}
+    return {"components": r.parts, "p_reply": None, "imagined": [{"speaker": a, "text": b} for a, b in r.imagined]}
+
+
 # ----------------------------------------------------------------------------------------------
 # Graph
 
 
 def build_dialogue_graph(
     *,
-    world_model: DialogueWorldModel | DialogueScorer | None = None,
+    world_model: ReplyModel | None = None,
     chat_model: ChatModel | None = None,
     reaction_model: ChatModel | None = None,
     fallback_candidates: Sequence[str] = DEFAULT_FALLBACK_REPLIES,
@@ -378,7 +414,8 @@ def build_dialogue_graph(
     """Build a graph that answers with the candidate reply leading to the best imagined conversation.
 
     Args:
-        world_model: the dialogue world model (``None``: the shipped checkpoint, loaded on first use).
+        world_model: the dialogue world model, any kind :func:`make_dialogue_node` takes (``None``: the
+            shipped Chit-Chat checkpoint, loaded on first use).
         chat_model: proposes candidate replies when the input gives none (any LangChain chat model).
         reaction_model: predicts the user's reaction to each candidate, blended in with
             ``reaction_weight`` (default: none; pass ``chat_model`` again to reuse it).

@@ -73,6 +73,13 @@ class OutcomeScorer:
             if not (isinstance(t, (tuple, list)) and len(t) == 2 and all(isinstance(x, str) for x in t)):
                 raise TypeError(f"context[{i}] must be a text or a (speaker, text) pair, got {t!r}")
             out.append((t[0], t[1]))
+        speakers = {s for s, _ in out}
+        if out and out[-1][0] == self.role:  # training joins a speaker's consecutive turns: never agent after agent
+            raise ValueError(f"context[{len(out) - 1}] is the agent's own turn (role {self.role!r}); the candidates "
+                             "answer the partner's last turn (join the agent's consecutive turns into one)")
+        if len(speakers) > 1 and self.role not in speakers:
+            raise ValueError(f"context speakers {sorted(speakers)} do not include the agent's role {self.role!r}; "
+                             "pass role= (--role) naming the agent")
         return out
 
     def carry(self, context: Turns, private_context: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -112,6 +119,9 @@ class OutcomeScorer:
         """
         if isinstance(candidates, str) or not candidates:
             raise ValueError("candidates must be a non-empty list of texts")
+        for i, c in enumerate(candidates):
+            if not isinstance(c, str) or not c.strip():
+                raise ValueError(f"candidates[{i}] must be a non-empty text, got {c!r}")
         K = len(candidates)
         gen = torch.Generator().manual_seed(seed)
         ranking = rank(self.model, self.carry(context, private_context), list(candidates), horizon=horizon,
@@ -145,10 +155,22 @@ def _load(path: str) -> DialogueOutcomeModel:
     return load_outcome_model(path)
 
 
-def scorer_for(model: DialogueOutcomeModel | str | Path, role: str = "agent") -> OutcomeScorer:
-    """The one scorer of ``model`` (a loaded model or a checkpoint folder) and ``role``: repeated
-    calls get the same object, so context carries stay cached across calls."""
+def trained_role(model: DialogueOutcomeModel) -> str:
+    """The speaker the model was trained to play: the ``role`` of most training conversations, as
+    the trainer recorded it (``"agent"`` where the checkpoint does not say)."""
+    facts: dict[str, Any] = getattr(model, "metadata", None) or {}
+    roles = (facts.get("load") or {}).get("roles") or {}
+    named = (facts.get("config") or {}).get("role") or facts.get("role")
+    if isinstance(named, str):
+        return named
+    return str(max(roles, key=lambda r: roles[r])) if roles else "agent"
+
+
+def scorer_for(model: DialogueOutcomeModel | str | Path, role: str | None = None) -> OutcomeScorer:
+    """The one scorer of ``model`` (a loaded model or a checkpoint folder) and ``role`` (default:
+    :func:`trained_role`): repeated calls get the same object, so context carries stay cached."""
     loaded = _load(str(Path(model).resolve())) if isinstance(model, (str, Path)) else model
+    role = trained_role(loaded) if role is None else role
     by_role = _SCORERS.setdefault(loaded, {})
     if role not in by_role:
         by_role[role] = OutcomeScorer(loaded, role=role)
@@ -161,7 +183,7 @@ def score_outcome_replies(
     horizon: int = 3,
     *,
     model: DialogueOutcomeModel | str | Path,
-    role: str = "agent",
+    role: str | None = None,
     samples: int = 8,
     seed: int = 0,
     private_context: Mapping[str, Any] | None = None,

@@ -1,28 +1,42 @@
 """Rank candidate replies by where they lead: ``score_replies(context, candidates)``.
 
-Reply scoring is the dialogue world model plus the one ranking path (:func:`~agentwm.planning.rank`):
-each candidate is rolled forward ``horizon`` exchanges; its score is the discounted imagined
-return, broken down into the discounted sums of its parts (engagement, topic relevance, predicted
-rating), and comes with the imagined future as the nearest real utterances. The context's carry is
-cached, so re-scoring new candidates for the same conversation only pays for the candidates.
+Reply scoring is a dialogue world model plus the one ranking path (:func:`~agentwm.planning.rank`).
+Two kinds of model rank replies, picked by what ``model=`` is (a loaded model, a scorer, or a
+checkpoint folder, told apart by its ``config.json``):
+
+* the Chit-Chat model (:class:`DialogueWorldModel`, the default ``models/dialogue-minilm``): each
+  candidate is rolled forward ``horizon`` exchanges; its score is the discounted imagined return
+  ``sum_t gamma^t c_<t r_t``; ``components`` are the same discounted sums of each reward part on its
+  own (engagement, topic relevance, predicted rating): each per-step part lies in [0, 1], so a
+  component lies in [0, sum_t gamma^t] (2.71 at horizon 3, gamma 0.9), not in [0, 1];
+* an outcome model (:class:`DialogueOutcomeModel`, trained by ``agentwm train dialogue --data
+  LOGS.jsonl --outcome NAME``): the score is ``Rollout.returns(1.0)`` averaged over sampled futures,
+  the expected final outcome if the agent says the candidate (see :mod:`agentwm.planning.outcome_replies`).
+
+One scorer per model object (and per role), kept across calls, so context carries and embeddings
+stay cached; embeddings are also cached on disk (:class:`~agentwm.text.embedding_store.EmbeddingStore`)
+for models loaded here, so a new process pays only for texts never seen.
 """
 
 from __future__ import annotations
 
 import functools
+import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, overload
 
 import torch
 
 from agentwm.core.returns import discounted_return
+from agentwm.planning.outcome_replies import OutcomeReply, OutcomeScorer, Turns, scorer_for
 from agentwm.planning.ranking import rank
 from agentwm.worldmodels.dialogue import COMPONENTS, DialogueWorldModel
+from agentwm.worldmodels.dialogue_outcome import DialogueOutcomeModel
 from agentwm.worldmodels.dialogue_scoring import Exchange, ReplyScore, ScoreRequest, default_model
 
-__all__ = ["DialogueScorer", "ReplyScore", "score_replies"]
-
+__all__ = ["DialogueScorer", "OutcomeReply", "ReplyModel", "ReplyScore", "score_replies", "scorer_of"]
 
 class DialogueScorer:
     """Scores candidate replies with a :class:`DialogueWorldModel`, caching context carries.
@@ -102,42 +116,152 @@ class DialogueScorer:
         return out
 
 
+ReplyModel = DialogueWorldModel | DialogueOutcomeModel | DialogueScorer | OutcomeScorer | str | Path
+"""What ``model=`` may be: a loaded model, a scorer, or a checkpoint folder of either kind."""
+
+
+def _disk_cached(folder: str | Path | None) -> DialogueWorldModel:
+    """A Chit-Chat model whose embeddings are cached on disk (shared with its trainer's cache)."""
+    from agentwm.text.embedding_store import EmbeddingStore
+
+    model = DialogueWorldModel.load(folder, embedder=EmbeddingStore())
+    if model.config.embedder != model.embedder.folder.name.removeprefix("emb-"):
+        model = DialogueWorldModel.load(folder, embedder=EmbeddingStore(model_tag=model.config.embedder))
+    return model
+
+
 @functools.lru_cache(maxsize=1)
 def _default_scorer() -> DialogueScorer:
-    return DialogueScorer(default_model())
+    return DialogueScorer(_disk_cached(None))
+
+
+@functools.lru_cache(maxsize=4)
+def _chitchat_at(folder: str) -> DialogueWorldModel:
+    return _disk_cached(folder)
+
+
+_CHITCHAT: weakref.WeakKeyDictionary[DialogueWorldModel, DialogueScorer] = weakref.WeakKeyDictionary()
+
+
+def _is_outcome_folder(folder: str | Path) -> bool:
+    from agentwm.worldmodels.dialogue_outcome_io import is_outcome_checkpoint
+
+    return is_outcome_checkpoint(folder)
+
+
+def scorer_of(model: ReplyModel | None = None, *, role: str | None = None) -> DialogueScorer | OutcomeScorer:
+    """The one scorer of ``model``: repeated calls with the same model object (or folder) return the
+    same scorer, so its context carries and embeddings stay cached.
+
+    Args:
+        model: ``None`` (the shipped Chit-Chat model), a loaded model, a scorer (returned as is), or a
+            checkpoint folder; a folder holding an outcome model is loaded as one (by its config).
+        role: outcome models only: the agent's speaker name (default: the role the model was trained
+            to play, else ``"agent"``).
+
+    Raises:
+        TypeError: ``model`` is none of these.
+    """
+    if isinstance(model, (DialogueScorer, OutcomeScorer)):
+        return model
+    if isinstance(model, (str, Path)):
+        if _is_outcome_folder(model):
+            return scorer_for(model, role)
+        model = _chitchat_at(str(Path(model).resolve()))
+    if isinstance(model, DialogueOutcomeModel):
+        return scorer_for(model, role)
+    if role is not None:
+        raise ValueError("role is for outcome models; the Chit-Chat model reads alternating turns")
+    if model is None:
+        return _default_scorer()
+    if isinstance(model, DialogueWorldModel):
+        if model not in _CHITCHAT:
+            _CHITCHAT[model] = DialogueScorer(model)
+        return _CHITCHAT[model]
+    raise TypeError(f"model must be a DialogueWorldModel, DialogueOutcomeModel, a scorer or a checkpoint folder, "
+                    f"got {type(model).__name__}")
+
+
+@overload
+def score_replies(
+    context: Sequence[str], candidates: Sequence[str], horizon: int = 3, gamma: float | None = None, *,
+    model: DialogueWorldModel | DialogueScorer | None = None, samples: int | None = None, seed: int = 0,
+) -> list[ReplyScore]: ...
+
+
+@overload
+def score_replies(
+    context: Turns, candidates: Sequence[str], horizon: int = 3, gamma: float | None = None, *,
+    model: DialogueOutcomeModel | OutcomeScorer, samples: int | None = None, seed: int = 0, role: str | None = None,
+    private_context: Mapping[str, Any] | None = None, outcome: str | None = None,
+) -> list[OutcomeReply]: ...
+
+
+@overload
+def score_replies(
+    context: Turns, candidates: Sequence[str], horizon: int = 3, gamma: float | None = None, *,
+    model: str | Path, samples: int | None = None, seed: int = 0, role: str | None = None,
+    private_context: Mapping[str, Any] | None = None, outcome: str | None = None,
+) -> list[ReplyScore] | list[OutcomeReply]: ...
 
 
 def score_replies(
-    context: Sequence[str],
+    context: Turns,
     candidates: Sequence[str],
     horizon: int = 3,
-    gamma: float = 0.9,
+    gamma: float | None = None,
     *,
-    model: DialogueWorldModel | None = None,
-    samples: int = 1,
+    model: ReplyModel | None = None,
+    samples: int | None = None,
     seed: int = 0,
-) -> list[ReplyScore]:
-    """Which of these replies leads to the better conversation?
+    role: str | None = None,
+    private_context: Mapping[str, Any] | None = None,
+    outcome: str | None = None,
+) -> list[ReplyScore] | list[OutcomeReply]:
+    """Which of these replies leads to the better conversation (or the better outcome)?
 
     Args:
         context: the conversation so far, oldest turn first, speakers alternating; the last turn
-            is the other speaker's, the one the candidates answer.
+            is the other speaker's, the one the candidates answer. Outcome models also take
+            ``(speaker, text)`` pairs (the agent's turns are those of ``role``).
         candidates: the replies to rank.
-        horizon: exchanges to imagine per candidate (our turn, their reply).
-        gamma: discount per exchange.
-        model: a loaded :class:`DialogueWorldModel`; ``None`` uses the shipped checkpoint.
-        samples: ``1`` follows the most likely future (deterministic); more averages sampled futures.
+        horizon: Chit-Chat: exchanges to imagine (our turn, their reply); outcome models: turns to
+            imagine, the candidate included.
+        gamma: Chit-Chat: discount per exchange (default 0.9). Outcome models rank by the expected
+            final outcome, undiscounted: only ``None`` or ``1.0``.
+        model: see :func:`scorer_of` (``None``: the shipped Chit-Chat model).
+        samples: futures per candidate (default: 1 for Chit-Chat, the most likely future; 8 for
+            outcome models, whose futures are sampled).
         seed: seed of the sampled futures (same seed, same scores).
+        role / private_context / outcome: outcome models only: the agent's speaker name, what the
+            agent privately knows (the context fields the model was trained with, e.g. item values),
+            and the outcome to rank by (default: the one the model was trained for).
 
     Returns:
-        One :class:`ReplyScore` per candidate, in input order, with ``rank`` 1 for the best.
+        One result per candidate, in input order, ``rank`` 1 for the best: :class:`ReplyScore`
+        (Chit-Chat) or :class:`OutcomeReply` (outcome models); both have ``reply``, ``rank``,
+        ``score`` and ``model_dump()``.
+
+    Raises:
+        ValueError: empty or mistyped inputs, a context whose last turn is the agent's own, or an
+            option the model kind does not take.
 
     Example:
         >>> results = score_replies(["hey! what are you up to?"], ["not much, you?", "Reading a great sci-fi book!"])
         >>> [r.rank for r in results]  # doctest: +SKIP
         [2, 1]
+        >>> deal = score_replies(["i need the hats and the ball"], ["ok, deal", "no, i need the hats"],
+        ...                      model="models/dialogue-dond", private_context={"counts": [1, 2, 1], "values": [4, 1, 4]})
     """
-    scorer = _default_scorer() if model is None else DialogueScorer(model)
-    return scorer.score(context, candidates, horizon, gamma, samples=samples, seed=seed)
-
-
+    scorer = scorer_of(model, role=role)
+    if isinstance(scorer, OutcomeScorer):
+        if gamma is not None and gamma != 1.0:
+            raise ValueError(f"gamma: an outcome model ranks by the expected final outcome (gamma 1), got {gamma}")
+        return scorer.score(context, candidates, horizon, samples=8 if samples is None else samples, seed=seed,
+                            private_context=private_context, outcome=outcome)
+    given = [n for n, v in (("private_context", private_context), ("outcome", outcome)) if v is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)}: only outcome models take this; the Chit-Chat model does not")
+    texts: Any = context  # validated as a list of texts (speakers alternating) by ScoreRequest
+    return scorer.score(texts, candidates, horizon, 0.9 if gamma is None else gamma,
+                        samples=1 if samples is None else samples, seed=seed)

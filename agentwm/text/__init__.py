@@ -1,9 +1,26 @@
-"""Text: sentence embeddings, LLM backends, prompts and robust parsing of model output."""
+"""Text: sentence embeddings, LLM backends, prompts and robust parsing of model output.
 
-from agentwm.text.client import Completion, LLMClient, LLMError, StructuredResult
-from agentwm.text.embeddings import TextEmbedder, default_embedding_model
-from agentwm.text.local_chat import LocalChatModel, smollm2_chat_model
-from agentwm.text.scorers import EmbeddingRelevance, LLMJudge, Scores, TextScorer
+The names below load on first use (PEP 562): importing one submodule, e.g. the on-disk embedding
+cache a scorer needs, does not pull in LangChain and transformers (seconds of a cold CLI call).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agentwm.text.client import Completion, LLMClient, LLMError, StructuredResult
+    from agentwm.text.embeddings import TextEmbedder, default_embedding_model
+    from agentwm.text.local_chat import LocalChatModel, smollm2_chat_model
+    from agentwm.text.scorers import EmbeddingRelevance, LLMJudge, Scores, TextScorer
+
+_LAZY = {
+    "Completion": "client", "LLMClient": "client", "LLMError": "client", "StructuredResult": "client",
+    "TextEmbedder": "embeddings", "default_embedding_model": "embeddings",
+    "LocalChatModel": "local_chat", "smollm2_chat_model": "local_chat",
+    "EmbeddingRelevance": "scorers", "LLMJudge": "scorers", "Scores": "scorers", "TextScorer": "scorers",
+}  # fmt: skip
 
 __all__ = [
     "Completion",
@@ -19,3 +36,9 @@ __all__ = [
     "default_embedding_model",
     "smollm2_chat_model",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"agentwm.text.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'agentwm.text' has no attribute {name!r}")

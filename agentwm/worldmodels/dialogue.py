@@ -20,7 +20,8 @@ by the model once the given ones run out), the other speaker answers (imagined)"
 are snapped to the nearest utterance of a bank of real turns, so every imagined turn is real text
 that the user can read, and the model is fed embeddings from the distribution it was trained on.
 
-Reward of step t (all parts in [0, 1])::
+Reward of step t (each part in [0, 1] per step; summed over the horizon, a part's discounted sum
+lies in [0, sum_t gamma^t])::
 
     r_t = w_e * P(reply) * engagement + w_r * relevance + w_q * mean(rating after the reply)
     relevance = (cos(our turn, conversation so far) + P(reply) * predicted relevance of the reply) / 2

@@ -55,9 +55,11 @@ class ReplyScore(BaseModel):
         reply: the candidate.
         rank: 1 for the best candidate.
         score: discounted imagined return (the weighted sum of the components).
-        components: discounted sum of each reward part, unweighted: ``engagement`` (how much the
-            other speaker is predicted to write back), ``relevance`` (how on-topic their replies
-            stay), ``rating`` (predicted final rating of the conversation, 0-1).
+        components: each reward part on its own, unweighted, summed over the horizon like the
+            score (``sum_t gamma^t c_<t part_t``): ``engagement`` (how much the other speaker is
+            predicted to write back), ``relevance`` (how on-topic their replies stay), ``rating``
+            (predicted final rating of the conversation). Each per-step part lies in [0, 1], so a
+            component lies in [0, sum_t gamma^t] (up to 2.71 at horizon 3, gamma 0.9), not in [0, 1].
         p_reply: predicted probability that the other speaker answers the candidate at all.
         imagined: the imagined exchanges of the most likely (or first sampled) future; the first
             ``ours`` is the candidate itself.

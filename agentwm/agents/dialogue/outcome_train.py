@@ -229,20 +229,30 @@ def evaluate(model: DialogueOutcomeModel, data: LogData, convs: Sequence[int], m
 # (5) The loop, with resumable checkpoints
 
 
-def _save_run(folder: Path, model: DialogueOutcomeModel, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+def _save_run(folder: Path, model: DialogueOutcomeModel, opt: torch.optim.Optimizer, state: dict[str, Any],
+              best: dict[str, Tensor] | None = None) -> None:
+    """Weights, optimiser moments, the torch RNG and the best weights so far: a resumed run repeats
+    the uninterrupted one exactly (batches are drawn from the step number)."""
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
     for i, s in opt.state_dict()["state"].items():
         tensors.update({f"opt.{i}.{k}": v.contiguous() for k, v in s.items() if isinstance(v, Tensor)})
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors.update({f"best.{k}": v.contiguous() for k, v in (best or {}).items()})
     atomic_write(folder / "run.safetensors", lambda tmp: save_file(tensors, tmp))
     atomic_write(folder / "run.json", lambda tmp: _write_text(tmp, json.dumps(state, indent=2)))
 
 
 def _load_run(folder: Path, model: DialogueOutcomeModel, opt: torch.optim.Optimizer) -> dict[str, Any] | None:
+    """The saved run state (``None`` without one); restores weights, optimiser and RNG in place and
+    puts the best weights so far under ``state["best_weights"]``."""
     if not (folder / "run.json").is_file() or not (folder / "run.safetensors").is_file():
         return None
     state: dict[str, Any] = json.loads((folder / "run.json").read_text())
     tensors = load_file(str(folder / "run.safetensors"))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    if "rng.torch" in tensors:
+        torch.set_rng_state(tensors["rng.torch"])
+    state["best_weights"] = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
     sd = opt.state_dict()
     for key, v in tensors.items():
         if key.startswith("opt."):
@@ -271,8 +281,11 @@ def train_outcome_model(cfg: OutcomeTrainConfig, *, embed: Any = None) -> tuple[
     step = int(resumed["step"]) if resumed else 0
     skipped_steps = int(resumed.get("skipped_steps", 0)) if resumed else 0
     metrics_path = logdir / "metrics.jsonl"
+    _truncate_metrics(metrics_path, step)  # rows past the checkpoint are written again by the resumed run
     start, last_eval = time.monotonic(), {}
     best: tuple[float, int, dict[str, Tensor] | None] = (-math.inf, 0, None)
+    if resumed and resumed.get("best_weights") is not None:
+        best = (float(resumed["best_key"]), int(resumed["best_step"]), resumed["best_weights"])
     bar = tqdm(total=cfg.steps, initial=step, desc="train dialogue", disable=not cfg.progress)
     model.train()
     while step < cfg.steps and time.monotonic() - start < cfg.minutes * 60:
@@ -301,8 +314,9 @@ def train_outcome_model(cfg: OutcomeTrainConfig, *, embed: Any = None) -> tuple[
             with open(metrics_path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row) + "\n")
         if step % cfg.save_every == 0 or step == cfg.steps:
-            _save_run(logdir, model, opt, {"step": step, "skipped_steps": skipped_steps,
-                                           "data_fingerprint": _fingerprint(data, cfg)})
+            _save_run(logdir, model, opt, {"step": step, "skipped_steps": skipped_steps, "best_key": best[0],
+                                           "best_step": best[1], "data_fingerprint": _fingerprint(data, cfg)},
+                      best[2])
     bar.close()
     if best[2] is not None and val:  # early stopping: the final weights only if they validate better
         final_key = evaluate(model, data, val[:1000], cfg.max_turns)
@@ -347,6 +361,22 @@ def _bank(data: LogData, convs: Sequence[int], size: int, seed: int) -> tuple[li
         rows += keys.tolist()
         flags += [side == 1.0] * len(keys)
     return rows, torch.tensor(flags, dtype=torch.bool)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Keep the metrics rows up to ``step`` (a fresh run: none), written atomically."""
+    if not path.is_file():
+        return
+    rows = [r for r in path.read_text(encoding="utf-8").splitlines() if r.strip()]
+    keep = []
+    for r in rows:
+        try:
+            if int(json.loads(r)["step"]) <= step:
+                keep.append(r)
+        except (ValueError, KeyError, TypeError):  # a line cut by a kill mid-write
+            continue
+    if len(keep) != len(rows):
+        atomic_write(path, lambda tmp: _write_text(tmp, "".join(r + "\n" for r in keep)))
 
 
 def _write_text(path: str, text: str) -> None:
