@@ -32,6 +32,7 @@ from agentwm.graph import PlanningContext, build_planning_graph
 from agentwm.graph.hitl import add_review_before_choose
 from agentwm.graph.serve import chat_model_from_env, shared_chat_model
 from agentwm.text.client import LLMClient
+from agentwm.text.embeddings import TextEmbedder
 from agentwm.text.scorers import EmbeddingRelevance
 from agentwm.worldmodels.llm_outcome import LLMWorldModel
 
@@ -62,7 +63,8 @@ def graph_from_env() -> Pregel[Any, Any, Any, Any]:
     if chat is None:
         raise ValueError("the planning graph needs a chat model: AGENTWM_CHAT_MODEL=none is not enough")
     review = os.environ.get("AGENTWM_INTERRUPT_BEFORE_CHOOSE", "") not in ("", "0")
-    return build(chat, scorer=EmbeddingRelevance(), review=review).compile(name="planning")
+    scorer = EmbeddingRelevance(TextEmbedder())  # MiniLM loads here, not in a node on the event loop
+    return build(chat, scorer=scorer, review=review).compile(name="planning")
 
 
 async def make_graph(config: RunnableConfig) -> Pregel[Any, Any, Any, Any]:
