@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("langgraph_api", reason="needs the serve extra: pip install -e '.[serve]'")
-from langgraph_sdk import get_client  # noqa: E402
+from langgraph_sdk import get_client
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = {

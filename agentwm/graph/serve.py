@@ -86,7 +86,7 @@ def chat_model_from_env(spec: str | None = None) -> BaseChatModel | None:
         from agentwm.text.scripted_chat import ScriptedChatModel
 
         return ScriptedChatModel.from_file(rest)
-    from langchain.chat_models import init_chat_model  # type: ignore[import-not-found]
+    from langchain.chat_models import init_chat_model  # type: ignore[import-not-found,unused-ignore]
 
     model: BaseChatModel = init_chat_model(spec)
     return model
@@ -160,7 +160,7 @@ def shared_chat_model(spec: str | None = None) -> DeferredChatModel | None:
                         model = chat_model_from_env(spec)
                         assert model is not None
                         future.set_result(model)
-                    except BaseException as exc:  # handed to every caller of the model
+                    except BaseException as exc:  # noqa: BLE001 (handed to every caller of the model)
                         future.set_exception(exc)
 
                 threading.Thread(target=load, name=f"agentwm-load-{spec}", daemon=True).start()
