@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -38,10 +39,19 @@ def build(chat_model: Any = None, *, checkpoint: str | None = None) -> StateGrap
     return build_dialogue_graph(world_model=model, chat_model=chat_model, settings=DEFAULT_SETTINGS)
 
 
+_BUILD = threading.Lock()
+
+
 @functools.lru_cache(maxsize=1)
-def graph_from_env() -> Pregel[Any, Any, Any, Any]:
+def _graph_from_env() -> Pregel[Any, Any, Any, Any]:
     """The compiled graph over the process's shared chat model (blocks while the world model loads)."""
     return build(shared_chat_model()).compile(name="dialogue")
+
+
+def graph_from_env() -> Pregel[Any, Any, Any, Any]:
+    """The compiled graph, built once per process even when first asked from several threads."""
+    with _BUILD:
+        return _graph_from_env()
 
 
 async def make_graph(config: RunnableConfig) -> Pregel[Any, Any, Any, Any]:

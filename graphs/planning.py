@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import threading
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -55,8 +56,11 @@ def build(chat_model: BaseChatModel, *, scorer: Any = None, review: bool = False
     return add_review_before_choose(builder) if review else builder
 
 
+_BUILD = threading.Lock()
+
+
 @functools.lru_cache(maxsize=1)
-def graph_from_env() -> Pregel[Any, Any, Any, Any]:
+def _graph_from_env() -> Pregel[Any, Any, Any, Any]:
     """The compiled graph over the process's shared chat model (blocks while MiniLM loads: call it
     from a worker thread); the server attaches its own checkpointer."""
     chat = shared_chat_model()
@@ -65,6 +69,12 @@ def graph_from_env() -> Pregel[Any, Any, Any, Any]:
     review = os.environ.get("AGENTWM_INTERRUPT_BEFORE_CHOOSE", "") not in ("", "0")
     scorer = EmbeddingRelevance(TextEmbedder())  # MiniLM loads here, not in a node on the event loop
     return build(chat, scorer=scorer, review=review).compile(name="planning")
+
+
+def graph_from_env() -> Pregel[Any, Any, Any, Any]:
+    """The compiled graph, built once per process even when first asked from several threads."""
+    with _BUILD:
+        return _graph_from_env()
 
 
 async def make_graph(config: RunnableConfig) -> Pregel[Any, Any, Any, Any]:

@@ -6,6 +6,7 @@ import asyncio
 import importlib.util
 import json
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -61,9 +62,42 @@ def test_served_graphs_share_one_chat_model_loaded_once(scripted_env: Path, monk
     planning = load(ROOT / "graphs" / "planning.py", "_deploy_shared_planning")
     dialogue = load(ROOT / "graphs" / "dialogue.py", "_deploy_shared_dialogue")
     chat = serve.shared_chat_model()
-    assert chat is not None and chat.model(timeout=10).invoke("Propose").content == '["wait"]'
+    assert chat is not None and chat.invoke("Propose").content == '["wait"]'
     assert len(loads) == 1 and serve.shared_chat_model() is chat
     assert planning.shared_chat_model is dialogue.shared_chat_model is serve.shared_chat_model
+
+
+def test_a_local_model_loads_in_a_thread_while_the_event_loop_runs():
+    """``DeferredChatModel``: async callers await the load; the loop keeps serving meanwhile."""
+    from agentwm.graph.serve import deferred_chat_model
+    from agentwm.text.scripted_chat import ScriptedChatModel
+
+    def slow_load() -> ScriptedChatModel:
+        time.sleep(0.6)
+        return ScriptedChatModel(default="hello")
+
+    async def scenario() -> tuple[str, int]:
+        chat = deferred_chat_model(slow_load)
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not chat.loaded:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        answer, _ = await asyncio.gather(chat.ainvoke("hi"), ticker())
+        return str(answer.content), ticks
+
+    answer, ticks = asyncio.run(scenario())
+    assert answer == "hello" and ticks >= 20  # the loop ran ~every 10 ms during the 0.6 s load
+
+    def broken() -> ScriptedChatModel:
+        raise ModuleNotFoundError("no weights")
+
+    chat = deferred_chat_model(broken)
+    with pytest.raises(ModuleNotFoundError, match="no weights"):
+        chat.invoke("hi")
 
 
 def test_a_missing_dependency_fails_at_startup_with_the_install_command(monkeypatch: pytest.MonkeyPatch):

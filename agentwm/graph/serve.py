@@ -18,6 +18,7 @@ import asyncio
 import importlib.util
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -139,30 +140,47 @@ class DeferredChatModel(BaseChatModel):
 
 
 _LOCK = threading.Lock()
-_SHARED: dict[str, DeferredChatModel | None] = {}
+_SHARED: dict[str, BaseChatModel | None] = {}
+DEFERRED = ("smollm2",)
+"""Specs whose model loads slowly (local weights): loaded in a daemon thread behind a
+:class:`DeferredChatModel`. Others (API clients, scripted) build in milliseconds and are returned
+as they are, so their native tool calling and structured output stay visible."""
 
 
-def shared_chat_model(spec: str | None = None) -> DeferredChatModel | None:
-    """The process's one chat model for ``spec`` (every served graph gets the same object); its
-    load starts now in a daemon thread. Errors a check can find (bad name, missing package) are
-    raised here, at startup; ``None`` for ``spec == "none"``."""
+def deferred_chat_model(load: Callable[[], BaseChatModel], *, name: str = "chat-model") -> DeferredChatModel:
+    """Start ``load()`` in a daemon thread now; the returned model answers once it is done."""
+    future: Future[BaseChatModel] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(load())
+        except BaseException as exc:  # noqa: BLE001 (handed to every caller of the model)
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=f"agentwm-load-{name}", daemon=True).start()
+    return DeferredChatModel(future)
+
+
+def shared_chat_model(spec: str | None = None) -> BaseChatModel | None:
+    """The process's one chat model for ``spec``: every served graph gets the same object.
+
+    Errors a check can find (bad name, missing package) are raised here, at server start. A
+    local model (:data:`DEFERRED`) starts loading in a daemon thread and comes back as a
+    :class:`DeferredChatModel`; ``None`` for ``spec == "none"``.
+    """
     spec = chat_model_spec(spec)
     with _LOCK:
         if spec not in _SHARED:
             check_chat_model(spec)
-            if spec == "none":
-                _SHARED[spec] = None
+            if spec in DEFERRED:
+                _SHARED[spec] = deferred_chat_model(lambda: _loaded(spec), name=spec)
             else:
-                future: Future[BaseChatModel] = Future()
-
-                def load() -> None:
-                    try:
-                        model = chat_model_from_env(spec)
-                        assert model is not None
-                        future.set_result(model)
-                    except BaseException as exc:  # noqa: BLE001 (handed to every caller of the model)
-                        future.set_exception(exc)
-
-                threading.Thread(target=load, name=f"agentwm-load-{spec}", daemon=True).start()
-                _SHARED[spec] = DeferredChatModel(future)
+                _SHARED[spec] = chat_model_from_env(spec)
         return _SHARED[spec]
+
+
+def _loaded(spec: str) -> BaseChatModel:
+    model = chat_model_from_env(spec)
+    if model is None:
+        raise ValueError(f"{ENV}={spec!r} names no chat model")
+    return model
