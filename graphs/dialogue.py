@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import threading
 from typing import Any
 
@@ -59,4 +60,7 @@ async def make_graph(config: RunnableConfig) -> Pregel[Any, Any, Any, Any]:
     return await asyncio.to_thread(graph_from_env)
 
 
-shared_chat_model()  # at import: a clear error now if its packages are missing; loading starts
+shared_chat_model()  # at import (the server imports graphs in a worker thread): check, start loading
+# and build the graph (MiniLM, world model) in the background too, so the first run need not wait for it
+if os.environ.get("AGENTWM_SERVE_WARMUP", "1") != "0":
+    threading.Thread(target=graph_from_env, name="agentwm-warmup", daemon=True).start()

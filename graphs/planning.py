@@ -83,3 +83,6 @@ async def make_graph(config: RunnableConfig) -> Pregel[Any, Any, Any, Any]:
 
 
 shared_chat_model()  # at import (the server imports graphs in a worker thread): check, start loading
+# and build the graph (MiniLM, world model) in the background too, so the first run need not wait for it
+if os.environ.get("AGENTWM_SERVE_WARMUP", "1") != "0":
+    threading.Thread(target=graph_from_env, name="agentwm-warmup", daemon=True).start()

