@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py
-from _results import write_result  # noqa: E402  (benchmarks/_results.py)
+from _results import write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 ROOMS = ["a small room", "a dusty cellar", "a narrow hallway", "a cold kitchen", "an empty attic", "a locked study"]

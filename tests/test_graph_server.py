@@ -30,6 +30,7 @@ RULES = {
     "default": "1. Congratulations! What breed is it?\n2. Nice.",
 }
 STARTUP_S = 90.0
+HEALTH_STALL_S = 5.0
 
 
 def _free_port() -> int:
@@ -120,7 +121,9 @@ def test_langgraph_dev_serves_planning_and_dialogue(server: str):
         run = asyncio.create_task(stream())
         worst_ok = await _health_while(server, run)
         chunks = await run
-        assert worst_ok < 1.0, f"/ok took {worst_ok:.2f} s during the first run"
+        # a loop blocked by a model load would stall /ok for the whole load (10 s and more); the 1 s
+        # target is measured, on a quiet machine, by benchmarks/serve_latency.py
+        assert worst_ok < HEALTH_STALL_S, f"/ok took {worst_ok:.2f} s during the first run"
         custom = [c.data for c in chunks if c.event == "custom"]
         assert {e["type"] for e in custom} >= {"proposal", "simulation", "choice"}
 
