@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agentwm.agents.devices import DeviceName, device_field
 from agentwm.agents.overrides import parse_override
 from agentwm.worldmodels.rssm import PRESETS as RSSM_PRESETS
 from agentwm.worldmodels.rssm import RSSMConfig
@@ -96,22 +96,13 @@ class DreamerConfig(BaseModel):
 
     # -- machinery
     seed: int = Field(0, description="seed of envs, networks, replay and sampling")
-    device: str = Field("cpu", description="torch device")
+    device: DeviceName = device_field()
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
     compile: bool = Field(
         False, description="torch.compile the batched world-model modules, actor, critic and the imagination "
         "step (minutes of compilation; pays off on long runs)",
     )
     amp: Literal["auto", "off", "bf16"] = Field("auto", description="bf16 autocast: auto = on for CUDA")
-
-    @field_validator("device")
-    @classmethod
-    def _torch_device(cls, value: str) -> str:
-        try:
-            torch.device(value)
-        except RuntimeError as err:
-            raise ValueError(f"not a torch device: {value!r} (cpu, cuda, cuda:1, mps, ...)") from err
-        return value
 
     @model_validator(mode="after")
     def _check(self) -> DreamerConfig:
