@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agentwm.agents.devices import DeviceName, device_field
 from agentwm.agents.overrides import parse_override
@@ -62,6 +62,13 @@ class DreamerConfig(BaseModel):
         "(each such update is skipped and counted in guard/skipped_updates)",
     )
 
+    loggers: tuple[str, ...] = Field(
+        ("tensorboard",), description="where metrics go besides metrics.jsonl (always written): "
+        "tensorboard (tb/), wandb (Weights & Biases, the wandb extra; WANDB_MODE=offline works without a "
+        "network); none for JSONL only; e.g. --loggers tensorboard wandb or --set loggers=tensorboard,wandb",
+    )
+    wandb_project: str = Field("agentwm", description="Weights & Biases project (loggers=wandb)")
+
     # -- world model
     model_preset: str = Field("size1m", description=f"RSSM size preset, one of {sorted(RSSM_PRESETS)}")
     model: dict[str, Any] = Field(default_factory=dict, description="RSSMConfig field overrides")
@@ -103,6 +110,19 @@ class DreamerConfig(BaseModel):
         "step (minutes of compilation; pays off on long runs)",
     )
     amp: Literal["auto", "off", "bf16"] = Field("auto", description="bf16 autocast: auto = on for CUDA")
+
+    @field_validator("loggers", mode="before")
+    @classmethod
+    def _logger_names(cls, value: Any) -> Any:
+        if isinstance(value, str):  # --set loggers=tensorboard,wandb
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        names = tuple(value) if isinstance(value, (list, tuple)) else value
+        if isinstance(names, tuple):
+            names = tuple(n for n in names if n != "none")
+            unknown = [n for n in names if n not in ("tensorboard", "wandb")]
+            if unknown:
+                raise ValueError(f"unknown logger {unknown[0]!r}: choose from tensorboard, wandb, none")
+        return names
 
     @model_validator(mode="after")
     def _check(self) -> DreamerConfig:

@@ -33,6 +33,7 @@ from agentwm.agents import env_state
 from agentwm.agents.dreamer import run_checkpoint as ckpt
 from agentwm.agents.dreamer.agent import DreamerAgent, Mode
 from agentwm.agents.dreamer.config import DreamerConfig, check_resume
+from agentwm.agents.dreamer.logger import RunLogger
 from agentwm.agents.replay import SequenceReplay
 from agentwm.envs.gym import action_spec_of, make_env, make_vector_env
 from agentwm.checkpoint import CheckpointError, read_json
@@ -128,44 +129,7 @@ def evaluate(
 
 
 # ------------------------------------------------------------------------------------------------
-# Logging: JSONL + TensorBoard (+ a progress bar)
-
-
-def _frames_of(line: str, default: int) -> int:
-    """The ``frames`` of a metrics line; ``default`` for a line torn by a crash mid-write."""
-    try:
-        return int(json.loads(line)["frames"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-        return default
-
-
-class _Logger:
-    def __init__(self, logdir: Path, resume_frames: int | None) -> None:
-        self.path = logdir / "metrics.jsonl"
-        if resume_frames is not None and self.path.exists():  # drop lines past the checkpoint (and torn ones)
-            keep = [ln for ln in self.path.read_text().splitlines() if _frames_of(ln, resume_frames + 1) <= resume_frames]
-            self.path.write_text("".join(ln + "\n" for ln in keep))
-        elif resume_frames is None and self.path.exists():
-            self.path.unlink()
-        self.tb: Any = None
-        try:  # TensorBoard is optional (the plot extra); JSONL is always written
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(logdir / "tb"), purge_step=resume_frames)
-        except ImportError:
-            print("agentwm: tensorboard not installed (pip install 'agentwm[plot]'); logging JSONL only",
-                  file=sys.stderr)
-
-    def write(self, frames: int, values: dict[str, float]) -> None:
-        with self.path.open("a") as fh:
-            fh.write(json.dumps({"frames": frames, **values}) + "\n")
-        if self.tb is not None:
-            for key, value in values.items():
-                self.tb.add_scalar(key, value, frames)
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
+# Plots of the logged metrics (logging itself: agentwm.agents.dreamer.logger)
 
 
 def plot_learning_curve(logdir: str | Path) -> Path | None:
@@ -269,6 +233,8 @@ def train(
         raise ValueError(f"device {cfg.device!r}: {problem}; train with --device cpu (or --set device=cpu)")
     if cfg.eval_video and not all(importlib.util.find_spec(m) for m in ("imageio", "PIL")):
         raise ValueError("eval_video needs imageio and Pillow: pip install 'agentwm[plot]'")
+    if "wandb" in cfg.loggers and importlib.util.find_spec("wandb") is None:
+        raise ValueError("loggers=wandb needs the 'wandb' extra: pip install 'agentwm[wandb]'")
     existing = None if resume or overwrite else ckpt.latest(logdir)
     if existing is not None:
         try:
@@ -336,7 +302,8 @@ def train(
     else:
         ckpt.clear(logdir)
     (logdir / "config.json").write_text(json.dumps(cfg.model_dump(), indent=2))
-    logger = _Logger(logdir, loop["frames"] if resumed_from is not None else None)
+    logger = RunLogger(logdir, loop["frames"] if resumed_from is not None else None, cfg.loggers,
+                       cfg.model_dump(mode="json"), cfg.wandb_project)  # fmt: skip
 
     def save_checkpoint() -> None:
         state = {
