@@ -95,3 +95,13 @@ class RunLogger:
             self.tb.close()
         if self.wandb is not None:
             self.wandb.finish()
+
+
+class NullLogger:
+    """The logger of ranks other than 0 in a data-parallel run: rank 0 writes the run's metrics."""
+
+    def write(self, frames: int, values: dict[str, float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

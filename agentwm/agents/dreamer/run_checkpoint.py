@@ -62,7 +62,6 @@ from agentwm.checkpoint import (
 )
 from agentwm.core.finite import check_module_finite
 
-
 FORMAT = 2
 _PREFIX = "ckpt_"
 _REPLAY = "replay"  # shared replay chunks, beside the checkpoint folders
