@@ -34,9 +34,11 @@ def test_auto_is_said_once_on_stderr(monkeypatch: pytest.MonkeyPatch, capsys: py
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     _no_mps(monkeypatch)
     assert resolve_device("auto") == "cpu"
-    assert resolve_device("AUTO") == "cpu"
-    err = capsys.readouterr().err
-    assert err.count("agentwm: device auto -> cpu") == 1
+    assert capsys.readouterr().err == ""  # a CPU-only machine: as before, nothing said
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("auto") == "mps"
+    assert resolve_device("AUTO") == "mps"
+    assert capsys.readouterr().err.count("agentwm: device auto -> mps") == 1  # once per process
     assert resolve_device("cpu") == "cpu" and capsys.readouterr().err == ""  # explicit: nothing said
     with pytest.raises(ValueError, match="not a torch device: 'gpu0'"):
         resolve_device("gpu0")

@@ -1,5 +1,6 @@
-"""Which torch device to run on: ``auto`` picks CUDA, then Apple's MPS, then the CPU, and says so
-once on stderr, so a GPU box trains on its GPU with no flag given and a CPU box runs as before."""
+"""Which torch device to run on: ``auto`` picks CUDA, then Apple's MPS, then the CPU, and says which
+accelerator once on stderr, so a GPU box trains on its GPU with no flag given and a CPU-only box
+runs (and prints) exactly as before."""
 
 from __future__ import annotations
 
@@ -30,12 +31,13 @@ def device_label(name: str) -> str:
 
 
 def resolve_device(name: str, *, quiet: bool = False) -> str:
-    """A concrete torch device name for ``name``: ``auto`` resolves (reported once per process on
-    stderr unless ``quiet``); any other name is checked to be a torch device string and returned.
+    """A concrete torch device name for ``name``: ``auto`` resolves (an accelerator is reported once
+    per process on stderr unless ``quiet``; the CPU, as before, silently); any other name is checked
+    to be a torch device string and returned.
     Raises ``ValueError`` naming a string torch does not read as a device."""
     if name.strip().lower() == AUTO:
         chosen = auto_device()
-        if not quiet and chosen not in _said:
+        if not quiet and chosen != "cpu" and chosen not in _said:
             _said.add(chosen)
             print(f"agentwm: device auto -> {device_label(chosen)}", file=sys.stderr)
         return chosen
