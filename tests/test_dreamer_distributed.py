@@ -4,9 +4,7 @@ update on the 2 batches concatenated; resuming refuses another world size by nam
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -151,7 +149,3 @@ def test_ranks_from_torchrun_env(monkeypatch: pytest.MonkeyPatch) -> None:
     ranks = dp.ranks_from_env()
     assert ranks == dp.Ranks(3, 4, 1) and ranks.active and not ranks.main
     assert dp.rank_dir(Path("run"), ranks) == Path("run/ranks/rank3")
-
-
-def _unused(*_: Any) -> None:  # keeps `os` imported for spawn children on some platforms
-    os.getpid()

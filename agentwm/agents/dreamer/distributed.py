@@ -111,11 +111,6 @@ class GradSync:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item() > 0)
 
-    def all_equal(self, value: int, device: torch.device | str = "cpu") -> list[int]:
-        """``value`` of every rank, in rank order."""
-        t = torch.tensor([value], dtype=torch.int64, device=device)
-        return [int(v) for v in self.gather(t, 0).tolist()]
-
     @staticmethod
     def broadcast_module(module: nn.Module) -> None:
         """Rank 0's parameters and buffers to every rank (the same start everywhere)."""
