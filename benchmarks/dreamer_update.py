@@ -2,6 +2,7 @@
 
     python benchmarks/dreamer_update.py                       # all presets, 64x64 images, CPU
     python benchmarks/dreamer_update.py --presets dreamerv3-torch --iters 3 --threads 2
+    python benchmarks/dreamer_update.py --device cuda --presets size12m --iters 10   # GPU: named in the JSON
     python benchmarks/dreamer_update.py --device cuda --presets size12m --compile
 
 Prints one JSON object: per preset the parameter count, seconds per update (median of ``--iters``
@@ -127,6 +128,7 @@ def bench(preset: str, args: argparse.Namespace) -> dict[str, float | int | str]
                  "roofline_s": round(gflop / peak, 3)}  # fmt: skip
     params = sum(p.numel() for n, p in agent.named_parameters() if not n.startswith("slow_critic"))
     return {"preset": preset, "params": params, "s_per_update": round(sec, 4),
+            "s_per_update_min_max": [round(min(times), 4), round(max(times), 4)], "timed_updates": len(times),
             "wm_fwd_bwd_s": round(statistics.median(wm_times), 4),
             "cpu_s_per_update": round(statistics.median(cpu_times), 4),
             "speedup_vs_dreamerv3_torch_cpu": round(REFERENCE_S / sec, 2), **extra}  # fmt: skip
@@ -153,7 +155,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     out = {
         "benchmark": "dreamer_update", "batch": [args.batch, args.length], "obs": args.obs,
-        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
+        "device": args.device if torch.device(args.device).type != "cuda" else torch.cuda.get_device_name(args.device),
         "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
         "load_avg_1m": os.getloadavg()[0], "reference_s": REFERENCE_S,
     }  # fmt: skip

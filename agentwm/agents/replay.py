@@ -112,6 +112,8 @@ class SequenceReplay:
         if obs.dtype == torch.uint8:  # images: floats in [0, 1], stored channels-last (NHWC) per frame
             obs = (obs.permute(0, 1, 3, 4, 2).contiguous().float() / 255.0).permute(0, 1, 4, 2, 3)
         out["obs"] = obs
+        if torch.device(device).type == "cuda":  # page-locked host memory: the copies run asynchronously
+            return {k: v.pin_memory().to(device, non_blocking=True) for k, v in out.items()}
         return {k: v.to(device) for k, v in out.items()}
 
     def _place_over_terminals(self, env: np.ndarray, oldest: np.ndarray, offset: np.ndarray, length: int) -> None:

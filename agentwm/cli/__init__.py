@@ -265,7 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run one ``agentwm`` command; returns its exit code (2: bad input, said in one line on stderr)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     argv = route_train_dialogue(sys.argv[1:] if argv is None else list(argv))
-    parser = build_parser(argv)
+    try:
+        parser = build_parser(argv)  # imports the chosen command's config: its extra may be missing
+    except ImportError as err:
+        print(f"agentwm: {err}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if getattr(args, "needs_logdir", False) and args.logdir is None and not args.print_config:
         args.parser.error("the following arguments are required: --logdir")
@@ -276,8 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as err:
         print(f"agentwm {name}: invalid settings: {one_line(err)}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError, TypeError, json.JSONDecodeError) as err:
-        print(f"agentwm {name}: {err}", file=sys.stderr)
+    except (FileNotFoundError, ValueError, TypeError, json.JSONDecodeError, ImportError) as err:
+        print(f"agentwm {name}: {err}", file=sys.stderr)  # ImportError: a missing extra, named (agentwm.extras)
         return 2
     except FloatingPointError as err:  # agentwm.core.finite.NonFiniteError: the run diverged
         print(f"agentwm {name}: {err}", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import signal
 import sys
 from typing import Any
@@ -215,6 +216,8 @@ def _cmd_train_dreamer(args: argparse.Namespace) -> int:
     if _done(args, config):
         return 0
     summary = train(config, args.logdir, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 speaks for the run
+        return 0
     print_json(summary)
     if summary["stopped_by"] is None:
         return 0

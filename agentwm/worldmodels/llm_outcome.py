@@ -41,14 +41,19 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 import torch
-from langchain_core.messages import BaseMessage
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentwm.core.aio import run_sync
+from agentwm.extras import missing_extra
 from agentwm.text.client import LLMClient, StructuredResult
 from agentwm.text.prompts import NEXT_ACTION_PROMPT, OUTCOME_PROMPT, NextAction, Outcome, format_history
 from agentwm.text.scorers import EmbeddingRelevance, Scores, TextScorer
 from agentwm.worldmodels.base import Rollout, State, TextActions
+
+try:
+    from langchain_core.messages import BaseMessage
+except ModuleNotFoundError as err:
+    raise missing_extra(err, "llm", "agentwm.worldmodels.llm_outcome") from None
 
 T = TypeVar("T")
 

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from agentwm.agents.dreamer.config import DreamerConfig
+from agentwm.agents.dreamer.distributed import GradSync
 from agentwm.core import (
     MLP,
     ReturnNormalizer,
@@ -180,6 +181,7 @@ class DreamerAgent(nn.Module):
         self.updates = 0
         self.guard = FiniteGuard("dreamer update", config.nonfinite_limit)  # NaN/inf updates skipped, counted
         self.generator: torch.Generator | None = None  # None: torch's global RNG (seeded by the loop)
+        self.sync: GradSync | None = None  # data-parallel (torchrun): gradients averaged over the ranks
         if config.compile:  # after the slow-critic copy: compiled wrappers are not deep-copied
             self.wm.compile_batched()
             for net in (self.actor.net, self.critic.net, self.slow_critic.net):
@@ -230,9 +232,11 @@ class DreamerAgent(nn.Module):
             losses, metrics = self.wm.loss(batch)
             wm_loss = self.wm.total_loss(losses)
         self.wm_opt.zero_grad(set_to_none=True)
-        if self.guard.skip("world-model loss", wm_loss):  # diverged: no step from NaN/inf
-            return self._skipped(metrics)
         wm_loss.backward()  # type: ignore[no-untyped-call]
+        (wm_loss,) = self._average(self.wm, wm_loss)
+        if self.guard.skip("world-model loss", wm_loss):  # diverged (on any rank): no step from NaN/inf
+            self.wm_opt.zero_grad(set_to_none=True)
+            return self._skipped(metrics)
         metrics["grad/wm"] = nn.utils.clip_grad_norm_(self.wm.parameters(), cfg.wm_clip)
         if self.guard.skip("world-model gradient", metrics["grad/wm"]):
             self.wm_opt.zero_grad(set_to_none=True)
@@ -259,7 +263,7 @@ class DreamerAgent(nn.Module):
             returns, weights = imagination_targets(
                 roll.rewards.float(), roll.continues.float(), values, start_cont, cfg.gamma, cfg.lam
             )
-            self.retnorm.update(returns)
+            self.retnorm.update(returns if self.sync is None else self.sync.gather(returns, 1))
             _, scale = self.retnorm.stats()
             adv = (returns - values[:-1]) / scale
         assert roll.actions is not None
@@ -270,6 +274,7 @@ class DreamerAgent(nn.Module):
             actor_loss = -(weights * (logp * adv + cfg.actor_entropy * ent)).mean()
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()  # type: ignore[no-untyped-call]
+        (actor_loss,) = self._average(self.actor, actor_loss)
         metrics["grad/actor"] = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.ac_clip)
         if self.guard.skip("actor loss or gradient", actor_loss, metrics["grad/actor"]):
             return self._skipped(metrics)
@@ -283,6 +288,7 @@ class DreamerAgent(nn.Module):
             critic_loss = (weights * critic_terms).mean()
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()  # type: ignore[no-untyped-call]
+        (critic_loss,) = self._average(self.critic, critic_loss)
         metrics["grad/critic"] = nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.ac_clip)
         if self.guard.skip("critic loss or gradient", critic_loss, metrics["grad/critic"]):
             return self._skipped(metrics)
@@ -302,6 +308,14 @@ class DreamerAgent(nn.Module):
             })  # fmt: skip
             metrics["guard/skipped_updates"] = torch.tensor(float(self.guard.skipped))
         return {k: v.detach().float() for k, v in metrics.items()}
+
+    def _average(self, module: nn.Module, loss: Tensor) -> tuple[Tensor]:
+        """Data-parallel: ``module``'s gradients and ``loss`` averaged over the ranks (as if one
+        process had the ranks' batches concatenated); alone, ``loss`` as it is."""
+        if self.sync is None:
+            return (loss,)
+        (mean,) = self.sync.grads(module.parameters(), loss)
+        return (mean,)
 
     def _skipped(self, metrics: dict[str, Tensor]) -> dict[str, Tensor]:
         """An update stopped at a NaN/inf (counted by the guard); it still counts as due-work done,

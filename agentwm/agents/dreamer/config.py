@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agentwm.agents.devices import DeviceName, device_field
 from agentwm.agents.overrides import parse_override
 from agentwm.worldmodels.rssm import PRESETS as RSSM_PRESETS
 from agentwm.worldmodels.rssm import RSSMConfig
@@ -62,6 +62,13 @@ class DreamerConfig(BaseModel):
         "(each such update is skipped and counted in guard/skipped_updates)",
     )
 
+    loggers: tuple[str, ...] = Field(
+        ("tensorboard",), description="where metrics go besides metrics.jsonl (always written): "
+        "tensorboard (tb/), wandb (Weights & Biases, the wandb extra; WANDB_MODE=offline works without a "
+        "network); none for JSONL only; e.g. --loggers tensorboard wandb or --set loggers=tensorboard,wandb",
+    )
+    wandb_project: str = Field("agentwm", description="Weights & Biases project (loggers=wandb)")
+
     # -- world model
     model_preset: str = Field("size1m", description=f"RSSM size preset, one of {sorted(RSSM_PRESETS)}")
     model: dict[str, Any] = Field(default_factory=dict, description="RSSMConfig field overrides")
@@ -96,7 +103,7 @@ class DreamerConfig(BaseModel):
 
     # -- machinery
     seed: int = Field(0, description="seed of envs, networks, replay and sampling")
-    device: str = Field("cpu", description="torch device")
+    device: DeviceName = device_field()
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
     compile: bool = Field(
         False, description="torch.compile the batched world-model modules, actor, critic and the imagination "
@@ -104,14 +111,18 @@ class DreamerConfig(BaseModel):
     )
     amp: Literal["auto", "off", "bf16"] = Field("auto", description="bf16 autocast: auto = on for CUDA")
 
-    @field_validator("device")
+    @field_validator("loggers", mode="before")
     @classmethod
-    def _torch_device(cls, value: str) -> str:
-        try:
-            torch.device(value)
-        except RuntimeError as err:
-            raise ValueError(f"not a torch device: {value!r} (cpu, cuda, cuda:1, mps, ...)") from err
-        return value
+    def _logger_names(cls, value: Any) -> Any:
+        if isinstance(value, str):  # --set loggers=tensorboard,wandb
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        names = tuple(value) if isinstance(value, (list, tuple)) else value
+        if isinstance(names, tuple):
+            names = tuple(n for n in names if n != "none")
+            unknown = [n for n in names if n not in ("tensorboard", "wandb")]
+            if unknown:
+                raise ValueError(f"unknown logger {unknown[0]!r}: choose from tensorboard, wandb, none")
+        return names
 
     @model_validator(mode="after")
     def _check(self) -> DreamerConfig:

@@ -30,9 +30,11 @@ import torch
 from torch import Tensor
 
 from agentwm.agents import env_state
+from agentwm.agents.dreamer import distributed as dp
 from agentwm.agents.dreamer import run_checkpoint as ckpt
 from agentwm.agents.dreamer.agent import DreamerAgent, Mode
 from agentwm.agents.dreamer.config import DreamerConfig, check_resume
+from agentwm.agents.dreamer.logger import NullLogger, RunLogger
 from agentwm.agents.replay import SequenceReplay
 from agentwm.checkpoint import CheckpointError, read_json
 from agentwm.envs.gym import action_spec_of, make_env, make_vector_env
@@ -128,44 +130,7 @@ def evaluate(
 
 
 # ------------------------------------------------------------------------------------------------
-# Logging: JSONL + TensorBoard (+ a progress bar)
-
-
-def _frames_of(line: str, default: int) -> int:
-    """The ``frames`` of a metrics line; ``default`` for a line torn by a crash mid-write."""
-    try:
-        return int(json.loads(line)["frames"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-        return default
-
-
-class _Logger:
-    def __init__(self, logdir: Path, resume_frames: int | None) -> None:
-        self.path = logdir / "metrics.jsonl"
-        if resume_frames is not None and self.path.exists():  # drop lines past the checkpoint (and torn ones)
-            keep = [ln for ln in self.path.read_text().splitlines() if _frames_of(ln, resume_frames + 1) <= resume_frames]
-            self.path.write_text("".join(ln + "\n" for ln in keep))
-        elif resume_frames is None and self.path.exists():
-            self.path.unlink()
-        self.tb: Any = None
-        try:  # TensorBoard is optional (the plot extra); JSONL is always written
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(logdir / "tb"), purge_step=resume_frames)
-        except ImportError:
-            print("agentwm: tensorboard not installed (pip install 'agentwm[plot]'); logging JSONL only",
-                  file=sys.stderr)
-
-    def write(self, frames: int, values: dict[str, float]) -> None:
-        with self.path.open("a") as fh:
-            fh.write(json.dumps({"frames": frames, **values}) + "\n")
-        if self.tb is not None:
-            for key, value in values.items():
-                self.tb.add_scalar(key, value, frames)
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
+# Plots of the logged metrics (logging itself: agentwm.agents.dreamer.logger)
 
 
 def plot_learning_curve(logdir: str | Path) -> Path | None:
@@ -235,11 +200,11 @@ class _StopRequest:
         self._restore()
 
 
-def _make_envs(cfg: DreamerConfig) -> gym.vector.SyncVectorEnv | gym.vector.AsyncVectorEnv:
+def _make_envs(cfg: DreamerConfig, seed: int) -> gym.vector.SyncVectorEnv | gym.vector.AsyncVectorEnv:
     """The training envs. Worker processes (``async_envs``) are started with SIGINT ignored, which
     they keep: Ctrl-C in a terminal reaches the whole process group, and workers killed by it would
     take the run down before it could checkpoint."""
-    spawn = functools.partial(make_vector_env, cfg.env, cfg.num_envs, seed=cfg.seed, **_env_kwargs(cfg))
+    spawn = functools.partial(make_vector_env, cfg.env, cfg.num_envs, seed=seed, **_env_kwargs(cfg))
     if not cfg.async_envs or threading.current_thread() is not threading.main_thread():
         return spawn(asynchronous=cfg.async_envs)
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -264,11 +229,16 @@ def train(
     A SIGINT or SIGTERM received in the main thread ends the run early with a checkpoint of the
     frame reached; the summary's ``stopped_by`` then names the signal (else it is None)."""
     cfg, logdir = config, Path(logdir)
+    ranks, rank_device, owns_group = dp.setup(cfg.device)  # torchrun: one rank of a data-parallel run
+    if rank_device != cfg.device:
+        cfg = cfg.model_copy(update={"device": rank_device})
     problem = device_problem(cfg.device)
     if problem is not None:
         raise ValueError(f"device {cfg.device!r}: {problem}; train with --device cpu (or --set device=cpu)")
     if cfg.eval_video and not all(importlib.util.find_spec(m) for m in ("imageio", "PIL")):
         raise ValueError("eval_video needs imageio and Pillow: pip install 'agentwm[plot]'")
+    if "wandb" in cfg.loggers and importlib.util.find_spec("wandb") is None:
+        raise ValueError("loggers=wandb needs the 'wandb' extra: pip install 'agentwm[wandb]'")
     existing = None if resume or overwrite else ckpt.latest(logdir)
     if existing is not None:
         try:
@@ -281,7 +251,8 @@ def train(
     before = ckpt.saved_config(logdir) if resume else None
     if before is not None:  # settings the checkpoint cannot take fail here, before anything starts
         changes = check_resume(before, cfg)
-        if changes:
+        dp.check_resume_ranks(logdir, ranks)
+        if changes and ranks.main:
             print(f"agentwm: resuming {logdir} with changed settings: {'; '.join(changes)}", file=sys.stderr)
     # ---- Setup: seeds, threads, envs, agent, replay --------------------------------------------
     if cfg.threads:
@@ -290,18 +261,26 @@ def train(
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
+    own = dp.rank_dir(logdir, ranks)  # this rank's checkpoints (rank 0: the run folder)
+    rank_seed = cfg.seed + 1000 * ranks.rank  # each rank its own envs, replay draws and samples
     obs_shape, spec = env_specs(cfg)
-    envs = _make_envs(cfg)
+    envs = _make_envs(cfg, rank_seed)
     agent = DreamerAgent(obs_shape, spec, cfg).to(device)
+    if ranks.active:  # one agent: rank 0's initial weights everywhere, gradients averaged over the ranks
+        agent.sync = dp.GradSync(ranks.world_size)
+        agent.sync.broadcast_module(agent)
+        random.seed(rank_seed)
+        np.random.seed(rank_seed)
+        torch.manual_seed(rank_seed)
     obs_dtype = np.uint8 if len(obs_shape) == 3 else np.float32
-    replay = SequenceReplay(cfg.replay_capacity, cfg.num_envs, obs_shape, agent.action_spec.dim, obs_dtype, cfg.seed)
-    act_rng = np.random.default_rng(cfg.seed + 1)  # random actions during prefill
+    replay = SequenceReplay(cfg.replay_capacity, cfg.num_envs, obs_shape, agent.action_spec.dim, obs_dtype, rank_seed)
+    act_rng = np.random.default_rng(rank_seed + 1)  # random actions during prefill
     n = cfg.num_envs
 
-    # Loop state: everything here is checkpointed.
+    # Loop state: everything here is checkpointed. Frames count every rank's env frames.
     loop: dict[str, Any] = {"frames": 0, "episodes": 0, "next_log": cfg.log_every, "next_eval": cfg.eval_every,
-                            "next_ckpt": cfg.checkpoint_every, "evals": 0}  # fmt: skip
-    obs, _ = envs.reset(seed=cfg.seed)
+                            "next_ckpt": cfg.checkpoint_every, "evals": 0, "world_size": ranks.world_size}  # fmt: skip
+    obs, _ = envs.reset(seed=rank_seed)
     is_first, prev_done = np.ones(n, dtype=bool), np.zeros(n, dtype=bool)
     reward_in: np.ndarray = np.zeros(n, dtype=np.float64)
     term_in = np.zeros(n, dtype=bool)
@@ -311,11 +290,11 @@ def train(
     # ---- Resume -------------------------------------------------------------------------------
     resumed_from = None
     if resume:
-        saved = ckpt.load_latest(logdir, agent, replay, device, allow_pickle=cfg.pickle_env_state)
+        saved = ckpt.load_latest(own, agent, replay, device, allow_pickle=cfg.pickle_env_state)
         if saved is not None:
             state, resumed_from = saved
             agent.load_optim_state(state["optim"])
-            loop = state["loop"]
+            loop = {**state["loop"], "world_size": ranks.world_size}
             torch.set_rng_state(state["rng"]["torch"])
             np.random.set_state(state["rng"]["numpy"])
             random.setstate(state["rng"]["python"])
@@ -334,9 +313,13 @@ def train(
                 ep_return, ep_length = state["ep_return"], state["ep_length"]
             # else: envs restart fresh episodes (their first rows are marked is_first)
     else:
-        ckpt.clear(logdir)
-    (logdir / "config.json").write_text(json.dumps(cfg.model_dump(), indent=2))
-    logger = _Logger(logdir, loop["frames"] if resumed_from is not None else None)
+        ckpt.clear(own)
+    if ranks.main:
+        (logdir / "config.json").write_text(json.dumps(cfg.model_dump(), indent=2))
+    resume_frames = loop["frames"] if resumed_from is not None else None
+    logger: RunLogger | NullLogger = NullLogger()  # rank 0 writes the run's metrics
+    if ranks.main:
+        logger = RunLogger(logdir, resume_frames, cfg.loggers, cfg.model_dump(mode="json"), cfg.wandb_project)
 
     def save_checkpoint() -> None:
         state = {
@@ -348,15 +331,22 @@ def train(
             "ep_return": ep_return, "ep_length": ep_length,
         }  # fmt: skip
         blob = ckpt.pickle_envs(envs) if cfg.pickle_env_state and state["envs"] is None else None
-        ckpt.save(logdir, loop["frames"], agent, state, replay, cfg.keep_checkpoints, envs_pickle=blob)
+        if ranks.active:  # the other ranks first: rank 0's `latest` marks a checkpoint every rank has
+            if not ranks.main:
+                ckpt.save(own, loop["frames"], agent, state, replay, cfg.keep_checkpoints, envs_pickle=blob)
+            dp.GradSync.barrier()
+            if not ranks.main:
+                return
+        ckpt.save(own, loop["frames"], agent, state, replay, cfg.keep_checkpoints, envs_pickle=blob)
 
     from tqdm import tqdm
 
-    bar = tqdm(total=cfg.steps, initial=loop["frames"], disable=not progress, unit="frame", dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps, initial=loop["frames"], disable=not progress or not ranks.main, unit="frame",
+               dynamic_ncols=True)  # fmt: skip
     pending: list[dict[str, Tensor]] = []
     train_returns: list[float] = []
     t_last, frames_last, updates_last = time.perf_counter(), loop["frames"], agent.updates
-    per_iter = n * cfg.action_repeat
+    per_iter = n * cfg.action_repeat * ranks.world_size
     start_time = time.perf_counter()
 
     def learn(frames: int) -> None:
@@ -423,7 +413,9 @@ def train(
                 values["charts/fps"] = (loop["frames"] - frames_last) / max(now - t_last, 1e-9)
                 values["charts/ups"] = (agent.updates - updates_last) / max(now - t_last, 1e-9)
                 values["charts/updates"] = agent.updates
-                values["charts/episodes"] = loop["episodes"]
+                values["charts/episodes"] = loop["episodes"]  # this rank's (data-parallel: rank 0's)
+                if ranks.active:
+                    values["dist/world_size"] = ranks.world_size
                 logger.write(loop["frames"], values)
                 bar.set_postfix(fps=f"{values['charts/fps']:.0f}", ups=f"{values['charts/ups']:.1f}",
                                 ret=f"{values.get('train/return', float('nan')):.1f}", eval=last_eval)
@@ -434,26 +426,36 @@ def train(
             if loop["frames"] >= loop["next_eval"] or loop["frames"] >= cfg.steps:
                 loop["next_eval"] += cfg.eval_every
                 loop["evals"] += 1
-                video = logdir / "videos" / f"eval_{loop['frames']:010d}.gif" if cfg.eval_video else None
-                rets = _eval_preserving_rng(agent, cfg, cfg.eval_episodes, cfg.seed + 10_000 * loop["evals"], video)
-                logger.write(loop["frames"], {"eval/return": float(np.mean(rets)), "eval/return_std": float(np.std(rets))})
-                last_eval = f"{np.mean(rets):.1f}"
+                if ranks.main:  # the weights are the same on every rank
+                    video = logdir / "videos" / f"eval_{loop['frames']:010d}.gif" if cfg.eval_video else None
+                    rets = _eval_preserving_rng(agent, cfg, cfg.eval_episodes, cfg.seed + 10_000 * loop["evals"], video)
+                    logger.write(loop["frames"], {"eval/return": float(np.mean(rets)),
+                                                  "eval/return_std": float(np.std(rets))})  # fmt: skip
+                    last_eval = f"{np.mean(rets):.1f}"
 
             # Checkpoint: every checkpoint_every frames, at the end, and when asked to stop.
             due = loop["frames"] >= loop["next_ckpt"]
             if due:
                 loop["next_ckpt"] += cfg.checkpoint_every
-            if due or loop["frames"] >= cfg.steps or stop.signum is not None:
+            stopping = stop.signum is not None
+            if agent.sync is not None:  # a signal seen by any rank stops every rank at this frame
+                stopping = agent.sync.any(stopping, device)
+            if due or loop["frames"] >= cfg.steps or stopping:
                 save_checkpoint()
-            if stop.signum is not None:
+            if stopping:
                 break
 
     # ---- Wrap-up ------------------------------------------------------------------------------
     bar.close()
     logger.close()
     envs.close()
-    plot_learning_curve(logdir)
-    if cfg.pixels:
+    if agent.sync is not None:
+        dp.GradSync.barrier()  # rank 0's metrics are complete: every rank's summary reads them
+    if owns_group:
+        dp.teardown()
+    if ranks.main:
+        plot_learning_curve(logdir)
+    if cfg.pixels and ranks.main:
         from agentwm.agents.dreamer.video import write_openloop
 
         try:
@@ -467,6 +469,7 @@ def train(
         "eval_return": evals[-1] if evals else None, "best_eval_return": max(evals) if evals else None,
         "wall_s": round(time.perf_counter() - start_time, 1), "resumed_from": resumed_from, "logdir": str(logdir),
         "stopped_by": signal.Signals(stop.signum).name if stop.signum is not None else None,
+        "world_size": ranks.world_size,
     }  # fmt: skip
 
 

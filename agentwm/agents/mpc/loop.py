@@ -19,6 +19,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
+from agentwm.agents.devices import DeviceName, device_field
 from agentwm.checkpoint import load_config, load_weights, save_module
 from agentwm.envs.gym import KNOWN_RULES, action_spec_of, collect_random_transitions, to_env_action
 from agentwm.planning.scoring import ScoreMode, Scorer
@@ -82,7 +83,7 @@ class MPCConfig(BaseModel):
     episodes: int = Field(3, ge=1, description="real evaluation episodes")
     max_steps: int | None = Field(None, ge=1, description="cap on steps per episode (env default if unset)")
     seed: int = Field(0, description="seed for data, model and planner")
-    device: str = Field("cpu", description="torch device")
+    device: DeviceName = device_field()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
+from agentwm.agents.devices import DeviceName, device_field
 from agentwm.agents.mpc.loop import MARGIN_REWARDS, MPCConfig, planning_model
 from agentwm.envs.gym import action_spec_of, collect_random_transitions, to_env_action
 from agentwm.planning import CEM, MPPI, RandomShooting
@@ -94,7 +95,7 @@ class PETSConfig(BaseModel):
     target_return: float | None = Field(default=475.0, description="stop once an episode reaches this return")
     epochs: int | None = Field(default=None, ge=1, description="cap on ensemble fit epochs (EnsembleConfig default if unset)")
     seed: int = Field(default=0, description="seed of data, model and planner")
-    device: str = Field(default="cpu", description="torch device")
+    device: DeviceName = device_field()
 
 
 # ------------------------------------------------------------------------------------------------

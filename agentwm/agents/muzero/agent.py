@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentwm.agents.devices import DeviceName, device_field
 from agentwm.checkpoint import load_config, load_weights, save_module
 from agentwm.core.finite import FiniteGuard, guarded_step
 from agentwm.envs.gym import action_spec_of
@@ -62,7 +63,7 @@ class MuZeroConfig(BaseModel):
     eval_every: int = Field(default=2000, ge=1, description="real steps between evaluations")
     eval_episodes: int = Field(default=3, ge=1, description="episodes per evaluation (no noise, most-visited action)")
     seed: int = Field(default=0, description="seed of the env, the networks and the search")
-    device: str = Field(default="cpu", description="torch device")
+    device: DeviceName = device_field()
 
 
 class EpisodeReplay:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentwm.agents.devices import DeviceName, device_field
 from agentwm.agents.replay import SequenceReplay
 from agentwm.checkpoint import load_config, load_weights, save_module
 from agentwm.core.finite import FiniteGuard, guarded_step
@@ -70,7 +71,7 @@ class PlaNetConfig(BaseModel):
         "(the return curve vs env steps in the summary's eval_curve; None: only at the end)",
     )
     seed: int = Field(default=0, description="seed of env, model, replay and planner")
-    device: str = Field(default="cpu", description="torch device")
+    device: DeviceName = device_field()
 
 
 def make_env(config: PlaNetConfig, seed: int) -> gym.Env[Any, Any]:

@@ -19,19 +19,24 @@ import re
 from typing import Any, Literal
 
 import torch
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
 from torch import Tensor
 
 from agentwm.envs.babyai import ACTION_SPEC, ACTIONS
+from agentwm.extras import missing_extra
 from agentwm.testbeds.babyai.agents import Proposer, TextPlanner
 from agentwm.text.client import LLMClient
 from agentwm.text.scorers import TextScorer
 from agentwm.worldmodels.base import WorldModel
 from agentwm.worldmodels.composite import HybridWorldModel
 from agentwm.worldmodels.llm_outcome import LLMWorldModel
+
+try:
+    from langchain_core.callbacks import CallbackManagerForLLMRun
+    from langchain_core.language_models.chat_models import BaseChatModel
+    from langchain_core.messages import AIMessage, BaseMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+except ModuleNotFoundError as err:
+    raise missing_extra(err, "llm", "agentwm.testbeds.babyai.llm") from None
 
 ChatKind = Literal["scripted", "smollm2"]
 
