@@ -32,18 +32,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, convert_to_messages
 from pydantic import BaseModel
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
+
+from agentwm.extras import missing_extra
+
+try:
+    from langchain_core.language_models.chat_models import BaseChatModel
+    from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, convert_to_messages
+    from tenacity import (
+        AsyncRetrying,
+        RetryCallState,
+        Retrying,
+        retry_if_exception,
+        stop_after_attempt,
+        wait_exponential,
+        wait_random,
+    )
+except ModuleNotFoundError as err:
+    raise missing_extra(err, "llm", "agentwm.text") from None
 
 from agentwm.text.calls import call_async, call_sync, has_native_async, is_fatal, is_retryable
 from agentwm.text.parsing import parse_model

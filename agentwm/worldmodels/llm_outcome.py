@@ -45,15 +45,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agentwm.core.aio import run_sync
 from agentwm.extras import missing_extra
-from agentwm.text.client import LLMClient, StructuredResult
-from agentwm.text.prompts import NEXT_ACTION_PROMPT, OUTCOME_PROMPT, NextAction, Outcome, format_history
-from agentwm.text.scorers import EmbeddingRelevance, Scores, TextScorer
-from agentwm.worldmodels.base import Rollout, State, TextActions
 
-try:
+try:  # the LLM stack first, so its absence is one line naming the extra
     from langchain_core.messages import BaseMessage
+
+    from agentwm.text.client import LLMClient, StructuredResult
+    from agentwm.text.prompts import NEXT_ACTION_PROMPT, OUTCOME_PROMPT, NextAction, Outcome, format_history
+    from agentwm.text.scorers import EmbeddingRelevance, Scores, TextScorer
 except ModuleNotFoundError as err:
     raise missing_extra(err, "llm", "agentwm.worldmodels.llm_outcome") from None
+from agentwm.worldmodels.base import Rollout, State, TextActions
 
 T = TypeVar("T")
 
