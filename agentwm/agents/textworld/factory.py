@@ -45,6 +45,6 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int = 3, 
         if name == "direct":
             if not isinstance(net, DirectScorer):
                 raise ValueError(f"{model} holds a world model; the direct agent needs a model trained with --kind direct")
-            return DirectAgent(net, shared_embedder(), propose=kwargs.get("propose"))
+            return DirectAgent(net, shared_embedder(), propose=kwargs.get("propose"), repeat_discount=kwargs.get("repeat_discount", 1.0))
         return LearnedPlanner(net, shared_embedder(), horizon=horizon, **kwargs)
     raise ValueError(f"unknown agent {name!r}; choose learned, direct, objective_match, random or reactive")
