@@ -9,8 +9,9 @@ For each setting (``quest5``: ``tw-make custom --world-size 5 --nb-objects 10 --
   sentence of the objective;
 * ``direct`` (no imagination): a model with the world model's encoder, trained on the same data and
   labels, scoring each command's value at once;
-* ``learned_planner``: every admissible command's next state imagined under the learned world model
-  and ranked by ``Rollout.returns`` (reward + discounted value of the imagined state) through
+* ``learned_planner``: ``make_agent("learned")`` with its defaults (what ``agentwm textworld play``
+  runs): every admissible command's next state imagined under the learned world model and ranked
+  by ``Rollout.returns`` (reward + discounted value of the imagined state) through
   ``agentwm.planning.ranking.rank_candidates`` (horizon 1: the best horizon on the validation games);
 * ``learned_planner_h3``: the same imagined ``--horizon`` steps deep, follow-ups chosen greedily by
   the model among the current menu;
@@ -158,7 +159,7 @@ def _run_setting(job: tuple[argparse.Namespace, str]) -> dict[str, Any]:
         "random": make_agent("random", seed=0),
         "objective_match": make_agent("objective_match"),
         "direct": make_agent("direct", model=models / "direct"),
-        "learned_planner": make_agent("learned", model=models / "world_model", horizon=1, followups="none"),
+        "learned_planner": make_agent("learned", model=models / "world_model"),  # what users get: the planner's defaults
         f"learned_planner_h{args.horizon}": make_agent("learned", model=models / "world_model", horizon=args.horizon, followups="menu"),
     }
     rows: dict[str, Any] = {}

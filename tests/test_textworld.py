@@ -224,6 +224,27 @@ def test_planner_wins_tiny_games_and_sees_the_end(games: list[Path], trained: tu
     env.close()
 
 
+def test_planner_with_a_prior_combines_both_scores(games: list[Path], trained: tuple[Path, Path]) -> None:
+    from agentwm.agents.textworld.evaluate import evaluate
+    from agentwm.agents.textworld.factory import make_agent
+    from agentwm.envs.textworld import TextWorldEnv
+
+    planner = make_agent("learned", model=trained[0], prior=trained[1])
+    alone = make_agent("learned", model=trained[0])
+    env = TextWorldEnv(games[0])
+    step = env.reset()
+    for agent in (planner, alone):
+        agent.reset(step)  # type: ignore[attr-defined]
+    menu, both = planner.scores(step)  # type: ignore[attr-defined]
+    _, imagined = alone.scores(step)  # type: ignore[attr-defined]
+    q = planner.prior.model.q_values(planner.prior.state, planner.tracker.embedder.embed(menu)[None])[0]  # type: ignore[attr-defined]
+    assert torch.allclose(both, (imagined.clamp(min=1e-4) * q.clamp(min=1e-4)).sqrt(), atol=1e-5)
+    env.close()
+    assert evaluate(games, planner, max_steps=10, progress=False)["win_rate"] == 1.0
+    with pytest.raises(ValueError, match="prior must be trained with --kind direct"):
+        make_agent("learned", model=trained[0], prior=trained[0])
+
+
 def test_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from agentwm.cli import main
 

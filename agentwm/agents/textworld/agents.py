@@ -205,22 +205,25 @@ class LearnedPlanner:
     Args:
         model: a trained :class:`TextLatentModel`.
         embedder: sentence embedder (MiniLM) matching the model's training data.
-        horizon: imagined steps per candidate (the first is the candidate, then follow-ups).
+        horizon: imagined steps per candidate (the first is the candidate, then follow-ups); 1,
+            the default, was best on the validation games (deeper imagination compounds errors).
         followups: ``"menu"`` (the current admissible commands), ``"menu+objective"`` (also the
             objective's sentences, so the model can imagine steps whose command is not on the
             menu yet) or ``"none"`` (horizon 1).
         loop_penalty: subtracted per earlier play of the same command from the same observation.
         repeat_discount: the score is multiplied by this per earlier play of the command this
             episode, from any observation (1: off); see :func:`loop_adjusted`.
+        prior: a no-imagination scorer (:class:`DirectScorer`) whose ``Q(h, command)`` is combined
+            with the imagined return (geometric mean); ``None`` ranks by imagination alone.
         max_candidates: rank at most this many commands (the first of the menu), ``None`` for all.
         propose: rank only the ``propose`` commands most similar to some objective sentence
             (:func:`propose_by_objective`), ``None`` for the whole menu.
     """
 
     def __init__(
-        self, model: TextLatentModel, embedder: _Embed, *, horizon: int = 3, followups: str = "menu",
+        self, model: TextLatentModel, embedder: _Embed, *, horizon: int = 1, followups: str = "menu",
         loop_penalty: float = 0.5, max_candidates: int | None = None, propose: int | None = None,
-        repeat_discount: float = 1.0,
+        repeat_discount: float = 1.0, prior: DirectScorer | None = None,
     ) -> None:
         if followups not in ("menu", "menu+objective", "none"):
             raise ValueError(f"followups must be 'menu', 'menu+objective' or 'none', got {followups!r}")
@@ -228,6 +231,7 @@ class LearnedPlanner:
         self.horizon = 1 if followups == "none" else horizon
         self.followups, self.loop_penalty, self.max_candidates = followups, loop_penalty, max_candidates
         self.propose, self.repeat_discount = propose, repeat_discount
+        self.prior = None if prior is None else _Tracker(prior, embedder)
         self.gamma = model.config.value_gamma
         self.llm_calls = 0
         self.memory = _LoopMemory()
@@ -236,6 +240,8 @@ class LearnedPlanner:
 
     def reset(self, first: TextStep) -> None:
         self.tracker.reset(first)
+        if self.prior is not None:
+            self.prior.reset(first)
         self.memory = _LoopMemory()
         self.goal = split_objective(first.objective, self.tracker.model.config.max_goal)
 
@@ -255,13 +261,21 @@ class LearnedPlanner:
             self.tracker.model, state, emb, horizon=self.horizon, gamma=self.gamma, followup=policy
         )
         self.last_ranking = ranking
-        return menu, loop_adjusted(ranking.scores, self.memory, step.observation, menu, self.loop_penalty, self.repeat_discount)
+        score = ranking.scores
+        if self.prior is not None:  # geometric mean with the prior's Q: two estimates of the same discounted value
+            prior_state = self.prior.observe(step)
+            assert isinstance(self.prior.model, DirectScorer)
+            q = self.prior.model.q_values(prior_state, emb[None])[0]
+            score = (score.clamp(min=1e-4) * q.clamp(min=1e-4)).sqrt()
+        return menu, loop_adjusted(score, self.memory, step.observation, menu, self.loop_penalty, self.repeat_discount)
 
     def act(self, step: TextStep) -> str:
         menu, score = self.scores(step)
         choice = menu[int(score.argmax())]
         self.memory.add(step.observation, choice)
         self.tracker.last = choice
+        if self.prior is not None:
+            self.prior.last = choice
         return choice
 
 
