@@ -157,6 +157,19 @@ def test_loop_adjusted_discounts_commands_already_played() -> None:
     assert torch.equal(loop_adjusted(score, _LoopMemory(), "x", menu, 0.5, 0.85), score)
 
 
+def test_best_depth_return_never_sinks_a_candidate_below_its_first_step() -> None:
+    from agentwm.agents.textworld.agents import best_depth_return
+    from agentwm.worldmodels.base import Rollout
+
+    rewards = torch.tensor([[0.0, 0.0], [0.0, 1.0]])  # candidate 1 wins on its second imagined step
+    continues = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    values = torch.tensor([[0.5, 0.2], [0.1, 0.0]])  # candidate 0's follow-up looks bad
+    rollout = Rollout(states=[], rewards=rewards, continues=continues, actions=torch.zeros(2, 2, 1), values=values, extras={})
+    best = best_depth_return(rollout, 0.9)
+    assert torch.allclose(best, torch.tensor([0.9 * 0.5, 0.9]))
+    assert float(rollout.returns(0.9)[0]) < float(best[0])  # the whole rollout would have sunk it
+
+
 @pytest.fixture(scope="module")
 def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     from agentwm.agents.textworld.train import TrainConfig, train

@@ -199,6 +199,24 @@ class GreedyFollowUp:
         return self.proposals[score.argmax(1)]
 
 
+def best_depth_return(rollout: Any, gamma: float) -> Tensor:
+    """Per candidate ``[N]``: the best of its imagined returns cut (and bootstrapped by the value) after 1..H steps.
+
+    A follow-up can then only raise a candidate's score, never sink it: follow-ups are proposed
+    from the current menu, which often lacks the command that comes next after the candidate.
+    """
+    r, c, v = rollout.rewards, rollout.continues, rollout.values
+    H = r.shape[0]
+    alive = torch.ones_like(r[0])
+    partial = torch.zeros_like(r[0])
+    best = torch.full_like(r[0], -float("inf"))
+    for t in range(H):
+        partial = partial + gamma**t * alive * r[t]
+        alive = alive * c[t]
+        best = torch.maximum(best, partial + gamma ** (t + 1) * alive * v[t])
+    return best
+
+
 class LearnedPlanner:
     """Imagination: rank every admissible command by its imagined return under the learned model.
 
@@ -213,6 +231,9 @@ class LearnedPlanner:
         loop_penalty: subtracted per earlier play of the same command from the same observation.
         repeat_discount: the score is multiplied by this per earlier play of the command this
             episode, from any observation (1: off); see :func:`loop_adjusted`.
+        depth: ``"best"`` (default) scores the best of the imagined rollout's cuts after 1..H steps
+            (:func:`best_depth_return`); ``"full"`` the whole rollout (``Rollout.returns``), which
+            lost to horizon 1 on the validation games (menu follow-ups drag good candidates down).
         prior: a no-imagination scorer (:class:`DirectScorer`) whose ``Q(h, command)`` is combined
             with the imagined return (geometric mean); ``None`` ranks by imagination alone.
         max_candidates: rank at most this many commands (the first of the menu), ``None`` for all.
@@ -223,8 +244,11 @@ class LearnedPlanner:
     def __init__(
         self, model: TextLatentModel, embedder: _Embed, *, horizon: int = 1, followups: str = "menu",
         loop_penalty: float = 0.5, max_candidates: int | None = None, propose: int | None = None,
-        repeat_discount: float = 1.0, prior: DirectScorer | None = None,
+        repeat_discount: float = 1.0, prior: DirectScorer | None = None, depth: str = "best",
     ) -> None:
+        if depth not in ("full", "best"):
+            raise ValueError(f"depth must be 'full' or 'best', got {depth!r}")
+        self.depth = depth
         if followups not in ("menu", "menu+objective", "none"):
             raise ValueError(f"followups must be 'menu', 'menu+objective' or 'none', got {followups!r}")
         self.tracker = _Tracker(model, embedder)
@@ -261,7 +285,7 @@ class LearnedPlanner:
             self.tracker.model, state, emb, horizon=self.horizon, gamma=self.gamma, followup=policy
         )
         self.last_ranking = ranking
-        score = ranking.scores
+        score = ranking.scores if self.depth == "full" or self.horizon == 1 else best_depth_return(ranking.rollout, self.gamma)
         if self.prior is not None:  # geometric mean with the prior's Q: two estimates of the same discounted value
             prior_state = self.prior.observe(step)
             assert isinstance(self.prior.model, DirectScorer)
