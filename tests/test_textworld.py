@@ -113,6 +113,63 @@ def test_dataset_labels(dataset: Path) -> None:
     assert bool(torch.allclose(batch["value"][one_left], torch.ones(int(one_left.sum()))))
 
 
+def test_relabel_takes_more_of_each_menu(dataset: Path, tmp_path: Path) -> None:
+    from agentwm.agents.textworld.collect import relabel
+    from agentwm.agents.textworld.data import load_episodes
+
+    out = relabel(dataset, tmp_path / "more", alternatives=5, progress=False)
+    texts = json.loads((out / "texts.json").read_text())
+    old = json.loads((dataset / "texts.json").read_text())
+    assert texts[: len(old)] == old  # ids of the source stay valid
+    for ep in (json.loads(x) for x in (out / "episodes.jsonl").read_text().splitlines()):
+        for s in ep["steps"]:
+            if "opt" in s:
+                alts = [texts[a] for a in s["alts"]]
+                others = [m for m in s["menu"] if s["opt"] < 0 or m != texts[s["opt"]]]
+                assert set(alts) <= set(others) and len(alts) == min(5, len(others)) == len(set(alts))
+    data = load_episodes(out)
+    assert data.emb.shape[0] == len(texts) + 1 and data.alts is not None and data.alts.shape[2] == 5
+    with pytest.raises(FileNotFoundError, match="not a TextWorld dataset"):
+        relabel(tmp_path / "none", tmp_path / "x")
+
+
+def test_rank_loss_prefers_the_winning_command_first() -> None:
+    from agentwm.worldmodels.text_latent import rank_loss
+
+    mask = torch.tensor([[1.0, 1.0, 0.0]])
+    good = rank_loss(torch.tensor([[0.5, 0.4, 0.3, 0.9]]), mask)  # the masked 0.9 is ignored
+    bad = rank_loss(torch.tensor([[0.4, 0.5, 0.3, 0.9]]), mask)
+    assert float(good) < 0.05 < 0.5 < float(bad)
+    assert float(rank_loss(torch.tensor([[0.5, 0.9, 0.9, 0.9]]), torch.zeros(1, 3))) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_loop_adjusted_discounts_commands_already_played() -> None:
+    from agentwm.agents.textworld.agents import _LoopMemory, loop_adjusted
+
+    memory = _LoopMemory()
+    memory.add("You open the box.", "close box")
+    memory.add("You close the box.", "open box")
+    menu = ["open box", "close box", "take key"]
+    score = torch.tensor([0.5, 0.5, 0.45])
+    here = loop_adjusted(score, memory, "You close the box.", menu, penalty=0.5, repeat_discount=0.85)
+    assert torch.allclose(here, torch.tensor([0.5 * 0.85 - 0.5, 0.5 * 0.85, 0.45]))
+    assert menu[int(here.argmax())] == "take key"
+    assert torch.equal(loop_adjusted(score, _LoopMemory(), "x", menu, 0.5, 0.85), score)
+
+
+def test_best_depth_return_never_sinks_a_candidate_below_its_first_step() -> None:
+    from agentwm.agents.textworld.agents import best_depth_return
+    from agentwm.worldmodels.base import Rollout
+
+    rewards = torch.tensor([[0.0, 0.0], [0.0, 1.0]])  # candidate 1 wins on its second imagined step
+    continues = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    values = torch.tensor([[0.5, 0.2], [0.1, 0.0]])  # candidate 0's follow-up looks bad
+    rollout = Rollout(states=[], rewards=rewards, continues=continues, actions=torch.zeros(2, 2, 1), values=values, extras={})
+    best = best_depth_return(rollout, 0.9)
+    assert torch.allclose(best, torch.tensor([0.9 * 0.5, 0.9]))
+    assert float(rollout.returns(0.9)[0]) < float(best[0])  # the whole rollout would have sunk it
+
+
 @pytest.fixture(scope="module")
 def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     from agentwm.agents.textworld.train import TrainConfig, train
@@ -142,6 +199,19 @@ def test_training_writes_loadable_checkpoints(trained: tuple[Path, Path]) -> Non
         load_model(trained[0].parent / "bogus")
 
 
+def test_fine_tuning_starts_from_a_checkpoint(dataset: Path, trained: tuple[Path, Path], tmp_path: Path) -> None:
+    from agentwm.agents.textworld.train import TrainConfig, load_model, train
+
+    wm = load_model(trained[0])
+    cfg = TrainConfig(data=[str(dataset)], val_data=[str(dataset)], logdir=str(tmp_path / "ft"), epochs=1, batch_size=8,
+                      lr=1e-9, init=str(trained[0]), alternatives=2, scales={"counterfactual": 1.0, "rank": 1.0})
+    train(cfg, progress=False)
+    tuned = load_model(tmp_path / "ft")
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(wm.state_dict().values(), tuned.state_dict().values()))
+    with pytest.raises(ValueError, match="other sizes or kind"):
+        train(cfg.model_copy(update={"kind": "direct", "logdir": str(tmp_path / "ft2")}), progress=False)
+
+
 def test_planner_wins_tiny_games_and_sees_the_end(games: list[Path], trained: tuple[Path, Path]) -> None:
     from agentwm.agents.textworld.evaluate import evaluate
     from agentwm.agents.textworld.factory import make_agent
@@ -165,6 +235,27 @@ def test_planner_wins_tiny_games_and_sees_the_end(games: list[Path], trained: tu
     k = menu.index(winning)
     assert float(rollout.continues[0, k]) < 0.5  # the game ends mid-plan: later steps are discounted away
     env.close()
+
+
+def test_planner_with_a_prior_combines_both_scores(games: list[Path], trained: tuple[Path, Path]) -> None:
+    from agentwm.agents.textworld.evaluate import evaluate
+    from agentwm.agents.textworld.factory import make_agent
+    from agentwm.envs.textworld import TextWorldEnv
+
+    planner = make_agent("learned", model=trained[0], prior=trained[1])
+    alone = make_agent("learned", model=trained[0])
+    env = TextWorldEnv(games[0])
+    step = env.reset()
+    for agent in (planner, alone):
+        agent.reset(step)  # type: ignore[attr-defined]
+    menu, both = planner.scores(step)  # type: ignore[attr-defined]
+    _, imagined = alone.scores(step)  # type: ignore[attr-defined]
+    q = planner.prior.model.q_values(planner.prior.state, planner.tracker.embedder.embed(menu)[None])[0]  # type: ignore[attr-defined]
+    assert torch.allclose(both, (imagined.clamp(min=1e-4) * q.clamp(min=1e-4)).sqrt(), atol=1e-5)
+    env.close()
+    assert evaluate(games, planner, max_steps=10, progress=False)["win_rate"] == 1.0
+    with pytest.raises(ValueError, match="prior must be trained with --kind direct"):
+        make_agent("learned", model=trained[0], prior=trained[0])
 
 
 def test_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

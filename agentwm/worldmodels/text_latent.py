@@ -28,6 +28,18 @@ from agentwm.core.nets import MLP
 from agentwm.worldmodels.base import ActionsOrPolicy, ActionSpec, Rollout, State
 
 
+def rank_loss(score: Tensor, alts_mask: Tensor, temperature: float = 0.05) -> Tensor:
+    """Cross-entropy that the first of ``score [..., 1+A]`` (the winning command) ranks top.
+
+    Scores are compared in log space (a discounted value's log is minus the steps to the win, times
+    ``-log γ``), so near-zero values far from the win are ranked as firmly as near ones.
+    """
+    logits = torch.log(score.clamp(min=1e-4)) / temperature
+    valid = torch.cat([torch.ones_like(alts_mask[..., :1]), alts_mask], -1)
+    logits = logits.masked_fill(valid <= 0, -1e9)
+    return -torch.log_softmax(logits, -1)[..., 0]
+
+
 class TextLatentConfig(BaseModel):
     """Sizes of :class:`TextLatentModel`."""
 
@@ -206,7 +218,7 @@ class TextLatentModel(nn.Module):
                 v2 = self.value_of(h2.view(B, T - 2, -1), cover[:, 2:])
                 imag2_loss[:, :-1] = imag2_loss[:, :-1] + (v2 - batch["value"][:, 2:]) ** 2 * live[:, 2:] * trans[:, 1:]
         E = len(self.dynamics)
-        cf = self._counterfactual(post, cover, batch, goal, gmask) if "opt" in batch else None
+        cf, rk = self._counterfactual(post, cover, batch, goal, gmask) if "opt" in batch else (None, None)
         r_logit, c_logit = self.reward(feat).squeeze(-1), self.cont(feat).squeeze(-1)
         reward_loss = F.binary_cross_entropy_with_logits(r_logit, batch["reward"][:, 1:].clamp(0, 1), reduction="none") * trans
         cont_loss = F.binary_cross_entropy_with_logits(c_logit, batch["cont"][:, 1:], reduction="none") * trans
@@ -214,8 +226,8 @@ class TextLatentModel(nn.Module):
             "value": value_loss, "obs": obs_loss / E, "reward": reward_loss, "cont": cont_loss,
             "imagined_value": (imag_loss + imag2_loss) / E, "consistency": cons_loss / E,
         }
-        if cf is not None:
-            losses["counterfactual"] = cf
+        if cf is not None and rk is not None:
+            losses["counterfactual"], losses["rank"] = cf, rk
         n = trans.sum().clamp(min=1)
         metrics = {f"loss/{k}": (v.sum() / n).detach() for k, v in losses.items()}
         metrics["wm/value_mae"] = ((v_post - batch["value"]).abs() * live).sum().detach() / live.sum().clamp(min=1)
@@ -236,9 +248,10 @@ class TextLatentModel(nn.Module):
             prev = act[:, t]
         return torch.stack(hs, 1), cover
 
-    def _counterfactual(self, post: Tensor, cover: Tensor, batch: Mapping[str, Tensor], goal: Tensor, gmask: Tensor) -> Tensor:
-        """``[B, T]``: the winning command's imagined score should equal the state's value, and
-        any other command's should not exceed ``γ·value`` (it cannot bring the win closer)."""
+    def _counterfactual(self, post: Tensor, cover: Tensor, batch: Mapping[str, Tensor], goal: Tensor, gmask: Tensor) -> tuple[Tensor, Tensor]:
+        """``[B, T]`` twice: the winning command's imagined score should equal the state's value, and
+        any other command's should not exceed ``γ·value`` (it cannot bring the win closer); and
+        :func:`rank_loss` of the imagined scores (the winning command first)."""
         acts = torch.cat([batch["opt"][:, :, None], batch["alts"]], 2)  # [B, T, 1+A, D]
         hh = post[:, :, None].expand(-1, -1, acts.shape[2], -1)
         cv = cover[:, :, None].expand(-1, -1, acts.shape[2], -1)
@@ -247,7 +260,7 @@ class TextLatentModel(nn.Module):
         gamma = self.config.value_gamma
         reward, cont = torch.sigmoid(self.reward(feat).squeeze(-1)), torch.sigmoid(self.cont(feat).squeeze(-1))
         live = batch["mask"] * batch["cont"] * batch["opt_mask"]
-        total = torch.zeros_like(live)
+        total, rank = torch.zeros_like(live), torch.zeros_like(live)
         for head in self.dynamics:
             pred = F.normalize(head(feat), dim=-1)
             x = self._step_input(pred, acts, goal, gmask, cv2)
@@ -257,7 +270,8 @@ class TextLatentModel(nn.Module):
             opt_term = (score[..., 0] - value) ** 2
             alt_term = (F.relu(score[..., 1:] - gamma * value[..., None]) ** 2 * batch["alts_mask"]).sum(-1)
             total = total + (opt_term + alt_term) * live
-        return total / len(self.dynamics)
+            rank = rank + rank_loss(score, batch["alts_mask"]) * live
+        return total / len(self.dynamics), rank / len(self.dynamics)
 
     def _in_dim(self) -> int:
         return int(self.cell.input_size)

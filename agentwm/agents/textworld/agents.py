@@ -55,16 +55,29 @@ class RandomAgent:
 
 
 class _LoopMemory:
-    """Counts (observation, command) pairs of this episode; repeating one is how agents loop."""
+    """Counts (observation, command) pairs and commands of this episode; repeating them is how agents loop."""
 
     def __init__(self) -> None:
         self.seen: Counter[tuple[str, str]] = Counter()
+        self.played: Counter[str] = Counter()
 
     def penalty(self, observation: str, commands: Sequence[str]) -> Tensor:
         return torch.tensor([float(self.seen[(observation, c)]) for c in commands])
 
+    def plays(self, commands: Sequence[str]) -> Tensor:
+        """Earlier plays of each command this episode, from any observation."""
+        return torch.tensor([float(self.played[c]) for c in commands])
+
     def add(self, observation: str, command: str) -> None:
         self.seen[(observation, command)] += 1
+        self.played[command] += 1
+
+
+def loop_adjusted(score: Tensor, memory: _LoopMemory, observation: str, commands: Sequence[str], penalty: float, repeat_discount: float) -> Tensor:
+    """Scores after loop avoidance: each earlier play of a command (anywhere) discounts its score by
+    ``repeat_discount`` (one wasted step when it equals γ), and each earlier play from this very
+    observation subtracts ``penalty``."""
+    return score * repeat_discount ** memory.plays(commands) - penalty * memory.penalty(observation, commands)
 
 
 class ObjectiveMatchAgent:
@@ -131,8 +144,10 @@ class _Tracker:
 class DirectAgent:
     """No imagination: the ``direct`` model's ``Q(h, command)`` picks the command."""
 
-    def __init__(self, model: DirectScorer, embedder: _Embed, loop_penalty: float = 0.5, propose: int | None = None) -> None:
+    def __init__(self, model: DirectScorer, embedder: _Embed, loop_penalty: float = 0.5, propose: int | None = None,
+                 repeat_discount: float = 1.0) -> None:
         self.tracker = _Tracker(model, embedder)
+        self.repeat_discount = repeat_discount
         self.direct = model
         self.propose = propose
         self.goal: list[str] = []
@@ -150,7 +165,7 @@ class DirectAgent:
         state = self.tracker.observe(step)
         menu = propose_by_objective(self.tracker.embedder, list(step.admissible), self.goal, self.propose)
         q = self.direct.q_values(state, self.tracker.embedder.embed(menu)[None])[0]
-        score = q - self.loop_penalty * self.memory.penalty(step.observation, menu)
+        score = loop_adjusted(q, self.memory, step.observation, menu, self.loop_penalty, self.repeat_discount)
         choice = menu[int(score.argmax())]
         self.memory.add(step.observation, choice)
         self.tracker.last = choice
@@ -184,32 +199,63 @@ class GreedyFollowUp:
         return self.proposals[score.argmax(1)]
 
 
+def best_depth_return(rollout: Any, gamma: float) -> Tensor:
+    """Per candidate ``[N]``: the best of its imagined returns cut (and bootstrapped by the value) after 1..H steps.
+
+    A follow-up can then only raise a candidate's score, never sink it: follow-ups are proposed
+    from the current menu, which often lacks the command that comes next after the candidate.
+    """
+    r, c, v = rollout.rewards, rollout.continues, rollout.values
+    H = r.shape[0]
+    alive = torch.ones_like(r[0])
+    partial = torch.zeros_like(r[0])
+    best = torch.full_like(r[0], -float("inf"))
+    for t in range(H):
+        partial = partial + gamma**t * alive * r[t]
+        alive = alive * c[t]
+        best = torch.maximum(best, partial + gamma ** (t + 1) * alive * v[t])
+    return best
+
+
 class LearnedPlanner:
     """Imagination: rank every admissible command by its imagined return under the learned model.
 
     Args:
         model: a trained :class:`TextLatentModel`.
         embedder: sentence embedder (MiniLM) matching the model's training data.
-        horizon: imagined steps per candidate (the first is the candidate, then follow-ups).
+        horizon: imagined steps per candidate (the first is the candidate, then follow-ups); 1,
+            the default: deeper imagination with menu follow-ups did not beat it on the validation games.
         followups: ``"menu"`` (the current admissible commands), ``"menu+objective"`` (also the
             objective's sentences, so the model can imagine steps whose command is not on the
             menu yet) or ``"none"`` (horizon 1).
         loop_penalty: subtracted per earlier play of the same command from the same observation.
+        repeat_discount: the score is multiplied by this per earlier play of the command this
+            episode, from any observation (1: off); see :func:`loop_adjusted`.
+        depth: ``"best"`` (default) scores the best of the imagined rollout's cuts after 1..H steps
+            (:func:`best_depth_return`); ``"full"`` the whole rollout (``Rollout.returns``), which
+            lost to horizon 1 on the validation games (menu follow-ups drag good candidates down).
+        prior: a no-imagination scorer (:class:`DirectScorer`) whose ``Q(h, command)`` is combined
+            with the imagined return (geometric mean); ``None`` ranks by imagination alone.
         max_candidates: rank at most this many commands (the first of the menu), ``None`` for all.
         propose: rank only the ``propose`` commands most similar to some objective sentence
             (:func:`propose_by_objective`), ``None`` for the whole menu.
     """
 
     def __init__(
-        self, model: TextLatentModel, embedder: _Embed, *, horizon: int = 3, followups: str = "menu",
+        self, model: TextLatentModel, embedder: _Embed, *, horizon: int = 1, followups: str = "menu",
         loop_penalty: float = 0.5, max_candidates: int | None = None, propose: int | None = None,
+        repeat_discount: float = 1.0, prior: DirectScorer | None = None, depth: str = "best",
     ) -> None:
+        if depth not in ("full", "best"):
+            raise ValueError(f"depth must be 'full' or 'best', got {depth!r}")
+        self.depth = depth
         if followups not in ("menu", "menu+objective", "none"):
             raise ValueError(f"followups must be 'menu', 'menu+objective' or 'none', got {followups!r}")
         self.tracker = _Tracker(model, embedder)
         self.horizon = 1 if followups == "none" else horizon
         self.followups, self.loop_penalty, self.max_candidates = followups, loop_penalty, max_candidates
-        self.propose = propose
+        self.propose, self.repeat_discount = propose, repeat_discount
+        self.prior = None if prior is None else _Tracker(prior, embedder)
         self.gamma = model.config.value_gamma
         self.llm_calls = 0
         self.memory = _LoopMemory()
@@ -218,6 +264,8 @@ class LearnedPlanner:
 
     def reset(self, first: TextStep) -> None:
         self.tracker.reset(first)
+        if self.prior is not None:
+            self.prior.reset(first)
         self.memory = _LoopMemory()
         self.goal = split_objective(first.objective, self.tracker.model.config.max_goal)
 
@@ -237,13 +285,21 @@ class LearnedPlanner:
             self.tracker.model, state, emb, horizon=self.horizon, gamma=self.gamma, followup=policy
         )
         self.last_ranking = ranking
-        return menu, ranking.scores - self.loop_penalty * self.memory.penalty(step.observation, menu)
+        score = ranking.scores if self.depth == "full" or self.horizon == 1 else best_depth_return(ranking.rollout, self.gamma)
+        if self.prior is not None:  # geometric mean with the prior's Q: two estimates of the same discounted value
+            prior_state = self.prior.observe(step)
+            assert isinstance(self.prior.model, DirectScorer)
+            q = self.prior.model.q_values(prior_state, emb[None])[0]
+            score = (score.clamp(min=1e-4) * q.clamp(min=1e-4)).sqrt()
+        return menu, loop_adjusted(score, self.memory, step.observation, menu, self.loop_penalty, self.repeat_discount)
 
     def act(self, step: TextStep) -> str:
         menu, score = self.scores(step)
         choice = menu[int(score.argmax())]
         self.memory.add(step.observation, choice)
         self.tracker.last = choice
+        if self.prior is not None:
+            self.prior.last = choice
         return choice
 
 

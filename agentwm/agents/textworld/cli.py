@@ -1,4 +1,4 @@
-"""Command line of the TextWorld pipeline: ``make-games``, ``collect``, ``train``, ``play``.
+"""Command line of the TextWorld pipeline: ``make-games``, ``collect``, ``relabel``, ``train``, ``play``.
 
 Reachable as ``agentwm textworld <command>`` (and ``agentwm train textworld`` for training) or
 ``python -m agentwm.agents.textworld <command>``. Bad input ends in a one-line error, exit code 2.
@@ -36,13 +36,22 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--perturbed", type=int, default=4, help="perturbed walkthroughs per game")
     p.add_argument("--random-episodes", type=int, default=1, help="random-play episodes per game")
     p.add_argument("--seed", type=int, default=0, help="seed of the random choices")
+    p.add_argument("--alternatives", type=int, default=3, help="other menu commands per state stored beside the winning one")
     p.set_defaults(func=_printing(_collect))
+
+    p = sub.add_parser("relabel", help="copy a dataset with more of each stored menu as counterfactual commands")
+    p.add_argument("--data", required=True, help="dataset folder made by collect")
+    p.add_argument("--out", required=True, help="dataset folder to write")
+    p.add_argument("--alternatives", type=int, default=16, help="other menu commands per state")
+    p.add_argument("--seed", type=int, default=0, help="seed of the choice among the menu")
+    p.set_defaults(func=_printing(_relabel))
 
     p = sub.add_parser("play", help="play a trained model's planner (or an ablation) on games")
     p.add_argument("--model", default=None, help="checkpoint folder of the world model (learned) or direct model (direct)")
     p.add_argument("--agent", default="learned", choices=["learned", "direct", "objective_match", "random"], help="which agent")
     p.add_argument("--games", required=True, nargs="+", help="game files (.z8)")
-    p.add_argument("--horizon", type=int, default=3, help="imagined steps per candidate")
+    p.add_argument("--prior", default=None, help="learned only: a direct model's checkpoint whose Q is combined with the imagined return")
+    p.add_argument("--horizon", type=int, default=None, help="imagined steps per candidate (default: the planner's, 1)")
     p.add_argument("--max-steps", type=int, default=50, help="steps per episode")
     p.set_defaults(func=_printing(_play))
 
@@ -56,6 +65,9 @@ def add_train_command(sub: Any) -> None:
     p.add_argument("--kind", default="world_model", choices=["world_model", "direct"], help="world model, or the no-imagination ablation")
     p.add_argument("--epochs", type=int, default=30, help="passes over the data")
     p.add_argument("--seed", type=int, default=0, help="seed")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--init", default=None, help="checkpoint folder to fine-tune from (same kind and sizes)")
+    p.add_argument("--alternatives", type=int, default=8, help="other menu commands per state used by each update")
     p.add_argument("--scale", action="append", default=[], metavar="TERM=WEIGHT",
                    help="weight of a loss term, e.g. counterfactual=5 (repeatable; the shipped model used counterfactual=5)")
     p.set_defaults(func=_printing(_train))
@@ -88,8 +100,16 @@ def _collect(args: argparse.Namespace) -> dict[str, Any]:
     if not games:
         raise FileNotFoundError(f"no {args.setting} {args.split} games in {args.games} (make them with 'agentwm textworld make-games')")
     cfg = CollectConfig(games=[str(g) for g in games], out=args.out, perturbed=args.perturbed,
-                        random_episodes=args.random_episodes, seed=args.seed)
+                        random_episodes=args.random_episodes, seed=args.seed, alternatives=args.alternatives)
     return {"dataset": str(collect(cfg)), "games": len(games)}
+
+
+def _relabel(args: argparse.Namespace) -> dict[str, Any]:
+    from agentwm.agents.textworld.collect import relabel
+
+    if args.alternatives < 0:
+        raise ValueError(f"--alternatives must be >= 0, got {args.alternatives}")
+    return {"dataset": str(relabel(args.data, args.out, alternatives=args.alternatives, seed=args.seed))}
 
 
 def _train(args: argparse.Namespace) -> dict[str, Any]:
@@ -105,7 +125,7 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
         except ValueError:
             raise ValueError(f"--scale {item!r}: the weight must be a number") from None
     cfg = TrainConfig(data=args.data, val_data=args.val_data, logdir=args.logdir, kind=args.kind, epochs=args.epochs,
-                      seed=args.seed, scales=scales)
+                      seed=args.seed, scales=scales, init=args.init, alternatives=args.alternatives, lr=args.lr)
     return train(cfg)
 
 
@@ -113,7 +133,8 @@ def _play(args: argparse.Namespace) -> dict[str, Any]:
     from agentwm.agents.textworld.evaluate import evaluate
     from agentwm.agents.textworld.factory import make_agent
 
-    agent = make_agent(args.agent, model=args.model, horizon=args.horizon)
+    extra = {"prior": args.prior} if args.agent == "learned" and args.prior else {}
+    agent = make_agent(args.agent, model=args.model, horizon=args.horizon, **extra)
     result = evaluate(args.games, agent, max_steps=args.max_steps)
     return {k: v for k, v in result.items() if k != "episodes"}
 

@@ -126,3 +126,45 @@ def collect(cfg: CollectConfig, *, progress: bool = True) -> Path:
     _write_text(out / "episodes.jsonl", "".join(json.dumps(e) + "\n" for e in episodes))
     _write_text(out / "meta.json", json.dumps(cfg.model_dump(), indent=1))
     return out
+
+
+def relabel(folder: str | Path, out: str | Path, *, alternatives: int = 16, seed: int = 0, progress: bool = True) -> Path:
+    """Copy a dataset with more counterfactual commands per state, read from the stored menus.
+
+    Collection keeps every state's full menu but embeds only ``alternatives`` (3) other commands;
+    ranking a whole menu is learned better when most of it is seen in training. Writes ``out``
+    (same layout, only new texts embedded) and returns it.
+    """
+    from safetensors.torch import load_file, save_file
+
+    from agentwm.text.embeddings import TextEmbedder
+
+    src, dst = Path(folder), Path(out)
+    if not (src / "episodes.jsonl").is_file():
+        raise FileNotFoundError(f"{src} is not a TextWorld dataset: no episodes.jsonl")
+    rng = random.Random(seed)
+    texts = _Texts()
+    for t in json.loads((src / "texts.json").read_text()):
+        texts(t)
+    old = len(texts.items)
+    episodes = [json.loads(line) for line in (src / "episodes.jsonl").read_text().splitlines() if line.strip()]
+    for ep in episodes:
+        for s in ep["steps"]:
+            if "opt" not in s:
+                continue
+            opt = texts.items[s["opt"]] if s["opt"] >= 0 else None
+            others = [m for m in s["menu"] if m != opt]
+            s["alts"] = [texts(m) for m in rng.sample(others, min(alternatives, len(others)))]
+    emb = load_file(str(src / "embeddings.safetensors"))["emb"]
+    new = texts.items[old:]
+    if new:
+        embedder = TextEmbedder(batch_size=128)
+        vecs = [embedder.embed(new[lo : lo + 512]).float() for lo in tqdm(range(0, len(new), 512), desc="embed", disable=not progress)]
+        emb = torch.cat([emb, *vecs])
+    dst.mkdir(parents=True, exist_ok=True)
+    atomic_write(dst / "embeddings.safetensors", lambda tmp: save_file({"emb": emb.contiguous()}, tmp))
+    _write_text(dst / "texts.json", json.dumps(texts.items))
+    _write_text(dst / "episodes.jsonl", "".join(json.dumps(e) + "\n" for e in episodes))
+    meta = json.loads((src / "meta.json").read_text()) if (src / "meta.json").is_file() else {}
+    _write_text(dst / "meta.json", json.dumps({**meta, "out": str(dst), "alternatives": alternatives, "relabelled_from": str(src), "relabel_seed": seed}, indent=1))
+    return dst

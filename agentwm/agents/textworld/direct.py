@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from agentwm.core.nets import MLP
-from agentwm.worldmodels.text_latent import TextLatentConfig, TextLatentModel
+from agentwm.worldmodels.text_latent import TextLatentConfig, TextLatentModel, rank_loss
 
 
 class DirectScorer(TextLatentModel):
@@ -58,6 +58,7 @@ class DirectScorer(TextLatentModel):
             live_cf = live * batch["opt_mask"]
             alt = (torch.relu(qa[..., 1:] - gamma * v[..., None]) ** 2 * batch["alts_mask"]).sum(-1)
             losses["counterfactual"] = ((qa[..., 0] - v) ** 2 + alt) * live_cf
+            losses["rank"] = rank_loss(qa, batch["alts_mask"]) * live_cf
         n = trans.sum().clamp(min=1)
         metrics = {f"loss/{k}": (t.sum() / n).detach() for k, t in losses.items()}
         return losses, metrics

@@ -28,8 +28,11 @@ def shared_embedder() -> Any:
     return _EMBEDDER
 
 
-def make_agent(name: str, *, model: str | Path | None = None, horizon: int = 3, seed: int = 0, **kwargs: Any) -> TextAgent:
-    """The agent called ``name``; ``model`` is the checkpoint folder for ``learned`` and ``direct``."""
+def make_agent(name: str, *, model: str | Path | None = None, horizon: int | None = None, seed: int = 0, **kwargs: Any) -> TextAgent:
+    """The agent called ``name``; ``model`` is the checkpoint folder for ``learned`` and ``direct``.
+
+    ``horizon`` (imagined steps, ``learned`` only) defaults to :class:`LearnedPlanner`'s, chosen on
+    validation games; other keyword arguments go to the agent's constructor."""
     if name == "random":
         return RandomAgent(seed)
     if name == "objective_match":
@@ -45,6 +48,13 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int = 3, 
         if name == "direct":
             if not isinstance(net, DirectScorer):
                 raise ValueError(f"{model} holds a world model; the direct agent needs a model trained with --kind direct")
-            return DirectAgent(net, shared_embedder(), propose=kwargs.get("propose"))
-        return LearnedPlanner(net, shared_embedder(), horizon=horizon, **kwargs)
+            return DirectAgent(net, shared_embedder(), propose=kwargs.get("propose"), repeat_discount=kwargs.get("repeat_discount", 1.0))
+        if horizon is not None:
+            kwargs["horizon"] = horizon
+        if kwargs.get("prior") is not None:
+            prior = load_model(kwargs["prior"])
+            if not isinstance(prior, DirectScorer):
+                raise ValueError(f"prior {kwargs['prior']} holds a world model; the prior must be trained with --kind direct")
+            kwargs["prior"] = prior
+        return LearnedPlanner(net, shared_embedder(), **kwargs)
     raise ValueError(f"unknown agent {name!r}; choose learned, direct, objective_match, random or reactive")

@@ -33,11 +33,21 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(64, ge=1, description="episodes per update")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
     seed: int = Field(0, description="seed of initialisation and batch order")
+    init: str | None = Field(None, description="checkpoint folder of the same kind and sizes to start from (fine-tuning)")
+    alternatives: int = Field(8, ge=1, description="other menu commands per state used by each update (a random subset of those stored)")
     model: TextLatentConfig = Field(default_factory=TextLatentConfig, description="model sizes")
     scales: dict[str, float] = Field(
-        default_factory=lambda: {"value": 1.0, "obs": 1.0, "reward": 1.0, "cont": 1.0, "imagined_value": 1.0, "consistency": 0.1, "q": 1.0, "counterfactual": 1.0},
+        default_factory=lambda: {"value": 1.0, "obs": 1.0, "reward": 1.0, "cont": 1.0, "imagined_value": 1.0, "consistency": 0.1, "q": 1.0, "counterfactual": 1.0, "rank": 0.0},
         description="weight of each loss term",
     )
+
+
+def _subsample_alts(batch: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
+    """Keep ``k`` random columns of the stored alternative commands (each state's are in random order)."""
+    if "alts" not in batch or batch["alts"].shape[2] <= k:
+        return batch
+    cols = torch.randperm(batch["alts"].shape[2])[:k]
+    return {**batch, "alts": batch["alts"][:, :, cols], "alts_mask": batch["alts_mask"][:, :, cols]}
 
 
 def _mean_loss(losses: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], scales: dict[str, float]) -> torch.Tensor:
@@ -62,6 +72,11 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> dict[str, Any]:
     val_idx = list(range(len(val))) if cfg.val_data else [i for i in range(len(data)) if i not in set(train_idx)]
     # ---- model
     model: TextLatentModel = DirectScorer(cfg.model) if cfg.kind == "direct" else TextLatentModel(cfg.model)
+    if cfg.init is not None:
+        start_from = load_model(cfg.init)
+        if type(start_from) is not type(model) or start_from.config != model.config:
+            raise ValueError(f"--init {cfg.init}: holds a {type(start_from).__name__} of other sizes or kind than --kind {cfg.kind}")
+        model.load_state_dict(start_from.state_dict())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     logdir = Path(cfg.logdir)
     logdir.mkdir(parents=True, exist_ok=True)
@@ -77,7 +92,7 @@ def train(cfg: TrainConfig, *, progress: bool = True) -> dict[str, Any]:
         rng.shuffle(chunks)
         totals: dict[str, float] = {}
         for chunk in chunks:
-            batch = data.batch(chunk, gamma)
+            batch = _subsample_alts(data.batch(chunk, gamma), cfg.alternatives)
             losses, metrics = model.loss(batch)
             loss = _mean_loss(losses, batch, cfg.scales)
             opt.zero_grad()
@@ -109,8 +124,8 @@ def _evaluate(model: TextLatentModel, data: Episodes, index: list[int], cfg: Tra
     for lo in range(0, len(order), 256):
         batch = data.batch(order[lo : lo + 256], cfg.model.value_gamma)
         losses, _ = model.loss(batch)
-        keys = ["value", "q", "counterfactual"] if cfg.kind == "direct" else ["value", "imagined_value", "reward", "cont", "counterfactual"]
-        total += float(sum(losses[k].sum() for k in keys if k in losses))
+        keys = ["value", "q", "counterfactual", "rank"] if cfg.kind == "direct" else ["value", "imagined_value", "reward", "cont", "counterfactual", "rank"]
+        total += float(sum(cfg.scales.get(k, 1.0) * losses[k].sum() for k in keys if k in losses))
         n += int(batch["mask"].sum())
     return total / max(n, 1)
 
