@@ -21,6 +21,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command, RetryPolicy
 
+from agentwm.graph.checkpoint import PlanningStateGraph
 from agentwm.graph._common import GraphNode
 from agentwm.graph.context import PlanningContext
 from agentwm.graph.nodes import (
@@ -183,7 +184,7 @@ def build_planning_graph(
         # go on to score explicitly: when every simulation failed, no normal edge triggers it
         return Command(update=simulated_update(failed_simulations(inp, error.error, simulator.name), runtime), goto=SCORE)
 
-    builder: StateGraph[Any, Any, Any, Any] = StateGraph(state_schema, context_schema=context_schema)
+    builder: StateGraph[Any, Any, Any, Any] = PlanningStateGraph(state_schema, context_schema=context_schema)
     handlers = on_failure == "fallback"
     builder.add_node(
         PROPOSE,
