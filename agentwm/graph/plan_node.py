@@ -76,9 +76,10 @@ def make_plan_node(
         candidates = update["candidates"]
         n = affordable(len(candidates), settings_, update["llm_calls"], simulator.llm_calls_per_candidate(settings_))
         observation, goal = state.get("observation"), state.get("goal") or ""
+        extra = {"history": list(state.get("history") or []), "admissible": logic.menu_for(state)}
         if simulator.batched:
-            return [SimulationRequest(observation, goal, candidates[:n], list(range(n)), settings_)] if n else []
-        return [SimulationRequest(observation, goal, [c], [i], settings_) for i, c in enumerate(candidates[:n])]
+            return [SimulationRequest(observation, goal, candidates[:n], list(range(n)), settings_, **extra)] if n else []
+        return [SimulationRequest(observation, goal, [c], [i], settings_, **extra) for i, c in enumerate(candidates[:n])]
 
     def finish(update: dict[str, Any], outcomes: list[Outcome], settings_: PlanningContext, runtime: Any) -> dict[str, Any]:
         simulated = simulated_update(outcomes, runtime)
@@ -117,9 +118,9 @@ def make_plan_node(
             try:
                 answer, calls = await logic.llm.acomplete(messages)
             except Exception as exc:  # noqa: BLE001 - any LLM failure degrades to the fallback
-                update = logic.failed(exc)
+                update = logic.failed(exc, menu=logic.menu_for(state))
             else:
-                update = logic.parse(answer, calls, settings_)
+                update = logic.parse(answer, calls, settings_, logic.menu_for(state))
         batches = await asyncio.gather(*(arun_one(r) for r in requests(state, update, settings_)))
         return finish(update, [o for batch in batches for o in batch], settings_, runtime)
 
@@ -131,9 +132,9 @@ def make_plan_node(
             try:
                 answer, calls = logic.llm.complete(messages)
             except Exception as exc:  # noqa: BLE001 - any LLM failure degrades to the fallback
-                update = logic.failed(exc)
+                update = logic.failed(exc, menu=logic.menu_for(state))
             else:
-                update = logic.parse(answer, calls, settings_)
+                update = logic.parse(answer, calls, settings_, logic.menu_for(state))
         todo = requests(state, update, settings_)
         if len(todo) <= 1:
             batches = [run_one(r) for r in todo]
