@@ -33,8 +33,8 @@ from pydantic import Field
 from typing_extensions import TypedDict
 
 from agentwm.core.returns import discounted_return
-from agentwm.graph.checkpoint import PlanningStateGraph
 from agentwm.graph._common import GraphNode
+from agentwm.graph.checkpoint import PlanningStateGraph
 from agentwm.graph.context import PlanningContext, resolve_settings
 from agentwm.graph.nodes import choose_from
 from agentwm.graph.propose import ChatModel

@@ -126,16 +126,16 @@ def make_fan_out(
         if n == 0:
             return skip_to
         observation, goal = state.get("observation"), state.get("goal", "")
-        context = {"history": list(state.get("history") or []), "admissible": list(state.get("admissible") or [])}
+        history, admissible = list(state.get("history") or []), list(state.get("admissible") or [])
+
+        def task(cands: list[str], indices: list[int]) -> Send:
+            return Send(simulate_node, SimulateInput(
+                observation=observation, goal=goal, candidates=cands, indices=indices, history=history, admissible=admissible,
+            ))
+
         if simulator.batched:
-            batch = SimulateInput(
-                observation=observation, goal=goal, candidates=candidates[:n], indices=list(range(n)), **context
-            )
-            return [Send(simulate_node, batch)]
-        return [
-            Send(simulate_node, SimulateInput(observation=observation, goal=goal, candidates=[c], indices=[i], **context))
-            for i, c in enumerate(candidates[:n])
-        ]
+            return [task(candidates[:n], list(range(n)))]
+        return [task([c], [i]) for i, c in enumerate(candidates[:n])]
 
     return fan_out
 

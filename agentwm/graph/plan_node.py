@@ -76,10 +76,10 @@ def make_plan_node(
         candidates = update["candidates"]
         n = affordable(len(candidates), settings_, update["llm_calls"], simulator.llm_calls_per_candidate(settings_))
         observation, goal = state.get("observation"), state.get("goal") or ""
-        extra = {"history": list(state.get("history") or []), "admissible": logic.menu_for(state)}
+        history, menu = list(state.get("history") or []), logic.menu_for(state)
         if simulator.batched:
-            return [SimulationRequest(observation, goal, candidates[:n], list(range(n)), settings_, **extra)] if n else []
-        return [SimulationRequest(observation, goal, [c], [i], settings_, **extra) for i, c in enumerate(candidates[:n])]
+            return [SimulationRequest(observation, goal, candidates[:n], list(range(n)), settings_, history, menu)] if n else []
+        return [SimulationRequest(observation, goal, [c], [i], settings_, history, menu) for i, c in enumerate(candidates[:n])]
 
     def finish(update: dict[str, Any], outcomes: list[Outcome], settings_: PlanningContext, runtime: Any) -> dict[str, Any]:
         simulated = simulated_update(outcomes, runtime)

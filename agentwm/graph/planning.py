@@ -21,8 +21,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command, RetryPolicy
 
-from agentwm.graph.checkpoint import PlanningStateGraph
 from agentwm.graph._common import GraphNode
+from agentwm.graph.checkpoint import PlanningStateGraph
 from agentwm.graph.context import PlanningContext
 from agentwm.graph.nodes import (
     CHOOSE,

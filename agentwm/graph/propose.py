@@ -18,6 +18,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 
+from agentwm.envs.text import UnknownActionError, match_action
 from agentwm.graph._common import (
     GraphNode,
     OnError,
@@ -28,7 +29,6 @@ from agentwm.graph._common import (
     writer_for,
 )
 from agentwm.graph.context import PlanningContext
-from agentwm.envs.text import UnknownActionError, match_action
 from agentwm.graph.state import PlanningState, Proposal, ProposalSource
 from agentwm.text import parsing
 from agentwm.text.client import LLMClient

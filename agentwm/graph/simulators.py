@@ -62,7 +62,7 @@ class SimulationRequest:
     candidates: Sequence[str]
     indices: Sequence[int]
     settings: PlanningContext
-    history: Sequence[Mapping[str, str]] = ()
+    history: Sequence[Mapping[str, Any]] = ()
     admissible: Sequence[str] = ()
 
     def __post_init__(self) -> None:

@@ -82,9 +82,9 @@ class GraphTextAgent:
     def act(self, step: TextStep) -> str:
         out = self.graph.invoke(step_input(step, self.history), self.config or None, context=self.context)
         chosen = out.get("chosen")
-        if not isinstance(chosen, str):
+        if chosen is None:
             raise RuntimeError(f"the graph chose nothing: {out.get('fallbacks')}")
-        command = match_action(chosen, step.admissible)
+        command = match_action(str(chosen), step.admissible)
         self.llm_calls += int(out.get("llm_calls") or 0)
         self.fallbacks.append(list(out.get("fallbacks") or []))
         self.history = list(out.get("history") or [*self.history, {"observation": step.observation, "action": command}])

@@ -284,7 +284,7 @@ def quiet_loading() -> Iterator[None]:
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     gguf: Any = None
     try:
         import transformers.modeling_gguf_pytorch_utils as gguf
@@ -299,7 +299,7 @@ def quiet_loading() -> Iterator[None]:
         if gguf is not None and original is not None:
             gguf.tqdm = original
         if was_enabled:
-            hf_logging.enable_progress_bar()
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def _stopping(tokenizer: Any, stops: list[str], prompt_len: int) -> Any:

@@ -141,7 +141,7 @@ class HybridWorldModel:
         self.batched = bool(getattr(latent, "batched", False)) and self._text_latent
         base = settings if settings is not None else HybridSettings()
         self.settings = HybridSettings.model_validate({**base.model_dump(), **overrides}) if overrides else base
-        self.latent = latent
+        self.latent: Any = latent
         self.llm = llm
         self.action_of = action_of
         self.encode_obs = encode_obs
@@ -308,7 +308,7 @@ class HybridWorldModel:
                     continue
                 if not isinstance(text, str):
                     raise TypeError(f"actions[{t}][{b}] must be a str or None, got {type(text).__name__}")
-                vec = self.action_of(text)
+                vec = self.action_of(text) if self.action_of is not None else None
                 mapped.append(None if vec is None else torch.as_tensor(vec, dtype=torch.float32).flatten())
             vectors.append(mapped)
         dims = {v.shape[0] for row in vectors for v in row if v is not None}
@@ -334,9 +334,10 @@ class HybridWorldModel:
         ref = next((v for v in latent_state.values() if isinstance(v, Tensor)), None)
         if ref is not None:
             fixed, known = fixed.to(ref.device), known.to(ref.device)
+        latent: WorldModel = self.latent
         if self.latent_policy is not None and not bool(known.all()):
-            return self.latent.imagine(latent_state, _Mixed(fixed, known, self.latent_policy), H, **kwargs)
-        return self.latent.imagine(latent_state, fixed, H, **kwargs)
+            return latent.imagine(latent_state, _Mixed(fixed, known, self.latent_policy), H, **kwargs)
+        return latent.imagine(latent_state, fixed, H, **kwargs)
 
     def _described(self, lat: Rollout, H: int, B: int) -> list[list[str]]:
         obs = lat.states.get("obs") if isinstance(lat.states, Mapping) else None

@@ -180,7 +180,9 @@ class LearnedTextWorldModel:
 
     def _imagine(self, state: State, rows: list[list[Any]], H: int, B: int) -> Rollout:
         pools = self.predicted_menu(state)
-        latent = {"h": state["h"], "goal": state["goal_emb"], "goal_mask": state["goal_mask"], "cover": state["cover"]}
+        latent: dict[str, Any] = {
+            "h": state["h"], "goal": state["goal_emb"], "goal_mask": state["goal_mask"], "cover": state["cover"],
+        }
         paths = [list(p) for p in state.get("path", [[] for _ in range(B)])]
         rewards, conts, values, spread, taken = [], [], [], [], []
         carries: list[State] = [state]
@@ -189,7 +191,8 @@ class LearnedTextWorldModel:
             need = [b for b, a in enumerate(given) if not (isinstance(a, str) and a)]
             chosen = self._follow_ups(latent, {b: [c for c in pools[b] if c not in paths[b]] or pools[b] for b in need})
             step_actions = [chosen[b] if b in chosen else str(a) for b, a in enumerate(given)]
-            latent, r, c, v = self.model.step(latent, self._embed(step_actions))
+            stepped, r, c, v = self.model.step(latent, self._embed(step_actions))
+            latent = dict(stepped)
             r = r.mean(1)
             if t == 0 and self.loop_penalty:
                 r = r - self.loop_penalty * self._repeats(state, step_actions).to(r)
