@@ -33,16 +33,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import torch  # noqa: E402
+import torch
 
-from agentwm.agents.textworld.evaluate import evaluate  # noqa: E402
-from agentwm.agents.textworld.factory import make_agent, shared_embedder  # noqa: E402
-from agentwm.agents.textworld.games import list_games  # noqa: E402
-from agentwm.agents.textworld.train import load_model  # noqa: E402
-from agentwm.graph import build_planning_graph  # noqa: E402
-from agentwm.graph.text_env import GraphTextAgent  # noqa: E402
-from agentwm.worldmodels.text_learned import LearnedTextWorldModel  # noqa: E402
-from benchmarks._results import write_result  # noqa: E402
+from agentwm.agents.textworld.evaluate import evaluate
+from agentwm.agents.textworld.factory import make_agent, shared_embedder
+from agentwm.agents.textworld.games import list_games
+from agentwm.agents.textworld.train import load_model
+from agentwm.graph import build_planning_graph
+from agentwm.graph.text_env import GraphTextAgent
+from agentwm.worldmodels.text_learned import LearnedTextWorldModel
+from benchmarks._results import write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 
