@@ -99,6 +99,22 @@ def test_input_candidates_hold_for_one_decision_on_a_thread(tmp_path: Path) -> N
     assert later["proposal"]["source"] == "actions" and later["proposal"]["candidates"] == ["shout", "wait", "sing"]
 
 
+def test_the_one_node_planner_ends_its_decision_the_same_way() -> None:
+    from langgraph.graph import START, StateGraph
+
+    from agentwm.graph import PlanningState, make_plan_node
+
+    wm = RecordingTextModel({"wait": 1.0})
+    builder = StateGraph(PlanningState)
+    builder.add_node("plan", make_plan_node(wm, end_decision=True))
+    builder.add_edge(START, "plan")
+    app = builder.compile(checkpointer=InMemorySaver())
+    first = app.invoke({"observation": "a", "candidates": ["shout", "wait"]}, THREAD, context={"horizon": 1})
+    second = app.invoke({"observation": "b"}, THREAD, context={"horizon": 1})
+    assert first["chosen"] == "wait" and first["history"] == [{"observation": "a", "action": "wait"}]
+    assert second["chosen"] is None and second["proposal"]["source"] == "none"
+
+
 def test_per_step_menu_and_tolerant_matching_of_proposals_and_given_candidates() -> None:
     wm = RecordingTextModel({"take passkey from bar": 1.0, "go east": 0.5, "open locker": 2.0})
     # the second step's menu (with "go west") reaches the proposer's prompt

@@ -77,6 +77,7 @@ __all__ = [
     "affordable",
     "choose_from",
     "default_prompt",
+    "end_of_decision",
     "failed_simulations",
     "is_retryable",
     "make_choose_node",
