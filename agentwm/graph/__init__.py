@@ -5,7 +5,10 @@ State schemas hold plain data only (any checkpointer works); models live in node
 per-run settings travel in the runtime context. Builders return an uncompiled ``StateGraph``;
 every node serves ``invoke`` and ``ainvoke``. Everything else (simulators, retry policy, error
 types, parsing helpers) is importable from its submodule: ``agentwm.graph.nodes``,
-``.simulators``, ``.state``, ``.context``, ``.propose``, ``.planning``, ``.dialogue``.
+``.simulators``, ``.state``, ``.context``, ``.propose``, ``.planning``, ``.dialogue``,
+``.text_env`` (play any text environment with a planning graph: ``play_text_env``,
+``GraphTextAgent``, ``step_input``) and ``.checkpoint`` (``serve_async``: a ``SqliteSaver`` for
+async graphs).
 
 Example:
     >>> from agentwm.graph import build_planning_graph

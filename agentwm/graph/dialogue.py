@@ -35,6 +35,7 @@ from typing_extensions import TypedDict
 
 from agentwm.core.returns import discounted_return
 from agentwm.graph._common import GraphNode
+from agentwm.graph.checkpoint import PlanningStateGraph
 from agentwm.graph.context import PlanningContext, resolve_settings
 from agentwm.graph.nodes import choose_from
 from agentwm.graph.propose import ChatModel
@@ -448,7 +449,7 @@ def build_dialogue_graph(
         raise TypeError(f"settings must be a {context_schema.__name__}, got {type(defaults).__name__}")
     propose = make_reply_proposer(chat_model=chat_model, fallback_candidates=fallback_candidates, settings=defaults)
     reply = make_dialogue_node(world_model=world_model, reaction_model=reaction_model, settings=defaults)
-    builder: StateGraph[Any, Any, Any, Any] = StateGraph(state_schema, context_schema=context_schema)
+    builder: StateGraph[Any, Any, Any, Any] = PlanningStateGraph(state_schema, context_schema=context_schema)
     if asynchronous is not None:
         warnings.warn(
             "build_dialogue_graph(asynchronous=...) is deprecated and ignored: the graph's nodes serve both"

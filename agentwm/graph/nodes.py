@@ -77,6 +77,7 @@ __all__ = [
     "affordable",
     "choose_from",
     "default_prompt",
+    "end_of_decision",
     "failed_simulations",
     "is_retryable",
     "make_choose_node",
@@ -87,6 +88,7 @@ __all__ = [
     "parse_candidates",
     "rank_outcomes",
     "simulated_update",
+    "tie_notes",
 ]
 
 # ----------------------------------------------------------------------------------------------
@@ -125,13 +127,16 @@ def make_fan_out(
         if n == 0:
             return skip_to
         observation, goal = state.get("observation"), state.get("goal", "")
+        history, admissible = list(state.get("history") or []), list(state.get("admissible") or [])
+
+        def task(cands: list[str], indices: list[int]) -> Send:
+            return Send(simulate_node, SimulateInput(
+                observation=observation, goal=goal, candidates=cands, indices=indices, history=history, admissible=admissible,
+            ))
+
         if simulator.batched:
-            batch = SimulateInput(observation=observation, goal=goal, candidates=candidates[:n], indices=list(range(n)))
-            return [Send(simulate_node, batch)]
-        return [
-            Send(simulate_node, SimulateInput(observation=observation, goal=goal, candidates=[c], indices=[i]))
-            for i, c in enumerate(candidates[:n])
-        ]
+            return [task(candidates[:n], list(range(n)))]
+        return [task([c], [i]) for i, c in enumerate(candidates[:n])]
 
     return fan_out
 
@@ -139,7 +144,10 @@ def make_fan_out(
 def _request(inp: Mapping[str, Any], settings: PlanningContext) -> SimulationRequest:
     candidates = list(inp.get("candidates") or [])
     indices = list(inp.get("indices") or range(len(candidates)))
-    return SimulationRequest(inp.get("observation"), inp.get("goal") or "", candidates, indices, settings)
+    return SimulationRequest(
+        inp.get("observation"), inp.get("goal") or "", candidates, indices, settings,
+        history=list(inp.get("history") or []), admissible=list(inp.get("admissible") or []),
+    )
 
 
 def simulated_update(outcomes: list[Outcome], runtime: Any) -> dict[str, Any]:
@@ -281,6 +289,32 @@ def rank_outcomes(
     return ranked, notes
 
 
+def tie_notes(ranking: Sequence[Ranked], simulations: Sequence[Outcome]) -> list[str]:
+    """Notes on what makes the choice arbitrary: the best candidate imagined the very same text as
+    other candidates (the world model ignored the action, e.g. a junk LLM answer that still parsed),
+    or its score is shared with other candidates (the choice then falls to candidate order)."""
+    notes: list[str] = []
+    if not ranking:
+        return notes
+    best = ranking[0]["index"]
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for outcome in simulations:
+        steps = tuple(outcome.get("steps") or [])
+        if not outcome.get("error") and any(s.strip() for s in steps):
+            groups.setdefault(steps, []).append(int(outcome.get("index", -1)))
+    for steps, indices in groups.items():
+        if len(set(indices)) > 1 and best in indices:
+            shown = " / ".join(s[:60] for s in steps[:2])
+            notes.append(
+                f"score: candidates {sorted(set(indices))} imagined the same outcome ({shown!r}):"
+                " the world model ignored the action"
+            )
+    if len(ranking) > 1 and ranking[1]["score"] == ranking[0]["score"]:
+        tied = [r["index"] for r in ranking if r["score"] == ranking[0]["score"]]
+        notes.append(f"choose: best score {ranking[0]['score']:.4g} tied between candidates {tied}; took the first")
+    return notes
+
+
 def make_score_node(*, settings: PlanningContext | None = None) -> GraphNode:
     """A node that scores the simulations (mean, lower quantile or disagreement-penalized sample
     return, per ``score`` in the run's settings) into ``ranking`` and totals ``llm_calls``.
@@ -295,6 +329,7 @@ def make_score_node(*, settings: PlanningContext | None = None) -> GraphNode:
         settings_ = settings_for(runtime, default)
         simulations = state.get("simulations") or []
         ranked, notes = rank_outcomes(list(state.get("candidates") or []), simulations, settings_)
+        notes += tie_notes(ranked, simulations)
         calls = int((state.get("proposal") or {}).get("llm_calls", 0))
         calls += sum(int(o.get("llm_calls") or 0) for o in simulations)
         update: dict[str, Any] = {"ranking": ranked, "llm_calls": calls}
@@ -319,12 +354,29 @@ def choose_from(ranking: Sequence[Ranked], candidates: Sequence[str]) -> tuple[C
     return Choice(candidate=None, index=None, score=None, reason="no_candidates"), ["choose: no candidates to choose from"]
 
 
-def make_choose_node() -> GraphNode:
+def end_of_decision(state: Mapping[str, Any], chosen: str | None) -> dict[str, Any]:
+    """The update that closes a decision on a thread: input candidates and ``admissible`` are
+    cleared (they belonged to this step) and ``(observation, chosen)`` is appended to ``history``."""
+    update: dict[str, Any] = {"admissible": []}
+    if (state.get("proposal") or {}).get("source") == "state":
+        update["candidates"] = []
+    observation = state.get("observation")
+    if chosen is not None and isinstance(observation, str):
+        update["history"] = [*list(state.get("history") or []), {"observation": observation, "action": chosen}]
+    return update
+
+
+def make_choose_node(*, end_decision: bool = False) -> GraphNode:
     """A node that takes the best-ranked candidate into ``choice``/``chosen``.
 
     Fallbacks (recorded in ``fallbacks``): no candidate could be scored -> the first candidate
     (``reason="fallback_first"``); no candidates at all -> ``chosen=None``
     (``reason="no_candidates"``). Streams a ``{"type": "choice", ...}`` custom event.
+
+    With ``end_decision`` (what :func:`~agentwm.graph.build_planning_graph` sets when the state
+    schema has ``history`` and ``admissible``) it also closes the decision (:func:`end_of_decision`):
+    candidates given in the input and ``admissible`` are cleared, so a later input on the thread
+    never reuses them, and ``history`` gains ``{"observation", "action": chosen}``.
 
     Example:
         >>> make_choose_node()({"candidates": ["a", "b"], "ranking": [{"index": 1, "candidate": "b", "score": 2.0}]}, None)["chosen"]
@@ -335,6 +387,8 @@ def make_choose_node() -> GraphNode:
         choice, notes = choose_from(state.get("ranking") or [], list(state.get("candidates") or []))
         writer_for(runtime)({"type": "choice", **choice})
         update: dict[str, Any] = {"choice": choice, "chosen": choice["candidate"]}
+        if end_decision:
+            update.update(end_of_decision(state, choice["candidate"]))
         if notes:
             update["fallbacks"] = notes
         return update

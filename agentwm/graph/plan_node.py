@@ -22,7 +22,15 @@ from langgraph.types import Overwrite
 
 from agentwm.graph._common import GraphNode, dual_node, settings_for, writer_for
 from agentwm.graph.context import PlanningContext
-from agentwm.graph.nodes import affordable, choose_from, failed_simulations, rank_outcomes, simulated_update
+from agentwm.graph.nodes import (
+    affordable,
+    choose_from,
+    end_of_decision,
+    failed_simulations,
+    rank_outcomes,
+    simulated_update,
+    tie_notes,
+)
 from agentwm.graph.propose import ChatModel, PromptFn, ProposeLogic
 from agentwm.graph.simulators import (
     ActionMap,
@@ -47,6 +55,7 @@ def make_plan_node(
     fallback_candidates: Sequence[str] = (),
     settings: PlanningContext | None = None,
     prompt: PromptFn | None = None,
+    end_decision: bool = False,
     asynchronous: bool | None = None,
 ) -> GraphNode:
     """A node that makes one planning decision: it writes ``candidates``, ``simulations``,
@@ -54,7 +63,10 @@ def make_plan_node(
     :class:`~agentwm.graph.PlanningState` in a single update.
 
     Arguments are those of :func:`~agentwm.graph.build_planning_graph`; per-run settings come from
-    ``runtime.context`` as there. The node serves ``invoke`` (text candidates simulated in threads)
+    ``runtime.context`` as there. With ``end_decision`` (a state schema with ``history`` and
+    ``admissible``, e.g. :class:`~agentwm.graph.PlanningState`) the decision ends as the graph's
+    does (:func:`~agentwm.graph.nodes.end_of_decision`): input candidates and ``admissible`` cleared,
+    ``history`` extended. The node serves ``invoke`` (text candidates simulated in threads)
     and ``ainvoke`` (``asyncio.gather``); ``asynchronous`` is deprecated.
 
     Example:
@@ -76,18 +88,20 @@ def make_plan_node(
         candidates = update["candidates"]
         n = affordable(len(candidates), settings_, update["llm_calls"], simulator.llm_calls_per_candidate(settings_))
         observation, goal = state.get("observation"), state.get("goal") or ""
+        history, menu = list(state.get("history") or []), logic.menu_for(state)
         if simulator.batched:
-            return [SimulationRequest(observation, goal, candidates[:n], list(range(n)), settings_)] if n else []
-        return [SimulationRequest(observation, goal, [c], [i], settings_) for i, c in enumerate(candidates[:n])]
+            return [SimulationRequest(observation, goal, candidates[:n], list(range(n)), settings_, history, menu)] if n else []
+        return [SimulationRequest(observation, goal, [c], [i], settings_, history, menu) for i, c in enumerate(candidates[:n])]
 
-    def finish(update: dict[str, Any], outcomes: list[Outcome], settings_: PlanningContext, runtime: Any) -> dict[str, Any]:
+    def finish(state: PlanningState, update: dict[str, Any], outcomes: list[Outcome], settings_: PlanningContext, runtime: Any) -> dict[str, Any]:
         simulated = simulated_update(outcomes, runtime)
         ranked, score_notes = rank_outcomes(update["candidates"], outcomes, settings_)
+        score_notes += tie_notes(ranked, outcomes)
         choice, choose_notes = choose_from(ranked, update["candidates"])
         writer_for(runtime)({"type": "choice", **choice})
         notes = [*update["fallbacks"].value, *simulated.get("fallbacks", []), *score_notes, *choose_notes]
         calls = update["llm_calls"] + sum(int(o.get("llm_calls") or 0) for o in outcomes)
-        return {
+        out = {
             **update,
             "simulations": Overwrite(outcomes),
             "fallbacks": Overwrite(notes),
@@ -96,6 +110,9 @@ def make_plan_node(
             "chosen": choice["candidate"],
             "llm_calls": calls,
         }
+        if end_decision:
+            out.update(end_of_decision({**state, "proposal": update["proposal"]}, choice["candidate"]))
+        return out
 
     def run_one(request: SimulationRequest) -> list[Outcome]:
         try:
@@ -117,11 +134,11 @@ def make_plan_node(
             try:
                 answer, calls = await logic.llm.acomplete(messages)
             except Exception as exc:  # noqa: BLE001 - any LLM failure degrades to the fallback
-                update = logic.failed(exc)
+                update = logic.failed(exc, menu=logic.menu_for(state))
             else:
-                update = logic.parse(answer, calls, settings_)
+                update = logic.parse(answer, calls, settings_, logic.menu_for(state))
         batches = await asyncio.gather(*(arun_one(r) for r in requests(state, update, settings_)))
-        return finish(update, [o for batch in batches for o in batch], settings_, runtime)
+        return finish(state, update, [o for batch in batches for o in batch], settings_, runtime)
 
     def plan(state: PlanningState, runtime: Runtime[Any] | None) -> dict[str, Any]:
         settings_ = settings_for(runtime, defaults)
@@ -131,16 +148,16 @@ def make_plan_node(
             try:
                 answer, calls = logic.llm.complete(messages)
             except Exception as exc:  # noqa: BLE001 - any LLM failure degrades to the fallback
-                update = logic.failed(exc)
+                update = logic.failed(exc, menu=logic.menu_for(state))
             else:
-                update = logic.parse(answer, calls, settings_)
+                update = logic.parse(answer, calls, settings_, logic.menu_for(state))
         todo = requests(state, update, settings_)
         if len(todo) <= 1:
             batches = [run_one(r) for r in todo]
         else:  # text candidates: overlap their LLM latency
             with ThreadPoolExecutor(max_workers=len(todo)) as pool:
                 batches = list(pool.map(run_one, todo))
-        return finish(update, [o for batch in batches for o in batch], settings_, runtime)
+        return finish(state, update, [o for batch in batches for o in batch], settings_, runtime)
 
     return dual_node(plan, aplan, name="plan", asynchronous=asynchronous)
 

@@ -22,6 +22,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, RetryPolicy
 
 from agentwm.graph._common import GraphNode
+from agentwm.graph.checkpoint import PlanningStateGraph
 from agentwm.graph.context import PlanningContext
 from agentwm.graph.nodes import (
     CHOOSE,
@@ -173,7 +174,8 @@ def build_planning_graph(
     def propose_failed(state: dict[str, Any], error: NodeError, runtime: Runtime[Any]) -> Command[str]:
         if not isinstance(error.error, ProposerError):
             raise error.error  # input or programming errors are not LLM failures: no fallback
-        update = logic.failed(error.error, attempts=retry_policy.max_attempts if retry_policy else 1)
+        attempts = retry_policy.max_attempts if retry_policy else 1
+        update = logic.failed(error.error, attempts=attempts, menu=logic.menu_for(state))
         routed = {**state, "candidates": update["candidates"], "proposal": update["proposal"]}
         return Command(update=update, goto=fan_out(routed, runtime))
 
@@ -183,7 +185,7 @@ def build_planning_graph(
         # go on to score explicitly: when every simulation failed, no normal edge triggers it
         return Command(update=simulated_update(failed_simulations(inp, error.error, simulator.name), runtime), goto=SCORE)
 
-    builder: StateGraph[Any, Any, Any, Any] = StateGraph(state_schema, context_schema=context_schema)
+    builder: StateGraph[Any, Any, Any, Any] = PlanningStateGraph(state_schema, context_schema=context_schema)
     handlers = on_failure == "fallback"
     builder.add_node(
         PROPOSE,
@@ -201,7 +203,8 @@ def build_planning_graph(
         error_handler=cast(Any, simulate_failed) if handlers else None,
     )
     builder.add_node(SCORE, cast(Any, make_score_node(settings=defaults)))
-    builder.add_node(CHOOSE, cast(Any, make_choose_node()))
+    keys = get_type_hints(state_schema, include_extras=True)
+    builder.add_node(CHOOSE, cast(Any, make_choose_node(end_decision="history" in keys and "admissible" in keys)))
     builder.add_edge(START, PROPOSE)
     builder.add_conditional_edges(PROPOSE, fan_out, [SIMULATE, SCORE])
     builder.add_edge(SIMULATE, SCORE)

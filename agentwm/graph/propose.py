@@ -18,6 +18,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 
+from agentwm.envs.text import UnknownActionError, match_action
 from agentwm.graph._common import (
     GraphNode,
     OnError,
@@ -129,8 +130,10 @@ def _normal(text: str) -> str:
 
 def _match_menu(candidate: str, menu: Sequence[str]) -> str:
     """The menu entry a proposed candidate names: the same words ignoring case and punctuation, or
-    else the longest entry that appears in it as a whole phrase; ``""`` when none does. Deliberately
-    strict (no "option 2", no single letters): junk must not turn into a valid action."""
+    else the longest entry that appears in it as a whole phrase, or else the one entry holding all
+    its words in order, verb first (:func:`agentwm.envs.text.match_action`: "take the passkey" names
+    "take passkey from bar"); ``""`` when none does or the match is ambiguous. Deliberately strict
+    (no "option 2", no single letters): junk must not turn into a valid action."""
     text = _normal(candidate)
     if not text:
         return ""
@@ -143,7 +146,12 @@ def _match_menu(candidate: str, menu: Sequence[str]) -> str:
             return entry
         if re.search(rf"(?<!\w){re.escape(norm)}(?!\w)", text) and len(norm) > len(_normal(best)):
             best = entry
-    return best
+    if best:
+        return best
+    try:
+        return match_action(candidate, menu)
+    except UnknownActionError:
+        return ""
 
 
 def _clean_given(candidates: Any) -> list[str]:
@@ -176,53 +184,79 @@ class ProposeLogic:
         self.settings = settings
         self.prompt = prompt or default_prompt
 
-    def given(self, state: Mapping[str, Any]) -> list[str] | None:
-        """Candidates the caller put in the state; ``None`` when there are none, or when they are
-        the ones this node wrote for the previous decision (then it proposes afresh)."""
+    def menu_for(self, state: Mapping[str, Any]) -> list[str]:
+        """This decision's menu: ``state["admissible"]`` (the environment's, per step) or the graph's ``actions``."""
+        raw = state.get("admissible")
+        if not raw:
+            return list(self.menu)
+        if not isinstance(raw, (list, tuple)) or not all(isinstance(a, str) for a in raw):
+            raise TypeError("state['admissible'] must be a list of strings (this step's action menu)")
+        return [a for a in dict.fromkeys(raw) if a.strip()]
+
+    def given(self, state: Mapping[str, Any]) -> tuple[list[str] | None, list[str]]:
+        """Candidates the caller put in the state (matched to this step's menu, with notes on those
+        that name no entry); ``None`` when there are none, or when they are the ones this node
+        wrote for the previous decision (then it proposes afresh)."""
         raw = state.get("candidates") or []
         if not raw:
-            return None
+            return None, []
         candidates = _clean_given(raw)
         previous = state.get("proposal") or {}
         if previous.get("source") in ("llm", "actions", "fallback") and previous.get("candidates") == raw:
-            return None
-        return candidates or None
+            return None, []
+        notes: list[str] = []
+        if state.get("admissible"):
+            menu, matched = self.menu_for(state), []
+            for c in candidates:
+                entry = _match_menu(c, menu)
+                if entry:
+                    matched.append(entry)
+                else:
+                    notes.append(f"propose: candidate {c[:60]!r} names no entry of state['admissible']; left out")
+            candidates = list(dict.fromkeys(matched))
+        return candidates or None, notes
 
-    def fallback(self, reason: str) -> tuple[list[str], ProposalSource, list[str]]:
-        if self.menu:
-            return list(self.menu), "fallback", [f"propose: {reason}; used the action menu"]
+    def fallback(self, reason: str, menu: Sequence[str] | None = None) -> tuple[list[str], ProposalSource, list[str]]:
+        menu = self.menu if menu is None else menu
+        if menu:
+            return list(menu), "fallback", [f"propose: {reason}; used the action menu"]
         if self.fallback_candidates:
             return list(self.fallback_candidates), "fallback", [f"propose: {reason}; used fallback_candidates"]
         return [], "none", [f"propose: {reason}; no fallback candidates, nothing to simulate"]
 
     def plan(self, state: Mapping[str, Any], settings: PlanningContext) -> tuple[dict[str, Any] | None, list[BaseMessage]]:
         """An update that needs no LLM call, or ``None`` and the messages to send."""
-        given = self.given(state)
+        given, notes = self.given(state)
         if given is not None:
-            return self.update(given, "state", 0, ""), []
+            return self.update(given, "state", 0, "", notes), []
+        menu = self.menu_for(state)
         if self.llm is None:
-            if self.menu:
-                return self.update(list(self.menu), "actions", 0, ""), []
+            if menu:
+                return self.update(menu, "actions", 0, "", notes), []
             if self.fallback_candidates:
                 cands, source, notes = self.fallback("no candidates given and no proposer")
                 return self.update(cands, source, 0, "", notes), []
             return self.update([], "none", 0, "", ["propose: no candidates given and no proposer"]), []
         if settings.llm_budget is not None and settings.llm_budget < 1:
-            cands, source, notes = self.fallback(f"llm_budget {settings.llm_budget} leaves no call for the proposer")
-            return self.update(cands, source, 0, "", notes), []
-        return None, self.prompt(state, settings, self.menu)
+            cands, source, more = self.fallback(f"llm_budget {settings.llm_budget} leaves no call for the proposer", menu)
+            return self.update(cands, source, 0, "", [*notes, *more]), []
+        return None, self.prompt(state, settings, menu)
 
-    def parse(self, answer: str, calls: int, settings: PlanningContext) -> dict[str, Any]:
-        candidates = parse_candidates(answer, limit=settings.candidates, menu=self.menu)
+    def parse(
+        self, answer: str, calls: int, settings: PlanningContext, menu: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        """The update for the proposer's ``answer``, its candidates matched to ``menu`` (default: the graph's)."""
+        menu = self.menu if menu is None else menu
+        candidates = parse_candidates(answer, limit=settings.candidates, menu=menu)
         if not candidates:
             snippet = " ".join(answer.split())[:80]
-            cands, source, notes = self.fallback(f"no usable candidate in the model's answer {snippet!r}")
+            cands, source, notes = self.fallback(f"no usable candidate in the model's answer {snippet!r}", menu)
             return self.update(cands, source, calls, answer, notes)
         return self.update(candidates, "llm", calls, answer)
 
-    def failed(self, exc: BaseException, attempts: int = 1) -> dict[str, Any]:
+    def failed(self, exc: BaseException, attempts: int = 1, menu: Sequence[str] | None = None) -> dict[str, Any]:
         """The fallback after the LLM failed ``attempts`` times (each attempt includes the client's retries)."""
-        cands, source, notes = self.fallback(f"LLM call failed ({type(exc).__name__}: {str(exc)[:200]})")
+        cands, source, notes = self.fallback(f"LLM call failed ({type(exc).__name__}: {str(exc)[:200]})", menu)
         per_attempt = self.llm.client.retries + 1 if self.llm is not None else 0
         return self.update(cands, source, attempts * per_attempt, "", notes)
 
@@ -289,10 +323,10 @@ def propose_node_from(logic: ProposeLogic, on_error: OnError, asynchronous: bool
         writer_for(runtime)({"type": "proposal", "source": proposal["source"], "candidates": update["candidates"]})
         return update
 
-    def failed(exc: Exception) -> dict[str, Any]:
+    def failed(exc: Exception, state: PlanningState) -> dict[str, Any]:
         if on_error == "raise":
             raise ProposerError(f"the proposer's LLM call failed: {exc}") from exc
-        return logic.failed(exc)
+        return logic.failed(exc, menu=logic.menu_for(state))
 
     async def apropose(state: PlanningState, runtime: Runtime[Any] | None) -> dict[str, Any]:
         settings = settings_for(runtime, logic.settings)
@@ -302,9 +336,9 @@ def propose_node_from(logic: ProposeLogic, on_error: OnError, asynchronous: bool
             try:
                 answer, calls = await logic.llm.acomplete(messages)
             except Exception as exc:  # noqa: BLE001 - any LLM failure degrades to the fallback
-                update = failed(exc)
+                update = failed(exc, state)
             else:
-                update = logic.parse(answer, calls, settings)
+                update = logic.parse(answer, calls, settings, logic.menu_for(state))
         return done(update, runtime)
 
     def propose(state: PlanningState, runtime: Runtime[Any] | None) -> dict[str, Any]:
@@ -315,9 +349,9 @@ def propose_node_from(logic: ProposeLogic, on_error: OnError, asynchronous: bool
             try:
                 answer, calls = logic.llm.complete(messages)
             except Exception as exc:  # noqa: BLE001 - any LLM failure degrades to the fallback
-                update = failed(exc)
+                update = failed(exc, state)
             else:
-                update = logic.parse(answer, calls, settings)
+                update = logic.parse(answer, calls, settings, logic.menu_for(state))
         return done(update, runtime)
 
     return dual_node(propose, apropose, name="propose", asynchronous=asynchronous)

@@ -53,6 +53,8 @@ class SimulationRequest:
         candidates: candidate actions, as text.
         indices: their positions in the decision's candidate list.
         settings: horizon, discount, samples and seed of this run.
+        history: the episode so far (``{"observation", "action"}`` steps, oldest first).
+        admissible: this step's action menu (the pool of a text model's own follow-ups).
     """
 
     observation: Any
@@ -60,6 +62,8 @@ class SimulationRequest:
     candidates: Sequence[str]
     indices: Sequence[int]
     settings: PlanningContext
+    history: Sequence[Mapping[str, Any]] = ()
+    admissible: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         if len(self.candidates) != len(self.indices):
@@ -253,12 +257,20 @@ class TextSimulator:
     """Simulate text candidates with a :class:`~agentwm.worldmodels.TextWorldModel`.
 
     Each candidate is one ``imagine`` (``aimagine`` in async graphs) call whose batch holds the
-    ``samples``; the model proposes follow-up actions itself after the candidate.
+    ``samples``; the model proposes follow-up actions itself after the candidate. A model with
+    ``batched = True`` (a learned model, cheap per item: :class:`~agentwm.worldmodels.text_learned.LearnedTextWorldModel`)
+    imagines all candidates × samples in ONE call instead, and the graph sends it one task.
+
+    The start state (the documented way history reaches the model): ``model.observe`` is folded
+    over ``request.history`` (each earlier observation after the action before it), then over the
+    current observation after the last action; the goal goes in as ``goal=`` (or a ``"goal"``
+    entry). When the step has an ``admissible`` menu, the current observation is given as a
+    mapping ``{"observation", "goal", "admissible"}`` (every bundled text model reads it).
 
     Args:
         model: a text world model (``observe``, ``imagine``, ``aimagine``).
-        make_state: ``(observation, goal) -> carry`` of batch 1; default ``model.observe(observation)``
-            with ``goal`` added as ``{"goal": [goal]}`` when the carry has no goal of its own.
+        make_state: ``(observation, goal) -> carry`` of batch 1, replacing the default above
+            (history and menu are then yours to fold in).
         llm_calls_per_step: LLM calls per imagined step and sample, for budgeting; ``None``
             estimates an upper bound from the model (or its ``llm`` part, for a hybrid): 1 outcome
             call, plus 1 follow-up proposal between steps when ``settings.propose_followups`` is on,
@@ -278,6 +290,7 @@ class TextSimulator:
         *,
         make_state: Callable[[Any, str], State] | None = None,
         llm_calls_per_step: int | None = None,
+        batched: bool | None = None,
     ) -> None:
         for method in ("observe", "imagine", "aimagine"):
             if not callable(getattr(model, method, None)):
@@ -290,21 +303,40 @@ class TextSimulator:
         ):
             raise ValueError(f"llm_calls_per_step must be an integer >= 0 or None, got {llm_calls_per_step!r}")
         self.model = model
-        self.make_state = make_state or self._default_state
+        self.custom_state = make_state
         self.llm_calls_per_step = llm_calls_per_step
+        self.batched = bool(getattr(model, "batched", False)) if batched is None else bool(batched)
         try:
             self._observe_takes_goal = "goal" in inspect.signature(model.observe).parameters
         except (TypeError, ValueError):
             self._observe_takes_goal = False
 
-    def _default_state(self, observation: Any, goal: str) -> State:
+    def make_state(self, request: SimulationRequest) -> State:
+        """The start carry of ``request`` (see the class docstring)."""
+        if self.custom_state is not None:
+            return self.custom_state(request.observation, request.goal)
+        steps = [(str(s.get("observation", "")), str(s.get("action", ""))) for s in request.history]
+        state: State | None = None
+        action: str | None = None
+        for obs, act in steps:
+            state = self._observe(obs, state, action, request.goal)
+            action = act
+        current: Any = request.observation
+        if request.admissible and isinstance(current, str):
+            current = {"observation": current, "admissible": list(request.admissible)}
+            if request.goal:
+                current["goal"] = request.goal
+        return self._observe(current, state, action, request.goal)
+
+    def _observe(self, obs: Any, state: State | None, action: str | None, goal: str) -> State:
+        observe: Any = self.model.observe
         if goal and self._observe_takes_goal:
-            observe_with_goal: Any = self.model.observe  # LLMWorldModel.observe takes goal=
-            return dict(observe_with_goal(observation, goal=goal))
-        state = dict(self.model.observe(observation))
-        if goal and "goal" not in state:
-            state["goal"] = [goal]
-        return state
+            out = dict(observe(obs, state, action, goal=goal))  # LLMWorldModel.observe takes goal=
+        else:
+            out = dict(observe(obs, state, action) if state is not None else observe(obs))
+        if goal and "goal" not in out:
+            out["goal"] = [goal]
+        return out
 
     def llm_calls_per_candidate(self, settings: PlanningContext) -> int:
         H, S = settings.horizon, settings.samples
@@ -317,49 +349,68 @@ class TextSimulator:
         judge = isinstance(getattr(llm, "scorer", None), LLMJudge)
         return S * (H + (H - 1 if followups else 0) + (H if judge else 0))
 
-    def _ranking_args(self, request: SimulationRequest, candidate: str) -> tuple[State, list[str], dict[str, Any]]:
+    def _options(self, request: SimulationRequest) -> dict[str, Any]:
         settings = request.settings
-        state = self.make_state(request.observation, request.goal)
-        return state, [candidate], {"horizon": settings.horizon, "samples": settings.samples, "gamma": settings.gamma}
+        return {"horizon": settings.horizon, "samples": settings.samples, "gamma": settings.gamma}
 
-    def _outcome(self, ranking: Ranking, candidate: str, index: int, settings: PlanningContext) -> Outcome:
+    def _outcomes(
+        self, ranking: Ranking, candidates: Sequence[str], indices: Sequence[int], settings: PlanningContext
+    ) -> list[Outcome]:
+        """One outcome per candidate of a ranking (``K`` candidates × ``S`` samples, rows ``[K, S]``)."""
         rollout = ranking.rollout
+        K, S = ranking.returns.shape
         text = rollout.extras.get("text")
-        steps: list[str] = []
-        if isinstance(text, Sequence):
-            steps = [str(row[0]) if isinstance(row, Sequence) and len(row) else str(row) for row in text]
         fallbacks = rollout.extras.get("fallbacks")
         calls = rollout.extras.get("llm_calls")
         if isinstance(calls, Tensor):
             calls = int(calls.sum())
         if not isinstance(calls, int) or isinstance(calls, bool):
-            calls = self.llm_calls_per_candidate(settings)
-        return Outcome(
-            candidate=candidate,
-            index=index,
-            returns=ranking.returns[0].tolist(),
-            rewards=rollout.rewards.mean(1).tolist(),
-            disagreement=None if ranking.disagreement is None else float(ranking.disagreement[0]),
-            steps=steps,
-            llm_calls=calls,
-            simulator=self.name,
-            error=None,
-            model_fallbacks=int(fallbacks) if isinstance(fallbacks, (int, float)) else 0,
-        )
+            calls = self.llm_calls_per_candidate(settings) * K
+        per_item = rollout.extras.get("llm_calls_per_item")
+        out = []
+        for k, (candidate, index) in enumerate(zip(candidates, indices)):
+            steps: list[str] = []
+            if isinstance(text, Sequence):
+                steps = [str(row[k * S]) if isinstance(row, Sequence) and len(row) > k * S else str(row) for row in text]
+            if isinstance(per_item, Sequence) and len(per_item) == K * S:
+                item_calls = int(sum(int(c) for c in per_item[k * S : (k + 1) * S]))
+            else:
+                item_calls = calls if k == 0 else 0  # the whole call's cost on its first candidate
+            out.append(Outcome(
+                candidate=candidate,
+                index=index,
+                returns=ranking.returns[k].tolist(),
+                rewards=rollout.rewards[:, k * S : (k + 1) * S].mean(1).tolist(),
+                disagreement=None if ranking.disagreement is None else float(ranking.disagreement[k]),
+                steps=steps,
+                llm_calls=item_calls,
+                simulator=self.name,
+                error=None,
+                model_fallbacks=int(fallbacks) if isinstance(fallbacks, (int, float)) and k == 0 else 0,
+            ))
+        return out
 
     def simulate(self, request: SimulationRequest) -> list[Outcome]:
+        if self.batched:
+            ranking = rank(self.model, self.make_state(request), list(request.candidates), **self._options(request))
+            return self._outcomes(ranking, request.candidates, request.indices, request.settings)
         out = []
         for i, candidate in zip(request.indices, request.candidates):
-            state, texts, options = self._ranking_args(request, candidate)
-            out.append(self._outcome(rank(self.model, state, texts, **options), candidate, i, request.settings))
+            ranking = rank(self.model, self.make_state(request), [candidate], **self._options(request))
+            out.extend(self._outcomes(ranking, [candidate], [i], request.settings))
         return out
 
     async def asimulate(self, request: SimulationRequest) -> list[Outcome]:
-        async def one(i: int, candidate: str) -> Outcome:
-            state, texts, options = self._ranking_args(request, candidate)
-            return self._outcome(await arank(self.model, state, texts, **options), candidate, i, request.settings)
+        if self.batched:
+            ranking = await arank(self.model, self.make_state(request), list(request.candidates), **self._options(request))
+            return self._outcomes(ranking, request.candidates, request.indices, request.settings)
 
-        return list(await asyncio.gather(*(one(i, c) for i, c in zip(request.indices, request.candidates))))
+        async def one(i: int, candidate: str) -> list[Outcome]:
+            ranking = await arank(self.model, self.make_state(request), [candidate], **self._options(request))
+            return self._outcomes(ranking, [candidate], [i], request.settings)
+
+        batches = await asyncio.gather(*(one(i, c) for i, c in zip(request.indices, request.candidates)))
+        return [o for batch in batches for o in batch]
 
 
 # ----------------------------------------------------------------------------------------------

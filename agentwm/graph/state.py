@@ -91,6 +91,13 @@ class Proposal(TypedDict, total=False):
     candidates: list[str]
 
 
+class Step(TypedDict):
+    """One earlier step of the episode in ``PlanningState.history``: what was seen, what was done."""
+
+    observation: str
+    action: str
+
+
 class PlanningState(TypedDict, total=False):
     """State of a planning graph: a situation in, scored candidates and a choice out.
 
@@ -98,8 +105,19 @@ class PlanningState(TypedDict, total=False):
         observation: the current situation: text for text world models, a (nested) list of numbers
             for latent ones.
         goal: what the agent is trying to achieve (text); used by proposers and text world models.
-        candidates: candidate actions (text). Given in the input, they are simulated as they are;
-            left empty, the proposer (or the action menu) fills them in.
+        candidates: candidate actions (text). Given in the input, they are simulated as they are
+            (matched to ``admissible`` when it is given) and hold for THIS decision only: the
+            decision ends by clearing them, so a later input on a checkpointed thread that gives
+            none gets the proposer/menu, never the previous step's list (the decision's list stays
+            in ``proposal["candidates"]``). Left empty, the proposer (or the menu) fills them in.
+        admissible: this step's action menu from the environment (e.g. ``TextStep.admissible``);
+            overrides the graph's ``actions`` menu for this decision (the proposer chooses among it,
+            replies naming an entry in other words are matched to it tolerantly) and is cleared at
+            the end of the decision like given candidates.
+        history: the episode so far, oldest first; text world models fold it into their start
+            state with ``observe`` (see :class:`~agentwm.graph.simulators.TextSimulator`). Each
+            decision appends ``{"observation", "action": chosen}``, so a checkpointed thread
+            carries it from step to step; pass it yourself on an unthreaded graph.
         proposal: where the candidates came from and what proposing them cost.
         simulations: one :class:`Outcome` per simulated candidate (parallel branches append).
         ranking: scored candidates, best first (failed or skipped simulations are left out).
@@ -114,6 +132,8 @@ class PlanningState(TypedDict, total=False):
     observation: Any
     goal: str
     candidates: list[str]
+    admissible: list[str]
+    history: list[Step]
     proposal: Proposal
     simulations: Annotated[list[Outcome], operator.add]
     ranking: list[Ranked]
@@ -132,9 +152,13 @@ class SimulateInput(TypedDict, total=False):
         candidates: the candidates of this task (one for text world models, all of them for a
             batched latent model).
         indices: their positions in ``PlanningState.candidates``.
+        history: the episode so far, as in :class:`PlanningState`.
+        admissible: this step's menu, as in :class:`PlanningState` (the world model's follow-up pool).
     """
 
     observation: Any
     goal: str
     candidates: list[str]
     indices: list[int]
+    history: list[Step]
+    admissible: list[str]

@@ -7,9 +7,13 @@ value ``V(s')``. So the same search runs over
 
 * latent models with one-hot actions (:class:`~agentwm.worldmodels.muzero.MuZeroModel`, the
   ensemble, RSSM, the tabular model): the actions are ``model.action_spec``'s ``A`` one-hot rows;
-* text world models (an LLM predicting outcomes): give ``actions=`` a list of strings, or a
-  function from a node's carry to its candidate strings; each expansion is then one ``imagine``
-  call over ``[[a_1, ..., a_k]]``.
+* text world models (an LLM predicting outcomes, the learned text model): give ``actions=`` the
+  root's candidate strings, or a function from a node's carry to its candidate strings; each
+  expansion is then one ``imagine`` call over ``[[a_1, ..., a_k]]``. A text game's menu changes
+  as it is played, so a list is the ROOT's menu only: deeper nodes expand the model's
+  ``predicted_menu(carry)`` (one list per carry item; :class:`~agentwm.worldmodels.text_learned.LearnedTextWorldModel`
+  has one), or the function's answer; reusing the root's list at every depth must be asked for
+  with ``fixed_actions=True`` (a dialogue whose replies never change).
 
 Priors come from the node's carry: a ``"policy_logits"`` entry ``[1, k]`` (MuZero's prediction
 head puts it there) or, failing that, a uniform prior. At the root, Dirichlet noise is mixed into
@@ -67,6 +71,7 @@ class _Node:
     value_sum: float = 0.0
     actions: list[Any] = field(default_factory=list)
     children: list[_Node] = field(default_factory=list)
+    is_root: bool = False
 
     @property
     def expanded(self) -> bool:
@@ -113,7 +118,9 @@ class MCTS:
             is given.
         simulations: tree expansions per decision.
         gamma: discount of backed-up returns.
-        actions: text candidates (a list, or a function of the node carry) for text world models.
+        actions: text candidates for text world models: the root's list, or a function of the node
+            carry (every node); see the module docstring for deeper nodes.
+        fixed_actions: a list of ``actions`` is offered at every depth (the action set never changes).
         dirichlet_alpha: concentration of the root noise (MuZero: 0.25 for board games, 0.3 Atari).
         exploration_fraction: weight of the noise in the root prior; 0 turns noise off (evaluation).
         pb_c_base, pb_c_init: MuZero's pUCT constants ``c(N) = c_init + log((N + c_base + 1) / c_base)``.
@@ -131,6 +138,7 @@ class MCTS:
         simulations: int = 50,
         gamma: float = 0.997,
         actions: TextCandidates | None = None,
+        fixed_actions: bool = False,
         dirichlet_alpha: float = 0.25,
         exploration_fraction: float = 0.25,
         pb_c_base: float = 19652.0,
@@ -155,7 +163,14 @@ class MCTS:
             if isinstance(actions, str) or not actions or not all(isinstance(a, str) for a in actions):
                 raise ValueError("actions must be a non-empty list of strings or a function returning one")
             actions = list(actions)
+            if not fixed_actions and not callable(getattr(model, "predicted_menu", None)):
+                raise ValueError(
+                    "actions= is the root's list; deeper nodes need their own: give actions=function(carry) -> list,"
+                    f" a model with predicted_menu(carry) ({type(model).__name__} has none), or fixed_actions=True"
+                    " when the same actions apply at every depth"
+                )
         self.candidates = actions
+        self.fixed_actions = bool(fixed_actions)
         self.simulations = check_int("simulations", simulations)
         self.gamma = check_float("gamma", gamma, 0.0, 1.0)
         self.dirichlet_alpha = check_float("dirichlet_alpha", dirichlet_alpha, 0.0, math.inf, open_low=True)
@@ -209,7 +224,7 @@ class MCTS:
 
     @torch.no_grad()
     def _search(self, root_state: State, rng: torch.Generator | None) -> _Node:
-        root = _Node(prior=1.0, state=root_state)
+        root = _Node(prior=1.0, state=root_state, is_root=True)
         stats = _MinMax()
         self._expand(root, stats, rng)
         self._add_noise(root, rng)
@@ -229,8 +244,7 @@ class MCTS:
         assert node.state is not None
         acts: list[Any]
         if self.text:
-            assert self.candidates is not None
-            acts = list(self.candidates(node.state) if callable(self.candidates) else self.candidates)
+            acts = self._text_actions(node)
             if not acts:
                 return  # no candidates: a terminal leaf
             given: Any = [acts]
@@ -261,6 +275,17 @@ class MCTS:
         # the expansion gave for free, rather than by a constant.
         for child in node.children:
             stats.update(self._q(child))
+
+    def _text_actions(self, node: _Node) -> list[Any]:
+        """The candidates of a node: the function's, the root's list (at the root, or everywhere
+        with ``fixed_actions``), else the model's predicted menu for the node's carry."""
+        assert self.candidates is not None and node.state is not None
+        if callable(self.candidates):
+            return list(self.candidates(node.state))
+        if node.is_root or self.fixed_actions:
+            return list(self.candidates)
+        predicted = self.model.predicted_menu(node.state)
+        return list(predicted[0]) if predicted else []
 
     def _rollout_values(self, states: State, k: int, rng: torch.Generator | None) -> list[float]:
         """Discounted returns of ``rollout_horizon``-step rollouts from each child (random actions,

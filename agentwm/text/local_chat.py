@@ -21,9 +21,10 @@ to floating-point summation order; a batch of sampled answers shares one seed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
@@ -119,6 +120,7 @@ class LocalChatModel(BaseChatModel):
         *,
         device: str = "cpu",
         dtype: torch.dtype | None = None,
+        progress: bool = False,
         **settings: Any,
     ) -> LocalChatModel:
         """Load a model folder (or hub name, from the local cache when offline), or a GGUF file in it.
@@ -128,6 +130,8 @@ class LocalChatModel(BaseChatModel):
             gguf_file: file name of a GGUF checkpoint inside the folder (dequantised on load).
             device: where the model runs.
             dtype: weights dtype; float32 by default (what GGUF dequantises to).
+            progress: draw transformers' loading progress bars (GGUF de-quantisation, weight
+                loading); off by default, so loading inside an agent loop or a server prints nothing.
             settings: :class:`LocalChatModel` fields (``max_new_tokens``, ``temperature``, ``stop``, ...).
         """
         try:
@@ -139,8 +143,9 @@ class LocalChatModel(BaseChatModel):
         if gguf_file is not None and Path(source).is_dir() and not (Path(source) / gguf_file).is_file():
             raise FileNotFoundError(f"no GGUF file {gguf_file!r} in {source}")
         extra: dict[str, Any] = {} if gguf_file is None else {"gguf_file": gguf_file}
-        tokenizer = AutoTokenizer.from_pretrained(source, **extra)
-        model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=dtype or torch.float32, **extra)
+        with contextlib.nullcontext() if progress else quiet_loading():
+            tokenizer = AutoTokenizer.from_pretrained(source, **extra)
+            model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=dtype or torch.float32, **extra)
         model.to(device).eval()
         name = settings.pop("model_name", Path(source).name + (f"/{gguf_file}" if gguf_file else ""))
         return cls(model=model, tokenizer=tokenizer, model_name=name, **settings)
@@ -274,6 +279,35 @@ class LocalChatModel(BaseChatModel):
         return results
 
 
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence transformers' progress bars while loading: its own toggle covers weight loading, but
+    the GGUF reader draws a ``tqdm`` bar of its own (``Converting and de-quantizing GGUF tensors``),
+    so that module's ``tqdm`` is swapped for a disabled one for the duration."""
+    import functools
+
+    from tqdm.auto import tqdm
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    gguf: Any = None
+    try:
+        import transformers.modeling_gguf_pytorch_utils as gguf
+    except ImportError:  # an old transformers without GGUF support: nothing more to silence
+        pass
+    original = getattr(gguf, "tqdm", None)
+    if gguf is not None and original is not None:
+        gguf.tqdm = functools.partial(tqdm, disable=True)
+    try:
+        yield
+    finally:
+        if gguf is not None and original is not None:
+            gguf.tqdm = original
+        if was_enabled:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
+
+
 def _stopping(tokenizer: Any, stops: list[str], prompt_len: int) -> Any:
     """Stop once the decoded answer contains a stop string.
 
@@ -315,7 +349,8 @@ def smollm2_folder() -> Path:
 def smollm2_chat_model(**settings: Any) -> LocalChatModel:
     """SmolLM2-135M-Instruct (GGUF, Q4_1) as a :class:`LocalChatModel`; ~20 s to load on CPU.
 
-    ``settings`` are :meth:`LocalChatModel.from_pretrained` arguments (``max_new_tokens``, ``stop``, ...).
+    ``settings`` are :meth:`LocalChatModel.from_pretrained` arguments (``max_new_tokens``, ``stop``, ...);
+    loading draws no progress bars unless ``progress=True``.
     """
     folder = smollm2_folder()
     missing = [m for m in ("gguf", "accelerate") if importlib.util.find_spec(m) is None]

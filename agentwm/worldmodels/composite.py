@@ -17,7 +17,14 @@ An item the latent model cannot replay (an action ``action_of`` cannot map, or n
 first step) is scored by the LLM alone (weight 1) in either mode. Rewards of the two models are
 brought to one scale with ``latent_reward_scale`` and ``llm_reward_scale`` before blending.
 
-The bridge between text and tensors is three callables given to the constructor:
+The latent model may also be a learned TEXT world model that reports disagreement
+(:class:`~agentwm.worldmodels.text_learned.LearnedTextWorldModel`, which embeds text itself):
+then no bridge is needed, it observes the same texts (and menus) as the LLM, imagines the same
+text rows with its own follow-ups, and its values bootstrap the blended rollout. With
+``llm_steps=1`` and ``max_consults=1`` a decision that imagines all candidates in one call costs
+at most one LLM call, and none where the learned model is sure.
+
+Otherwise the bridge between text and tensors is three callables given to the constructor:
 
 * ``encode_obs(text) -> Tensor [D]``: the latent model's observation for a text observation. Not
   needed when observations come with their vector: ``observe({"observation": texts, "latent": obs})``.
@@ -85,6 +92,10 @@ class HybridSettings(BaseModel):
     max_consults: int | None = Field(
         default=None, ge=0, description="latent_first: at most this many items per call go to the LLM"
     )
+    llm_steps: int | None = Field(
+        default=None, ge=1,
+        description="latent_first: the LLM imagines only this many first steps of a consulted item (None: all)",
+    )
     latent_reward_scale: float = Field(default=1.0, gt=0.0, description="latent rewards are multiplied by this")
     llm_reward_scale: float = Field(default=1.0, gt=0.0, description="LLM rewards are multiplied by this")
 
@@ -94,7 +105,8 @@ class HybridWorldModel:
 
     Args:
         latent: a world model over tensors whose rollouts report ``extras["disagreement"] [H, B]``
-            (e.g. ``EnsembleDynamics``; ``disagreement=True`` is passed to ``imagine`` when it takes it).
+            (e.g. ``EnsembleDynamics``; ``disagreement=True`` is passed to ``imagine`` when it takes it),
+            or a learned text world model that reports it (no ``action_of``/``encode_obs`` then).
         llm: the :class:`~agentwm.worldmodels.llm_outcome.LLMWorldModel` to consult.
         encode_obs / action_of / describe / latent_policy: see the module docstring.
         settings / **overrides: :class:`HybridSettings` fields (``mode``, ``threshold``, ``llm_weight``, ...).
@@ -105,10 +117,10 @@ class HybridWorldModel:
 
     def __init__(
         self,
-        latent: WorldModel,
+        latent: WorldModel | Any,
         llm: LLMWorldModel,
         *,
-        action_of: Callable[[str], Tensor | None],
+        action_of: Callable[[str], Tensor | None] | None = None,
         encode_obs: Callable[[str], Tensor] | None = None,
         describe: Callable[[Tensor], str] | None = None,
         latent_policy: Policy | None = None,
@@ -123,9 +135,13 @@ class HybridWorldModel:
                          ("latent_policy", latent_policy)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+        self._text_latent = callable(getattr(latent, "aimagine", None)) and not hasattr(latent, "action_spec")
+        if action_of is None and not self._text_latent:
+            raise TypeError("action_of is required for a tensor latent model (text action -> latent action)")
+        self.batched = bool(getattr(latent, "batched", False)) and self._text_latent
         base = settings if settings is not None else HybridSettings()
         self.settings = HybridSettings.model_validate({**base.model_dump(), **overrides}) if overrides else base
-        self.latent = latent
+        self.latent: Any = latent
         self.llm = llm
         self.action_of = action_of
         self.encode_obs = encode_obs
@@ -152,12 +168,17 @@ class HybridWorldModel:
             goal: as in :meth:`LLMWorldModel.observe`.
         """
         vectors = None
+        raw = obs
         if isinstance(obs, Mapping):
             vectors = obs.get("latent")
             goal = obs.get("goal", goal)
             obs = obs.get("observation")
         text_state = self.llm.observe(obs, _text_part(state) if state is not None else None, action, goal=goal)
         B = len(text_state["observation"])
+        if self._text_latent:
+            prev_text = _latent_part(state) if state is not None else None
+            learned = self.latent.observe(raw, prev_text, action, goal=text_state["goal"][0])
+            return {**text_state, **{_LATENT + k: v for k, v in learned.items()}}
         if vectors is None:
             if self.encode_obs is None:
                 raise ValueError("no latent observation: pass obs={'observation': ..., 'latent': tensor} "
@@ -199,9 +220,13 @@ class HybridWorldModel:
         self, text_state: dict[str, Any], latent_state: dict[str, Any], rows: list[list[Any]], H: int, B: int
     ) -> Rollout:
         cfg = self.settings
-        fixed, known = self._map_actions(rows, B, H)
-        unverifiable = ~known[0]
-        lat = self._latent_rollout(latent_state, fixed, known, H)
+        if self._text_latent:
+            lat = await self.latent.aimagine(latent_state, rows, H)
+            unverifiable = torch.zeros(B, dtype=torch.bool)
+        else:
+            fixed, known = self._map_actions(rows, B, H)
+            unverifiable = ~known[0]
+            lat = self._latent_rollout(latent_state, fixed, known, H)
         dis = _disagreement(lat, H, B)
         unc = dis.amax(0) if cfg.uncertainty == "max" else dis.mean(0)
         consult = (unc > cfg.threshold) | unverifiable
@@ -213,21 +238,28 @@ class HybridWorldModel:
             consult[keep] = True
         alpha = torch.where(unverifiable, 1.0, torch.where(consult, cfg.llm_weight, 0.0))
         texts = self._described(lat, H, B)
-        taken = [[(r[b] if t < len(r) and r[b] is not None else "") for b in range(B)] for t, r in
-                 enumerate(rows + [[None] * B] * (H - len(rows)))]
+        if self._text_latent:
+            texts = [list(r) for r in lat.extras.get("text") or texts]
+            taken = [list(r) for r in lat.extras["actions"]]
+        else:
+            taken = [[(r[b] if t < len(r) and r[b] is not None else "") for b in range(B)] for t, r in
+                     enumerate(rows + [[None] * B] * (H - len(rows)))]
         llm_rewards = torch.full((H, B), float("nan"))
         llm_continues = torch.full((H, B), float("nan"))
         calls = fallbacks = 0
         idx = consult.nonzero().flatten()
+        H_llm = H if cfg.llm_steps is None or bool(unverifiable[idx].any()) else min(cfg.llm_steps, H)
+        alpha = alpha[None, :].expand(H, B).clone()
+        alpha[H_llm:] = 0.0
         if len(idx):
-            sub_rows = [[r[i] for i in idx.tolist()] for r in rows]
-            sub = await self.llm.aimagine(index_state(text_state, idx), sub_rows, H)
-            llm_rewards[:, idx] = sub.rewards
-            llm_continues[:, idx] = sub.continues
+            sub_rows = [[r[i] for i in idx.tolist()] for r in rows[:H_llm]]
+            sub = await self.llm.aimagine(index_state(text_state, idx), sub_rows, H_llm)
+            llm_rewards[:H_llm, idx] = sub.rewards
+            llm_continues[:H_llm, idx] = sub.continues
             calls = int(sub.extras["llm_calls"])
             fallbacks = int(sub.extras.get("fallbacks", 0))
             for j, b in enumerate(idx.tolist()):
-                for t in range(H):
+                for t in range(H_llm):
                     texts[t][b] = sub.extras["text"][t][j]
                     taken[t][b] = sub.extras["actions"][t][j]
         return self._blend(lat, llm_rewards, llm_continues, alpha, dis, unc, consult, texts, taken, calls,
@@ -239,10 +271,14 @@ class HybridWorldModel:
         cfg = self.settings
         sub = await self.llm.aimagine(text_state, rows, H)
         taken: list[list[str]] = [list(r) for r in sub.extras["actions"]]
-        # Items that finished early have "" actions after their end: repeat their last action.
-        fixed, known = self._map_actions(taken, B, H)
-        unverifiable = ~known[0]
-        lat = self._latent_rollout(latent_state, fixed, known, H)
+        if self._text_latent:
+            lat = await self.latent.aimagine(latent_state, taken, H)
+            unverifiable = torch.zeros(B, dtype=torch.bool)
+        else:
+            # Items that finished early have "" actions after their end: repeat their last action.
+            fixed, known = self._map_actions(taken, B, H)
+            unverifiable = ~known[0]
+            lat = self._latent_rollout(latent_state, fixed, known, H)
         dis = _disagreement(lat, H, B)
         unc = dis.amax(0) if cfg.uncertainty == "max" else dis.mean(0)
         uncertain = unc > cfg.threshold
@@ -272,7 +308,7 @@ class HybridWorldModel:
                     continue
                 if not isinstance(text, str):
                     raise TypeError(f"actions[{t}][{b}] must be a str or None, got {type(text).__name__}")
-                vec = self.action_of(text)
+                vec = self.action_of(text) if self.action_of is not None else None
                 mapped.append(None if vec is None else torch.as_tensor(vec, dtype=torch.float32).flatten())
             vectors.append(mapped)
         dims = {v.shape[0] for row in vectors for v in row if v is not None}
@@ -298,9 +334,10 @@ class HybridWorldModel:
         ref = next((v for v in latent_state.values() if isinstance(v, Tensor)), None)
         if ref is not None:
             fixed, known = fixed.to(ref.device), known.to(ref.device)
+        latent: WorldModel = self.latent
         if self.latent_policy is not None and not bool(known.all()):
-            return self.latent.imagine(latent_state, _Mixed(fixed, known, self.latent_policy), H, **kwargs)
-        return self.latent.imagine(latent_state, fixed, H, **kwargs)
+            return latent.imagine(latent_state, _Mixed(fixed, known, self.latent_policy), H, **kwargs)
+        return latent.imagine(latent_state, fixed, H, **kwargs)
 
     def _described(self, lat: Rollout, H: int, B: int) -> list[list[str]]:
         obs = lat.states.get("obs") if isinstance(lat.states, Mapping) else None
@@ -318,7 +355,7 @@ class HybridWorldModel:
         lat_c = lat.continues.detach().float().cpu()
         llm_r = torch.nan_to_num(llm_rewards.float() * cfg.llm_reward_scale)
         llm_c = torch.nan_to_num(llm_continues.float(), nan=1.0)
-        a = alpha.float()[None, :]
+        a = alpha.float() if alpha.dim() == 2 else alpha.float()[None, :]
         rewards = (1.0 - a) * lat_r + a * llm_r
         continues = (1.0 - a) * lat_c + a * llm_c
         return Rollout(
@@ -326,6 +363,7 @@ class HybridWorldModel:
             rewards=rewards,
             continues=continues,
             actions=lat.actions,
+            values=None if lat.values is None or not self._text_latent else lat.values.detach().float().cpu(),
             extras={
                 "text": texts,
                 "actions": taken,
@@ -334,7 +372,7 @@ class HybridWorldModel:
                 "disagreement": dis,
                 "uncertainty": unc,
                 "consulted": consulted,
-                "llm_weight": alpha,
+                "llm_weight": alpha[0] if alpha.dim() == 2 else alpha,
                 "latent_rewards": lat_r,
                 "llm_rewards": llm_rewards,
             },
