@@ -67,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--agents", nargs="+", default=None, help="play only these rows (default: all); e.g. learned_planner_h3")
     p.add_argument("--depth", default="best", choices=["best", "full"], help="how the deeper learned planner scores its rollouts")
     p.add_argument("--jobs", type=int, default=1, help="settings played in parallel processes")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "textworld.json"), help="where to write the JSON")
+    p.add_argument("--out", default=None, help="where to write the JSON (default: benchmarks/results/textworld.json)")
     return p.parse_args(argv)
 
 
@@ -143,11 +143,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result[setting] = part
     first = list_games(args.games_dir, args.settings[0], "test")[0]
     result["speed"] = _plan_speed(models, first)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result))
+    _write_result("textworld", result, path=args.out)
     return result
+
+
+def _write_result(name: str, result: dict[str, Any], path: str | None) -> None:
+    """benchmarks/_results.write_result, loaded by path (this file keeps its folder off sys.path)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_results", Path(__file__).resolve().parent / "_results.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.write_result(name, result, path=path)
 
 
 def _run_setting(job: tuple[argparse.Namespace, str]) -> dict[str, Any]:
