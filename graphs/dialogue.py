@@ -15,18 +15,13 @@ world model in a worker thread, once per process.
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import os
-import threading
 from typing import Any
 
-from langchain_core.runnables import RunnableConfig
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 
 from agentwm.graph import DialogueContext, build_dialogue_graph
-from agentwm.graph.serve import shared_chat_model
+from agentwm.graph.serve import served_graph, shared_chat_model
 from agentwm.worldmodels.dialogue import DialogueWorldModel
 
 __all__ = ["DEFAULT_SETTINGS", "build", "graph_from_env", "make_graph"]
@@ -40,27 +35,10 @@ def build(chat_model: Any = None, *, checkpoint: str | None = None) -> StateGrap
     return build_dialogue_graph(world_model=model, chat_model=chat_model, settings=DEFAULT_SETTINGS)
 
 
-_BUILD = threading.Lock()
-
-
-@functools.lru_cache(maxsize=1)
-def _graph_from_env() -> Pregel[Any, Any, Any, Any]:
-    """The compiled graph over the process's shared chat model (blocks while the world model loads)."""
+def _compiled() -> Pregel[Any, Any, Any, Any]:
+    """The compiled graph over the process's shared chat model (blocks while the world model loads:
+    built in a worker thread)."""
     return build(shared_chat_model()).compile(name="dialogue")
 
 
-def graph_from_env() -> Pregel[Any, Any, Any, Any]:
-    """The compiled graph, built once per process even when first asked from several threads."""
-    with _BUILD:
-        return _graph_from_env()
-
-
-async def make_graph(config: RunnableConfig) -> Pregel[Any, Any, Any, Any]:
-    """Graph factory for ``langgraph.json``: built once per process, off the event loop."""
-    return await asyncio.to_thread(graph_from_env)
-
-
-shared_chat_model()  # at import (the server imports graphs in a worker thread): check, start loading
-# and build the graph (MiniLM, world model) in the background too, so the first run need not wait for it
-if os.environ.get("AGENTWM_SERVE_WARMUP", "1") != "0":
-    threading.Thread(target=graph_from_env, name="agentwm-warmup", daemon=True).start()
+graph_from_env, make_graph = served_graph(_compiled)

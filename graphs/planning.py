@@ -18,20 +18,16 @@ before ``choose`` with the ranking in the state (resume with ``Command(resume=..
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import os
-import threading
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import RunnableConfig
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 
 from agentwm.graph import PlanningContext, build_planning_graph
 from agentwm.graph.hitl import add_review_before_choose
-from agentwm.graph.serve import chat_model_from_env, shared_chat_model
+from agentwm.graph.serve import chat_model_from_env, served_graph, shared_chat_model
 from agentwm.text.client import LLMClient
 from agentwm.text.embeddings import TextEmbedder
 from agentwm.text.scorers import EmbeddingRelevance
@@ -56,13 +52,9 @@ def build(chat_model: BaseChatModel, *, scorer: Any = None, review: bool = False
     return add_review_before_choose(builder) if review else builder
 
 
-_BUILD = threading.Lock()
-
-
-@functools.lru_cache(maxsize=1)
-def _graph_from_env() -> Pregel[Any, Any, Any, Any]:
-    """The compiled graph over the process's shared chat model (blocks while MiniLM loads: call it
-    from a worker thread); the server attaches its own checkpointer."""
+def _compiled() -> Pregel[Any, Any, Any, Any]:
+    """The compiled graph over the process's shared chat model (blocks while MiniLM loads: built in a
+    worker thread); the server attaches its own checkpointer."""
     chat = shared_chat_model()
     if chat is None:
         raise ValueError("the planning graph needs a chat model: AGENTWM_CHAT_MODEL=none is not enough")
@@ -71,18 +63,4 @@ def _graph_from_env() -> Pregel[Any, Any, Any, Any]:
     return build(chat, scorer=scorer, review=review).compile(name="planning")
 
 
-def graph_from_env() -> Pregel[Any, Any, Any, Any]:
-    """The compiled graph, built once per process even when first asked from several threads."""
-    with _BUILD:
-        return _graph_from_env()
-
-
-async def make_graph(config: RunnableConfig) -> Pregel[Any, Any, Any, Any]:
-    """Graph factory for ``langgraph.json``: built once per process, off the event loop."""
-    return await asyncio.to_thread(graph_from_env)
-
-
-shared_chat_model()  # at import (the server imports graphs in a worker thread): check, start loading
-# and build the graph (MiniLM, world model) in the background too, so the first run need not wait for it
-if os.environ.get("AGENTWM_SERVE_WARMUP", "1") != "0":
-    threading.Thread(target=graph_from_env, name="agentwm-warmup", daemon=True).start()
+graph_from_env, make_graph = served_graph(_compiled)

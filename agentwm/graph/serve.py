@@ -18,7 +18,7 @@ import asyncio
 import importlib.util
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -184,3 +184,30 @@ def _loaded(spec: str) -> BaseChatModel:
     if model is None:
         raise ValueError(f"{ENV}={spec!r} names no chat model")
     return model
+
+
+def served_graph(
+    build: Callable[[], Any], *, warmup: bool | None = None
+) -> tuple[Callable[[], Any], Callable[[Any], Awaitable[Any]]]:
+    """Serving glue of a graph file: ``graph_from_env()`` builds the compiled graph once per process
+    (thread-safe: the server and the warm-up may ask at once), and ``make_graph(config)`` is the
+    async factory ``langgraph.json`` names, building off the event loop. Also starts loading the
+    shared chat model and, unless ``AGENTWM_SERVE_WARMUP=0``, building the graph in the background,
+    so the first run need not wait for MiniLM or a world model."""
+    lock = threading.Lock()
+    built: list[Any] = []
+
+    def graph_from_env() -> Any:
+        with lock:
+            if not built:
+                built.append(build())
+            return built[0]
+
+    async def make_graph(config: Any) -> Any:
+        return await asyncio.to_thread(graph_from_env)
+
+    shared_chat_model()  # check the packages now (a clear error at server start) and start loading
+    if (os.environ.get("AGENTWM_SERVE_WARMUP", "1") != "0") if warmup is None else warmup:
+        threading.Thread(target=graph_from_env, name="agentwm-warmup", daemon=True).start()
+    return graph_from_env, make_graph
+
