@@ -202,6 +202,24 @@ def speed(model: DialogueOutcomeModel, data: LogData, horizon: int = 3, samples:
             "candidates_per_s_uncached": round(float(np.median(uncached)), 1)}
 
 
+def negotiation(model: DialogueOutcomeModel, partner: DialogueOutcomeModel, scenarios: list[Any],
+                args: argparse.Namespace) -> dict[str, Any]:
+    """Each rule over the same scenarios for ``--seeds`` seeds: per-seed figures and their median."""
+    from agentwm.agents.dialogue.negotiation import compare_rules
+
+    options = json.loads(args.negotiation)
+    per_seed = [compare_rules(model, partner, scenarios, seed=s, k=args.k, **options) for s in range(args.seeds)]
+    out: dict[str, Any] = {}
+    for rule in per_seed[0]:
+        rows = [r[rule] for r in per_seed]
+        out[rule] = {key: round(float(np.median([r[key] for r in rows])), 4) for key in rows[0]}
+        out[rule]["per_seed"] = rows
+    gap = [r["rollouts"]["mean_points"] - r["likelihood"]["mean_points"] for r in per_seed if "rollouts" in r]
+    out["rollouts_minus_likelihood_points"] = {"median": round(float(np.median(gap)), 3), "per_seed": [round(g, 3) for g in gap]}
+    out["settings"] = {"k": args.k, "seeds": args.seeds, **options}
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dond-model", default=str(ROOT / "models" / "dialogue-dond"))
@@ -217,6 +235,8 @@ def main() -> None:
                    help="the partner simulator: a model trained separately (another seed)")
     p.add_argument("--games", type=int, default=1000, help="test scenarios to play (one per test dialogue, at most)")
     p.add_argument("--k", type=int, default=10, help="candidate utterances per agent turn")
+    p.add_argument("--seeds", type=int, default=3, help="negotiation seeds; the headline is the per-rule median")
+    p.add_argument("--negotiation", default="{}", help="JSON keyword arguments of negotiation.play (e.g. '{\"sigma\": 0.5}')")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "dialogue_outcomes.json"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -235,12 +255,12 @@ def main() -> None:
     result["dond"] = turn_figures(model, data, args, auc_outcome="agreement", rank_outcome="points")
     result["dond"]["speed"] = speed(model, data)
     if not args.skip_negotiation:
-        from agentwm.agents.dialogue.negotiation import compare_rules, scenarios_from_logs
+        from agentwm.agents.dialogue.negotiation import scenarios_from_logs
         from agentwm.envs.conversations import read_conversations
 
         partner = load_outcome_model(args.partner_model)
         scenarios = scenarios_from_logs(list(read_conversations(logs, split="test")))[: args.games]
-        result["dond"]["negotiation"] = compare_rules(model, partner, scenarios, k=args.k)
+        result["dond"]["negotiation"] = negotiation(model, partner, scenarios, args)
     if args.chitchat_model:
         cmodel = load_outcome_model(args.chitchat_model)
         cdata = load_logs(args.chitchat_logs, "rating")

@@ -268,3 +268,24 @@ def test_embedding_store_persists_across_instances(tmp_path: Path) -> None:
 
     second = EmbeddingStore(tmp_path, encoder=no_encoder)
     assert torch.allclose(second.embed(["c", "a"]), rows[[2, 0]]) and second.encoded == 0
+
+
+def test_best_split_trades_points_against_the_predicted_claim() -> None:
+    """The final claim maximises points x P(the other side claims the rest); sharp predictions are complemented."""
+    from agentwm.agents.dialogue.negotiation import best_split, split_table
+
+    counts, values = (1, 2, 1), (3, 2, 3)
+    table = split_table(counts)
+    assert table.shape == (2 * 3 * 2, 3) and table.max(0).values.tolist() == [1, 2, 1]
+    # the other side is sure to claim the two hats: claim the book and the ball (6 points, sure)
+    best, worth = best_split(torch.tensor([[0.0, 2.0, 0.0]]), counts, values, table, sigma=0.1)
+    assert table[int(best)].tolist() == [1, 0, 1] and abs(float(worth) - 6.0) < 1e-3
+    # unsure whether it will claim the ball (0.5): every claim holds half the time, the richest wins
+    best, worth = best_split(torch.tensor([[0.0, 2.0, 0.5]]), counts, values, table, sigma=0.1)
+    assert table[int(best)].tolist() == [1, 0, 1] and 2.9 < float(worth) < 3.1
+    # the book is worth nothing to us and the other side surely wants it: never claim it
+    best, _ = best_split(torch.tensor([[1.0, 0.0, 0.0]]), counts, (0, 2, 3), table, sigma=0.1)
+    assert table[int(best)].tolist() == [0, 2, 1]
+    # a vaguer prediction never raises the expected points of the best claim
+    _, vague = best_split(torch.tensor([[0.0, 2.0, 0.0]]), counts, values, table, sigma=1.0)
+    assert float(vague) < 6.0
