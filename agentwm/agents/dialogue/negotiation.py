@@ -10,11 +10,16 @@ retrieved from the training dialogues) and picks one by a rule:
 
 The partner is a *separately trained* model (another seed) that samples its turns from its own
 next-turn distribution, and decides when the talk ends (its end head, sampled). At the end each
-side states the split it takes (its model's ``take_*`` outcome heads, rounded into the pool);
-the deal stands only if the two splits add up to the pool, and the agent scores its values of its
-take, 0 without a deal, as in the data.
+side states the split it takes; the deal stands only if the two splits add up to the pool, and the
+agent scores its values of its take, 0 without a deal, as in the data. The partner states its
+``take_*`` heads rounded into the pool. The agent (every rule alike) models the partner with its
+*own* model: mirror carries read the talk from the partner's side under every value vector the
+partner may hold, weighted by how well each explains the partner's turns; it claims the split of
+highest ``points × P(the partner claims the rest)`` (:func:`best_split`). With ``score="game"``
+the rollouts score each imagined future by that same figure at the imagined end, so imagination
+values what decides the game (a deal the partner will read the same way), not only the points
+humans got.
 """
-
 from __future__ import annotations
 
 import random
@@ -100,7 +105,7 @@ class Side:
         self.mirror = self.model.step(self.mirror, emb[None].expand(V, -1), torch.full((V,), float(not own)),
                                       sample=False)[0]
 
-    def take(self, how: Split = "expected", sigma: float = 0.5, reader: Reader = "both") -> list[int]:
+    def take(self, how: Split = "expected", sigma: float = 0.5, reader: Reader = "mirror") -> list[int]:
         """The split this side claims: its ``take_*`` heads rounded into the pool (``heads``), or the
         split of highest expected points given the predicted claim of the other side (``expected``)."""
         own = takes(self.model, self.model.predict(self.carry)["outcome"])
@@ -194,7 +199,7 @@ def propose(side: Side, k: int, generator: torch.Generator, how: Literal["top", 
 
 @torch.no_grad()
 def rollout_values(side: Side, rows: list[int], samples: int, horizon: int, generator: torch.Generator,
-                   score: Score = "game", sigma: float = 0.5, reader: Reader = "both") -> Tensor:
+                   score: Score = "game", sigma: float = 0.5, reader: Reader = "mirror") -> Tensor:
     """Expected imagined final outcome ``[K]`` of each candidate (mean over ``samples`` futures).
 
     ``points``: the model's own points head (learned from human talks). ``game``: the points of the
@@ -235,7 +240,7 @@ class GameResult:
 def play(agent_model: DialogueOutcomeModel, partner_model: DialogueOutcomeModel, scenario: Scenario, rule: Rule, *,
          k: int = 10, samples: int = 6, horizon: int = 6, max_turns: int = 10, seed: int = 0,
          candidates: Literal["top", "sample"] = "top", score: Score = "game", split: Split = "expected",
-         sigma: float = 0.5, reader: Reader = "both") -> GameResult:
+         sigma: float = 0.5, reader: Reader = "mirror") -> GameResult:
     """One negotiation between the agent (choosing by ``rule``) and the partner simulator."""
     gen = torch.Generator().manual_seed(seed)
     rng = random.Random(seed)
