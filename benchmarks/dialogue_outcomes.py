@@ -266,7 +266,7 @@ def main() -> None:
     p.add_argument("--partner-model", default=str(ROOT / "models" / "dialogue-dond" / "partner"),
                    help="the partner simulator: a model trained separately (another seed)")
     p.add_argument("--games", type=int, default=1000, help="test scenarios to play (one per test dialogue, at most)")
-    p.add_argument("--k", type=int, default=10, help="candidate utterances per agent turn")
+    p.add_argument("--k", type=int, default=20, help="candidate utterances per agent turn")
     p.add_argument("--jobs", type=int, default=1, help="negotiation seeds played in parallel processes")
     p.add_argument("--seeds", type=int, default=3, help="negotiation seeds; the headline is the per-rule median")
     p.add_argument("--negotiation", default="{}", help="JSON keyword arguments of negotiation.play (e.g. '{\"sigma\": 0.5}')")

@@ -238,7 +238,7 @@ class GameResult:
 
 @torch.no_grad()
 def play(agent_model: DialogueOutcomeModel, partner_model: DialogueOutcomeModel, scenario: Scenario, rule: Rule, *,
-         k: int = 10, samples: int = 6, horizon: int = 6, max_turns: int = 10, seed: int = 0,
+         k: int = 20, samples: int = 6, horizon: int = 6, max_turns: int = 10, seed: int = 0,
          candidates: Literal["top", "sample"] = "top", score: Score = "game", split: Split = "expected",
          sigma: float = 0.5, reader: Reader = "mirror") -> GameResult:
     """One negotiation between the agent (choosing by ``rule``) and the partner simulator."""
