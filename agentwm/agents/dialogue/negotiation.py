@@ -221,7 +221,8 @@ def rollout_values(side: Side, rows: list[int], samples: int, horizon: int, gene
         own = roll.extras["agent"][t].repeat_interleave(V)
         mirror = model.step(mirror, roll.extras["emb"][t].repeat_interleave(V, 0), 1.0 - own, sample=False)[0]
         own_takes = takes(model, roll.extras["outcome_all"][t])[:, None]
-        theirs = their_claim(own_takes, takes(model, model.predict(mirror)["outcome"]).view(n, V, 3), side.counts, reader)
+        mirror_takes = takes(model, model.predict(mirror)["outcome"]).view(n, V, 3)
+        theirs = their_claim(own_takes, mirror_takes, side.counts, reader)
         worth.append(best_split(theirs, side.counts, side.values, table, sigma, weights)[1])
     values = torch.stack(worth)  # [H, n]
     game = Rollout(states=roll.states, rewards=(1.0 - roll.continues) * values, continues=roll.continues, values=values)
@@ -284,7 +285,8 @@ def compare_rules(agent_model: DialogueOutcomeModel, partner_model: DialogueOutc
     of every rule is seeded ``seed * 100_003 + i``)."""
     out: dict[str, dict[str, float]] = {}
     for rule in rules:
-        games = [play(agent_model, partner_model, s, rule, seed=seed * 100_003 + i, **kw) for i, s in enumerate(scenarios)]
+        games = [play(agent_model, partner_model, s, rule, seed=seed * 100_003 + i, **kw)
+                 for i, s in enumerate(scenarios)]
         out[rule] = {"mean_points": round(sum(g.points for g in games) / len(games), 3),
                      "agreement_rate": round(sum(g.agreement for g in games) / len(games), 4),
                      "mean_turns": round(sum(g.turns for g in games) / len(games), 2), "games": len(games)}
