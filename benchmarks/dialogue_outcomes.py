@@ -6,6 +6,8 @@ candidate; each method scores it from the conversation so far:
 * ``return``: the world model imagines ``--horizon`` turns from the candidate (``--samples``
   sampled futures, partner and agent turns retrieved from the training logs) and scores it by
   ``Rollout.returns(1.0)``, the expected final outcome (the path ``score_replies`` uses);
+* ``return_h3`` / ``return_lambda``: the same at the scorer's defaults (horizon 3, 8 futures),
+  ``Rollout.returns(1.0)`` / the λ-return (``--lam``, values bootstrapped at every imagined step);
 * ``value``: the same model's value right after the candidate, no imagined turns;
 * ``direct``: the no-world-model ablation, an MLP from (private context, mean of the context
   turns, last turn, candidate, turn index) straight to the outcome, trained on the same split;
@@ -13,7 +15,9 @@ candidate; each method scores it from the conversation so far:
 
 Figures: AUC for agreement and Spearman with the final points (Deal or No Deal), Spearman with
 the mean rating (Chit-Chat); ``imagined_duplicate_rate`` (share of imagined partner turns equal to
-the previous imagined partner turn of the same rollout); candidates per second at horizon 3.
+the previous imagined partner turn of the same rollout); candidates per second at horizon 3;
+negotiation against the separately trained partner simulator (``agentwm.agents.dialogue.negotiation``):
+rollout vs likelihood vs random choice over the same candidates, per seed and the median of ``--seeds``.
 
     python benchmarks/dialogue_outcomes.py --dond-model models/dialogue-dond [--chitchat-model DIR]
 """
@@ -95,8 +99,9 @@ def positions(model: DialogueOutcomeModel, data: LogData, convs: list[int], max_
 
 @torch.no_grad()
 def imagined_returns(model: DialogueOutcomeModel, pos: dict[str, Any], outcome: str, horizon: int, samples: int,
-                     seed: int = 0) -> tuple[np.ndarray, float]:
-    """Mean imagined return per position, and the duplicate rate of imagined partner turns."""
+                     seed: int = 0, lam: float | None = None) -> tuple[np.ndarray, float]:
+    """Mean imagined return per position (``Rollout.returns(1.0)``, or the λ-return with ``lam``),
+    and the duplicate rate of imagined partner turns."""
     gen = torch.Generator().manual_seed(seed)
     out, dup, pairs = [], 0, 0
     for start in range(0, pos["deter"].shape[0], 512):
@@ -105,7 +110,7 @@ def imagined_returns(model: DialogueOutcomeModel, pos: dict[str, Any], outcome: 
         state = repeat_state({"deter": pos["deter"][sl], "ctx": pos["ctx"][sl], "turns": pos["turn"][sl]}, samples)
         cand = pos["cand"][sl].repeat_interleave(samples, 0)[None]
         roll = model.imagine(state, cand, horizon, generator=gen, outcome=outcome)
-        out.append(roll.returns(1.0).view(n, samples).mean(1).numpy())
+        out.append(roll.returns(1.0, lam).view(n, samples).mean(1).numpy())
         partner = [row for t, row in enumerate(roll.extras["text"]) if t % 2 == 1]
         for a, b in itertools.pairwise(partner):
             dup += sum(x == y for x, y in zip(a, b))
@@ -156,6 +161,13 @@ def turn_figures(model: DialogueOutcomeModel, data: LogData, args: argparse.Name
     ret_rank, dup = imagined_returns(model, pos, rank_outcome, args.horizon, args.samples)
     scores: dict[str, dict[str, np.ndarray]] = {"return": {rank_outcome: ret_rank},
                                                 "value": {rank_outcome: values_after(model, pos, rank_outcome)}}
+    # imagination variants: λ-returns over the imagined values (bootstrapping every step) at the scorer's defaults
+    lam_h, lam_s = 3, 8
+    scores["return_lambda"] = {o: imagined_returns(model, pos, o, lam_h, lam_s, seed=2, lam=args.lam)[0]
+                               for o in {rank_outcome, auc_outcome} if o is not None}
+    scores["return_h3"] = {o: imagined_returns(model, pos, o, lam_h, lam_s, seed=3)[0]
+                           for o in {rank_outcome, auc_outcome} if o is not None}
+    res["return_lambda_settings"] = {"lam": args.lam, "horizon": lam_h, "samples": lam_s}
     if auc_outcome is not None:
         scores["return"][auc_outcome] = imagined_returns(model, pos, auc_outcome, args.horizon, args.samples, seed=1)[0]
         scores["value"][auc_outcome] = values_after(model, pos, auc_outcome)
@@ -202,6 +214,43 @@ def speed(model: DialogueOutcomeModel, data: LogData, horizon: int = 3, samples:
             "candidates_per_s_uncached": round(float(np.median(uncached)), 1)}
 
 
+_FORKED: dict[str, Any] = {}  # what forked negotiation workers inherit (models are not pickled)
+
+
+def _negotiation_seed(seed: int) -> dict[str, dict[str, float]]:
+    from agentwm.agents.dialogue.negotiation import compare_rules
+
+    torch.set_num_threads(1)
+    job = _FORKED
+    return compare_rules(job["model"], job["partner"], job["scenarios"], seed=seed, k=job["k"], **job["options"])
+
+
+def negotiation(model: DialogueOutcomeModel, partner: DialogueOutcomeModel, scenarios: list[Any],
+                args: argparse.Namespace) -> dict[str, Any]:
+    """Each rule over the same scenarios for ``--seeds`` seeds: per-seed figures and their median."""
+    from agentwm.agents.dialogue.negotiation import compare_rules
+
+    options = json.loads(args.negotiation)
+    if args.jobs > 1:  # seeds in parallel processes (forked: the models are shared copy-on-write)
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _FORKED.update(model=model, partner=partner, scenarios=scenarios, k=args.k, options=options)
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            per_seed = list(pool.map(_negotiation_seed, range(args.seeds)))
+    else:
+        per_seed = [compare_rules(model, partner, scenarios, seed=s, k=args.k, **options) for s in range(args.seeds)]
+    out: dict[str, Any] = {}
+    for rule in per_seed[0]:
+        rows = [r[rule] for r in per_seed]
+        out[rule] = {key: round(float(np.median([r[key] for r in rows])), 4) for key in rows[0]}
+        out[rule]["per_seed"] = rows
+    gap = [r["rollouts"]["mean_points"] - r["likelihood"]["mean_points"] for r in per_seed if "rollouts" in r]
+    out["rollouts_minus_likelihood_points"] = {"median": round(float(np.median(gap)), 3), "per_seed": [round(g, 3) for g in gap]}
+    out["settings"] = {"k": args.k, "seeds": args.seeds, **options}
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dond-model", default=str(ROOT / "models" / "dialogue-dond"))
@@ -210,13 +259,17 @@ def main() -> None:
     p.add_argument("--chitchat-logs", default=None)
     p.add_argument("--horizon", type=int, default=6, help="imagined turns per candidate (the candidate counts as one)")
     p.add_argument("--samples", type=int, default=4, help="sampled futures per candidate")
+    p.add_argument("--lam", type=float, default=0.5, help="λ of the return_lambda variant (horizon 3, 8 futures)")
     p.add_argument("--direct-train", type=int, default=20000, help="training conversations of the direct ablation")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--skip-negotiation", action="store_true")
     p.add_argument("--partner-model", default=str(ROOT / "models" / "dialogue-dond" / "partner"),
                    help="the partner simulator: a model trained separately (another seed)")
     p.add_argument("--games", type=int, default=1000, help="test scenarios to play (one per test dialogue, at most)")
-    p.add_argument("--k", type=int, default=10, help="candidate utterances per agent turn")
+    p.add_argument("--k", type=int, default=20, help="candidate utterances per agent turn")
+    p.add_argument("--jobs", type=int, default=1, help="negotiation seeds played in parallel processes")
+    p.add_argument("--seeds", type=int, default=3, help="negotiation seeds; the headline is the per-rule median")
+    p.add_argument("--negotiation", default="{}", help="JSON keyword arguments of negotiation.play (e.g. '{\"sigma\": 0.5}')")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "dialogue_outcomes.json"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -235,12 +288,12 @@ def main() -> None:
     result["dond"] = turn_figures(model, data, args, auc_outcome="agreement", rank_outcome="points")
     result["dond"]["speed"] = speed(model, data)
     if not args.skip_negotiation:
-        from agentwm.agents.dialogue.negotiation import compare_rules, scenarios_from_logs
+        from agentwm.agents.dialogue.negotiation import scenarios_from_logs
         from agentwm.envs.conversations import read_conversations
 
         partner = load_outcome_model(args.partner_model)
         scenarios = scenarios_from_logs(list(read_conversations(logs, split="test")))[: args.games]
-        result["dond"]["negotiation"] = compare_rules(model, partner, scenarios, k=args.k)
+        result["dond"]["negotiation"] = negotiation(model, partner, scenarios, args)
     if args.chitchat_model:
         cmodel = load_outcome_model(args.chitchat_model)
         cdata = load_logs(args.chitchat_logs, "rating")

@@ -191,7 +191,7 @@ def test_imagined_futures_differ_and_checkpoint_loads(tmp_path: Path) -> None:
 
 def test_negotiation_games_follow_the_rules(tmp_path: Path) -> None:
     """Rollout, likelihood and random choice play complete games whose points come from the values."""
-    from agentwm.agents.dialogue.negotiation import Scenario, compare_rules, play
+    from agentwm.agents.dialogue.negotiation import Scenario, Side, compare_rules, play, rollout_values
 
     rng = random.Random(0)
     lines = []
@@ -214,6 +214,16 @@ def test_negotiation_games_follow_the_rules(tmp_path: Path) -> None:
     assert 0.0 <= game.points <= 10.0 and (game.points == 0.0 or game.agreement)
     table = compare_rules(model, model, [scenario] * 3, k=3, samples=2, horizon=3)
     assert set(table) == {"rollouts", "likelihood", "random"} and all(r["games"] == 3 for r in table.values())
+    # game-aware rollout values are expected points of a claim: within [0, the whole pool's worth]
+    side = Side.start(model, scenario.counts, scenario.values)
+    side.hear(model.bank_emb[0], own=False)  # a partner turn reweighs the value hypotheses
+    assert side.weights.shape == side.loglik.shape and abs(float(side.weights.sum()) - 1) < 1e-5
+    assert not torch.allclose(side.weights, torch.full_like(side.weights, 1 / len(side.weights)))
+    gen = torch.Generator().manual_seed(0)
+    worth = rollout_values(side, [0, 1, 2], samples=2, horizon=3, generator=gen, score="game")
+    assert worth.shape == (3,) and bool(((worth >= 0) & (worth <= 11.0)).all())
+    claim = side.take("expected")
+    assert all(0 <= x <= c for x, c in zip(claim, scenario.counts))
 
 
 @needs_rank
@@ -268,3 +278,35 @@ def test_embedding_store_persists_across_instances(tmp_path: Path) -> None:
 
     second = EmbeddingStore(tmp_path, encoder=no_encoder)
     assert torch.allclose(second.embed(["c", "a"]), rows[[2, 0]]) and second.encoded == 0
+
+
+def test_best_split_trades_points_against_the_predicted_claim() -> None:
+    """The final claim maximises points x P(the other side claims the rest); sharp predictions are complemented."""
+    from agentwm.agents.dialogue.negotiation import best_split, split_table
+
+    counts, values = (1, 2, 1), (3, 2, 3)
+    table = split_table(counts)
+    assert table.shape == (2 * 3 * 2, 3) and table.max(0).values.tolist() == [1, 2, 1]
+    # the other side is sure to claim the two hats: claim the book and the ball (6 points, sure)
+    best, worth = best_split(torch.tensor([[0.0, 2.0, 0.0]]), counts, values, table, sigma=0.1)
+    assert table[int(best)].tolist() == [1, 0, 1] and abs(float(worth) - 6.0) < 1e-3
+    # unsure whether it will claim the ball (0.5): every claim holds half the time, the richest wins
+    best, worth = best_split(torch.tensor([[0.0, 2.0, 0.5]]), counts, values, table, sigma=0.1)
+    assert table[int(best)].tolist() == [1, 0, 1] and 2.9 < float(worth) < 3.1
+    # the book is worth nothing to us and the other side surely wants it: never claim it
+    best, _ = best_split(torch.tensor([[1.0, 0.0, 0.0]]), counts, (0, 2, 3), table, sigma=0.1)
+    assert table[int(best)].tolist() == [0, 2, 1]
+    # a vaguer prediction never raises the expected points of the best claim
+    _, vague = best_split(torch.tensor([[0.0, 2.0, 0.0]]), counts, values, table, sigma=1.0)
+    assert float(vague) < 6.0
+
+
+def test_value_hypotheses_cover_every_valuation_of_the_pool() -> None:
+    """The other side's possible values: every non-negative vector worth 10 in all, none missing, none extra."""
+    from agentwm.agents.dialogue.negotiation import value_hypotheses
+
+    for counts in [(1, 2, 1), (4, 1, 1), (2, 2, 2), (1, 1, 3)]:
+        hyps = value_hypotheses(counts)
+        brute = {(a, b, c) for a in range(11) for b in range(11) for c in range(11)
+                 if a * counts[0] + b * counts[1] + c * counts[2] == 10}
+        assert set(hyps) == brute and len(hyps) == len(brute)

@@ -321,7 +321,8 @@ class DialogueOutcomeModel(nn.Module):
         Returns:
             A :class:`Rollout` with ``rewards``, ``continues`` and ``values`` ``[H, B]`` in the
             target outcome's units; ``extras["text"][t][b]`` the turn texts (given or retrieved),
-            ``extras["agent"]`` ``[H, B]`` who spoke, ``extras["outcome_all"]`` ``[H, B, n]``.
+            ``extras["agent"]`` ``[H, B]`` who spoke, ``extras["outcome_all"]`` ``[H, B, n]``,
+            ``extras["emb"]`` ``[H, B, E]`` the turn embeddings (so another reader can replay them).
         """
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
@@ -333,7 +334,7 @@ class DialogueOutcomeModel(nn.Module):
             raise ValueError(f"every row of actions must hold B={B} texts")
         carry = {k: v for k, v in state.items() if k in ("deter", "ctx", "turns")}
         agent = torch.ones(B)
-        rewards, conts, values, outs, speakers = [], [], [], [], []
+        rewards, conts, values, outs, speakers, embs = [], [], [], [], [], []
         texts: list[list[str]] = []
         used = 0
         for _ in range(horizon):
@@ -358,11 +359,13 @@ class DialogueOutcomeModel(nn.Module):
             values.append(heads["value"][:, target])
             outs.append(heads["outcome"])
             speakers.append(agent)
+            embs.append(emb)
             texts.append(step_texts)
             agent = 1.0 - agent
         return Rollout(
             states=carry, rewards=torch.stack(rewards), continues=torch.stack(conts), values=torch.stack(values),
-            extras={"text": texts, "agent": torch.stack(speakers), "outcome_all": torch.stack(outs)},
+            extras={"text": texts, "agent": torch.stack(speakers), "outcome_all": torch.stack(outs),
+                    "emb": torch.stack(embs)},
         )
 
     async def aimagine(self, state: State, actions: TextActions, horizon: int) -> Rollout:
