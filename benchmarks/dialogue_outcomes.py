@@ -43,7 +43,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np
 import torch
 
-from agentwm.agents.dialogue.outcome_train import LogData, load_logs
+sys.path.append(str(Path(__file__).resolve().parent))  # _results.py (appended: nothing here shadows a package)
+from _results import write_result  # noqa: E402
+
+from agentwm.agents.dialogue.outcome_train import LogData, load_logs  # noqa: E402
 from agentwm.worldmodels.base import repeat_state
 from agentwm.worldmodels.dialogue_outcome import DialogueOutcomeModel
 from agentwm.worldmodels.dialogue_outcome_io import load_outcome_model
@@ -270,7 +273,7 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=1, help="negotiation seeds played in parallel processes")
     p.add_argument("--seeds", type=int, default=3, help="negotiation seeds; the headline is the per-rule median")
     p.add_argument("--negotiation", default="{}", help="JSON keyword arguments of negotiation.play (e.g. '{\"sigma\": 0.5}')")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "dialogue_outcomes.json"))
+    p.add_argument("--out", default=None, help="where to write the JSON (default: benchmarks/results/dialogue_outcomes.json)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.time()
@@ -303,9 +306,8 @@ def main() -> None:
                       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                       "cpu": platform.processor() or platform.machine(), "threads": args.threads,
                       "seconds": round(time.time() - t0, 1), "horizon": args.horizon, "samples": args.samples}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
     print(json.dumps(result))
+    write_result("dialogue_outcomes", result, path=args.out)
 
 
 if __name__ == "__main__":
