@@ -158,12 +158,13 @@ def test_deployable_dialogue_graph_runs_on_the_shipped_checkpoint(monkeypatch: p
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "graphs" / "dialogue.py"
+    monkeypatch.setenv("AGENTWM_CHAT_MODEL", "none")  # before the import: it starts the shared chat model
+    monkeypatch.setenv("AGENTWM_SERVE_WARMUP", "0")  # and, unless told, builds the graph in the background
     spec = importlib.util.spec_from_file_location("_deploy_dialogue_test", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    monkeypatch.setenv("AGENTWM_CHAT_MODEL", "none")
-    assert module._chat_model() is None
+    assert module.shared_chat_model() is None
     app = module.build(None).compile()
     cands = ["Congratulations! What breed is it?", "What did you have for lunch?"]
     out = app.invoke({"messages": USER, "candidates": cands}, context={"horizon": 2})
