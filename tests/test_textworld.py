@@ -267,3 +267,12 @@ def test_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and "Traceback" not in "".join(err)
     assert "no games folder" in err[0] and "not a TextWorld dataset" in err[1]
+
+
+def test_learned_and_direct_agents_default_to_the_shipped_checkpoints() -> None:
+    from agentwm.agents.textworld.factory import shipped_model
+    from agentwm.agents.textworld.train import load_model
+
+    for kind in ("learned", "direct"):
+        folder = shipped_model(kind)
+        assert folder.parent.name == "textworld-minilm-gru" and load_model(folder) is not None

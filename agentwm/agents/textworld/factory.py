@@ -28,8 +28,22 @@ def shared_embedder() -> Any:
     return _EMBEDDER
 
 
+def shipped_model(kind: str) -> Path:
+    """The shipped checkpoint of ``kind`` (``learned``: ``world_model``, ``direct``: ``direct``) in
+    ``models/textworld-minilm-gru`` of the source checkout (next to the package) or of the current
+    directory; a one-line error naming both places when neither holds it."""
+    sub = "world_model" if kind == "learned" else "direct"
+    places = [Path(__file__).resolve().parents[3] / "models" / "textworld-minilm-gru" / sub,
+              Path.cwd() / "models" / "textworld-minilm-gru" / sub]
+    for place in places:
+        if (place / "config.json").is_file():
+            return place
+    raise FileNotFoundError(f"agent {kind!r}: no shipped checkpoint in {places[0]} or {places[1]}; pass --model <checkpoint folder>")
+
+
 def make_agent(name: str, *, model: str | Path | None = None, horizon: int | None = None, seed: int = 0, **kwargs: Any) -> TextAgent:
-    """The agent called ``name``; ``model`` is the checkpoint folder for ``learned`` and ``direct``.
+    """The agent called ``name``; ``model`` is the checkpoint folder for ``learned`` and ``direct``
+    (default: the shipped one, :func:`shipped_model`).
 
     ``horizon`` (imagined steps, ``learned`` only) defaults to :class:`LearnedPlanner`'s, chosen on
     validation games; other keyword arguments go to the agent's constructor."""
@@ -41,7 +55,7 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
         return ReactiveAgent(kwargs["chat_model"])
     if name in ("learned", "direct"):
         if model is None:
-            raise ValueError(f"agent {name!r} needs --model <checkpoint folder>")
+            model = shipped_model(name)
         from agentwm.agents.textworld.train import load_model
 
         net = load_model(model)
