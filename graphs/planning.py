@@ -27,27 +27,44 @@ from langgraph.pregel import Pregel
 
 from agentwm.graph import PlanningContext, build_planning_graph
 from agentwm.graph.hitl import add_review_before_choose
-from agentwm.graph.serve import chat_model_from_env, served_graph, shared_chat_model
+from agentwm.graph.serve import DeferredChatModel, chat_model_from_env, served_graph, shared_chat_model
 from agentwm.text.client import LLMClient
 from agentwm.text.embeddings import TextEmbedder
 from agentwm.text.scorers import EmbeddingRelevance
 from agentwm.worldmodels.llm_outcome import LLMWorldModel
 
-__all__ = ["DEFAULT_SETTINGS", "build", "chat_model_from_env", "graph_from_env", "make_graph"]
+__all__ = ["DEFAULT_SETTINGS", "LOCAL_MAX_NEW_TOKENS", "LOCAL_SETTINGS", "build", "chat_model_from_env", "graph_from_env", "make_graph"]
 
 DEFAULT_SETTINGS = PlanningContext(horizon=2, gamma=0.9, candidates=3, samples=1, llm_budget=24)
-"""Defaults of the deployed graph: short LLM rollouts and a cost cap per decision."""
+"""Defaults of the deployed graph with an API chat model: short LLM rollouts and a cost cap per decision."""
+
+LOCAL_SETTINGS = PlanningContext(horizon=1, gamma=0.9, candidates=3, samples=1, llm_budget=8)
+"""Defaults with the local model (SmolLM2 on CPU, :class:`DeferredChatModel`): one proposal call
+and one imagined step per candidate, all candidates' outcomes generated as one batch, so a
+decision is two generations (a few seconds). A run's ``context`` can still ask for more."""
+
+LOCAL_MAX_NEW_TOKENS = 24
+"""Tokens per local answer: a proposal of three short actions or an ``Observation: ...`` line fits;
+the model's default (64) mostly adds rambling, and every token of a batch costs a forward pass."""
 
 
 def build(chat_model: BaseChatModel, *, scorer: Any = None, review: bool = False) -> StateGraph[Any, Any, Any, Any]:
     """The planning graph (uncompiled) over ``chat_model``; ``scorer`` defaults to MiniLM relevance;
-    ``review`` pauses before ``choose`` for a human (``agentwm.graph.hitl``)."""
-    world_model = LLMWorldModel(LLMClient(chat_model), scorer=scorer, goal="make progress on the task")
+    ``review`` pauses before ``choose`` for a human (``agentwm.graph.hitl``). A local model
+    (:class:`DeferredChatModel`) gets :data:`LOCAL_SETTINGS`, short answers, no follow-up
+    proposals (horizon 1) and no re-asking after an unreadable answer (a fallback instead); others keep
+    :data:`DEFAULT_SETTINGS`."""
+    local = isinstance(chat_model, DeferredChatModel)
+    if local:
+        chat_model = chat_model.with_options(max_new_tokens=LOCAL_MAX_NEW_TOKENS)
+    world_model = LLMWorldModel(
+        LLMClient(chat_model, retries=0 if local else 2), scorer=scorer, goal="make progress on the task"
+    )
     builder = build_planning_graph(
         world_model=world_model,
         proposer=chat_model,
         fallback_candidates=["ask the user for clarification"],
-        settings=DEFAULT_SETTINGS,
+        settings=LOCAL_SETTINGS if local else DEFAULT_SETTINGS,
     )
     return add_review_before_choose(builder) if review else builder
 
