@@ -5,7 +5,9 @@ An LLM proposes candidate actions for the situation in ``observation``; an ``LLM
 steps, concurrently; MiniLM relevance of each imagined state to ``goal`` is the reward; the
 candidate with the best discounted imagined return is chosen. Input and output keys are those of
 ``agentwm.graph.PlanningState``; per-run settings go in the run's ``context``
-(``agentwm.graph.PlanningContext``: horizon, gamma, candidates, samples, llm_budget, score).
+(``agentwm.graph.PlanningContext``: horizon, gamma, candidates, samples, llm_budget, score), whose
+defaults depend on the chat model: :data:`LOCAL_SETTINGS` for the local SmolLM2 (one imagined step,
+short answers: a decision in a few seconds on CPU), :data:`DEFAULT_SETTINGS` for API models.
 
 The chat model comes from ``AGENTWM_CHAT_MODEL`` (``agentwm.graph.serve``: ``smollm2`` by default,
 ``provider:model``, or ``scripted:rules.json``). Importing this file checks that its packages are
@@ -24,6 +26,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
+from pydantic import Field
 
 from agentwm.graph import PlanningContext, build_planning_graph
 from agentwm.graph.hitl import add_review_before_choose
@@ -33,15 +36,37 @@ from agentwm.text.embeddings import TextEmbedder
 from agentwm.text.scorers import EmbeddingRelevance
 from agentwm.worldmodels.llm_outcome import LLMWorldModel
 
-__all__ = ["DEFAULT_SETTINGS", "LOCAL_MAX_NEW_TOKENS", "LOCAL_SETTINGS", "build", "chat_model_from_env", "graph_from_env", "make_graph"]
+__all__ = [
+    "DEFAULT_SETTINGS", "LOCAL_MAX_NEW_TOKENS", "LOCAL_SETTINGS", "LocalServedContext", "ServedContext",
+    "build", "chat_model_from_env", "graph_from_env", "make_graph",
+]
 
-DEFAULT_SETTINGS = PlanningContext(horizon=2, gamma=0.9, candidates=3, samples=1, llm_budget=24)
+
+class ServedContext(PlanningContext):
+    """The served graph's run context with its defaults as field defaults: the LangGraph server
+    builds a run's context from the context schema (an empty ``context`` gives the schema's
+    defaults), so the builder's ``settings=`` alone would not reach served runs."""
+
+    horizon: int = Field(default=2, ge=1, le=1000, description="imagined steps per candidate")
+    gamma: float = Field(default=0.9, ge=0.0, le=1.0, description="discount of the imagined return")
+    candidates: int = Field(default=3, ge=1, le=64, description="candidates to ask the proposer for")
+    llm_budget: int | None = Field(default=24, ge=0, description="max LLM calls per decision; None = no limit")
+
+
+class LocalServedContext(ServedContext):
+    """Defaults with the local model (SmolLM2 on CPU): one proposal call and one imagined step per
+    candidate, the candidates' outcomes generated as one batch, so a decision is two generations
+    (a few seconds). A run's ``context`` can still ask for more."""
+
+    horizon: int = Field(default=1, ge=1, le=1000, description="imagined steps per candidate")
+    llm_budget: int | None = Field(default=8, ge=0, description="max LLM calls per decision; None = no limit")
+
+
+DEFAULT_SETTINGS = ServedContext()
 """Defaults of the deployed graph with an API chat model: short LLM rollouts and a cost cap per decision."""
 
-LOCAL_SETTINGS = PlanningContext(horizon=1, gamma=0.9, candidates=3, samples=1, llm_budget=8)
-"""Defaults with the local model (SmolLM2 on CPU, :class:`DeferredChatModel`): one proposal call
-and one imagined step per candidate, all candidates' outcomes generated as one batch, so a
-decision is two generations (a few seconds). A run's ``context`` can still ask for more."""
+LOCAL_SETTINGS = LocalServedContext()
+"""Defaults of the deployed graph with the local model (:class:`DeferredChatModel`)."""
 
 LOCAL_MAX_NEW_TOKENS = 24
 """Tokens per local answer: a proposal of three short actions or an ``Observation: ...`` line fits;
@@ -65,6 +90,7 @@ def build(chat_model: BaseChatModel, *, scorer: Any = None, review: bool = False
         proposer=chat_model,
         fallback_candidates=["ask the user for clarification"],
         settings=LOCAL_SETTINGS if local else DEFAULT_SETTINGS,
+        context_schema=LocalServedContext if local else ServedContext,
     )
     return add_review_before_choose(builder) if review else builder
 
