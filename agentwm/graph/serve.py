@@ -98,10 +98,19 @@ class DeferredChatModel(BaseChatModel):
     blocking the event loop, sync calls wait for it; then every call goes to the loaded model."""
 
     _future: Future[BaseChatModel] = PrivateAttr()
+    _options: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     def __init__(self, future: Future[BaseChatModel], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._future = future
+
+    def with_options(self, **options: Any) -> DeferredChatModel:
+        """The same loading model with call options (``max_new_tokens=24``, ...) applied to every
+        call unless the call gives its own: a short-answer view for one graph's calls, sharing the
+        weights (and the batching of concurrent calls) with the other users of the model."""
+        view = DeferredChatModel(self._future)
+        view._options = {**self._options, **options}
+        return view
 
     @property
     def _llm_type(self) -> str:
@@ -127,7 +136,7 @@ class DeferredChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return self.model()._generate(messages, stop=stop, **kwargs)
+        return self.model()._generate(messages, stop=stop, **{**self._options, **kwargs})
 
     async def _agenerate(
         self,
@@ -136,7 +145,7 @@ class DeferredChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return await (await self.amodel())._agenerate(messages, stop=stop, **kwargs)
+        return await (await self.amodel())._agenerate(messages, stop=stop, **{**self._options, **kwargs})
 
 
 _LOCK = threading.Lock()
@@ -183,6 +192,9 @@ def _loaded(spec: str) -> BaseChatModel:
     model = chat_model_from_env(spec)
     if model is None:
         raise ValueError(f"{ENV}={spec!r} names no chat model")
+    # warm-up: torch's first (batched) generation on a fresh model is several times slower than the
+    # next ones; two concurrent short calls pay that here, in the loading thread, not in a first run
+    asyncio.run(model.abatch(["Hi", "Say hello to the user."], max_new_tokens=2))
     return model
 
 
