@@ -3,7 +3,6 @@ and scoring by the outcome model's return through score_replies, the graph node 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -21,23 +20,13 @@ from agentwm.cli import main
 from agentwm.text.embedding_store import EmbeddingStore
 from agentwm.worldmodels.dialogue_outcome import DialogueOutcomeModel
 from agentwm.worldmodels.dialogue_outcome_io import load_outcome_model
+from tests.text_fakes import HashEmbed
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[1]
 KIND, RUDE = ["happy to help", "sorry, fixing it now", "sure thing"], ["no", "go away", "not my problem"]
 USER = ["hi", "my order is late", "can you help", "thanks", "ok"]
 CANDIDATES = ["sorry, fixing it now", "go away"]
-
-
-class HashEmbed:
-    """Deterministic unit vectors per text (no MiniLM): tests stay fast and offline."""
-
-    def embed(self, texts: list[str], progress: bool = False) -> torch.Tensor:
-        rows = []
-        for t in texts:
-            g = torch.Generator().manual_seed(int(hashlib.sha1(t.encode()).hexdigest()[:8], 16))
-            rows.append(torch.nn.functional.normalize(torch.randn(16, generator=g), dim=0))
-        return torch.stack(rows) if rows else torch.zeros(0, 16)
 
 
 def write_logs(path: Path, n: int = 60, seed: int = 0) -> Path:

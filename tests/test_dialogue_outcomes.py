@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import os
@@ -17,6 +16,7 @@ from agentwm.agents.dialogue.outcome_train import OutcomeTrainConfig, train_outc
 from agentwm.envs.conversations import LoadStats, LogError, read_conversations, write_conversations
 from agentwm.worldmodels.base import repeat_state
 from agentwm.worldmodels.dialogue_outcome_io import load_outcome_model
+from tests.text_fakes import HashEmbed
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 needs_rank = pytest.mark.skipif(
@@ -25,17 +25,6 @@ needs_rank = pytest.mark.skipif(
 )
 SHARED = Path(os.environ.get("AGENTWM_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 DOND = SHARED / "data" / "dealornodeal"
-
-
-class HashEmbed:
-    """Deterministic unit vectors per text (no MiniLM): tests stay fast and offline."""
-
-    def embed(self, texts: list[str], progress: bool = False) -> torch.Tensor:
-        rows = []
-        for t in texts:
-            g = torch.Generator().manual_seed(int(hashlib.sha1(t.encode()).hexdigest()[:8], 16))
-            rows.append(torch.nn.functional.normalize(torch.randn(16, generator=g), dim=0))
-        return torch.stack(rows) if rows else torch.zeros(0, 16)
 
 
 def synthetic_logs(path: Path, n: int = 240, seed: int = 0) -> Path:

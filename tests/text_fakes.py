@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -128,3 +129,14 @@ class KeywordScorer:
 
     async def ascore(self, states: Sequence[str], goals: Sequence[str]) -> Scores:
         return self.score(states, goals)
+
+
+class HashEmbed:
+    """Deterministic unit vectors per text (no MiniLM): tests stay fast and offline."""
+
+    def embed(self, texts: list[str], progress: bool = False) -> torch.Tensor:
+        rows = []
+        for t in texts:
+            g = torch.Generator().manual_seed(int(hashlib.sha1(t.encode()).hexdigest()[:8], 16))
+            rows.append(torch.nn.functional.normalize(torch.randn(16, generator=g), dim=0))
+        return torch.stack(rows) if rows else torch.zeros(0, 16)
