@@ -4,6 +4,7 @@ at the same frame budget (the CLI's defaults otherwise), over several seeds.
     python benchmarks/dreamer_ddp.py                              # 2 ranks vs 1 process, seeds 0-4, 30k frames
     python benchmarks/dreamer_ddp.py --seeds 0 1 2 --nproc 2 --steps 30000 --threads 1
     python benchmarks/dreamer_ddp.py --nproc 2 --no-baseline      # only the data-parallel runs
+    python benchmarks/dreamer_ddp.py --jobs 8 --keep runs/ddp     # runs side by side on a many-core box
 
 Each run is ``agentwm train dreamer --env CartPole-v1 --steps S --seed K --threads T`` (presets tiny +
 cartpole), the data-parallel one under ``torchrun --standalone --nproc_per_node=N`` (gloo on CPUs):
@@ -11,7 +12,9 @@ every rank steps its own env, frames count all ranks' frames, each update averag
 gradients (N x the batch, the update count of one process). Prints one JSON object: per run the
 final and best greedy eval return, wall seconds and world size; per arm the median final return
 and the runs reaching 475 (the issue's target: 2 ranks reach >= 475 within the frame budget of one
-process). A run takes ~25 minutes of 2 cores at 30k frames; N ranks need N x ``--threads`` cores.
+process). A run takes ~25 minutes of 2 cores at 30k frames; N ranks need N x ``--threads`` cores, and
+``--jobs J`` runs J runs at once (J x N x ``--threads`` cores for the data-parallel arm), so give it
+a machine with that many. ``--keep DIR`` keeps each run's folder (metrics, checkpoints) under DIR.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
@@ -44,11 +48,21 @@ def _run(nproc: int, seed: int, args: argparse.Namespace, root: Path) -> dict[st
     t0 = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
+    curve = _eval_curve(logdir / "metrics.jsonl")
     if done.returncode != 0:
-        return {"nproc": nproc, "seed": seed, "error": done.stderr.strip().splitlines()[-1:]}
+        return {"nproc": nproc, "seed": seed, "error": done.stderr.strip().splitlines()[-1:], "curve": curve}
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     return {"nproc": nproc, "seed": seed, "world_size": summary["world_size"], "final": summary["eval_return"],
-            "best": summary["best_eval_return"], "updates": summary["updates"], "wall_s": round(wall, 1)}  # fmt: skip
+            "best": summary["best_eval_return"], "updates": summary["updates"], "wall_s": round(wall, 1),
+            "curve": curve}  # fmt: skip
+
+
+def _eval_curve(metrics: Path) -> list[list[float]]:
+    """``[frames, mean greedy eval return]`` rows of a run's ``metrics.jsonl`` (rank 0 writes it)."""
+    if not metrics.exists():
+        return []
+    rows = (json.loads(line) for line in metrics.read_text().splitlines() if line.strip())
+    return [[r["frames"], round(r["eval/return"], 1)] for r in rows if "eval/return" in r]
 
 
 def main() -> None:
@@ -60,24 +74,34 @@ def main() -> None:
     p.add_argument("--device", default="cpu", help="cpu (gloo) or cuda (nccl, one GPU per rank)")
     p.add_argument("--no-baseline", action="store_true", help="skip the single-process runs")
     p.add_argument("--target", type=float, default=475.0)
+    p.add_argument("--jobs", type=int, default=1, help="runs at once (each data-parallel run takes nproc processes)")
+    p.add_argument("--keep", type=Path, default=None, help="keep the run folders under this folder")
     args = p.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="dreamer_ddp-"))
+    if args.jobs < 1:
+        p.error(f"--jobs must be >= 1, got {args.jobs}")
+    root = args.keep if args.keep is not None else Path(tempfile.mkdtemp(prefix="dreamer_ddp-"))
+    root.mkdir(parents=True, exist_ok=True)
     arms = [args.nproc] if args.no_baseline else [args.nproc, 1]
-    runs = []
+    jobs = [(nproc, seed) for seed in args.seeds for nproc in arms]  # arms alternate: load hits both alike
+
+    def one(job: tuple[int, int]) -> dict[str, object]:
+        run = _run(job[0], job[1], args, root)
+        print(json.dumps(run), file=sys.stderr, flush=True)
+        return run
+
     try:
-        for seed in args.seeds:  # alternate the arms, so machine load affects both alike
-            for nproc in arms:
-                runs.append(_run(nproc, seed, args, root))
-                print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            runs = list(pool.map(one, jobs))
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
     summary = {}
     for nproc in arms:
         finals = [float(r["final"]) for r in runs if r["nproc"] == nproc and r.get("final") is not None]  # type: ignore[arg-type]
         summary[f"nproc{nproc}"] = {"runs": len(finals), "median_final": statistics.median(finals) if finals else None,
                                     "reached_target": sum(f >= args.target for f in finals)}  # fmt: skip
-    out = {"steps": args.steps, "threads_per_rank": args.threads, "target": args.target, "summary": summary,
-           "runs": runs}  # fmt: skip
+    out = {"steps": args.steps, "threads_per_rank": args.threads, "jobs": args.jobs, "target": args.target,
+           "summary": summary, "runs": runs}  # fmt: skip
     print(json.dumps(write_result("dreamer_ddp", out, variant=f"cartpole-n{args.nproc}")))
 
 
