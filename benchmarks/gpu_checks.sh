@@ -16,6 +16,7 @@ mkdir -p "$OUT" "$W/results"
 export AGENTWM_RESULTS_DIR="$W/results" OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
 start=$(date +%s)
 PY=${PY:-python3}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}  # the GPU checks; the learning runs take one thread each
 nvidia-smi -L >"$W/gpu.txt" 2>&1
 $PY -c "import torch; print(torch.__version__, torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" >>"$W/gpu.txt" 2>&1
 
