@@ -162,7 +162,7 @@ class _BlockGRU(nn.Module):
             weight = cast(Tensor, norm.weight)
             y = layer(None, F.silu(y * scale * weight.view(g, 1, -1)))
         if g == 1:
-            gates = F.rms_norm(y, (y.shape[-1],), self.gate_scale[0, 0], NORM_EPS)
+            gates = F.rms_norm(y, (y.shape[-1],), self.gate_scale[0, 0].to(y.dtype), NORM_EPS)  # same dtype: CUDA fuses it
         else:
             gates = F.rms_norm(y, (y.shape[-1],), None, NORM_EPS) * self.gate_scale
         reset, cand, update = gates.chunk(3, -1)
