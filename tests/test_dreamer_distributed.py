@@ -118,6 +118,16 @@ def test_two_rank_update_equals_concatenated_batch(tmp_path: Path) -> None:
     assert len(moved) > 10  # the update changed the weights (the comparison is not of two untouched agents)
 
 
+def test_the_batch_counts_all_ranks_and_splits_evenly() -> None:
+    from agentwm.agents.dreamer import distributed as dp
+
+    assert dp.rank_batch(16, dp.Ranks(0, 1, 0)) == 16  # one process: the whole batch
+    assert dp.rank_batch(16, dp.Ranks(1, 2, 1)) == 8  # two ranks: the single-process update, halved each
+    assert dp.rank_batch(16, dp.Ranks(3, 4, 3)) == 4
+    with pytest.raises(ValueError, match=r"batch_size=16 does not split over 3 ranks.*multiple of 3"):
+        dp.rank_batch(16, dp.Ranks(0, 3, 0))
+
+
 def test_resume_refuses_another_world_size(tmp_path: Path) -> None:
     from agentwm.agents.dreamer import distributed as dp
 

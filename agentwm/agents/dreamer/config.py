@@ -76,7 +76,7 @@ class DreamerConfig(BaseModel):
     wm_clip: float = Field(1000.0, gt=0, description="world-model gradient-norm clip")
 
     # -- replay
-    batch_size: int = Field(16, ge=1, description="sequences per update")
+    batch_size: int = Field(16, ge=1, description="sequences per update (torchrun: all ranks together, split evenly)")
     batch_length: int = Field(64, ge=2, description="steps per replayed sequence")
     replay_capacity: int = Field(250_000, ge=100, description="transitions kept (FIFO)")
     replay_terminal_fraction: float = Field(

@@ -148,6 +148,17 @@ def saved_world_size(logdir: Path) -> int | None:
         return None  # a damaged state.json: the checkpoint loader reports it by name
 
 
+def rank_batch(batch_size: int, ranks: Ranks) -> int:
+    """This rank's share of the update's ``batch_size`` sequences: ``batch_size`` counts all ranks
+    together, so ``train_ratio`` keeps its meaning (replayed steps per env frame, all ranks) and N
+    ranks make the single-process update, each computing 1/N of it. Raises ``ValueError`` naming
+    both numbers when the batch does not split evenly."""
+    if batch_size % ranks.world_size:
+        raise ValueError(f"batch_size={batch_size} does not split over {ranks.world_size} ranks: "
+                         f"set --set batch_size=<a multiple of {ranks.world_size}>")  # fmt: skip
+    return batch_size // ranks.world_size
+
+
 def check_resume_ranks(logdir: Path, ranks: Ranks) -> None:
     """Raise ``ValueError`` naming ``world_size`` when a resumed run was trained with another
     number of ranks (each rank's replay and envs are in the checkpoint), and point every rank at

@@ -263,6 +263,7 @@ def train(
     device = torch.device(cfg.device)
     own = dp.rank_dir(logdir, ranks)  # this rank's checkpoints (rank 0: the run folder)
     rank_seed = cfg.seed + 1000 * ranks.rank  # each rank its own envs, replay draws and samples
+    rank_batch_size = dp.rank_batch(cfg.batch_size, ranks)  # this rank's share of the update's sequences
     obs_shape, spec = env_specs(cfg)
     envs = _make_envs(cfg, rank_seed)
     agent = DreamerAgent(obs_shape, spec, cfg).to(device)
@@ -354,8 +355,8 @@ def train(
         if frames >= cfg.prefill and replay.can_sample(cfg.batch_length):
             due = int((frames - cfg.prefill) * cfg.updates_per_frame) + 1
             while agent.updates < due:
-                batch = replay.sample(cfg.batch_size, cfg.batch_length, device, cfg.replay_terminal_fraction)
-                pending.append(agent.update(batch))
+                rows = replay.sample(rank_batch_size, cfg.batch_length, device, cfg.replay_terminal_fraction)
+                pending.append(agent.update(rows))
 
     # ---- The loop ----------------------------------------------------------------------------
     last_eval = "-"  # the newest greedy eval return, shown beside the training return
