@@ -113,6 +113,10 @@ def test_eval_best_of_a_run_without_one_names_the_missing_file(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(logdir / "checkpoints" / "best") in err and "Traceback" not in err
     assert main(["eval", "dreamer", "--logdir", str(logdir), "--episodes", "1"]) == 0  # latest still works
+    capsys.readouterr()
+    (logdir / "checkpoints" / "best").write_text("best-0000099999")  # a pointer to a folder that is gone
+    assert main(["eval", "dreamer", "--logdir", str(logdir), "--episodes", "1", "--checkpoint", "best"]) == 2
+    assert "names a folder that is missing or incomplete" in capsys.readouterr().err
     with pytest.raises(ValueError, match="checkpoint must be one of latest, best"):
         load_agent(logdir, checkpoint="newest")  # type: ignore[arg-type]
 

@@ -94,6 +94,9 @@ def load_best_weights(logdir: str | Path, agent: DreamerAgent, device: str | tor
     path = best_folder(logdir)
     if path is None:
         pointer = _root(logdir) / POINTER
+        if pointer.is_file():
+            raise FileNotFoundError(f"no best checkpoint in {logdir}: {pointer} names a folder that is missing "
+                                    "or incomplete; use --checkpoint latest")  # fmt: skip
         raise FileNotFoundError(f"no best checkpoint in {logdir}: {pointer} is missing (written at the first "
                                 "evaluation of runs trained since it existed); use --checkpoint latest")  # fmt: skip
     record = read_best(logdir)
