@@ -243,7 +243,8 @@ class LearnedPlanner:
         revisit_discount: the score of a candidate whose imagined next state is a state already
             visited this episode with no task progress since (:class:`VisitMemory`: imagined
             observation at least ``revisit_threshold`` similar, coverage within
-            ``progress_tolerance``) is multiplied by this (1: off). Needs imagination.
+            ``progress_tolerance``; with ``revisit_nearest`` only the visit nearest to the imagined
+            observation counts) is multiplied by this (1: off). Needs imagination.
     """
 
     def __init__(
@@ -251,7 +252,9 @@ class LearnedPlanner:
         loop_penalty: float = 0.5, max_candidates: int | None = None, propose: int | None = None,
         repeat_discount: float = 1.0, prior: DirectScorer | None = None, depth: str = "best",
         revisit_discount: float = 1.0, revisit_threshold: float = 0.9, progress_tolerance: float = 0.02,
+        revisit_nearest: bool = False, disagreement_penalty: float = 0.0,
     ) -> None:
+        self.revisit_nearest, self.disagreement_penalty = revisit_nearest, disagreement_penalty
         if not 0.0 <= revisit_discount <= 1.0:
             raise ValueError(f"revisit_discount must be in [0, 1], got {revisit_discount}")
         self.revisit_discount, self.revisit_threshold, self.progress_tolerance = revisit_discount, revisit_threshold, progress_tolerance
@@ -299,13 +302,15 @@ class LearnedPlanner:
         )
         self.last_ranking = ranking
         score = ranking.scores if self.depth == "full" or self.horizon == 1 else best_depth_return(ranking.rollout, self.gamma)
+        if self.disagreement_penalty and ranking.disagreement is not None:
+            score = score - self.disagreement_penalty * ranking.disagreement
         if self.prior is not None:  # geometric mean with the prior's Q: two estimates of the same discounted value
             prior_state = self.prior.observe(step)
             assert isinstance(self.prior.model, DirectScorer)
             q = self.prior.model.q_values(prior_state, emb[None])[0]
             score = (score.clamp(min=1e-4) * q.clamp(min=1e-4)).sqrt()
         rollout = ranking.rollout  # first imagined step: each candidate's predicted observation and coverage
-        self.last_revisit = self.visits.revisit(rollout.extras["obs"][0], rollout.states[1]["cover"], self.progress_tolerance)
+        self.last_revisit = self.visits.revisit(rollout.extras["obs"][0], rollout.states[1]["cover"], self.progress_tolerance, self.revisit_nearest)
         score = revisit_adjusted(score, self.last_revisit, self.revisit_threshold, self.revisit_discount)
         return menu, loop_adjusted(score, self.memory, step.observation, menu, self.loop_penalty, self.repeat_discount)
 

@@ -32,10 +32,12 @@ class VisitMemory:
         self.obs.append(obs.detach())
         self.cover.append(cover.detach())
 
-    def revisit(self, pred_obs: Tensor, next_cover: Tensor, tolerance: float = 0.02) -> Tensor:
+    def revisit(self, pred_obs: Tensor, next_cover: Tensor, tolerance: float = 0.02, nearest: bool = False) -> Tensor:
         """``[N]``: for each imagined next state (observation ``pred_obs [N, D]``, coverage
         ``next_cover [N, K]``), the highest cosine similarity to a visited observation whose coverage
-        equals it within ``tolerance`` (no progress since that visit); 0 where none qualifies."""
+        equals it within ``tolerance`` (no progress since that visit); 0 where none qualifies.
+        ``nearest``: only the visited observation most similar to the prediction counts (0 unless its
+        coverage equals the imagined one), so a vague prediction near many visits matches one."""
         if pred_obs.dim() != 2 or next_cover.dim() != 2 or pred_obs.shape[0] != next_cover.shape[0]:
             raise ValueError(f"revisit takes pred_obs [N, D] and next_cover [N, K], got {tuple(pred_obs.shape)} and {tuple(next_cover.shape)}")
         if not self.obs:
@@ -44,6 +46,9 @@ class VisitMemory:
         sims = F.normalize(pred_obs, dim=-1) @ seen.T  # [N, V]
         gap = (next_cover[:, None, :] - torch.stack(self.cover)[None]).abs().amax(-1)  # [N, V]
         same = gap <= tolerance
+        if nearest:
+            best = sims.argmax(1, keepdim=True)
+            return (sims.gather(1, best) * same.gather(1, best)).clamp(min=0).squeeze(1)
         return (sims * same).clamp(min=0).amax(1)
 
 
