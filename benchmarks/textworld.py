@@ -68,6 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-steps", type=int, default=50, help="steps per episode")
     p.add_argument("--agents", nargs="+", default=None, help="play only these rows (default: all); e.g. learned_planner_h3")
     p.add_argument("--depth", default="best", choices=["best", "full"], help="how the deeper learned planner scores its rollouts")
+    p.add_argument("--cover-rule", default=None, choices=["max", "count"], help="how both learned agents (direct and the planners) track the objective's steps (default: make_agent's)")
     p.add_argument("--jobs", type=int, default=1, help="settings played in parallel processes")
     p.add_argument("--out", default=None, help="where to write the JSON (default: benchmarks/results/textworld.json; textworld-validation.json with --split validation)")
     return p.parse_args(argv)
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {
         "command": " ".join(["python", "benchmarks/textworld.py", *(argv if argv is not None else sys.argv[1:])]),
         "commit": _commit(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cpu": _cpu(), "threads": torch.get_num_threads(), "max_steps": args.max_steps, "split": args.split, "horizon": args.horizon, "depth": args.depth,
+        "cpu": _cpu(), "threads": torch.get_num_threads(), "max_steps": args.max_steps, "split": args.split, "horizon": args.horizon, "depth": args.depth, "cover_rule": args.cover_rule or "default",
         "models": str(models.relative_to(ROOT) if models.is_relative_to(ROOT) else models),
     }
     if args.jobs > 1 and len(args.settings) > 1:
@@ -169,12 +170,13 @@ def _run_setting(job: tuple[argparse.Namespace, str]) -> dict[str, Any]:
     chat: Any = None
     make_games(setting, args.split, args.games, args.games_dir, progress=False)
     games = list_games(args.games_dir, setting, args.split)[: args.games]
+    rule: dict[str, Any] = {} if args.cover_rule is None else {"cover_rule": args.cover_rule}  # the same for every learned agent
     agents: dict[str, Any] = {
         "random": make_agent("random", seed=0),
         "objective_match": make_agent("objective_match"),
-        "direct": make_agent("direct", model=models / "direct"),
-        "learned_planner": make_agent("learned", model=models / "world_model"),  # what users get: the planner's defaults
-        f"learned_planner_h{args.horizon}": make_agent("learned", model=models / "world_model", horizon=args.horizon, followups="menu", depth=args.depth),
+        "direct": make_agent("direct", model=models / "direct", **rule),
+        "learned_planner": make_agent("learned", model=models / "world_model", **rule),  # what users get: the planner's defaults
+        f"learned_planner_h{args.horizon}": make_agent("learned", model=models / "world_model", horizon=args.horizon, followups="menu", depth=args.depth, **rule),
     }
     if args.agents:
         unknown = set(args.agents) - set(agents)
