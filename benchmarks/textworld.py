@@ -17,6 +17,9 @@ for choosing methods) for at most 50 steps:
 * ``learned_planner_h3``: the same imagined ``--horizon`` steps deep, follow-ups chosen greedily by
   the model among the current menu, scored by the best cut of each rollout (``--depth best``) or the
   whole rollout (``--depth full``);
+* ``learned_planner_revisit`` / ``learned_planner_prior`` (only when named in ``--agents``): the
+  planner with the imagined-revisit term (``revisit_discount=0.5``, ``revisit_threshold=0.85``) or
+  with the ``direct`` model's Q as a prior (geometric mean), options validation did not adopt;
 * ``reactive``: SmolLM2's first guess from a numbered menu, on ``--llm-games`` games (slow on CPU).
 
 Also times one decision of the learned planner for 8 candidates × horizon 3 with the texts already
@@ -178,10 +181,15 @@ def _run_setting(job: tuple[argparse.Namespace, str]) -> dict[str, Any]:
         "learned_planner": make_agent("learned", model=models / "world_model", **rule),  # what users get: the planner's defaults
         f"learned_planner_h{args.horizon}": make_agent("learned", model=models / "world_model", horizon=args.horizon, followups="menu", depth=args.depth, **rule),
     }
+    extra: dict[str, Any] = {  # opt-in rows (name them in --agents): planner options that validation did not adopt
+        "learned_planner_revisit": lambda: make_agent("learned", model=models / "world_model", revisit_discount=0.5, revisit_threshold=0.85, **rule),
+        "learned_planner_prior": lambda: make_agent("learned", model=models / "world_model", prior=models / "direct", **rule),
+    }
+    agents.update({k: f() for k, f in extra.items() if args.agents and k in args.agents})
     if args.agents:
-        unknown = set(args.agents) - set(agents)
+        unknown = set(args.agents) - set(agents) - set(extra)
         if unknown:
-            raise SystemExit(f"error: unknown agents {sorted(unknown)}; choose from {sorted(agents)}")
+            raise SystemExit(f"error: unknown agents {sorted(unknown)}; choose from {sorted(set(agents) | set(extra))}")
         agents = {k: v for k, v in agents.items() if k in args.agents}
     rows: dict[str, Any] = {}
     for name, agent in agents.items():
