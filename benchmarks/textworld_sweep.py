@@ -4,7 +4,8 @@ For choosing methods (``docs/textworld.md``, phase 3): each ``--variant NAME=AGE
 ``make_agent(AGENT, **JSON)`` played on games ``--start``..``--start+--games`` of ``--split`` in
 ``--games-dir``; one JSON line per variant is printed, and ``--out`` gets every episode (observation,
 menu, command, the agent's scores, the planner's imagined-revisit similarity per candidate).
-MiniLM embeddings are kept between runs in ``--emb-cache``.
+MiniLM embeddings are kept between runs in ``--emb-cache`` (safetensors). The wins per variant (no
+episodes) are also written under ``benchmarks/results/`` as ``textworld_sweep-<split>.json``.
 
     python benchmarks/textworld_sweep.py --games-dir games/ --settings quest8 --games 100 \\
         --variant learned=learned --variant direct=direct \\
@@ -27,6 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from agentwm.agents.textworld.factory import make_agent, shared_embedder
 from agentwm.agents.textworld.games import list_games
@@ -102,7 +104,7 @@ def main() -> None:
     embedder = shared_embedder()
     cache = Path(args.emb_cache) if args.emb_cache else None
     if cache is not None and cache.exists():
-        embedder._cache.update(torch.load(cache))
+        embedder._cache.update(load_file(cache))
     result: dict[str, Any] = {}
     for setting in args.settings:
         games = list_games(args.games_dir, setting, args.split)[args.start : args.start + args.games]
@@ -117,8 +119,22 @@ def main() -> None:
             print(json.dumps({"setting": setting, "variant": name, **row}), flush=True)
             result.setdefault(setting, {})[name] = {**row, "episodes": episodes}
             if cache is not None:
-                torch.save(dict(embedder._cache), cache)
+                save_file({k: v.contiguous() for k, v in embedder._cache.items()}, cache)
     Path(args.out).write_text(json.dumps(result))
+    summary = {s: {n: {k: v for k, v in row.items() if k != "episodes"} for n, row in rows.items()}
+               for s, rows in result.items()}  # fmt: skip
+    _benchmark_module()._write_result("textworld_sweep", summary, path=None, variant=args.split)
+
+
+def _benchmark_module() -> Any:
+    """benchmarks/textworld.py loaded by path (its folder stays off sys.path), for its result writer."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("textworld_benchmark", Path(__file__).resolve().parent / "textworld.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 if __name__ == "__main__":
