@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
+from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from agentwm.checkpoint import atomic_write, load_config, load_weights, save_module
@@ -458,11 +459,11 @@ def train_world_models(
 
 
 def save_world_models(folder: str | Path, model: VAEMDNRNN, params: Tensor, config: HSConfig) -> Path:
-    """V+M weights (safetensors), controller parameters (``controller.pt``) and config, atomically."""
+    """V+M weights, controller parameters (``controller.safetensors``) and config, atomically."""
     meta = {"family": "worldmodels", "action_spec": {"kind": model.action_spec.kind, "dim": model.action_spec.dim},
             "config": config.model_dump(mode="json")}
     path = save_module(folder, model, meta)
-    atomic_write(Path(folder) / "controller.pt", lambda tmp: torch.save(params.clone(), tmp))
+    atomic_write(Path(folder) / "controller.safetensors", lambda tmp: save_file({"params": params.contiguous()}, tmp))
     return path
 
 
@@ -474,5 +475,5 @@ def load_world_models(folder: str | Path) -> tuple[VAEMDNRNN, Tensor, HSConfig]:
     config = HSConfig(**meta["config"])
     model = VAEMDNRNN(ActionSpec(**meta["action_spec"]), config.model)
     load_weights(folder, model)
-    params = torch.load(Path(folder) / "controller.pt", weights_only=True)
+    params = load_file(Path(folder) / "controller.safetensors")["params"]
     return model.eval(), params, config
