@@ -1,4 +1,4 @@
-"""Build a named TextWorld agent (``learned``, ``direct``, ``objective_match``, ``random``, ``reactive``)."""
+"""Build a named TextWorld agent (``learned``, ``direct``, ``mcts``, ``objective_match``, ``random``, ``reactive``)."""
 
 from __future__ import annotations
 
@@ -53,6 +53,15 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
         return ObjectiveMatchAgent(shared_embedder())
     if name == "reactive":
         return ReactiveAgent(kwargs["chat_model"])
+    if name == "mcts":
+        from agentwm.agents.textworld.search import MCTSAgent
+        from agentwm.agents.textworld.train import load_model as _load
+        from agentwm.worldmodels.text_latent import TextLatentModel
+
+        wm = _load(model if model is not None else shipped_model("learned"))
+        if not isinstance(wm, TextLatentModel):
+            raise ValueError(f"{model} holds a direct scorer; mcts needs a world model checkpoint")
+        return MCTSAgent(wm, shared_embedder(), **kwargs)
     if name in ("learned", "direct"):
         if model is None:
             model = shipped_model(name)
@@ -71,4 +80,4 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
                 raise ValueError(f"prior {kwargs['prior']} holds a world model; the prior must be trained with --kind direct")
             kwargs["prior"] = prior
         return LearnedPlanner(net, shared_embedder(), **kwargs)
-    raise ValueError(f"unknown agent {name!r}; choose learned, direct, objective_match, random or reactive")
+    raise ValueError(f"unknown agent {name!r}; choose learned, direct, mcts, objective_match, random or reactive")
