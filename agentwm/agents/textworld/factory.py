@@ -56,10 +56,9 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
     if name == "mcts":
         from agentwm.agents.textworld.search import MCTSAgent
         from agentwm.agents.textworld.train import load_model as _load
-        from agentwm.worldmodels.text_latent import TextLatentModel
 
         wm = _load(model if model is not None else shipped_model("learned"))
-        if not isinstance(wm, TextLatentModel):
+        if isinstance(wm, DirectScorer):
             raise ValueError(f"{model} holds a direct scorer; mcts needs a world model checkpoint")
         return MCTSAgent(wm, shared_embedder(), **kwargs)
     if name in ("learned", "direct"):
