@@ -219,7 +219,7 @@ _LLM_ROWS = ("llm_planner", "hybrid")
 
 def _add_search_args(p: argparse.ArgumentParser) -> None:
     """Flags of the mcts, llm_planner and hybrid rows."""
-    p.add_argument("--mcts-simulations", type=int, default=8, help="mcts: tree expansions per decision (chosen on the validation games)")
+    p.add_argument("--mcts-simulations", type=int, default=32, help="mcts: tree expansions per decision (32: chosen on the validation games)")
     p.add_argument("--llm-candidates", type=int, default=8, help="llm_planner: commands nearest the objective it imagines (one LLM call each)")
     p.add_argument("--hybrid-threshold", type=float, default=0.0055, help="hybrid: members' disagreement above which the LLM is consulted")
 
