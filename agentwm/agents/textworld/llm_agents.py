@@ -86,14 +86,14 @@ def make_hybrid(chat: Any, embedder: Any, model: str | Path, *, threshold: float
                 candidates: int | None = None) -> WorldModelAgent:
     """``hybrid``: the learned model (checkpoint ``model``), the LLM consulted for at most one
     candidate per decision where the members disagree by more than ``threshold`` (horizon 1)."""
+    from agentwm.agents.textworld.direct import DirectScorer
     from agentwm.agents.textworld.train import load_model
     from agentwm.worldmodels.composite import HybridWorldModel
-    from agentwm.agents.textworld.direct import DirectScorer
     from agentwm.worldmodels.text_learned import LearnedTextWorldModel
 
     net = load_model(model)
     if isinstance(net, DirectScorer):
-        raise ValueError(f"{model} holds a direct scorer; the hybrid needs a world model checkpoint")
+        raise ValueError(f"{model} holds a direct scorer; the hybrid needs a world model checkpoint")  # noqa: TRY004 (a bad folder, as make_agent says)
     learned = LearnedTextWorldModel(net, embedder, loop_penalty=0.0)  # the agent applies the penalty once
     hybrid = HybridWorldModel(learned, _llm_world_model(chat, embedder), threshold=threshold, max_consults=1,
                               llm_steps=1, llm_weight=llm_weight)
