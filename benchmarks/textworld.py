@@ -204,8 +204,8 @@ def _run_setting(job: tuple[argparse.Namespace, str]) -> dict[str, Any]:
                     **({} if args.llm_games > 0 else {"reactive": "--llm-games 0"}),
                     "hybrid": "not built yet", "mcts": "not built yet"},
     }
-    part["not_run"] = {k: v for k, v in part["not_run"].items() if k not in rows and k not in _LLM_ROWS}
-    part["not_run"].update({k: f"not asked for (--agents, --llm-games {args.llm_games})" for k in _LLM_ROWS if k not in rows})
+    part["not_run"] = {k: v for k, v in part["not_run"].items() if k not in rows and k not in (*_LLM_ROWS, "mcts")}
+    part["not_run"].update({k: f"not asked for (--agents, --llm-games {args.llm_games})" for k in (*_LLM_ROWS, "mcts") if k not in rows})
     if {"objective_match", "direct", "learned_planner"} <= set(rows):
         ablation = max(part["win_rate"]["objective_match"], part["win_rate"]["direct"])
         part["margin_over_best_ablation"] = round(part["win_rate"]["learned_planner"] - ablation, 4)
