@@ -6,7 +6,10 @@
     python benchmarks/dreamer_update.py --device cuda --presets size12m --compile
 
 Prints one JSON object: per preset the parameter count, seconds per update (median of ``--iters``
-timed updates after ``--warmup`` untimed ones), the world-model share, and the ratio against
+timed updates after ``--warmup`` untimed ones; every timing, min/max and the spread ``(max - min) /
+median`` beside it), dynamo's compiles and recompiles during the warm-up and during the timed updates
+(``--compile``: each call site compiles once in the warm-up, and a recompile is listed with the guard
+that failed), the world-model share, and the ratio against
 NM512/dreamerv3-torch's 7.37 s/update measured on this project's 2-core CPU (the issue's figure).
 Timings on a shared machine are pessimistic; the JSON records the load average at the start and
 the process CPU seconds per update (``cpu_s_per_update``; divided by the thread count it estimates
@@ -38,6 +41,7 @@ from _results import write_result  # noqa: E402  (benchmarks/_results.py)
 import torch
 
 from agentwm.agents.dreamer import DreamerAgent, resolve_config
+from agentwm.core.compiled import CompileWatch
 from agentwm.worldmodels.base import ActionSpec
 
 REFERENCE_S = 7.37  # dreamerv3-torch, batch 16 x 64, this project's 2-core CPU (issue 3)
@@ -100,10 +104,12 @@ def bench(preset: str, args: argparse.Namespace) -> dict[str, float | int | str]
     obs_shape = (3, 64, 64) if args.obs == "image" else (args.obs_dim,)
     agent = DreamerAgent(obs_shape, ActionSpec("discrete", args.actions), cfg).to(device)
     batch = _batch(obs_shape, args.actions, args.batch, args.length, device)
-    for _ in range(args.warmup):
-        agent.update(batch)
-    _sync(device)
+    with CompileWatch() as warm:
+        for _ in range(args.warmup):
+            agent.update(batch)
+        _sync(device)
     times, wm_times, cpu_times = [], [], []
+    timed = CompileWatch()
     for _ in range(args.iters):
         t0 = time.perf_counter()
         with agent._autocast():
@@ -113,8 +119,9 @@ def bench(preset: str, args: argparse.Namespace) -> dict[str, float | int | str]
         agent.wm_opt.zero_grad(set_to_none=True)
         _sync(device)
         t1, c1 = time.perf_counter(), time.process_time()
-        agent.update(batch)
-        _sync(device)
+        with timed:
+            agent.update(batch)
+            _sync(device)
         cpu_times.append(time.process_time() - c1)
         wm_times.append(t1 - t0)
         times.append(time.perf_counter() - t1)
@@ -129,6 +136,10 @@ def bench(preset: str, args: argparse.Namespace) -> dict[str, float | int | str]
     params = sum(p.numel() for n, p in agent.named_parameters() if not n.startswith("slow_critic"))
     return {"preset": preset, "params": params, "s_per_update": round(sec, 4),
             "s_per_update_min_max": [round(min(times), 4), round(max(times), 4)], "timed_updates": len(times),
+            "s_per_update_all": [round(t, 4) for t in times], "spread": round((max(times) - min(times)) / sec, 3),
+            "compiles_warmup": warm.compiles, "recompiles_warmup": len(warm.recompiles),
+            "compiles_timed": timed.compiles, "recompiles_timed": len(timed.recompiles),
+            "recompile_reasons": (warm.recompiles + timed.recompiles)[:10],
             "wm_fwd_bwd_s": round(statistics.median(wm_times), 4),
             "cpu_s_per_update": round(statistics.median(cpu_times), 4),
             "speedup_vs_dreamerv3_torch_cpu": round(REFERENCE_S / sec, 2), **extra}  # fmt: skip
@@ -142,7 +153,7 @@ def main() -> None:
     p.add_argument("--obs", choices=["image", "vector"], default="image")
     p.add_argument("--obs-dim", type=int, default=17)
     p.add_argument("--actions", type=int, default=6)
-    p.add_argument("--iters", type=int, default=3)
+    p.add_argument("--iters", type=int, default=5, help="timed updates (default: 5; the median is reported)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--device", default="cpu")

@@ -2,7 +2,8 @@
 
 For each setting (``quest5``: ``tw-make custom --world-size 5 --nb-objects 10 --quest-length 5``;
 ``quest8``: ``--world-size 6 --nb-objects 12 --quest-length 8``) the agents play the first
-``--games`` test games (seeds 3500+, never used for training) for at most 50 steps:
+``--games`` test games (seeds 3500+, never used for training; ``--split validation``: seeds 3000+,
+for choosing methods) for at most 50 steps:
 
 * ``random``: uniform among the admissible commands;
 * ``objective_match`` (no imagination): the command most similar (MiniLM) to the next unfinished
@@ -16,6 +17,9 @@ For each setting (``quest5``: ``tw-make custom --world-size 5 --nb-objects 10 --
 * ``learned_planner_h3``: the same imagined ``--horizon`` steps deep, follow-ups chosen greedily by
   the model among the current menu, scored by the best cut of each rollout (``--depth best``) or the
   whole rollout (``--depth full``);
+* ``learned_planner_revisit`` / ``learned_planner_prior`` (only when named in ``--agents``): the
+  planner with the imagined-revisit term (``revisit_discount=0.5``, ``revisit_threshold=0.85``) or
+  with the ``direct`` model's Q as a prior (geometric mean), options validation did not adopt;
 * ``reactive``: SmolLM2's first guess from a numbered menu, on ``--llm-games`` games (slow on CPU).
 
 Also times one decision of the learned planner for 8 candidates × horizon 3 with the texts already
@@ -60,14 +64,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--games-dir", required=True, help="folder of test games (made here if missing)")
     p.add_argument("--models", default=str(ROOT / "models" / "textworld-minilm-gru"), help="folder holding world_model/ and direct/ checkpoints")
     p.add_argument("--settings", nargs="+", default=["quest5", "quest8"], help="settings to play")
-    p.add_argument("--games", type=int, default=50, help="test games per setting")
+    p.add_argument("--games", type=int, default=50, help="games per setting")
+    p.add_argument("--split", default="test", choices=["test", "validation"], help="test games (seeds 3500+, the headline figures) or validation games (seeds 3000-3499, for choosing methods)")
     p.add_argument("--llm-games", type=int, default=3, help="games per setting for the LLM agent (0 skips it)")
     p.add_argument("--horizon", type=int, default=3, help="imagined steps of the learned planner")
     p.add_argument("--max-steps", type=int, default=50, help="steps per episode")
     p.add_argument("--agents", nargs="+", default=None, help="play only these rows (default: all); e.g. learned_planner_h3")
     p.add_argument("--depth", default="best", choices=["best", "full"], help="how the deeper learned planner scores its rollouts")
+    p.add_argument("--cover-rule", default=None, choices=["max", "count"], help="how both learned agents (direct and the planners) track the objective's steps (default: make_agent's)")
     p.add_argument("--jobs", type=int, default=1, help="settings played in parallel processes")
-    p.add_argument("--out", default=None, help="where to write the JSON (default: benchmarks/results/textworld.json)")
+    p.add_argument("--out", default=None, help="where to write the JSON (default: benchmarks/results/textworld.json; textworld-validation.json with --split validation)")
     _add_search_args(p)
     return p.parse_args(argv)
 
@@ -130,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {
         "command": " ".join(["python", "benchmarks/textworld.py", *(argv if argv is not None else sys.argv[1:])]),
         "commit": _commit(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cpu": _cpu(), "threads": torch.get_num_threads(), "max_steps": args.max_steps, "horizon": args.horizon, "depth": args.depth,
+        "cpu": _cpu(), "threads": torch.get_num_threads(), "max_steps": args.max_steps, "split": args.split, "horizon": args.horizon, "depth": args.depth, "cover_rule": args.cover_rule or "default",
         "models": str(models.relative_to(ROOT) if models.is_relative_to(ROOT) else models),
     }
     if args.jobs > 1 and len(args.settings) > 1:
@@ -142,16 +148,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parts = [_run_setting((args, s)) for s in args.settings]
     for setting, part in zip(args.settings, parts):
         result[setting] = part
-    first = list_games(args.games_dir, args.settings[0], "test")[0]
+    first = list_games(args.games_dir, args.settings[0], args.split)[0]
     result["speed"] = _plan_speed(models, first)
     if not args.agents or "mcts" in args.agents:
         result["speed"].update(_mcts_speed(models, first, args.mcts_simulations))
     print(json.dumps(result))
-    _write_result("textworld", result, path=args.out)
+    _write_result("textworld", result, path=args.out, variant=None if args.split == "test" else args.split)
     return result
 
 
-def _write_result(name: str, result: dict[str, Any], path: str | None) -> None:
+def _write_result(name: str, result: dict[str, Any], path: str | None, variant: str | None = None) -> None:
     """benchmarks/_results.write_result, loaded by path (this file keeps its folder off sys.path)."""
     import importlib.util
 
@@ -159,7 +165,7 @@ def _write_result(name: str, result: dict[str, Any], path: str | None) -> None:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.write_result(name, result, path=path)
+    module.write_result(name, result, path=path, variant=variant)
 
 
 def _run_setting(job: tuple[argparse.Namespace, str]) -> dict[str, Any]:
@@ -168,20 +174,26 @@ def _run_setting(job: tuple[argparse.Namespace, str]) -> dict[str, Any]:
     torch.set_num_threads(1)
     models = Path(args.models)
     chat: Any = None
-    make_games(setting, "test", args.games, args.games_dir, progress=False)
-    games = list_games(args.games_dir, setting, "test")[: args.games]
+    make_games(setting, args.split, args.games, args.games_dir, progress=False)
+    games = list_games(args.games_dir, setting, args.split)[: args.games]
+    rule: dict[str, Any] = {} if args.cover_rule is None else {"cover_rule": args.cover_rule}  # the same for every learned agent
     agents: dict[str, Any] = {
         "random": make_agent("random", seed=0),
         "objective_match": make_agent("objective_match"),
-        "direct": make_agent("direct", model=models / "direct"),
-        "learned_planner": make_agent("learned", model=models / "world_model"),  # what users get: the planner's defaults
-        f"learned_planner_h{args.horizon}": make_agent("learned", model=models / "world_model", horizon=args.horizon, followups="menu", depth=args.depth),
+        "direct": make_agent("direct", model=models / "direct", **rule),
+        "learned_planner": make_agent("learned", model=models / "world_model", **rule),  # what users get: the planner's defaults
+        f"learned_planner_h{args.horizon}": make_agent("learned", model=models / "world_model", horizon=args.horizon, followups="menu", depth=args.depth, **rule),
     }
+    extra: dict[str, Any] = {  # opt-in rows (name them in --agents): planner options that validation did not adopt
+        "learned_planner_revisit": lambda: make_agent("learned", model=models / "world_model", revisit_discount=0.5, revisit_threshold=0.85, **rule),
+        "learned_planner_prior": lambda: make_agent("learned", model=models / "world_model", prior=models / "direct", **rule),
+    }
+    agents.update({k: f() for k, f in extra.items() if args.agents and k in args.agents})
     agents.update(_search_agents(args, models))
     if args.agents:
-        unknown = set(args.agents) - set(agents) - set(_LLM_ROWS)
+        unknown = set(args.agents) - set(agents) - set(extra) - set(_LLM_ROWS)
         if unknown:
-            raise SystemExit(f"error: unknown agents {sorted(unknown)}; choose from {sorted(agents)}")
+            raise SystemExit(f"error: unknown agents {sorted(unknown)}; choose from {sorted(set(agents) | set(extra))}")
         agents = {k: v for k, v in agents.items() if k in args.agents}
     rows: dict[str, Any] = {}
     for name, agent in agents.items():
@@ -226,7 +238,8 @@ def _add_search_args(p: argparse.ArgumentParser) -> None:
 
 def _search_agents(args: argparse.Namespace, models: Path) -> dict[str, Any]:
     """``mcts``: pUCT over the learned world model, per-node action sets (``agentwm.agents.textworld.search``)."""
-    return {"mcts": make_agent("mcts", model=models / "world_model", simulations=args.mcts_simulations)}
+    rule: dict[str, Any] = {} if args.cover_rule is None else {"cover_rule": args.cover_rule}
+    return {"mcts": make_agent("mcts", model=models / "world_model", simulations=args.mcts_simulations, **rule)}
 
 
 def _llm_rows(args: argparse.Namespace, setting: str, games: list[Any], models: Path) -> dict[str, Any]:

@@ -63,7 +63,7 @@ def _cmd_eval_dreamer(args: argparse.Namespace) -> int:
     from agentwm.agents.dreamer import evaluate_logdir
 
     print_json(evaluate_logdir(args.logdir, episodes=args.episodes, seed=args.seed, mode=args.mode, video=args.video,
-                                device=args.device))  # fmt: skip
+                                device=args.device, checkpoint=args.checkpoint))  # fmt: skip
     return 0
 
 
@@ -78,8 +78,11 @@ def _cmd_compare_dreamer(args: argparse.Namespace) -> int:
 
 
 def _add_dreamer_families(eval_fam: Any) -> None:
-    q = eval_fam.add_parser("dreamer", help="evaluate the newest checkpoint of a Dreamer run")
+    q = eval_fam.add_parser("dreamer", help="evaluate the newest or best checkpoint of a Dreamer run")
     q.add_argument("--logdir", required=True, help="run folder written by `agentwm train dreamer`")
+    q.add_argument("--checkpoint", choices=["latest", "best"], default="latest",
+                   help="latest: the newest checkpoint; best: the one with the highest eval return during "
+                   "training (default: latest)")
     q.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default: 10)")
     q.add_argument("--seed", type=int, default=12345, help="seed of the evaluation episodes (default: 12345)")
     q.add_argument("--mode", choices=["eval", "explore"], default="eval",

@@ -33,7 +33,7 @@ Sizes: see ``PRESETS`` and :func:`agentwm.agents.dreamer.params.count_agent_para
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import torch
@@ -53,6 +53,7 @@ from agentwm.core import (
     symlog,
     unimix_logits,
 )
+from agentwm.core.compiled import compile_call
 from agentwm.core.norm import RMSNorm
 from agentwm.worldmodels.base import (
     ActionsOrPolicy,
@@ -436,12 +437,23 @@ class RSSM(nn.Module):
         return deter, unimix_logits(logit, self.config.unimix)
 
     def compile_batched(self) -> None:
-        """``torch.compile`` in place the modules that run on whole ``[B*T]`` batches in :meth:`loss`
-        (encoder, decoder, reward and continue heads): inductor fuses their norms and activations
-        into the surrounding kernels. State-dict keys do not change; each new batch shape compiles
-        once (minutes on a small CPU), so this pays off on long runs only."""
-        for module in (self.encoder, self.decoder, self.reward_head, self.cont_head):
-            module.compile(dynamic=False)
+        """``torch.compile`` the modules that run on whole ``[B*T]`` batches in :meth:`loss` (encoder,
+        decoder, reward and continue heads) for that training call only, each under a dynamo cache of
+        its own (:func:`~agentwm.core.compiled.compile_call`): inductor fuses their norms and
+        activations into the surrounding kernels, and no other caller (acting, evaluation, other
+        batch shapes) recompiles them. State-dict keys do not change; the first training call
+        compiles (minutes on a small CPU), so this pays off on long runs only."""
+        cache = self.__dict__.setdefault("_compiled_fns", {})
+        for name in ("encoder", "decoder", "reward_head", "cont_head"):
+            cache[name] = compile_call(getattr(self, name), f"rssm_{name}")
+
+    def _batched(self, name: str) -> Callable[[Tensor], Tensor]:
+        """Module ``name``, compiled where :meth:`compile_batched` asked for it and gradients are on
+        (the training call), else as it is."""
+        fn = self.__dict__.get("_compiled_fns", {}).get(name)
+        if fn is not None and torch.is_grad_enabled():
+            return cast(Callable[[Tensor], Tensor], fn)
+        return cast(Callable[[Tensor], Tensor], getattr(self, name))
 
     # -- training --------------------------------------------------------------------------------
 
@@ -469,11 +481,11 @@ class RSSM(nn.Module):
         dyn, rep, kl = kl_losses(post["logits"], prior_logits, cfg.free_nats, cfg.unimix)
         feat = self.feat(post)
         if self.is_image:
-            dec = (self.decoder(feat) - obs).square().sum((-3, -2, -1))
+            dec = (self._batched("decoder")(feat) - obs).square().sum((-3, -2, -1))
         else:
-            dec = (self.decoder(feat) - symlog(obs)).square().sum(-1)
-        reward_logits = self.reward_head(feat)
-        cont_logit = self.cont_head(feat)[..., 0]
+            dec = (self._batched("decoder")(feat) - symlog(obs)).square().sum(-1)
+        reward_logits = self._batched("reward_head")(feat)
+        cont_logit = self._batched("cont_head")(feat)[..., 0]
         cont_target = 1.0 - terminal.to(cont_logit.dtype)
         losses = {
             "dyn": dyn,
@@ -507,7 +519,7 @@ class RSSM(nn.Module):
         return self.core.in_stoch.weight
 
     def _embed(self, obs: Tensor) -> Tensor:
-        embed: Tensor = self.encoder(obs if self.is_image else symlog(obs))
+        embed: Tensor = self._batched("encoder")(obs if self.is_image else symlog(obs))
         return embed
 
     def _embed_proj(self, embed: Tensor) -> Tensor:

@@ -95,6 +95,7 @@ def imagine_fast(
     else:
         act_out = torch.empty(H, B, model.action_spec.dim, device=dev, dtype=dt)
     stoch_proj = core.in_stoch(carry["stoch"].flatten(1))  # the start may be any (soft) code
+    proj_dtype = stoch_proj.dtype
     rows = B if dev.type != "cpu" else _chunk_rows(3 * cfg.deter)
     for t in range(H):
         if policy is not None:
@@ -110,8 +111,9 @@ def imagine_fast(
         deter, index = deter_out[t + 1], index_out[t]
         if policy is not None:
             stoch_out[t + 1].scatter_(-1, index[..., None], 1.0)
-        if t + 1 < H:
-            stoch_proj = _gather_sum(index + offsets, tables)
+        if t + 1 < H:  # in the start's dtype (bf16 under autocast, as in_stoch gives), so that the
+            # compiled step sees one dtype and compiles once
+            stoch_proj = _gather_sum(index + offsets, tables).to(proj_dtype)
     if policy is None:
         stoch_out[1:].scatter_(-1, index_out[..., None], 1.0)
     rows = H * B if dev.type != "cpu" else _chunk_rows(2 * max(cfg.units, cfg.deter))

@@ -40,6 +40,20 @@ def rank_loss(score: Tensor, alts_mask: Tensor, temperature: float = 0.05) -> Te
     return -torch.log_softmax(logits, -1)[..., 0]
 
 
+def count_cover(cover: Tensor, sims: Tensor, match: float = 0.45, margin: float = 0.1) -> Tensor:
+    """Coverage ``[..., K]`` after a command with similarities ``sims [..., K]`` to the objective's
+    sentences, counting repeated steps: among the sentences the command matches (``>= match``), only
+    the earliest not yet credited (coverage ``< match``) whose similarity is within ``margin`` of the
+    command's best match is raised; other matched sentences keep their coverage; unmatched sentences
+    take the running max (their similarities stay below ``match``, so they never count as credited)."""
+    matched = sims >= match
+    best = sims.amax(-1, keepdim=True)
+    eligible = matched & (cover < match) & (sims >= best - margin)
+    first = eligible & (eligible.long().cumsum(-1) == 1)
+    raised = torch.maximum(cover, sims)
+    return torch.where(matched, torch.where(first, raised, cover), raised)
+
+
 class TextLatentConfig(BaseModel):
     """Sizes of :class:`TextLatentModel`."""
 
@@ -95,9 +109,21 @@ class TextLatentModel(nn.Module):
     def _feat(self, h: Tensor, act: Tensor, goal: Tensor, mask: Tensor, cover: Tensor) -> Tensor:
         return torch.cat([h, self.act_proj(act), self._sims(act, goal, mask), cover], -1)
 
+    cover_rule: str = "max"
+    """How commands played update ``cover`` when the model is used (training always uses ``"max"``):
+    ``"max"``, the best similarity any command so far had to each sentence; ``"count"``, the same
+    except that a command that matches sentences (similarity >= ``cover_match``) credits only the
+    earliest of its near-best matches (within ``cover_margin``) not credited yet, so one
+    ``go east`` does not mark both "travel east" and "venture east" done (see :func:`count_cover`)."""
+    cover_match: float = 0.45
+    cover_margin: float = 0.1
+
     def covered(self, cover: Tensor, act: Tensor, goal: Tensor, mask: Tensor) -> Tensor:
-        """The objective sentences' coverage after ``act``: the best similarity any command so far had to each."""
-        return torch.maximum(cover, self._sims(act, goal, mask).clamp(min=0))
+        """The objective sentences' coverage after ``act`` under :attr:`cover_rule`."""
+        sims = self._sims(act, goal, mask).clamp(min=0)
+        if self.cover_rule == "count":
+            return count_cover(cover, sims, self.cover_match, self.cover_margin)
+        return torch.maximum(cover, sims)
 
     def value_of(self, h: Tensor, cover: Tensor) -> Tensor:
         """Progress value in ``[0, 1]`` of latents ``[..., hidden]`` with coverage ``[..., K]``."""

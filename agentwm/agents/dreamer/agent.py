@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -46,11 +46,13 @@ from agentwm.core import (
     sample_indices,
     unimix_logits,
 )
+from agentwm.core.compiled import compile_call
 from agentwm.core.finite import FiniteGuard
 from agentwm.worldmodels.base import ActionSpec
 from agentwm.worldmodels.rssm import RSSM, RSSMConfig
 
 Mode = Literal["explore", "eval"]
+Net = Callable[[Tensor], Tensor]  # a module's forward, or the same module at a compiled call site
 
 
 class _WorldModel(RSSM):
@@ -76,8 +78,8 @@ class Actor(nn.Module):
         self.net = MLP(feat_dim, out, units, layers, out_scale=0.01)
         self.unimix, self.min_std, self.max_std = config.actor_unimix, config.min_std, config.max_std
 
-    def _params(self, feat: Tensor) -> tuple[Tensor, Tensor]:
-        out = self.net(feat)
+    def _params(self, feat: Tensor, net: Net | None = None) -> tuple[Tensor, Tensor]:
+        out = (net or self.net)(feat)
         if self.discrete:
             logp = unimix_logits(out, self.unimix)
             return logp, logp
@@ -85,13 +87,16 @@ class Actor(nn.Module):
         std = (self.max_std - self.min_std) * torch.sigmoid(std + 2.0) + self.min_std
         return torch.tanh(mean), std
 
-    def sample(self, feat: Tensor, mode: Mode = "explore", generator: torch.Generator | None = None) -> Tensor:
-        """Actions ``[..., A]``: one-hot rows (discrete) or floats (continuous, ``[-1, 1]`` units).
+    def sample(
+        self, feat: Tensor, mode: Mode = "explore", generator: torch.Generator | None = None, net: Net | None = None
+    ) -> Tensor:
+        """Actions ``[..., A]``: one-hot rows (discrete) or floats (continuous, ``[-1, 1]`` units);
+        ``net`` runs ``self.net`` at a compiled call site (see ``DreamerAgent``).
 
         Continuous samples are *not* clipped: the REINFORCE term needs the log-probability of the
         sample itself (clipped samples bias the std gradient upwards when advantages are
         negative). The env and the RSSM (``a / max(1, |a|)``) clip them where they are used."""
-        a, b = self._params(feat)
+        a, b = self._params(feat, net)
         if self.discrete:
             idx = a.argmax(-1) if mode == "eval" else sample_indices(a, generator)
             return nn.functional.one_hot(idx, self.spec.dim).to(feat.dtype)
@@ -100,9 +105,9 @@ class Actor(nn.Module):
         noise = torch.randn(a.shape, device=a.device, dtype=a.dtype, generator=generator)
         return a + b * noise
 
-    def log_prob_entropy(self, feat: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+    def log_prob_entropy(self, feat: Tensor, action: Tensor, net: Net | None = None) -> tuple[Tensor, Tensor]:
         """``(log pi(action | feat), entropy)``, each ``[...]``."""
-        a, b = self._params(feat)
+        a, b = self._params(feat, net)
         if self.discrete:
             return (a * action).sum(-1), categorical_entropy(a)
         var = b.square()
@@ -124,9 +129,9 @@ class Critic(nn.Module):
         out: Tensor = self.net(feat)
         return out
 
-    def value(self, feat: Tensor) -> Tensor:
-        """Expected value ``[...]``."""
-        return self.twohot.decode(self.net(feat))
+    def value(self, feat: Tensor, net: Net | None = None) -> Tensor:
+        """Expected value ``[...]`` (``net``: ``self.net`` at a compiled call site)."""
+        return self.twohot.decode((net or self.net)(feat))
 
 
 def imagination_targets(
@@ -182,10 +187,15 @@ class DreamerAgent(nn.Module):
         self.guard = FiniteGuard("dreamer update", config.nonfinite_limit)  # NaN/inf updates skipped, counted
         self.generator: torch.Generator | None = None  # None: torch's global RNG (seeded by the loop)
         self.sync: GradSync | None = None  # data-parallel (torchrun): gradients averaged over the ranks
-        if config.compile:  # after the slow-critic copy: compiled wrappers are not deep-copied
+        # With compile: each call site of the update compiled once, under a dynamo cache of its own
+        # (agentwm.core.compiled): one module, one grad mode, one shape each, so nothing recompiles;
+        # acting and evaluation (other batch sizes) run the modules eagerly.
+        self._nets: dict[str, Net] = {}
+        if config.compile:
             self.wm.compile_batched()
-            for net in (self.actor.net, self.critic.net, self.slow_critic.net):
-                net.compile(dynamic=False)
+            sites = {"actor_policy": self.actor.net, "actor_train": self.actor.net, "critic": self.critic.net,
+                     "slow_critic": self.slow_critic.net}  # fmt: skip
+            self._nets = {role: compile_call(net, role) for role, net in sites.items()}
 
     @property
     def device(self) -> torch.device:
@@ -249,14 +259,14 @@ class DreamerAgent(nn.Module):
 
         # 2. Imagine with the actor (no gradients; REINFORCE needs none through the model)
         def policy(state: Mapping[str, Tensor]) -> Tensor:
-            return self.actor.sample(self.wm.feat(state), "explore", self.generator)
+            return self.actor.sample(self.wm.feat(state), "explore", self.generator, self._nets.get("actor_policy"))
 
         with torch.no_grad(), self._autocast():
             roll = self.wm.imagine(start, policy, cfg.horizon, compile=cfg.compile, generator=self.generator)
             feats = self.wm.feat(roll.states).float()  # [H+1, N, F]
-            slow = self.slow_critic.value(feats)
+            slow = self.slow_critic.value(feats, self._nets.get("slow_critic"))
         with self._autocast():  # one critic pass: its logits train below, their values bootstrap here
-            critic_logits = self.critic(feats).float()
+            critic_logits = self._nets.get("critic", self.critic)(feats).float()
         with torch.no_grad():
             values = self.critic.twohot.decode(critic_logits.detach())
             # 3. Returns, weights, normalised advantages
@@ -270,7 +280,7 @@ class DreamerAgent(nn.Module):
 
         # 4. Actor
         with self._autocast():
-            logp, ent = self.actor.log_prob_entropy(feats[:-1], roll.actions)
+            logp, ent = self.actor.log_prob_entropy(feats[:-1], roll.actions, self._nets.get("actor_train"))
             actor_loss = -(weights * (logp * adv + cfg.actor_entropy * ent)).mean()
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()  # type: ignore[no-untyped-call]

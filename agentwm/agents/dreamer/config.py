@@ -106,8 +106,8 @@ class DreamerConfig(BaseModel):
     device: DeviceName = device_field()
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
     compile: bool = Field(
-        False, description="torch.compile the batched world-model modules, actor, critic and the imagination "
-        "step (minutes of compilation; pays off on long runs)",
+        False, description="torch.compile the update's batched world-model modules, actor, critic and imagination "
+        "step, each call site once (minutes of compilation; pays off on long runs); acting stays eager",
     )
     amp: Literal["auto", "off", "bf16"] = Field("auto", description="bf16 autocast: auto = on for CUDA")
 

@@ -14,6 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agentwm.agents.dreamer.best import read_best
+from agentwm.checkpoint import CheckpointError
+
 
 def eval_curve(logdir: str | Path) -> list[tuple[int, float]]:
     """``(frames, mean eval return)`` of every evaluation a run logged, in order."""
@@ -37,13 +40,20 @@ def _settings(logdir: str | Path) -> dict[str, Any]:
 
 
 def run_summary(logdir: str | Path, target: float | None = None) -> dict[str, Any]:
-    """One run: its env and seed, frames at its last eval, final and best eval return and, with a
+    """One run: its env and seed, frames at its last eval, final and best eval return (and the
+    frames of the first eval that reached it), the best checkpoint kept (frames, or None) and, with a
     ``target``, the first eval frame count at or above it and whether the final eval still is."""
     curve, config = eval_curve(logdir), _settings(logdir)
+    best = max(r for _, r in curve) if curve else None
+    try:
+        kept = read_best(logdir)
+    except CheckpointError:
+        kept = None
     out: dict[str, Any] = {
         "logdir": str(logdir), "env": config.get("env"), "seed": config.get("seed"),
         "frames": curve[-1][0] if curve else 0, "final": curve[-1][1] if curve else None,
-        "best": max(r for _, r in curve) if curve else None, "curve": curve,
+        "best": best, "best_frames": next((f for f, r in curve if r == best), None),
+        "best_checkpoint_frames": kept["frames"] if kept else None, "curve": curve,
     }  # fmt: skip
     if target is not None:
         reached = [frames for frames, ret in curve if ret >= target]

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, final
+from typing import Any, Literal, final
 
 import gymnasium as gym
 import numpy as np
@@ -33,6 +33,7 @@ from agentwm.agents import env_state
 from agentwm.agents.dreamer import distributed as dp
 from agentwm.agents.dreamer import run_checkpoint as ckpt
 from agentwm.agents.dreamer.agent import DreamerAgent, Mode
+from agentwm.agents.dreamer.best import BestKeeper, load_best_weights
 from agentwm.agents.dreamer.config import DreamerConfig, check_resume
 from agentwm.agents.dreamer.logger import NullLogger, RunLogger
 from agentwm.agents.replay import SequenceReplay
@@ -290,12 +291,14 @@ def train(
 
     # ---- Resume -------------------------------------------------------------------------------
     resumed_from = None
+    best = BestKeeper(logdir, enabled=ranks.main)  # the best-evaluated weights: checkpoints/best
     if resume:
         saved = ckpt.load_latest(own, agent, replay, device, allow_pickle=cfg.pickle_env_state)
         if saved is not None:
             state, resumed_from = saved
             agent.load_optim_state(state["optim"])
             loop = {**state["loop"], "world_size": ranks.world_size}
+            best.resume(loop)
             torch.set_rng_state(state["rng"]["torch"])
             np.random.set_state(state["rng"]["numpy"])
             random.setstate(state["rng"]["python"])
@@ -339,6 +342,7 @@ def train(
             if not ranks.main:
                 return
         ckpt.save(own, loop["frames"], agent, state, replay, cfg.keep_checkpoints, envs_pickle=blob)
+        best.commit(loop)
 
     from tqdm import tqdm
 
@@ -429,7 +433,9 @@ def train(
                 loop["evals"] += 1
                 if ranks.main:  # the weights are the same on every rank
                     video = logdir / "videos" / f"eval_{loop['frames']:010d}.gif" if cfg.eval_video else None
-                    rets = _eval_preserving_rng(agent, cfg, cfg.eval_episodes, cfg.seed + 10_000 * loop["evals"], video)
+                    eval_seed = cfg.seed + 10_000 * loop["evals"]
+                    rets = _eval_preserving_rng(agent, cfg, cfg.eval_episodes, eval_seed, video)
+                    best.offer(agent, loop, rets, eval_seed)  # a new best: checkpoints/best names its weights
                     logger.write(loop["frames"], {"eval/return": float(np.mean(rets)),
                                                   "eval/return_std": float(np.std(rets))})  # fmt: skip
                     last_eval = f"{np.mean(rets):.1f}"
@@ -465,9 +471,12 @@ def train(
             print("agentwm: imageio not installed (pip install 'agentwm[plot]'); no open-loop GIF", file=sys.stderr)
     rows = [json.loads(ln) for ln in (logdir / "metrics.jsonl").read_text().splitlines() if ln]
     evals = [r["eval/return"] for r in rows if "eval/return" in r]
+    best_at = next((r["frames"] for r in rows if evals and r.get("eval/return") == max(evals)), None)
     return {
         "env": cfg.env, "frames": loop["frames"], "updates": agent.updates, "episodes": loop["episodes"],
         "eval_return": evals[-1] if evals else None, "best_eval_return": max(evals) if evals else None,
+        "best_eval_frames": best_at,
+        "best_checkpoint": str(best.root / "best") if loop.get("best_frames") is not None else None,
         "wall_s": round(time.perf_counter() - start_time, 1), "resumed_from": resumed_from, "logdir": str(logdir),
         "stopped_by": signal.Signals(stop.signum).name if stop.signum is not None else None,
         "world_size": ranks.world_size,
@@ -503,9 +512,18 @@ def _video_fps(make: Callable[[], gym.Env[Any, Any]], action_repeat: int) -> flo
     return fps
 
 
-def load_agent(logdir: str | Path, device: str | None = None) -> tuple[DreamerAgent, int]:
-    """The agent of a run's newest checkpoint, ready to act (``agent.act``), and its frame count.
-    ``device`` defaults to the run's own, or the CPU where that one is not available here."""
+Which = Literal["latest", "best"]
+CHECKPOINTS: tuple[Which, ...] = ("latest", "best")
+
+
+def load_agent(
+    logdir: str | Path, device: str | None = None, checkpoint: Which = "latest"
+) -> tuple[DreamerAgent, int]:
+    """The agent of a run's newest (``latest``) or best-evaluated (``best``) checkpoint, ready to act
+    (``agent.act``), and its frame count. ``device`` defaults to the run's own, or the CPU where that
+    one is not available here."""
+    if checkpoint not in CHECKPOINTS:
+        raise ValueError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got {checkpoint!r}")
     logdir = Path(logdir)
     path = logdir / "config.json"
     if not path.is_file():
@@ -524,7 +542,10 @@ def load_agent(logdir: str | Path, device: str | None = None) -> tuple[DreamerAg
         cfg = cfg.model_copy(update={"device": device})
     obs_shape, spec = env_specs(cfg)
     agent = DreamerAgent(obs_shape, spec, cfg).to(cfg.device)
-    frames = ckpt.load_weights_only(logdir, agent, cfg.device)
+    if checkpoint == "best":
+        frames = int(load_best_weights(logdir, agent, cfg.device)["frames"])
+    else:
+        frames = ckpt.load_weights_only(logdir, agent, cfg.device)
     return agent.eval(), frames
 
 
@@ -535,14 +556,16 @@ def evaluate_logdir(
     mode: Mode = "eval",
     video: str | Path | None = None,
     device: str | None = None,
+    checkpoint: Which = "latest",
 ) -> dict[str, Any]:
-    """Load the newest checkpoint of a run and evaluate it; JSON-ready summary with ``mean_return``.
+    """Load the newest (or, with ``checkpoint="best"``, the best-evaluated) checkpoint of a run and
+    evaluate it; JSON-ready summary with ``mean_return``.
     With ``video`` (``.gif``, or ``.mp4`` with imageio-ffmpeg), the first episode is written there
     as the env renders it, at the env's real-time pace. ``device`` defaults to the run's own, or
     the CPU where that one is not available here."""
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
-    agent, frames = load_agent(logdir, device)
+    agent, frames = load_agent(logdir, device, checkpoint)
     cfg = agent.config
     if video is not None:
         from agentwm.agents.dreamer.video import check_video_path
@@ -552,8 +575,8 @@ def evaluate_logdir(
     make = functools.partial(make_env, cfg.env, seed=seed, render=video is not None, **_env_kwargs(cfg))
     shots: list[np.ndarray] | None = [] if video is not None else None
     rets = evaluate(agent, make, episodes, seed, mode, frames=shots)
-    out = {"env": cfg.env, "frames": frames, "episodes": episodes, "mean_return": float(np.mean(rets)),
-           "std_return": float(np.std(rets)), "returns": rets}  # fmt: skip
+    out = {"env": cfg.env, "checkpoint": checkpoint, "frames": frames, "episodes": episodes,
+           "mean_return": float(np.mean(rets)), "std_return": float(np.std(rets)), "returns": rets}  # fmt: skip
     if video is not None and shots is not None:
         from agentwm.agents.dreamer.video import write_video
 

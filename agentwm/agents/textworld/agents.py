@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from agentwm.agents.textworld.direct import DirectScorer
+from agentwm.agents.textworld.revisits import VisitMemory, revisit_adjusted
 from agentwm.envs.text import TextStep, split_objective
 from agentwm.worldmodels.base import State
 from agentwm.worldmodels.text_latent import TextLatentModel
@@ -239,13 +240,29 @@ class LearnedPlanner:
         max_candidates: rank at most this many commands (the first of the menu), ``None`` for all.
         propose: rank only the ``propose`` commands most similar to some objective sentence
             (:func:`propose_by_objective`), ``None`` for the whole menu.
+        revisit_discount: the score of a candidate whose imagined next state is a state already
+            visited this episode with no task progress since (:class:`VisitMemory`: imagined
+            observation at least ``revisit_threshold`` similar, coverage within
+            ``progress_tolerance``; with ``revisit_nearest`` only the visit nearest to the imagined
+            observation counts) is multiplied by this (1: off; validation did not support it).
+            Needs imagination.
+        disagreement_penalty: subtracted per unit of the ensemble members' spread of imagined value
+            (negative: a bonus); 0, the default: neither helped on the validation games.
     """
 
     def __init__(
         self, model: TextLatentModel, embedder: _Embed, *, horizon: int = 1, followups: str = "menu",
         loop_penalty: float = 0.5, max_candidates: int | None = None, propose: int | None = None,
         repeat_discount: float = 1.0, prior: DirectScorer | None = None, depth: str = "best",
+        revisit_discount: float = 1.0, revisit_threshold: float = 0.9, progress_tolerance: float = 0.02,
+        revisit_nearest: bool = False, disagreement_penalty: float = 0.0,
     ) -> None:
+        if not 0.0 <= revisit_discount <= 1.0:
+            raise ValueError(f"revisit_discount must be in [0, 1], got {revisit_discount}")
+        self.revisit_discount, self.revisit_threshold, self.progress_tolerance = revisit_discount, revisit_threshold, progress_tolerance
+        self.revisit_nearest, self.disagreement_penalty = revisit_nearest, disagreement_penalty
+        self.visits = VisitMemory()
+        self.last_revisit: Tensor | None = None
         if depth not in ("full", "best"):
             raise ValueError(f"depth must be 'full' or 'best', got {depth!r}")
         self.depth = depth
@@ -267,6 +284,7 @@ class LearnedPlanner:
         if self.prior is not None:
             self.prior.reset(first)
         self.memory = _LoopMemory()
+        self.visits = VisitMemory()
         self.goal = split_objective(first.objective, self.tracker.model.config.max_goal)
 
     @torch.no_grad()
@@ -275,6 +293,7 @@ class LearnedPlanner:
         from agentwm.planning.ranking import rank_candidates
 
         state = self.tracker.observe(step)
+        self.visits.add(self.tracker.embedder.embed([step.observation])[0], state["cover"][0])
         menu = propose_by_objective(self.tracker.embedder, list(step.admissible)[: self.max_candidates], self.goal, self.propose)
         emb = self.tracker.embedder.embed(menu)
         proposals = emb
@@ -286,11 +305,16 @@ class LearnedPlanner:
         )
         self.last_ranking = ranking
         score = ranking.scores if self.depth == "full" or self.horizon == 1 else best_depth_return(ranking.rollout, self.gamma)
+        if self.disagreement_penalty and ranking.disagreement is not None:
+            score = score - self.disagreement_penalty * ranking.disagreement
         if self.prior is not None:  # geometric mean with the prior's Q: two estimates of the same discounted value
             prior_state = self.prior.observe(step)
             assert isinstance(self.prior.model, DirectScorer)
             q = self.prior.model.q_values(prior_state, emb[None])[0]
             score = (score.clamp(min=1e-4) * q.clamp(min=1e-4)).sqrt()
+        rollout = ranking.rollout  # first imagined step: each candidate's predicted observation and coverage
+        self.last_revisit = self.visits.revisit(rollout.extras["obs"][0], rollout.states[1]["cover"], self.progress_tolerance, self.revisit_nearest)
+        score = revisit_adjusted(score, self.last_revisit, self.revisit_threshold, self.revisit_discount)
         return menu, loop_adjusted(score, self.memory, step.observation, menu, self.loop_penalty, self.repeat_discount)
 
     def act(self, step: TextStep) -> str:

@@ -46,7 +46,9 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
     (default: the shipped one, :func:`shipped_model`).
 
     ``horizon`` (imagined steps, ``learned`` only) defaults to :class:`LearnedPlanner`'s, chosen on
-    validation games; other keyword arguments go to the agent's constructor."""
+    validation games; ``cover_rule`` (``"max"`` or ``"count"``, both learned agents) sets how the
+    model's carry tracks the objective's steps (:attr:`TextLatentModel.cover_rule`); other keyword
+    arguments go to the agent's constructor."""
     if name == "random":
         return RandomAgent(seed)
     if name == "objective_match":
@@ -60,6 +62,9 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
         wm = _load(model if model is not None else shipped_model("learned"))
         if isinstance(wm, DirectScorer):
             raise ValueError(f"{model} holds a direct scorer; mcts needs a world model checkpoint")
+        wm.cover_rule = kwargs.pop("cover_rule", "max")
+        if wm.cover_rule not in ("max", "count"):
+            raise ValueError(f"cover_rule must be 'max' or 'count', got {wm.cover_rule!r}")
         return MCTSAgent(wm, shared_embedder(), **kwargs)
     if name in ("learned", "direct"):
         if model is None:
@@ -67,6 +72,10 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
         from agentwm.agents.textworld.train import load_model
 
         net = load_model(model)
+        cover_rule = kwargs.pop("cover_rule", "max")
+        if cover_rule not in ("max", "count"):
+            raise ValueError(f"cover_rule must be 'max' or 'count', got {cover_rule!r}")
+        net.cover_rule = cover_rule
         if name == "direct":
             if not isinstance(net, DirectScorer):
                 raise ValueError(f"{model} holds a world model; the direct agent needs a model trained with --kind direct")
@@ -77,6 +86,7 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
             prior = load_model(kwargs["prior"])
             if not isinstance(prior, DirectScorer):
                 raise ValueError(f"prior {kwargs['prior']} holds a world model; the prior must be trained with --kind direct")
+            prior.cover_rule = cover_rule
             kwargs["prior"] = prior
         return LearnedPlanner(net, shared_embedder(), **kwargs)
     raise ValueError(f"unknown agent {name!r}; choose learned, direct, mcts, objective_match, random or reactive")
