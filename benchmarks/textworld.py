@@ -20,7 +20,13 @@ for choosing methods) for at most 50 steps:
 * ``learned_planner_revisit`` / ``learned_planner_prior`` (only when named in ``--agents``): the
   planner with the imagined-revisit term (``revisit_discount=0.5``, ``revisit_threshold=0.85``) or
   with the ``direct`` model's Q as a prior (geometric mean), options validation did not adopt;
-* ``reactive``: SmolLM2's first guess from a numbered menu, on ``--llm-games`` games (slow on CPU).
+* ``reactive``: SmolLM2's first guess from a numbered menu, on ``--llm-games`` games (slow on CPU);
+* ``mcts``: pUCT tree search over the learned world model (``--mcts-simulations``), the root's
+  admissible commands, deeper nodes their own action sets (menu + objective sentences less the path);
+* ``llm_planner`` / ``hybrid`` (on ``--llm-games`` games, when ``--agents`` names them or is not
+  given): the LLM world model over SmolLM2 alone (``--llm-candidates`` commands nearest the
+  objective), and the learned model with the LLM consulted where its members disagree
+  (``--hybrid-threshold``); see ``agentwm.agents.textworld.llm_agents``.
 
 Also times one decision of the learned planner for 8 candidates × horizon 3 with the texts already
 embedded (``plan_ms_8x3``: the model's share), and with fresh texts.
