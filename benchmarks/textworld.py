@@ -20,7 +20,13 @@ for choosing methods) for at most 50 steps:
 * ``learned_planner_revisit`` / ``learned_planner_prior`` (only when named in ``--agents``): the
   planner with the imagined-revisit term (``revisit_discount=0.5``, ``revisit_threshold=0.85``) or
   with the ``direct`` model's Q as a prior (geometric mean), options validation did not adopt;
-* ``reactive``: SmolLM2's first guess from a numbered menu, on ``--llm-games`` games (slow on CPU).
+* ``reactive``: SmolLM2's first guess from a numbered menu, on ``--llm-games`` games (slow on CPU);
+* ``mcts``: pUCT tree search over the learned world model (``--mcts-simulations``), the root's
+  admissible commands, deeper nodes their own action sets (menu + objective sentences less the path);
+* ``llm_planner`` / ``hybrid`` (on ``--llm-games`` games, when ``--agents`` names them or is not
+  given): the LLM world model over SmolLM2 alone (``--llm-candidates`` commands nearest the
+  objective), and the learned model with the LLM consulted where its members disagree
+  (``--hybrid-threshold``); see ``agentwm.agents.textworld.llm_agents``.
 
 Also times one decision of the learned planner for 8 candidates × horizon 3 with the texts already
 embedded (``plan_ms_8x3``: the model's share), and with fresh texts.
@@ -74,6 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cover-rule", default=None, choices=["max", "count"], help="how both learned agents (direct and the planners) track the objective's steps (default: make_agent's)")
     p.add_argument("--jobs", type=int, default=1, help="settings played in parallel processes")
     p.add_argument("--out", default=None, help="where to write the JSON (default: benchmarks/results/textworld.json; textworld-validation.json with --split validation)")
+    _add_search_args(p)
     return p.parse_args(argv)
 
 
@@ -149,6 +156,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result[setting] = part
     first = list_games(args.games_dir, args.settings[0], args.split)[0]
     result["speed"] = _plan_speed(models, first)
+    if not args.agents or "mcts" in args.agents:
+        result["speed"].update(_mcts_speed(models, first, args.mcts_simulations))
     print(json.dumps(result))
     _write_result("textworld", result, path=args.out, variant=None if args.split == "test" else args.split)
     return result
@@ -186,15 +195,17 @@ def _run_setting(job: tuple[argparse.Namespace, str]) -> dict[str, Any]:
         "learned_planner_prior": lambda: make_agent("learned", model=models / "world_model", prior=models / "direct", **rule),
     }
     agents.update({k: f() for k, f in extra.items() if args.agents and k in args.agents})
+    agents.update(_search_agents(args, models))
     if args.agents:
-        unknown = set(args.agents) - set(agents) - set(extra)
+        unknown = set(args.agents) - set(agents) - set(extra) - set(_LLM_ROWS)
         if unknown:
             raise SystemExit(f"error: unknown agents {sorted(unknown)}; choose from {sorted(set(agents) | set(extra))}")
         agents = {k: v for k, v in agents.items() if k in args.agents}
     rows: dict[str, Any] = {}
     for name, agent in agents.items():
         rows[name] = evaluate(games, agent, max_steps=args.max_steps, desc=f"{setting} {name}")
-    if args.llm_games > 0:
+    rows.update(_llm_rows(args, setting, games, models))
+    if args.llm_games > 0 and (not args.agents or "reactive" in args.agents):
         if chat is None:
             from agentwm.text.local_chat import smollm2_chat_model
 
@@ -211,10 +222,65 @@ def _run_setting(job: tuple[argparse.Namespace, str]) -> dict[str, Any]:
                     **({} if args.llm_games > 0 else {"reactive": "--llm-games 0"}),
                     "hybrid": "not built yet", "mcts": "not built yet"},
     }
+    part["not_run"] = {k: v for k, v in part["not_run"].items() if k not in rows and k not in (*_LLM_ROWS, "mcts")}
+    part["not_run"].update({k: f"not asked for (--agents, --llm-games {args.llm_games})" for k in (*_LLM_ROWS, "mcts") if k not in rows})
     if {"objective_match", "direct", "learned_planner"} <= set(rows):
         ablation = max(part["win_rate"]["objective_match"], part["win_rate"]["direct"])
         part["margin_over_best_ablation"] = round(part["win_rate"]["learned_planner"] - ablation, 4)
     return part
+
+
+# ---- search and LLM world-model rows (mcts, llm_planner, hybrid)
+
+_LLM_ROWS = ("llm_planner", "hybrid")
+
+
+def _add_search_args(p: argparse.ArgumentParser) -> None:
+    """Flags of the mcts, llm_planner and hybrid rows."""
+    p.add_argument("--mcts-simulations", type=int, default=32, help="mcts: tree expansions per decision (32: chosen on the validation games)")
+    p.add_argument("--llm-candidates", type=int, default=8, help="llm_planner: commands nearest the objective it imagines (one LLM call each)")
+    p.add_argument("--hybrid-threshold", type=float, default=0.0055, help="hybrid: members' disagreement above which the LLM is consulted")
+
+
+def _search_agents(args: argparse.Namespace, models: Path) -> dict[str, Any]:
+    """``mcts``: pUCT over the learned world model, per-node action sets (``agentwm.agents.textworld.search``)."""
+    rule: dict[str, Any] = {} if args.cover_rule is None else {"cover_rule": args.cover_rule}
+    return {"mcts": make_agent("mcts", model=models / "world_model", simulations=args.mcts_simulations, **rule)}
+
+
+def _llm_rows(args: argparse.Namespace, setting: str, games: list[Any], models: Path) -> dict[str, Any]:
+    """``llm_planner`` and ``hybrid`` on the first ``--llm-games`` games (SmolLM2 on the CPU: slow), when asked for."""
+    wanted = [k for k in _LLM_ROWS if args.llm_games > 0 and (not args.agents or k in args.agents)]
+    if not wanted:
+        return {}
+    from agentwm.agents.textworld.llm_agents import make_hybrid, make_llm_planner
+    from agentwm.text.local_chat import smollm2_chat_model
+
+    chat = smollm2_chat_model(max_new_tokens=40)
+    build = {
+        "llm_planner": lambda: make_llm_planner(chat, shared_embedder(), candidates=args.llm_candidates),
+        "hybrid": lambda: make_hybrid(chat, shared_embedder(), models / "world_model", threshold=args.hybrid_threshold),
+    }
+    return {k: evaluate(games[: args.llm_games], build[k](), max_steps=args.max_steps, desc=f"{setting} {k}") for k in wanted}
+
+
+def _mcts_speed(models: Path, game: Path, simulations: int) -> dict[str, float]:
+    """Median ms of one mcts decision over 8 root commands with the texts already embedded."""
+    from agentwm.envs.textworld import TextWorldEnv
+
+    env = TextWorldEnv(game)
+    step = env.reset()
+    env.close()
+    agent = make_agent("mcts", model=models / "world_model", simulations=simulations, max_candidates=8)
+    agent.reset(step)
+    agent.act(step)  # warm the embedding cache
+    times = []
+    for _ in range(20):
+        agent.reset(step)
+        start = time.perf_counter()
+        agent.act(step)
+        times.append(time.perf_counter() - start)
+    return {"mcts_ms_8": 1000 * sorted(times)[10], "mcts_simulations": simulations}
 
 
 if __name__ == "__main__":

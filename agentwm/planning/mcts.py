@@ -103,11 +103,14 @@ class MCTSResult(PlanResult):
         root_value: ``[B]`` the search's value of each root.
         chosen: per root, the action taken as given to the model (an index for one-hot models,
             the string for text models).
+        q: ``[B, k]`` each root child's backed-up ``r + γ·c·V`` (0 past a root's own ``k``), e.g.
+            to break ties in visit counts.
     """
 
     policy: Tensor = field(default_factory=lambda: torch.zeros(0))
     root_value: Tensor = field(default_factory=lambda: torch.zeros(0))
     chosen: list[Any] = field(default_factory=list)
+    q: Tensor = field(default_factory=lambda: torch.zeros(0))
 
 
 class MCTS:
@@ -189,7 +192,7 @@ class MCTS:
         tree is rebuilt every decision, as in MuZero)."""
         batch = state_batch_size(check_state_finite(state))
         rng = self._rng(state_device(state))
-        policies, values, chosen, indices = [], [], [], []
+        policies, values, chosen, indices, qs = [], [], [], [], []
         for b in range(batch):
             root = self._search(index_state(state, slice(b, b + 1)), rng)
             visits = torch.tensor([float(c.visits) for c in root.children])
@@ -200,19 +203,22 @@ class MCTS:
                 weights = visits ** (1.0 / self.temperature)
                 index = int(torch.multinomial(weights / weights.sum(), 1, generator=rng))
             policies.append(policy)
+            qs.append(torch.tensor([self._q(c) for c in root.children]))
             values.append(root.value())
             chosen.append(root.actions[index])
             indices.append(index)
         k = max(len(p) for p in policies)
         policy_out = torch.zeros(batch, k)
-        for b, p in enumerate(policies):
+        q_out = torch.zeros(batch, k)
+        for b, (p, q) in enumerate(zip(policies, qs)):
             policy_out[b, : len(p)] = p
+            q_out[b, : len(q)] = q
         action = torch.nn.functional.one_hot(torch.tensor(indices), k).float()
         root_value = torch.tensor(values)
         info = {"plan/root_value": root_value.mean(), "plan/policy_entropy": _entropy(policy_out).mean()}
         return MCTSResult(
             action=action, actions=action[None], score=root_value, carry=None, info=info,
-            policy=policy_out, root_value=root_value, chosen=chosen,
+            policy=policy_out, root_value=root_value, chosen=chosen, q=q_out,
         )
 
     # ------------------------------------------------------------------------------------------

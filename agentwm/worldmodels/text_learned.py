@@ -21,7 +21,8 @@ MCTS and :class:`~agentwm.worldmodels.composite.HybridWorldModel` hand it text l
 
 Loop avoidance: ``loop_penalty`` is subtracted from the first imagined reward of a command that was
 already played from the very same observation in this episode (the carry remembers those pairs),
-the way the TextWorld agents penalise it; it is 0 for the model's own follow-ups.
+the way the TextWorld agents penalise it; it is 0 for the model's own follow-ups and for items
+imagined from a node deeper in a search (their path is not empty: they are not at that observation).
 """
 
 from __future__ import annotations
@@ -194,8 +195,9 @@ class LearnedTextWorldModel:
             stepped, r, c, v = self.model.step(latent, self._embed(step_actions))
             latent = dict(stepped)
             r = r.mean(1)
-            if t == 0 and self.loop_penalty:
-                r = r - self.loop_penalty * self._repeats(state, step_actions).to(r)
+            if t == 0 and self.loop_penalty:  # only items at the real observation (a search's root), not imagined nodes
+                at_root = torch.tensor([0.0 if p else 1.0 for p in state.get("path", [[]] * B)])
+                r = r - self.loop_penalty * (self._repeats(state, step_actions) * at_root).to(r)
             rewards.append(r)
             conts.append(c.mean(1))
             values.append(v.mean(1))

@@ -1,4 +1,4 @@
-"""Build a named TextWorld agent (``learned``, ``direct``, ``objective_match``, ``random``, ``reactive``)."""
+"""Build a named TextWorld agent (``learned``, ``direct``, ``mcts``, ``objective_match``, ``random``, ``reactive``)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,17 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
         return ObjectiveMatchAgent(shared_embedder())
     if name == "reactive":
         return ReactiveAgent(kwargs["chat_model"])
+    if name == "mcts":
+        from agentwm.agents.textworld.search import MCTSAgent
+        from agentwm.agents.textworld.train import load_model as _load
+
+        wm = _load(model if model is not None else shipped_model("learned"))
+        if isinstance(wm, DirectScorer):
+            raise ValueError(f"{model} holds a direct scorer; mcts needs a world model checkpoint")
+        wm.cover_rule = kwargs.pop("cover_rule", "max")
+        if wm.cover_rule not in ("max", "count"):
+            raise ValueError(f"cover_rule must be 'max' or 'count', got {wm.cover_rule!r}")
+        return MCTSAgent(wm, shared_embedder(), **kwargs)
     if name in ("learned", "direct"):
         if model is None:
             model = shipped_model(name)
@@ -78,4 +89,4 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
             prior.cover_rule = cover_rule
             kwargs["prior"] = prior
         return LearnedPlanner(net, shared_embedder(), **kwargs)
-    raise ValueError(f"unknown agent {name!r}; choose learned, direct, objective_match, random or reactive")
+    raise ValueError(f"unknown agent {name!r}; choose learned, direct, mcts, objective_match, random or reactive")
