@@ -149,6 +149,15 @@ def decode_tree(skeleton: Any, tensors: dict[str, Tensor], source: str = "checkp
         raise CheckpointError(f"{source}: malformed state ({type(err).__name__}: {err})") from err
 
 
+def fsync_path(path: str | Path) -> None:
+    """Flush a file's or a folder's entry to disk (a folder: so a rename inside it survives a crash)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_bytes_synced(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` and fsync it (no rename: for files inside a temporary folder)."""
     with open(path, "wb") as fh:

@@ -68,7 +68,7 @@ def child(logdir: str, steps: int, kill_in_write: int | None) -> int:
 
             return wrapped
 
-        for name in ("save_file", "save_numpy", "write_bytes_synced", "_fsync", "atomic_write"):
+        for name in ("save_file", "save_numpy", "write_bytes_synced", "fsync_path", "atomic_write"):
             setattr(ckpt, name, killing(getattr(ckpt, name)))
         ckpt.os.replace = killing(os.replace)  # type: ignore[attr-defined]
     argv = ["train", "dreamer", "--preset", "debug", "--steps", str(steps), "--logdir", logdir, "--quiet"]

@@ -30,10 +30,12 @@ import torch
 from safetensors.torch import save_file
 
 from agentwm.agents.dreamer.agent import DreamerAgent
+from agentwm.agents.dreamer.run_checkpoint import checkpoints_dir
 from agentwm.checkpoint import (
     CheckpointError,
     atomic_write,
     describe_os_error,
+    fsync_path,
     read_json,
     read_safetensors,
     sha256_file,
@@ -48,32 +50,20 @@ _RECORD = "best.json"
 _WEIGHTS = "model.safetensors"
 
 
-def _root(logdir: str | Path) -> Path:
-    return Path(logdir) / "checkpoints"
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _folder(frames: int) -> str:
     return f"{_PREFIX}{frames:010d}"
 
 
 def best_folder(logdir: str | Path) -> Path | None:
     """The complete folder ``checkpoints/best`` names, or None when the run has none."""
-    pointer = _root(logdir) / POINTER
+    pointer = checkpoints_dir(logdir) / POINTER
     if not pointer.is_file():
         return None
     try:
         name = pointer.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):
         return None
-    path = _root(logdir) / name
+    path = checkpoints_dir(logdir) / name
     return path if name.startswith(_PREFIX) and (path / _RECORD).is_file() else None
 
 
@@ -93,7 +83,7 @@ def load_best_weights(logdir: str | Path, agent: DreamerAgent, device: str | tor
     ``FileNotFoundError`` naming the missing file; a damaged one :class:`CheckpointError` naming it."""
     path = best_folder(logdir)
     if path is None:
-        pointer = _root(logdir) / POINTER
+        pointer = checkpoints_dir(logdir) / POINTER
         if pointer.is_file():
             raise FileNotFoundError(f"no best checkpoint in {logdir}: {pointer} names a folder that is missing "
                                     "or incomplete; use --checkpoint latest")  # fmt: skip
@@ -113,7 +103,7 @@ class BestKeeper:
     data-parallel ranks other than 0, which neither evaluate nor write the run's files."""
 
     def __init__(self, logdir: str | Path, enabled: bool = True) -> None:
-        self.root = _root(logdir)
+        self.root = checkpoints_dir(logdir)
         self.enabled = enabled
         self.committed: int | None = None  # frames of the best the newest rolling checkpoint records
 
@@ -173,14 +163,14 @@ class BestKeeper:
         try:
             tensors = {k: v.detach().contiguous().cpu() for k, v in agent.state_dict().items()}
             save_file(tensors, str(tmp / _WEIGHTS))
-            _fsync(tmp / _WEIGHTS)
+            fsync_path(tmp / _WEIGHTS)
             record = {**record, "sha256": sha256_file(tmp / _WEIGHTS)}
             write_bytes_synced(tmp / _RECORD, json.dumps(record, indent=2).encode())
             final = self.root / name
             if final.exists():  # the same frame evaluated again (a resumed run)
                 shutil.rmtree(final)
             os.replace(tmp, final)
-            _fsync(self.root)
+            fsync_path(self.root)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         self._point(name)

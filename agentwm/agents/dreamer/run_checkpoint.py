@@ -54,6 +54,7 @@ from agentwm.checkpoint import (
     decode_tree,
     describe_os_error,
     encode_tree,
+    fsync_path,
     read_json,
     read_safetensors,
     sha256_file,
@@ -68,16 +69,9 @@ _REPLAY = "replay"  # shared replay chunks, beside the checkpoint folders
 _CORRUPT = "corrupt-"
 
 
-def _root(logdir: str | Path) -> Path:
+def checkpoints_dir(logdir: str | Path) -> Path:
+    """The folder of a run's checkpoints (rolling ``ckpt_*``, ``latest``, ``best``, replay chunks)."""
     return Path(logdir) / "checkpoints"
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _warn(message: str) -> None:
@@ -86,7 +80,7 @@ def _warn(message: str) -> None:
 
 def complete_checkpoints(logdir: str | Path) -> list[Path]:
     """Complete checkpoint folders of a run, oldest first."""
-    root = _root(logdir)
+    root = checkpoints_dir(logdir)
     if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if p.name.startswith(_PREFIX) and (p / "manifest.json").is_file()]
@@ -95,7 +89,7 @@ def complete_checkpoints(logdir: str | Path) -> list[Path]:
 
 def latest(logdir: str | Path) -> Path | None:
     """The folder ``latest`` names, or the newest complete one if ``latest`` is missing."""
-    root = _root(logdir)
+    root = checkpoints_dir(logdir)
     pointer = root / "latest"
     if pointer.is_file():
         try:
@@ -125,7 +119,7 @@ def require_run(logdir: str | Path) -> None:
 
 def clear(logdir: str | Path) -> None:
     """Remove a run's checkpoints (a fresh, non-resumed run in an old logdir)."""
-    shutil.rmtree(_root(logdir), ignore_errors=True)
+    shutil.rmtree(checkpoints_dir(logdir), ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -147,7 +141,7 @@ def save(
     nothing) when a weight is NaN/inf, and :class:`CheckpointError` with a one-line reason (e.g. no
     space left on device) when the disk refuses: the previous checkpoint then stays ``latest``."""
     check_module_finite(agent, f"checkpoint at {frames} frames")
-    root = _root(logdir)
+    root = checkpoints_dir(logdir)
     name = f"{_PREFIX}{frames:010d}"
     tmp = root / f".tmp-{name}-{os.getpid()}"
     try:
@@ -183,7 +177,7 @@ def _save(
     if envs_pickle is not None:
         write_bytes_synced(tmp / "envs.pkl", envs_pickle)
     for path in tmp.iterdir():
-        _fsync(path)
+        fsync_path(path)
     sums = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
     manifest = {"format": FORMAT, "frames": frames, "updates": agent.updates, "files": sums,
                 "replay_rows": replay.rows, "replay_chunks": chunks, "replay_sha256": chunk_sums}  # fmt: skip
@@ -192,7 +186,7 @@ def _save(
     if final.exists():  # re-saving the same frame count (e.g. right after a resume)
         shutil.rmtree(final)
     os.replace(tmp, final)
-    _fsync(root)
+    fsync_path(root)
 
     def write_pointer(tmp_path: str) -> None:
         Path(tmp_path).write_text(name)
@@ -257,12 +251,12 @@ def _write_replay_chunks(root: Path, replay: SequenceReplay) -> tuple[list[list[
         rows = {k: np.ascontiguousarray(v) for k, v in replay.export_rows(covered).items()}
         try:
             save_numpy(rows, str(tmp))
-            _fsync(tmp)
+            fsync_path(tmp)
             sums[final.name] = sha256_file(tmp)
             os.replace(tmp, final)  # replaces a chunk of an abandoned run past the resumed checkpoint
         finally:
             tmp.unlink(missing_ok=True)
-        _fsync(directory)
+        fsync_path(directory)
         chunks.append([covered, end])
     return chunks, sums
 
@@ -365,7 +359,7 @@ def _readable(logdir: str | Path, device: str | torch.device, allow_pickle: bool
             if move_aside:
                 os.replace(path, path.with_name(_CORRUPT + path.name))
     if problems:
-        raise CheckpointError(f"no usable checkpoint under {_root(logdir)}: {'; '.join(problems)}")
+        raise CheckpointError(f"no usable checkpoint under {checkpoints_dir(logdir)}: {'; '.join(problems)}")
 
 
 def load_latest(
@@ -379,7 +373,7 @@ def load_latest(
     (``state`` as saved by the loop, plus ``envs_pickle`` bytes when ``allow_pickle`` and the run
     saved them), or ``None`` when the run has none. For the run that resumes from it: sweeps torn
     leftovers and removes complete checkpoints newer than the one loaded."""
-    root = _root(logdir)
+    root = checkpoints_dir(logdir)
     if root.is_dir():
         for junk in [*root.glob(".tmp-*"), *root.glob(f"{_REPLAY}/.tmp-*")]:
             shutil.rmtree(junk, ignore_errors=True) if junk.is_dir() else junk.unlink(missing_ok=True)
@@ -422,7 +416,7 @@ def load_weights_only(logdir: str | Path, agent: DreamerAgent, device: str | tor
     """Load only the agent's weights from the newest usable checkpoint (evaluation); returns its
     frame count. Damaged checkpoints are reported and skipped, never changed."""
     if latest(logdir) is None:
-        raise FileNotFoundError(f"no complete checkpoint under {_root(logdir)}")
+        raise FileNotFoundError(f"no complete checkpoint under {checkpoints_dir(logdir)}")
     problems = []
     for path in _candidates(logdir):
         try:
@@ -436,7 +430,7 @@ def load_weights_only(logdir: str | Path, agent: DreamerAgent, device: str | tor
             continue
         agent.load_state_dict(weights)
         return int(manifest["frames"])
-    raise CheckpointError(f"no usable checkpoint under {_root(logdir)}: {'; '.join(problems)}")
+    raise CheckpointError(f"no usable checkpoint under {checkpoints_dir(logdir)}: {'; '.join(problems)}")
 
 
 def pickle_envs(envs: gym.vector.VectorEnv[Any, Any, Any]) -> bytes | None:
