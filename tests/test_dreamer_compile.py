@@ -9,18 +9,9 @@ import torch
 from agentwm.agents.dreamer import DreamerAgent, resolve_config
 from agentwm.core.compiled import CompileWatch, compile_call
 from agentwm.worldmodels.base import ActionSpec
+from tests.dreamer_fakes import vector_batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _batch(B: int = 4, T: int = 8) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    first = torch.zeros(B, T, dtype=torch.bool)
-    first[:, 0] = True
-    return {"obs": torch.randn(B, T, 4, generator=g),
-            "action": torch.nn.functional.one_hot(torch.randint(2, (B, T), generator=g), 2).float(),
-            "reward": torch.rand(B, T, generator=g), "is_first": first,
-            "is_terminal": torch.zeros(B, T, dtype=torch.bool)}  # fmt: skip
 
 
 def _act(agent: DreamerAgent, n: int) -> None:
@@ -35,7 +26,7 @@ def test_compiled_update_compiles_each_call_site_once_and_never_recompiles(amp: 
     torch.manual_seed(0)
     cfg = resolve_config(["debug"], ["device=cpu", "horizon=4", "compile=true", f"amp={amp}"])
     agent = DreamerAgent((4,), ActionSpec("discrete", 2), cfg)
-    batch = _batch()
+    batch = vector_batch()
     with CompileWatch() as watch:
         _act(agent, 3)  # acting before any update (prefill), as the training loop does
         metrics = agent.update(batch)

@@ -17,22 +17,13 @@ import torch
 
 from agentwm.agents.dreamer import DreamerAgent, resolve_config
 from agentwm.worldmodels.base import ActionSpec
+from tests.dreamer_fakes import vector_batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 # Tensor methods that copy a value to the host (each one waits for the device on a GPU)
 SYNCS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
 GUARD_CHECKS = 4  # world-model loss, world-model gradient, actor loss+gradient, critic loss+gradient
-
-
-def _batch(B: int = 4, T: int = 8) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    first = torch.zeros(B, T, dtype=torch.bool)
-    first[:, 0] = True
-    return {"obs": torch.randn(B, T, 4, generator=g),
-            "action": torch.nn.functional.one_hot(torch.randint(2, (B, T), generator=g), 2).float(),
-            "reward": torch.rand(B, T, generator=g), "is_first": first,
-            "is_terminal": torch.zeros(B, T, dtype=torch.bool)}  # fmt: skip
 
 
 def _count_syncs(monkeypatch: pytest.MonkeyPatch, fn: Callable[[], Any]) -> Counter[str]:
@@ -59,7 +50,7 @@ def test_update_syncs_only_in_the_guard(monkeypatch: pytest.MonkeyPatch, kind: s
     torch.manual_seed(0)
     cfg = resolve_config(["debug"], ["device=cpu", "horizon=4"])
     agent = DreamerAgent((4,), ActionSpec(kind, 2), cfg)  # type: ignore[arg-type]
-    batch = _batch()
+    batch = vector_batch()
     if kind == "continuous":
         batch["action"] = torch.rand(4, 8, 2) * 2 - 1
     agent.update(batch)  # warm-up: lazy initialisations
