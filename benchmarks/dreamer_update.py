@@ -4,6 +4,7 @@
     python benchmarks/dreamer_update.py --presets dreamerv3-torch --iters 3 --threads 2
     python benchmarks/dreamer_update.py --device cuda --presets size12m --iters 10   # GPU: named in the JSON
     python benchmarks/dreamer_update.py --device cuda --presets size12m --compile
+    python benchmarks/dreamer_update.py --device cuda --presets size12m --cuda-graph --kernels   # one replayed graph
 
 Prints one JSON object: per preset the parameter count, seconds per update (median of ``--iters``
 timed updates after ``--warmup`` untimed ones; every timing, min/max and the spread ``(max - min) /
@@ -32,15 +33,17 @@ import json
 import os
 import platform
 import statistics
-import time
 import sys
+import time
+from collections.abc import Callable
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
-from _results import write_result  # noqa: E402  (benchmarks/_results.py)
-
 import torch
+from _results import write_result
 
 from agentwm.agents.dreamer import DreamerAgent, resolve_config
+from agentwm.agents.dreamer.graphed import GraphedUpdate
 from agentwm.core.compiled import CompileWatch
 from agentwm.worldmodels.base import ActionSpec
 
@@ -60,6 +63,16 @@ def _batch(obs_shape: tuple[int, ...], actions: int, B: int, T: int, device: tor
     batch = {"obs": obs, "action": act, "reward": torch.rand(B, T, generator=g),
              "is_first": first, "is_terminal": torch.rand(B, T, generator=g) < 0.01}  # fmt: skip
     return {k: v.to(device) for k, v in batch.items()}
+
+
+def _cuda_kernels(fn: Callable[[], object]) -> int:
+    """CUDA kernels launched while ``fn`` runs (torch's profiler), what a CUDA graph replays."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    return sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
 
 
 def _gflop_per_update(agent: DreamerAgent, batch: dict[str, torch.Tensor]) -> float:
@@ -104,35 +117,46 @@ def bench(preset: str, args: argparse.Namespace) -> dict[str, float | int | str]
     obs_shape = (3, 64, 64) if args.obs == "image" else (args.obs_dim,)
     agent = DreamerAgent(obs_shape, ActionSpec("discrete", args.actions), cfg).to(device)
     batch = _batch(obs_shape, args.actions, args.batch, args.length, device)
+    extra: dict[str, Any] = {}
+    if args.kernels and device.type == "cuda":
+        agent.update(batch)  # lazy initialisations first
+        extra["kernels_per_update"] = _cuda_kernels(lambda: agent.update(batch))
+    update = agent.update
+    if args.cuda_graph:  # the eager warm-up updates, then the capture, are the untimed calls
+        graphed = GraphedUpdate(agent, warmup=args.warmup)
+        update, args.warmup = graphed, args.warmup + 1
     with CompileWatch() as warm:
         for _ in range(args.warmup):
-            agent.update(batch)
+            update(batch)
         _sync(device)
     times, wm_times, cpu_times = [], [], []
     timed = CompileWatch()
     for _ in range(args.iters):
         t0 = time.perf_counter()
-        with agent._autocast():
-            losses, _ = agent.wm.loss(batch)
-            loss = agent.wm.total_loss(losses)
-        loss.backward()  # type: ignore[no-untyped-call]
-        agent.wm_opt.zero_grad(set_to_none=True)
+        if not args.cuda_graph:  # (the graphed update owns its gradients' memory: not timed apart)
+            with agent._autocast():
+                losses, _ = agent.wm.loss(batch)
+                loss = agent.wm.total_loss(losses)
+            loss.backward()  # type: ignore[no-untyped-call]
+            agent.wm_opt.zero_grad(set_to_none=True)
         _sync(device)
         t1, c1 = time.perf_counter(), time.process_time()
         with timed:
-            agent.update(batch)
+            update(batch)
             _sync(device)
         cpu_times.append(time.process_time() - c1)
         wm_times.append(t1 - t0)
         times.append(time.perf_counter() - t1)
     sec = statistics.median(times)
-    extra: dict[str, float] = {}
+    if args.cuda_graph:
+        agent.guard.settle()
+        extra["skipped_updates"] = agent.guard.skipped  # NaN/inf updates, decided on the device
     if args.roofline:
         bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
         gflop = _gflop_per_update(agent, batch)
         peak = _matmul_gflops(device, torch.bfloat16 if bf16 else torch.float32)
-        extra = {"gflop_per_update": round(gflop, 1), "matmul_gflop_per_s": round(peak, 1),
-                 "roofline_s": round(gflop / peak, 3)}  # fmt: skip
+        extra.update(gflop_per_update=round(gflop, 1), matmul_gflop_per_s=round(peak, 1),
+                     roofline_s=round(gflop / peak, 3))
     params = sum(p.numel() for n, p in agent.named_parameters() if not n.startswith("slow_critic"))
     return {"preset": preset, "params": params, "s_per_update": round(sec, 4),
             "s_per_update_min_max": [round(min(times), 4), round(max(times), 4)], "timed_updates": len(times),
@@ -140,7 +164,8 @@ def bench(preset: str, args: argparse.Namespace) -> dict[str, float | int | str]
             "compiles_warmup": warm.compiles, "recompiles_warmup": len(warm.recompiles),
             "compiles_timed": timed.compiles, "recompiles_timed": len(timed.recompiles),
             "recompile_reasons": (warm.recompiles + timed.recompiles)[:10],
-            "wm_fwd_bwd_s": round(statistics.median(wm_times), 4),
+            "wm_fwd_bwd_s": None if args.cuda_graph else round(statistics.median(wm_times), 4),
+            "cuda_graph": args.cuda_graph,
             "cpu_s_per_update": round(statistics.median(cpu_times), 4),
             "speedup_vs_dreamerv3_torch_cpu": round(REFERENCE_S / sec, 2), **extra}  # fmt: skip
 
@@ -160,7 +185,11 @@ def main() -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the imagination step and heads")
     p.add_argument("--amp", choices=["auto", "off", "bf16"], default="auto", help="bf16 autocast (auto: CUDA only)")
     p.add_argument("--roofline", action="store_true", help="count FLOPs and print the lower-bound seconds")
+    p.add_argument("--cuda-graph", action="store_true", help="replay the update as one CUDA graph (GraphedUpdate)")
+    p.add_argument("--kernels", action="store_true", help="CUDA: count the kernels one eager update launches")
     args = p.parse_args()
+    if args.cuda_graph and torch.device(args.device).type != "cuda":
+        p.error("--cuda-graph needs --device cuda")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -174,7 +203,8 @@ def main() -> None:
     for preset in args.presets:
         results.append(bench(preset, args))
         print(json.dumps(results[-1]), flush=True)
-    variant = "-".join([*args.presets, args.amp, *(["compile"] if args.compile else [])])
+    variant = "-".join([*args.presets, args.amp, *(["compile"] if args.compile else []),
+                        *(["graph"] if args.cuda_graph else [])])
     print(json.dumps(write_result("dreamer_update", {**out, "results": results}, variant=variant)))
 
 

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The checks that need a GPU, in one pass (a lent GPU machine is short of time, not of cores):
-#   1. tests/test_cuda.py (bf16 update, pinned replay copies, GPU = CPU imagination, --device auto)
-#   2. benchmarks/dreamer_update.py and benchmarks/imagine.py on CUDA (the GPU is named in the JSON)
-#   3. meanwhile, on the machine's spare CPU cores, the data-parallel CartPole learning check
-#      (benchmarks/dreamer_ddp.py, gloo on CPUs), waited for until DEADLINE_S after the start.
-# Usage: OUT=dir [DDP_STEPS=12000] [DDP_SEEDS="0 1 2 3"] [DEADLINE_S=480] bash benchmarks/gpu_checks.sh
+#   1. tests/test_cuda.py (bf16 update, pinned replay copies, GPU = CPU imagination, --device auto,
+#      no host sync in the device-guarded update, the CUDA-graph update: replay, learning, NaN skip,
+#      a training run with cuda_graph=on and its resume)
+#   2. benchmarks/dreamer_update.py on CUDA: eager (with its kernel count), then one replayed CUDA
+#      graph per update (--cuda-graph), per preset; the GPU is named in the JSON
+#   3. meanwhile, CartPole with the CLI's defaults on the GPU (cuda_graph=auto), eval curves kept
+#      until DEADLINE_S after the start; with DDP=1 also the data-parallel CPU learning check.
+# Usage: OUT=dir [DEADLINE_S=280] [CARTPOLE_SEEDS="0 1"] [DDP=0] bash benchmarks/gpu_checks.sh
 # Everything lands in $OUT/gpu_checks.tgz (a file per check, and the JSON results that
 # benchmarks/_results.py writes, under results/); gpu_checks.txt beside it is the short summary.
 # Every step runs whatever an earlier one did, so one failure does not hide the others.
@@ -16,36 +19,46 @@ mkdir -p "$OUT" "$W/results"
 export AGENTWM_RESULTS_DIR="$W/results" OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
 start=$(date +%s)
 PY=${PY:-python3}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}  # the GPU checks; the learning runs take one thread each
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 nvidia-smi -L >"$W/gpu.txt" 2>&1
 $PY -c "import torch; print(torch.__version__, torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" >>"$W/gpu.txt" 2>&1
 
-# 3 (background): 2 ranks vs 1 process per seed, all runs at once on the CPU cores.
-seeds=${DDP_SEEDS:-0 1 2 3}
-# shellcheck disable=SC2086
-OMP_NUM_THREADS=1 $PY benchmarks/dreamer_ddp.py --device cpu --steps "${DDP_STEPS:-12000}" --seeds $seeds \
-  --jobs 8 --keep /tmp/ddp-runs >"$W/ddp.json" 2>"$W/ddp.log" &
-ddp=$!
+# 3 (background): CartPole on the GPU, the CLI's defaults (30k frames), one run per seed.
+pids=""
+for seed in ${CARTPOLE_SEEDS:-0 1}; do
+  $PY -m agentwm train dreamer --env CartPole-v1 --steps 30000 --seed "$seed" --logdir "$W/cartpole-$seed" --quiet --set cuda_graph=on \
+    >"$W/cartpole-$seed.json" 2>"$W/cartpole-$seed.log" &
+  pids="$pids $!"
+done
+if [ "${DDP:-0}" = 1 ]; then
+  OMP_NUM_THREADS=1 $PY benchmarks/dreamer_ddp.py --device cpu --steps "${DDP_STEPS:-12000}" --seeds ${DDP_SEEDS:-0 1 2 3} \
+    --jobs 8 --keep /tmp/ddp-runs >"$W/ddp.json" 2>"$W/ddp.log" &
+  pids="$pids $!"
+fi
 
 # 1 and 2: the GPU.
-$PY -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_device.py >"$W/pytest.txt" 2>&1
+$PY -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_device.py tests/test_dreamer_device_guard.py \
+  >"$W/pytest.txt" 2>&1
 echo "pytest exit $?" >>"$W/pytest.txt"
-$PY benchmarks/dreamer_update.py --device cuda --presets tiny size12m dreamerv3-torch --iters 10 --warmup 3 \
-  --threads 2 --roofline >"$W/update.json" 2>"$W/update.log"
-$PY benchmarks/dreamer_update.py --device cuda --presets size12m --iters 10 --warmup 3 --threads 2 --compile \
-  >"$W/update_compile.json" 2>"$W/update_compile.log"
-$PY benchmarks/imagine.py --presets size12m,dreamerv3-torch --repeats 5 >"$W/imagine.json" 2>"$W/imagine.log"
+$PY benchmarks/dreamer_update.py --device cuda --presets size12m --iters 5 --warmup 2 --threads 2 --kernels \
+  >"$W/update_eager.json" 2>"$W/update_eager.log"
+$PY benchmarks/dreamer_update.py --device cuda --presets size12m tiny dreamerv3-torch --iters 20 --warmup 2 --threads 2 \
+  --cuda-graph >"$W/update_graph.json" 2>"$W/update_graph.log"
+echo "gpu benchmarks done at $(($(date +%s) - start)) s" >>"$W/gpu.txt"
 
-# Wait for the learning check until the deadline, then keep what its runs have logged so far.
-while kill -0 "$ddp" 2>/dev/null && [ $(($(date +%s) - start)) -lt "${DEADLINE_S:-480}" ]; do sleep 5; done
-if kill -0 "$ddp" 2>/dev/null; then
-  echo "dreamer_ddp still running at the deadline; eval curves so far:" >>"$W/ddp.log"
-  for m in /tmp/ddp-runs/*/metrics.jsonl; do
-    echo "$m $(grep -o '"frames": [0-9]*, "eval/return": [0-9.]*' "$m" | tr '\n' ' ')" >>"$W/ddp.log"
-  done
-fi
+# Wait for the learning runs until the deadline, then keep what they have logged so far.
+while [ $(($(date +%s) - start)) -lt "${DEADLINE_S:-280}" ]; do
+  alive=0
+  for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+  [ "$alive" = 0 ] && break
+  sleep 5
+done
+for m in "$W"/cartpole-*/metrics.jsonl /tmp/ddp-runs/*/metrics.jsonl; do
+  [ -f "$m" ] && echo "$m $(grep -o '"frames": [0-9]*, "eval/return": [0-9.]*' "$m" | tr '\n' ' ')" >>"$W/curves.txt"
+  [ -f "$m" ] && echo "$m ups $(grep -o '"charts/ups": [0-9.]*' "$m" | tail -n 3 | tr '\n' ' ')" >>"$W/curves.txt"
+done
 echo "gpu_checks done in $(($(date +%s) - start)) s" >>"$W/gpu.txt"
 tail -n 3 "$W/pytest.txt" >>"$W/gpu.txt"
 cp "$W/gpu.txt" "$OUT/gpu_checks.txt"
-tar czf "$OUT/gpu_checks.tgz" -C "$W" .
+tar czf "$OUT/gpu_checks.tgz" -C "$W" --exclude='*.safetensors' --exclude='*.pkl' --exclude=tb .
 cat "$OUT/gpu_checks.txt"

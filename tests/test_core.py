@@ -161,6 +161,25 @@ def test_return_normalizer_tracks_percentiles_and_floors_scale():
     assert restored.low.item() == pytest.approx(5.0)
 
 
+@pytest.mark.parametrize("n", [1, 2, 7, 1000])
+def test_return_normalizer_percentiles_match_torch_quantile(n: int) -> None:
+    from agentwm.core.returns import _percentiles
+
+    x = torch.randn(n, generator=torch.Generator().manual_seed(n)) * 10
+    got = torch.stack(_percentiles(x, (0.05, 0.5, 0.95)))
+    torch.testing.assert_close(got, torch.quantile(x, torch.tensor([0.05, 0.5, 0.95])))
+
+
+def test_return_normalizer_keep_leaves_the_estimate_as_it_was() -> None:
+    norm = ReturnNormalizer(decay=0.5)
+    norm.update(torch.full((10,), float("nan")), keep=torch.tensor(True))  # a skipped update
+    assert not norm.initialized.item() and norm.low.item() == 0.0
+    norm.update(torch.full((10,), 4.0), keep=torch.tensor(False))
+    assert norm.initialized.item() and norm.low.item() == pytest.approx(4.0)  # first update: taken as is
+    norm.update(torch.full((10,), float("inf")), keep=torch.tensor(True))
+    assert norm.low.item() == pytest.approx(4.0) and norm.high.item() == pytest.approx(4.0)
+
+
 def test_unimix_floors_probabilities():
     logits = torch.tensor([[100.0, 0.0, 0.0, 0.0]])
     probs = unimix_logits(logits, 0.01).exp()

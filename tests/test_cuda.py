@@ -91,3 +91,51 @@ def test_training_with_no_device_flag_uses_the_gpu(
     assert json.loads((logdir / "config.json").read_text())["device"] == "cuda"
     assert json.loads(out.splitlines()[-1])["frames"] == 200
     assert main(["eval", "dreamer", "--logdir", str(logdir), "--episodes", "1"]) == 0
+
+
+def test_the_device_guarded_update_never_waits_for_the_gpu() -> None:
+    agent = _agent("cuda")
+    agent.use_device_guard()
+    batch = _replay().sample(4, 16, device="cuda")
+    agent.update(batch)  # lazy initialisations
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any host-device sync raises
+    try:
+        agent.update(batch)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+def test_graphed_update_replays_learns_and_skips_nonfinite_batches() -> None:
+    from agentwm.agents.dreamer.graphed import GraphedUpdate
+
+    agent = _agent("cuda")
+    update = GraphedUpdate(agent, warmup=2, settle_every=5)
+    replay = _replay()
+    batch = replay.sample(4, 16, device="cuda")
+    first = update(batch)["loss/world_model"].item()
+    for _ in range(40):  # warm-up, capture, then replays, on one batch: the world model fits it
+        metrics = update(batch)
+    assert agent.updates == 41 and update.graph is not None
+    assert metrics["loss/world_model"].item() < first
+    update(replay.sample(4, 16, device="cuda"))  # a new batch is copied in
+    before = {k: v.clone() for k, v in agent.state_dict().items()}
+    bad = dict(batch)
+    bad["reward"] = torch.full_like(batch["reward"], float("nan"))
+    metrics = update(bad)
+    assert metrics["guard/skipped_updates"].item() == 1
+    assert all(torch.equal(before[k], v) for k, v in agent.state_dict().items())
+    with pytest.raises(ValueError, match="fixed batch shapes"):
+        update(replay.sample(2, 16, device="cuda"))
+
+
+def test_training_with_cuda_graph_on(tmp_path: Path) -> None:
+    from agentwm.cli import main
+
+    logdir = tmp_path / "run"
+    sets = [x for s in [*FAST, "cuda_graph=on"] for x in ("--set", s)]
+    assert main(["train", "dreamer", "--preset", "debug", "--steps", "300", "--logdir", str(logdir), "--quiet", *sets]) == 0
+    rows = [json.loads(line) for line in (logdir / "metrics.jsonl").read_text().splitlines()]
+    assert any("loss/world_model" in r for r in rows)
+    assert main(["train", "dreamer", "--preset", "debug", "--steps", "400", "--logdir", str(logdir), "--quiet", *sets,
+                 "--resume"]) == 0  # fmt: skip

@@ -1,5 +1,5 @@
 """GPU readiness checked on the CPU: the Dreamer update asks the device for values (a host-device
-sync on a GPU) only where it must: the non-finite guard's four checks, which decide whether to step.
+sync on a GPU) only where it must: the non-finite guard's three checks, which decide whether to step.
 
 Counted: every call of a Tensor method that copies a value to the host, during one update on the
 CPU, by caller. Allowed, because they are not device syncs on a GPU: Adam's step counters (torch
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 # Tensor methods that copy a value to the host (each one waits for the device on a GPU)
 SYNCS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
-GUARD_CHECKS = 4  # world-model loss, world-model gradient, actor loss+gradient, critic loss+gradient
+GUARD_CHECKS = 3  # world-model, actor and critic: each loss and gradient norm in one check
 
 
 def _count_syncs(monkeypatch: pytest.MonkeyPatch, fn: Callable[[], Any]) -> Counter[str]:

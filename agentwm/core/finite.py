@@ -71,6 +71,7 @@ class FiniteGuard:
         self.where, self.limit = where, limit
         self.skipped = 0  # updates skipped over the run (a metric)
         self.streak = 0  # skipped in a row
+        self.on_device: Tensor | None = None  # see on_device_tally
 
     def skip(self, what: str, *values: Tensor | float | None) -> bool:
         """True (and counted) when any of ``values`` is non-finite: the caller skips the update.
@@ -89,6 +90,39 @@ class FiniteGuard:
     def passed(self) -> None:
         """Record a good update (resets the streak)."""
         self.streak = 0
+
+    # -- counted on the device (CUDA graphs: the host never asks) -----------------------------------
+
+    def on_device_tally(self, device: torch.device) -> Tensor:
+        """Start counting on ``device``: ``[skipped over the run, streak, longest streak since the
+        last settle]``, updated by :meth:`tally` without a host sync and read by :meth:`settle`.
+        Call it before a CUDA graph is captured (a tensor made during capture is reset each replay)."""
+        if self.on_device is None or self.on_device.device != device:
+            self.on_device = torch.tensor([float(self.skipped), float(self.streak), float(self.streak)], device=device)
+        return self.on_device
+
+    def tally(self, bad: Tensor) -> None:
+        """Count one update on the device: skipped where ``bad`` (a bool scalar) is True."""
+        if self.on_device is None:
+            raise RuntimeError("FiniteGuard.tally needs on_device_tally(device) first")
+        count = self.on_device
+        b = bad.to(count.dtype)
+        streak = (count[1] + 1) * b
+        count.copy_(torch.stack([count[0] + b, streak, torch.maximum(count[2], streak)]))
+
+    def settle(self) -> None:
+        """Read the device tally (one host sync): the run's skip count, and :class:`NonFiniteError`
+        if ``limit`` updates in a row were skipped since the last settle."""
+        if self.on_device is None:
+            return
+        skipped, streak, longest = (int(v) for v in self.on_device.tolist())
+        self.skipped, self.streak = skipped, streak
+        self.on_device[2] = streak
+        if longest >= self.limit:
+            raise NonFiniteError(
+                f"{self.where}: NaN/inf losses or gradients in {longest} updates in a row (skipped "
+                f"{skipped} in all); the run diverged: lower the learning rate or check the data"
+            )
 
 
 def guarded_step(

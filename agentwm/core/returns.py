@@ -111,15 +111,19 @@ class ReturnNormalizer(nn.Module):
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
 
     @torch.no_grad()
-    def update(self, returns: Tensor) -> None:
-        """Fold the percentiles of a batch of returns into the running estimate (no host sync)."""
-        flat = returns.detach().float().flatten()
-        q = torch.quantile(flat, torch.tensor([self.low_q, self.high_q], device=flat.device))
+    def update(self, returns: Tensor, keep: Tensor | None = None) -> None:
+        """Fold the percentiles of a batch of returns into the running estimate. No host sync and
+        no host-to-device copy, so it can run inside a captured CUDA graph; ``keep`` (a bool
+        scalar on the device) leaves the estimate as it was where True (a skipped update)."""
+        low, high = _percentiles(returns.detach().float().flatten(), (self.low_q, self.high_q))
         # First update takes the batch's percentiles as they are; later ones are an EMA.
-        d = torch.where(self.initialized, torch.tensor(self.decay, device=flat.device), torch.zeros(()).to(flat))
-        self.low.copy_(d * self.low + (1 - d) * q[0])
-        self.high.copy_(d * self.high + (1 - d) * q[1])
-        self.initialized.fill_(True)
+        d = torch.where(self.initialized, torch.full_like(low, self.decay), torch.zeros_like(low))
+        new_low, new_high = d * self.low + (1 - d) * low, d * self.high + (1 - d) * high
+        if keep is not None:
+            new_low, new_high = torch.where(keep, self.low, new_low), torch.where(keep, self.high, new_high)
+        self.low.copy_(new_low)
+        self.high.copy_(new_high)
+        self.initialized.copy_(self.initialized | ~keep if keep is not None else torch.ones_like(self.initialized))
 
     def stats(self) -> tuple[Tensor, Tensor]:
         """``(offset, scale)`` with ``scale = max(max_scale, high - low)``."""
@@ -129,3 +133,18 @@ class ReturnNormalizer(nn.Module):
     def forward(self, returns: Tensor) -> Tensor:
         """Returns divided by the current scale (offsets cancel in advantages, so none is applied)."""
         return returns / self.stats()[1]
+
+
+def _percentiles(flat: Tensor, fractions: tuple[float, ...]) -> tuple[Tensor, ...]:
+    """``torch.quantile(flat, q)`` (linear interpolation) for each ``q`` in ``fractions``, from one
+    sort. Written out because ``torch.quantile`` with several ``q`` checks their range on the device
+    (a host sync that also forbids CUDA-graph capture); here the positions are host numbers."""
+    ordered = flat.sort().values
+    last = flat.numel() - 1
+    out = []
+    for q in fractions:
+        pos = q * last
+        lo = int(pos)
+        hi = min(lo + 1, last)
+        out.append(torch.lerp(ordered[lo], ordered[hi], pos - lo))
+    return tuple(out)

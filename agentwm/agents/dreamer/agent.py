@@ -185,6 +185,7 @@ class DreamerAgent(nn.Module):
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, eps=config.ac_eps, **adam)
         self.updates = 0
         self.guard = FiniteGuard("dreamer update", config.nonfinite_limit)  # NaN/inf updates skipped, counted
+        self.device_guard = False  # see use_device_guard (CUDA graphs)
         self.generator: torch.Generator | None = None  # None: torch's global RNG (seeded by the loop)
         self.sync: GradSync | None = None  # data-parallel (torchrun): gradients averaged over the ranks
         # With compile: each call site of the update compiled once, under a dynamo cache of its own
@@ -196,6 +197,24 @@ class DreamerAgent(nn.Module):
             sites = {"actor_policy": self.actor.net, "actor_train": self.actor.net, "critic": self.critic.net,
                      "slow_critic": self.slow_critic.net}  # fmt: skip
             self._nets = {role: compile_call(net, role) for role, net in sites.items()}
+
+    def use_device_guard(self, on: bool = True) -> None:
+        """Decide NaN/inf skips on the device instead of the host, so an update never waits for
+        the device and can be captured as one CUDA graph (:class:`GraphedUpdate`).
+
+        The optimisers become fused Adam, which skips a step on the device when told
+        (``found_inf``, as AMP's gradient scaler uses it); the guard counts on the device and is
+        read by ``guard.settle()``. Same updates as the host guard, in one process only."""
+        if on and self.sync is not None:
+            raise ValueError("the device-side guard (cuda_graph) runs in one process; data-parallel runs use the host guard")
+        self.device_guard = on
+        for opt in (self.wm_opt, self.actor_opt, self.critic_opt):
+            _set_adam_kind(opt, fused=on)
+        if on:
+            self.guard.on_device_tally(self.device)
+        else:
+            self.guard.settle()
+            self.guard.on_device = None
 
     @property
     def device(self) -> torch.device:
@@ -244,14 +263,12 @@ class DreamerAgent(nn.Module):
         self.wm_opt.zero_grad(set_to_none=True)
         wm_loss.backward()  # type: ignore[no-untyped-call]
         (wm_loss,) = self._average(self.wm, wm_loss)
-        if self.guard.skip("world-model loss", wm_loss):  # diverged (on any rank): no step from NaN/inf
-            self.wm_opt.zero_grad(set_to_none=True)
-            return self._skipped(metrics)
         metrics["grad/wm"] = nn.utils.clip_grad_norm_(self.wm.parameters(), cfg.wm_clip)
-        if self.guard.skip("world-model gradient", metrics["grad/wm"]):
-            self.wm_opt.zero_grad(set_to_none=True)
+        ok = self._finite("world-model loss or gradient", True, wm_loss, metrics["grad/wm"])
+        if ok is False:  # diverged (on any rank): no step from NaN/inf
             return self._skipped(metrics)
-        self.wm_opt.step()
+        self._step(self.wm_opt, ok)
+        wm_ok = ok
         post = self.wm.last_post
         assert post is not None
         start = {"deter": post["deter"].detach().flatten(0, 1), "stoch": post["stoch"].detach().flatten(0, 1)}
@@ -273,7 +290,8 @@ class DreamerAgent(nn.Module):
             returns, weights = imagination_targets(
                 roll.rewards.float(), roll.continues.float(), values, start_cont, cfg.gamma, cfg.lam
             )
-            self.retnorm.update(returns if self.sync is None else self.sync.gather(returns, 1))
+            keep = None if isinstance(wm_ok, bool) else ~wm_ok  # a skipped update leaves it as it was
+            self.retnorm.update(returns if self.sync is None else self.sync.gather(returns, 1), keep)
             _, scale = self.retnorm.stats()
             adv = (returns - values[:-1]) / scale
         assert roll.actions is not None
@@ -286,9 +304,10 @@ class DreamerAgent(nn.Module):
         actor_loss.backward()  # type: ignore[no-untyped-call]
         (actor_loss,) = self._average(self.actor, actor_loss)
         metrics["grad/actor"] = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.ac_clip)
-        if self.guard.skip("actor loss or gradient", actor_loss, metrics["grad/actor"]):
+        ok = self._finite("actor loss or gradient", ok, actor_loss, metrics["grad/actor"])
+        if ok is False:
             return self._skipped(metrics)
-        self.actor_opt.step()
+        self._step(self.actor_opt, ok)
 
         # 5. Critic (towards the λ-returns and the slow critic), then the slow critic's EMA
         with self._autocast():
@@ -300,13 +319,19 @@ class DreamerAgent(nn.Module):
         critic_loss.backward()  # type: ignore[no-untyped-call]
         (critic_loss,) = self._average(self.critic, critic_loss)
         metrics["grad/critic"] = nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.ac_clip)
-        if self.guard.skip("critic loss or gradient", critic_loss, metrics["grad/critic"]):
+        ok = self._finite("critic loss or gradient", ok, critic_loss, metrics["grad/critic"])
+        if ok is False:
             return self._skipped(metrics)
-        self.critic_opt.step()
-        self.guard.passed()
+        self._step(self.critic_opt, ok)
         with torch.no_grad():
+            fraction: float | Tensor = cfg.slow_critic_fraction
+            if isinstance(ok, Tensor):  # device guard: no EMA step on a skipped update
+                self.guard.tally(~ok)
+                fraction = ok.float() * cfg.slow_critic_fraction
+            else:
+                self.guard.passed()
             for p_slow, p in zip(self.slow_critic.parameters(), self.critic.parameters()):
-                p_slow.lerp_(p, cfg.slow_critic_fraction)
+                p_slow.lerp_(p, fraction)
         self.updates += 1
 
         with torch.no_grad():
@@ -316,8 +341,24 @@ class DreamerAgent(nn.Module):
                 "ac/value": values.mean(), "ac/return_scale": scale, "ac/imag_reward": roll.rewards.mean(),
                 "ac/imag_continue": roll.continues.mean(),
             })  # fmt: skip
-            metrics["guard/skipped_updates"] = torch.tensor(float(self.guard.skipped))
+            count = self.guard.on_device if self.device_guard else None  # counted on the device
+            metrics["guard/skipped_updates"] = count[0].clone() if count is not None else torch.tensor(float(self.guard.skipped))
         return {k: v.detach().float() for k, v in metrics.items()}
+
+    def _finite(self, what: str, ok: bool | Tensor, *values: Tensor) -> bool | Tensor:
+        """Whether the update may step on: asked of the host (the guard counts a skip and stops a
+        diverged run), or with the device guard a bool tensor, ``ok`` and ``values`` all finite."""
+        if not self.device_guard:
+            return not self.guard.skip(what, *values)
+        finite = torch.stack([torch.isfinite(v.detach()).all() for v in values]).all()
+        return finite if ok is True else ok & finite
+
+    @staticmethod
+    def _step(opt: torch.optim.Optimizer, ok: bool | Tensor) -> None:
+        """``opt.step()``; with the device guard, a fused step that changes nothing unless ``ok``."""
+        if isinstance(ok, Tensor):
+            opt.found_inf = (~ok).float()  # type: ignore[attr-defined]  # fused Adam reads it on the device
+        opt.step()
 
     def _average(self, module: nn.Module, loss: Tensor) -> tuple[Tensor]:
         """Data-parallel: ``module``'s gradients and ``loss`` averaged over the ranks (as if one
@@ -337,6 +378,7 @@ class DreamerAgent(nn.Module):
 
     def optim_state(self) -> dict[str, Any]:
         """Optimiser states and the update counters (tensors and JSON values)."""
+        self.guard.settle()  # the device guard's count, read now
         return {
             "wm_opt": self.wm_opt.state_dict(), "actor_opt": self.actor_opt.state_dict(),
             "critic_opt": self.critic_opt.state_dict(), "updates": self.updates,
@@ -349,3 +391,22 @@ class DreamerAgent(nn.Module):
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.updates = int(state["updates"])
         self.guard.skipped = int(state.get("skipped_updates", 0))
+        if self.device_guard:  # loading restores the saved kind of Adam and its step counters
+            self.guard.on_device = None  # recounted from the loaded figures
+            self.use_device_guard()
+        else:
+            for opt in (self.wm_opt, self.actor_opt, self.critic_opt):
+                _set_adam_kind(opt, fused=False)
+
+
+def _set_adam_kind(opt: torch.optim.Optimizer, fused: bool) -> None:
+    """Make ``opt`` a fused (step counters on the device, CUDA-graph capturable, skips on a
+    ``found_inf`` flag) or a foreach Adam (counters on the host), moving its counters to match."""
+    for group in opt.param_groups:
+        group.update(fused=fused, foreach=not fused, capturable=fused)
+        for p in group["params"]:
+            state = opt.state.get(p, {})
+            if "step" in state:
+                state["step"] = state["step"].to(device=p.device if fused else "cpu", dtype=torch.float32)
+    if not fused:
+        opt.found_inf = None  # type: ignore[attr-defined]

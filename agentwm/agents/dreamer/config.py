@@ -110,6 +110,10 @@ class DreamerConfig(BaseModel):
         "step, each call site once (minutes of compilation; pays off on long runs); acting stays eager",
     )
     amp: Literal["auto", "off", "bf16"] = Field("auto", description="bf16 autocast: auto = on for CUDA")
+    cuda_graph: Literal["auto", "on", "off"] = Field(
+        "off", description="capture the whole update as one CUDA graph and replay it (the update is launch-bound "
+        "on a GPU): auto = on for a single-process CUDA run; on = also refuse to run without it",
+    )
 
     @field_validator("loggers", mode="before")
     @classmethod

@@ -201,6 +201,19 @@ class _StopRequest:
         self._restore()
 
 
+def _update_function(agent: DreamerAgent, cfg: DreamerConfig, data_parallel: bool) -> Callable[[Any], dict[str, Tensor]]:
+    """``agent.update``, or its CUDA-graph replay (``cuda_graph``: auto = single-process CUDA runs)."""
+    usable = agent.device.type == "cuda" and not data_parallel
+    if cfg.cuda_graph == "on" and not usable:
+        why = "a data-parallel run" if data_parallel else f"device {agent.device.type}"
+        raise ValueError(f"cuda_graph=on needs a single-process run on a CUDA device, not {why}; use cuda_graph=auto")
+    if cfg.cuda_graph == "off" or not usable:
+        return agent.update
+    from agentwm.agents.dreamer.graphed import GraphedUpdate
+
+    return GraphedUpdate(agent)
+
+
 def _make_envs(cfg: DreamerConfig, seed: int) -> gym.vector.SyncVectorEnv | gym.vector.AsyncVectorEnv:
     """The training envs. Worker processes (``async_envs``) are started with SIGINT ignored, which
     they keep: Ctrl-C in a terminal reaches the whole process group, and workers killed by it would
@@ -354,13 +367,15 @@ def train(
     per_iter = n * cfg.action_repeat * ranks.world_size
     start_time = time.perf_counter()
 
+    update = _update_function(agent, cfg, ranks.active)
+
     def learn(frames: int) -> None:
         """The updates due by ``frames``: frames since prefill x train_ratio / (batch_size x batch_length)."""
         if frames >= cfg.prefill and replay.can_sample(cfg.batch_length):
             due = int((frames - cfg.prefill) * cfg.updates_per_frame) + 1
             while agent.updates < due:
                 rows = replay.sample(rank_batch_size, cfg.batch_length, device, cfg.replay_terminal_fraction)
-                pending.append(agent.update(rows))
+                pending.append(update(rows))
 
     # ---- The loop ----------------------------------------------------------------------------
     last_eval = "-"  # the newest greedy eval return, shown beside the training return
