@@ -41,6 +41,7 @@ class TwoHot:
         self.num_bins = num_bins
         self._symlog_bins = torch.linspace(low, high, num_bins, dtype=torch.float64)
         self._bins_cache: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+        self._symlog_cache: dict[tuple[torch.device, torch.dtype], Tensor] = {}
 
     def bins(self, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
         """Bin centres in value space (symexp-spaced), cached per device and dtype."""
@@ -49,11 +50,19 @@ class TwoHot:
             self._bins_cache[key] = symexp(self._symlog_bins).to(device=device, dtype=dtype)
         return self._bins_cache[key]
 
+    def _symlog_on(self, device: torch.device, dtype: torch.dtype = torch.float64) -> Tensor:
+        """The bins in symlog space on ``device``, cached: a copy from the host per call would be a
+        host-device sync (and is not allowed inside a CUDA graph capture)."""
+        key = (device, dtype)
+        if key not in self._symlog_cache:
+            self._symlog_cache[key] = self._symlog_bins.to(device=device, dtype=dtype)
+        return self._symlog_cache[key]
+
     def encode(self, x: Tensor) -> Tensor:
         """Map values ``[...]`` to two-hot targets ``[..., num_bins]`` (interpolated in symlog space)."""
         # Interpolating in symlog space keeps the round trip exact and the bins' spacing uniform.
         y = symlog(x.to(torch.float64))
-        sbins = self._symlog_bins.to(x.device)
+        sbins = self._symlog_on(x.device)
         y = y.clamp(sbins[0], sbins[-1])
         above = torch.searchsorted(sbins, y.contiguous(), right=False).clamp(1, self.num_bins - 1)
         below = above - 1
@@ -71,7 +80,7 @@ class TwoHot:
         """
         self._check(logits)
         probs = torch.softmax(logits.float(), -1)
-        return symexp((probs * self._symlog_bins.to(probs.device, probs.dtype)).sum(-1))
+        return symexp((probs * self._symlog_on(probs.device, probs.dtype)).sum(-1))
 
     def loss(self, logits: Tensor, target: Tensor) -> Tensor:
         """Cross-entropy of ``logits [..., num_bins]`` against two-hot encoded ``target [...]``."""

@@ -269,7 +269,7 @@ class DreamerAgent(nn.Module):
             return self._skipped(metrics)
         self._step(self.wm_opt, ok)
         wm_ok = ok
-        post = self.wm.last_post
+        post, self.wm.last_post = self.wm.last_post, None  # kept no longer: it holds the autograd graph
         assert post is not None
         start = {"deter": post["deter"].detach().flatten(0, 1), "stoch": post["stoch"].detach().flatten(0, 1)}
         start_cont = 1.0 - batch["is_terminal"].flatten().to(start["deter"].dtype)
