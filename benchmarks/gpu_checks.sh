@@ -6,7 +6,7 @@
 #   2. benchmarks/dreamer_update.py on CUDA: eager (with its kernel count), then one replayed CUDA
 #      graph per update (--cuda-graph), per preset; the GPU is named in the JSON
 #      and with --compile too (within COMPILE_S); benchmarks/cuda_syncs.py lists any host sync
-#   3. meanwhile, CartPole with the CLI's defaults on the GPU (cuda_graph=auto), eval curves kept
+#   3. meanwhile, CartPole with the CLI's defaults on the GPU (cuda_graph=auto, the default), eval curves kept
 #      until DEADLINE_S after the start; with DDP=1 also the data-parallel CPU learning check.
 # Usage: OUT=dir [DEADLINE_S=280] [CARTPOLE_SEEDS="0 1"] [DDP=0] bash benchmarks/gpu_checks.sh
 # Everything lands in $OUT/gpu_checks.tgz (a file per check, and the JSON results that
@@ -27,7 +27,7 @@ $PY -c "import torch; print(torch.__version__, torch.cuda.is_available(), torch.
 # 3 (background): CartPole on the GPU, the CLI's defaults (30k frames), one run per seed.
 pids=""
 for seed in ${CARTPOLE_SEEDS:-0 1}; do
-  $PY -m agentwm train dreamer --env CartPole-v1 --steps 30000 --seed "$seed" --logdir "$W/cartpole-$seed" --quiet --set cuda_graph=on \
+  $PY -m agentwm train dreamer --env CartPole-v1 --steps 30000 --seed "$seed" --logdir "$W/cartpole-$seed" --quiet \
     >"$W/cartpole-$seed.json" 2>"$W/cartpole-$seed.log" &
   pids="$pids $!"
 done

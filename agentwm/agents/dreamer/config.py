@@ -111,8 +111,8 @@ class DreamerConfig(BaseModel):
     )
     amp: Literal["auto", "off", "bf16"] = Field("auto", description="bf16 autocast: auto = on for CUDA")
     cuda_graph: Literal["auto", "on", "off"] = Field(
-        "off", description="capture the whole update as one CUDA graph and replay it (the update is launch-bound "
-        "on a GPU): auto = on for a single-process CUDA run; on = also refuse to run without it",
+        "auto", description="replay the whole update as one captured CUDA graph (the update is launch-bound on a "
+        "GPU: 6x faster on an H200): auto = on for single-process CUDA runs; on = refuse to run without it",
     )
 
     @field_validator("loggers", mode="before")
