@@ -33,9 +33,9 @@ def test_compiled_update_compiles_each_call_site_once_and_never_recompiles(amp: 
         _act(agent, 1)  # an evaluation episode
         agent.update(batch)
     assert watch.recompiles == []
-    # encoder, decoder, reward and continue heads, prior step, imagined heads, the actor as policy
-    # and in its loss, critic, slow critic
-    assert watch.compiles == 10
+    # encoder, decoder, reward and continue heads, the observe loop's posterior step, prior step,
+    # imagined heads, the actor as policy and in its loss, critic, slow critic
+    assert watch.compiles == 11
     assert torch.isfinite(metrics["loss/world_model"]) and torch.isfinite(metrics["loss/actor"])
 
 
@@ -51,3 +51,20 @@ def test_watch_sees_a_recompile_and_call_sites_do_not_share_a_cache() -> None:
     assert watch.compiles == 3 and len(watch.recompiles) == 1 and watch.recompiles[0].startswith("site_a: ")
     with pytest.raises(ValueError, match="identifier"):
         compile_call(net, "not a name")
+
+
+def test_compiled_observe_step_gives_the_eager_posterior() -> None:
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    cfg = resolve_config(["debug"], ["device=cpu", "compile=true"])
+    agent = DreamerAgent((4,), ActionSpec("discrete", 2), cfg)
+    eager = DreamerAgent((4,), ActionSpec("discrete", 2), resolve_config(["debug"], ["device=cpu"]))
+    eager.load_state_dict(agent.state_dict())
+    batch = vector_batch()
+    posts = []
+    for model in (agent.wm, eager.wm):
+        torch.manual_seed(1)  # the same uniforms for the latents' samples
+        post, _ = model.observe_sequence(batch["obs"], batch["action"], batch["is_first"])
+        posts.append(post)
+    for key in ("deter", "stoch", "logits"):
+        torch.testing.assert_close(posts[0][key], posts[1][key], rtol=1e-4, atol=1e-5)

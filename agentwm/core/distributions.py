@@ -55,23 +55,30 @@ def unimix_logits(logits: Tensor, unimix: float = 0.01) -> Tensor:
     return torch.log(probs)
 
 
-def sample_indices(logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def sample_indices(
+    logits: Tensor, generator: torch.Generator | None = None, noise: Tensor | None = None
+) -> Tensor:
     """Class indices ``[...]`` drawn from ``logits [..., classes]`` by inverse-CDF sampling.
 
     One uniform number per categorical instead of one Gumbel per class: for 32×32 latents this
     draws 32 numbers per state instead of 1,024, which matters when imagining 10^4 states a step.
+    ``noise`` (uniform ``[..., 1]``, drawn by the caller) replaces the draw: a compiled caller
+    cannot take a generator, so it draws the same numbers outside and passes them in.
     """
     probs = softmax(logits.float())
     cdf = probs.cumsum(-1)
-    u = torch.rand(cdf.shape[:-1] + (1,), device=logits.device, generator=generator) * cdf[..., -1:]
+    if noise is None:
+        noise = torch.rand(cdf.shape[:-1] + (1,), device=logits.device, generator=generator)
+    u = noise * cdf[..., -1:]
     # First class whose cumulative probability reaches u; searchsorted avoids a bool→int64 reduction.
     idx = torch.searchsorted(cdf, u).squeeze(-1)
     return idx.clamp_max(logits.shape[-1] - 1)
 
 
-def sample_onehot(logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """One-hot sample ``[..., classes]`` with straight-through gradients to the probabilities."""
-    idx = sample_indices(logits, generator)
+def sample_onehot(logits: Tensor, generator: torch.Generator | None = None, noise: Tensor | None = None) -> Tensor:
+    """One-hot sample ``[..., classes]`` with straight-through gradients to the probabilities
+    (``noise``: as in :func:`sample_indices`)."""
+    idx = sample_indices(logits, generator, noise)
     onehot = F.one_hot(idx, logits.shape[-1]).to(logits.dtype)
     if not logits.requires_grad:
         return onehot

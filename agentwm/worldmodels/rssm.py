@@ -347,15 +347,16 @@ class RSSM(nn.Module):
         embed_proj = self._embed_proj(self._embed(obs.flatten(0, 1))).view(B, T, -1)
         action_proj = self.core.in_action(scale_actions(actions))
         deter, stoch = carry["deter"], carry["stoch"]
+        if carry is init:  # a compiled step guards on its inputs' aliasing and requires_grad: the
+            # first step gets tensors of its own, the sample one that requires grad as later ones do
+            deter, stoch = deter.clone(), stoch.clone().requires_grad_(deter.requires_grad)
+        step = self._batched("observe_step")
+        noise_shape = (B, cfg.stoch, 1)  # one uniform per categorical (core.sample_indices)
         deters, stochs, logits = [], [], []
         for t in range(T):
-            reset = first[:, t, None]
-            deter = torch.where(reset, init["deter"], deter)
-            stoch = torch.where(reset[..., None], init["stoch"], stoch)
-            a_proj = torch.where(reset, 0.0, action_proj[:, t])
-            deter = self.core(deter, self.core.in_stoch(stoch.flatten(1)), a_proj)
-            logit = self._posterior_logits(deter, embed_proj[:, t])
-            stoch = sample_onehot(unimix_logits(logit, cfg.unimix), generator)
+            noise = torch.rand(noise_shape, device=deter.device, generator=generator)
+            deter, stoch, logit = step(deter, stoch, first[:, t, None], action_proj[:, t], embed_proj[:, t],
+                                       init["deter"], init["stoch"], noise)  # fmt: skip
             deters.append(deter)
             stochs.append(stoch)
             logits.append(logit)
@@ -366,6 +367,23 @@ class RSSM(nn.Module):
         }
         prior_logits = self.prior_net(post["deter"]).unflatten(-1, (cfg.stoch, cfg.classes))
         return post, prior_logits
+
+    def observe_step(
+        self, deter: Tensor, stoch: Tensor, reset: Tensor, action_proj: Tensor, embed_proj: Tensor,
+        init_deter: Tensor, init_stoch: Tensor, noise: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One step of :meth:`observe_sequence`: reset where ``reset [B, 1]``, the GRU, the posterior
+        logits and a straight-through sample drawn with ``noise [B, S, 1]``; one call site that
+        :meth:`compile_batched` compiles (its elementwise work fused: the 64-step loop is most of an
+        update's kernels on a GPU). The sample is kept in the carry's dtype, so every step sees the
+        same input types (bf16 logits under autocast would otherwise make the second step differ)."""
+        deter = torch.where(reset, init_deter, deter)
+        stoch = torch.where(reset[..., None], init_stoch, stoch)
+        action_proj = torch.where(reset, 0.0, action_proj)
+        deter = self.core(deter, self.core.in_stoch(stoch.flatten(1)), action_proj)
+        logit = self._posterior_logits(deter, embed_proj)
+        sample = sample_onehot(unimix_logits(logit, self.config.unimix), noise=noise)
+        return deter, sample.to(init_stoch.dtype), logit
 
     # -- imagining -------------------------------------------------------------------------------
 
@@ -438,22 +456,23 @@ class RSSM(nn.Module):
 
     def compile_batched(self) -> None:
         """``torch.compile`` the modules that run on whole ``[B*T]`` batches in :meth:`loss` (encoder,
-        decoder, reward and continue heads) for that training call only, each under a dynamo cache of
+        decoder, reward and continue heads) and the posterior step of its observe loop, for that
+        training call only, each under a dynamo cache of
         its own (:func:`~agentwm.core.compiled.compile_call`): inductor fuses their norms and
         activations into the surrounding kernels, and no other caller (acting, evaluation, other
         batch shapes) recompiles them. State-dict keys do not change; the first training call
         compiles (minutes on a small CPU), so this pays off on long runs only."""
         cache = self.__dict__.setdefault("_compiled_fns", {})
-        for name in ("encoder", "decoder", "reward_head", "cont_head"):
+        for name in ("encoder", "decoder", "reward_head", "cont_head", "observe_step"):
             cache[name] = compile_call(getattr(self, name), f"rssm_{name}")
 
-    def _batched(self, name: str) -> Callable[[Tensor], Tensor]:
+    def _batched(self, name: str) -> Callable[..., Any]:
         """Module ``name``, compiled where :meth:`compile_batched` asked for it and gradients are on
         (the training call), else as it is."""
         fn = self.__dict__.get("_compiled_fns", {}).get(name)
         if fn is not None and torch.is_grad_enabled():
-            return cast(Callable[[Tensor], Tensor], fn)
-        return cast(Callable[[Tensor], Tensor], getattr(self, name))
+            return cast(Callable[..., Any], fn)
+        return cast(Callable[..., Any], getattr(self, name))
 
     # -- training --------------------------------------------------------------------------------
 
