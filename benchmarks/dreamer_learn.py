@@ -5,11 +5,15 @@
     python benchmarks/dreamer_learn.py --task cartpole-swingup  # dmc:cartpole-swingup proprio, 100,000 frames (GPU sizes)
     python benchmarks/dreamer_learn.py --task cartpole-swingup --preset tiny --preset dmc_cpu --threads 1  # its CPU recipe
     python benchmarks/dreamer_learn.py --task cartpole --steps 8000 --set train_ratio=64
+    python benchmarks/dreamer_learn.py --task cartpole --seeds 0 1 2 3 4 5 6 7 8 9 --threads 1 --jobs 2  # a seed table
 
 Prints one JSON object: the task, frames, updates, final and best mean eval returns (10 greedy
 episodes), the target, the first frame count at which an eval reached it (``frames_to_target``;
 null if none did within the budget), whether the final eval still meets it (``met``), wall seconds
-and the load average at the start (timings on a shared machine are pessimistic). The run's folder
+and the load average at the start (timings on a shared machine are pessimistic). With ``--seeds``,
+one run per seed (``--jobs`` at once, each its own process) and one table: every seed's row, how
+many meet the target at the final eval, and the median final return; each finished seed's row is
+also written on its own as it ends, so an interrupted table keeps its finished seeds. The run's folder
 (``--logdir``) keeps metrics.jsonl, TensorBoard logs and learning_curve.png; ``agentwm compare
 dreamer RUN [RUN ...] --target T`` sums up several seeds.
 """
@@ -19,9 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
-import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
 from _results import write_result  # noqa: E402  (benchmarks/_results.py)
@@ -48,8 +57,15 @@ def main() -> None:
     p.add_argument("--logdir", default=None, help="run folder (default: a temporary one)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="a seed table: one run per seed")
+    p.add_argument("--jobs", type=int, default=1, help="with --seeds: runs at once")
     args = p.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if args.jobs < 1:
+        p.error(f"--jobs must be >= 1, got {args.jobs}")
+    if args.seeds:
+        _seed_table(args)
+        return
     task = TASKS[args.task]
     steps = args.steps or int(task["steps"])  # type: ignore[call-overload]
     sets = [*task["sets"], *args.set, f"eval_every={max(steps // 10, 1000)}", "eval_episodes=10"]  # type: ignore[misc]
@@ -71,6 +87,37 @@ def main() -> None:
         "eval_curve": [(frames, round(ret, 1)) for frames, ret in run["curve"]],
         "config": {"presets": args.preset or task["presets"], "sets": sets}, "logdir": logdir,
     }, variant=f"{args.task}-seed{args.seed}")))  # fmt: skip
+
+
+def _seed_table(args: argparse.Namespace) -> None:
+    """One process per seed (this script with ``--seed``), ``--jobs`` at once; one JSON table."""
+    root = Path(args.logdir or tempfile.mkdtemp(prefix=f"dreamer_{args.task}_seeds_"))
+    passed = ["--task", args.task, *(["--steps", str(args.steps)] if args.steps else []),
+              *(["--threads", str(args.threads)] if args.threads else []),
+              *[x for preset in args.preset or [] for x in ("--preset", preset)],
+              *[x for kv in args.set for x in ("--set", kv)]]  # fmt: skip
+
+    def one(seed: int) -> dict[str, Any]:
+        cmd = [sys.executable, os.path.abspath(__file__), *passed, "--seed", str(seed), "--logdir", str(root / f"seed{seed}")]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        lines = done.stdout.strip().splitlines()
+        if done.returncode != 0 or not lines:
+            return {"seed": seed, "error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
+        row = json.loads(lines[-1])
+        return {"seed": seed, **{k: row[k] for k in ("final_eval_return", "best_eval_return", "frames_to_target", "met", "wall_s", "eval_curve")}}
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        rows = list(pool.map(one, args.seeds))
+    finals = [r["final_eval_return"] for r in rows if "final_eval_return" in r]
+    task = TASKS[args.task]
+    print(json.dumps(write_result("dreamer_learn", {
+        "benchmark": "dreamer_learn", "task": args.task, "seeds": args.seeds, "threads": args.threads,
+        "jobs": args.jobs, "target": task["target"], "met_at_final": sum(bool(r.get("met")) for r in rows),
+        "runs": len(rows), "failed": sum("error" in r for r in rows),
+        "median_final": statistics.median(finals) if finals else None, "wall_s": round(time.perf_counter() - t0, 1),
+        "rows": rows, "logdir": str(root),
+    }, variant=f"{args.task}-table-t{args.threads or 'default'}")))  # fmt: skip
 
 
 if __name__ == "__main__":
