@@ -28,7 +28,7 @@ import torch
 from agentwm.agents.dreamer import run_checkpoint as ckpt
 from agentwm.agents.dreamer.agent import DreamerAgent
 from agentwm.agents.dreamer.config import DreamerConfig
-from agentwm.agents.dreamer.train import action_to_env, env_specs, load_agent, obs_to_tensor
+from agentwm.agents.dreamer.evaluation import action_to_env, env_specs, load_agent, obs_to_tensor
 from agentwm.envs.gym import make_env
 
 BEFORE = (1, 5, 10, 30)  # steps before the end at which beliefs are reported

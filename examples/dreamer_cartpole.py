@@ -16,7 +16,7 @@ import gymnasium as gym
 import torch
 
 from agentwm.agents.dreamer import evaluate_logdir, load_agent, resolve_config, train
-from agentwm.agents.dreamer.train import action_to_env, obs_to_tensor
+from agentwm.agents.dreamer.evaluation import action_to_env, obs_to_tensor
 from agentwm.envs.gym import action_spec_of
 
 parser = argparse.ArgumentParser()

@@ -31,7 +31,7 @@ from agentwm.agents.dreamer import (
     train,
 )
 from agentwm.agents.dreamer import run_checkpoint as ckpt
-from agentwm.agents.dreamer.train import env_specs
+from agentwm.agents.dreamer.evaluation import env_specs
 from agentwm.envs.gym import make_env
 from agentwm.checkpoint import sha256_file
 from agentwm.worldmodels.base import ActionSpec

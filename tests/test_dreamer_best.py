@@ -14,8 +14,8 @@ from safetensors.torch import load_file
 from agentwm.agents.dreamer import DreamerAgent, evaluate_logdir, load_agent, resolve_config, train
 from agentwm.agents.dreamer import run_checkpoint as ckpt
 from agentwm.agents.dreamer.best import BestKeeper, best_folder, read_best
+from agentwm.agents.dreamer.evaluation import env_specs
 from agentwm.agents.dreamer.report import run_summary
-from agentwm.agents.dreamer.train import env_specs
 
 torch.set_num_threads(1)
 

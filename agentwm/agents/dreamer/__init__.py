@@ -8,9 +8,10 @@ act in your own loop; ``compare_runs([...])`` sums up several runs. CLI: ``agent
 
 from agentwm.agents.dreamer.agent import Actor, Critic, DreamerAgent, imagination_targets
 from agentwm.agents.dreamer.config import PRESETS, DreamerConfig, resolve_config
+from agentwm.agents.dreamer.evaluation import evaluate, evaluate_logdir, load_agent, plot_learning_curve
 from agentwm.agents.dreamer.params import count_agent_params
 from agentwm.agents.dreamer.report import compare_runs, plot_runs
-from agentwm.agents.dreamer.train import evaluate, evaluate_logdir, load_agent, plot_learning_curve, train
+from agentwm.agents.dreamer.train import train
 from agentwm.agents.overrides import parse_override
 from agentwm.agents.replay import SequenceReplay
 
