@@ -10,6 +10,7 @@ machine was; ``matmul_mflop_per_step`` counts the matmul work one imagined step 
 ``achieved_matmul_gflops_actions`` how fast imagination ran it, so the two can be compared. Prints one JSON object; CUDA is measured too when present.
 
     python benchmarks/imagine.py [--presets debug,size1m,size12m,dreamerv3-torch] [--repeats 7] [--compile]
+    python benchmarks/imagine.py --presets dreamerv3-torch --bf16 --threads 2   # bf16 autocast: speed and error
 
 Target on a 2-core CPU: ``dreamerv3-torch`` >= 30,000 imagined steps/s (NM512/dreamerv3-torch does
 about 10,700/s on the same machine).
@@ -68,7 +69,7 @@ def matmul_gflops(device: str, repeats: int) -> float:
 
 @torch.no_grad()
 def measure(
-    name: str, device: str, batch: int, horizon: int, repeats: int, compile: bool
+    name: str, device: str, batch: int, horizon: int, repeats: int, compile: bool, amp: bool = False
 ) -> dict[str, float]:
     torch.manual_seed(0)
     cfg = RSSMConfig.preset(name)
@@ -103,7 +104,43 @@ def measure(
     if compile:  # torch.compile of the step and heads; warm-up calls pay the compilation
         compiled = best_seconds(lambda: model.imagine(state, actions, compile=True), device, repeats)
         out["steps_per_s_actions_compiled"] = round(steps / compiled)
+    if amp:  # after the fp32 figures, in the same process
+        out.update(_bf16(model, state, actions, device, repeats, steps, compile))
     return out
+
+
+def _bf16(model: RSSM, state: dict[str, torch.Tensor], actions: torch.Tensor, device: str, repeats: int,
+          steps: int, compile: bool) -> dict[str, float]:
+    """bf16-autocast imagination: its speed, and how far it lands from fp32 on the same start,
+    actions and random numbers after one step (before any sampled latent can differ; later steps
+    diverge wherever one sampled class differs, as two fp32 runs with other seeds would)."""
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+
+    def run(bf16: bool, seed: int | None = None, horizon: int | None = None):  # type: ignore[no-untyped-def]
+        if seed is not None:
+            torch.manual_seed(seed)
+        with torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16):
+            return model.imagine(state, actions[:horizon] if horizon else actions, compile=compile)
+
+    seconds = best_seconds(lambda: run(True), device, repeats)
+    # The reward head's output layer starts at zero (so its error would be zero): give it weights as
+    # a trained one has, for the error figures only.
+    out_layer = model.reward_head.out
+    assert out_layer is not None
+    saved = out_layer.weight.detach().clone()
+    torch.nn.init.normal_(out_layer.weight, std=0.05)
+    ref, low = run(False, 0, 1), run(True, 0, 1)
+    out_layer.weight.copy_(saved)
+    deter_ref, deter_low = ref.states["deter"][1].float(), low.states["deter"][1].float()
+    assert ref.rewards is not None and low.rewards is not None
+    reward_ref = ref.rewards.float()
+    return {
+        "steps_per_s_actions_bf16": round(steps / seconds),
+        "bf16_deter_rel_error_step1": round(float((deter_low - deter_ref).norm() / deter_ref.norm()), 4),
+        "bf16_reward_abs_error_step1": round(float((low.rewards.float() - reward_ref).abs().mean()), 4),
+        "reward_std_step1": round(float(reward_ref.std()), 4),
+        "bf16_same_latent_sample_step1": round(float((ref.states["stoch"][1].argmax(-1) == low.states["stoch"][1].argmax(-1)).float().mean()), 4),
+    }
 
 
 def main() -> None:
@@ -114,7 +151,11 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=15)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--compile", action="store_true", help="also measure imagine(..., compile=True)")
+    parser.add_argument("--bf16", action="store_true", help="also measure bf16 autocast and its error against fp32")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     presets = [p for p in args.presets.split(",") if p]
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     out: dict[str, object] = {
@@ -129,13 +170,13 @@ def main() -> None:
     for device in devices:
         result: dict[str, object] = {"matmul_gflops_before": matmul_gflops(device, args.repeats)}
         for preset in presets:
-            result[preset] = measure(preset, device, args.batch, args.horizon, args.repeats, args.compile)
+            result[preset] = measure(preset, device, args.batch, args.horizon, args.repeats, args.compile, args.bf16)
         result["matmul_gflops_after"] = matmul_gflops(device, args.repeats)
         out[device] = result
     if torch.cuda.is_available():
         out["cuda_device"] = torch.cuda.get_device_name()
     print(json.dumps(out))
-    write_result("imagine", out)
+    write_result("imagine", out, variant="bf16" if args.bf16 else None)
 
 
 if __name__ == "__main__":
