@@ -25,7 +25,9 @@ def _argmax_sampling() -> None:
     import agentwm.core.distributions as dist_mod
     import agentwm.worldmodels.rssm_fast as fast_mod
 
-    def argmax(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def argmax(
+        logits: torch.Tensor, generator: torch.Generator | None = None, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return logits.argmax(-1)
 
     for mod in (dist_mod, fast_mod, agent_mod):
