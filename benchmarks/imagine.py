@@ -176,7 +176,8 @@ def main() -> None:
     if torch.cuda.is_available():
         out["cuda_device"] = torch.cuda.get_device_name()
     print(json.dumps(out))
-    write_result("imagine", out, variant="bf16" if args.bf16 else None)
+    variant = "-".join([*(["bf16"] if args.bf16 else []), *(["compile"] if args.compile else [])])
+    write_result("imagine", out, variant=variant or None)
 
 
 if __name__ == "__main__":
