@@ -44,9 +44,9 @@ import numpy as np
 import torch
 
 sys.path.append(str(Path(__file__).resolve().parent))  # _results.py (appended: nothing here shadows a package)
-from _results import write_result  # noqa: E402
+from _results import write_result
 
-from agentwm.agents.dialogue.outcome_train import LogData, load_logs  # noqa: E402
+from agentwm.agents.dialogue.outcome_train import LogData, load_logs
 from agentwm.worldmodels.base import repeat_state
 from agentwm.worldmodels.dialogue_outcome import DialogueOutcomeModel
 from agentwm.worldmodels.dialogue_outcome_io import load_outcome_model

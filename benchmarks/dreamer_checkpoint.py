@@ -19,15 +19,14 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
-import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
-from _results import write_result  # noqa: E402  (benchmarks/_results.py)
-
 import numpy as np
+from _results import write_result
 
 from agentwm.agents.dreamer import DreamerAgent, SequenceReplay, resolve_config
 from agentwm.agents.dreamer import run_checkpoint as ckpt

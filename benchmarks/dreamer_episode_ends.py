@@ -15,15 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
-import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
-from _results import write_result  # noqa: E402  (benchmarks/_results.py)
-
 import numpy as np
 import torch
+from _results import write_result
 
 from agentwm.agents.dreamer import run_checkpoint as ckpt
 from agentwm.agents.dreamer.agent import DreamerAgent

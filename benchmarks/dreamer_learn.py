@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
-from _results import write_result  # noqa: E402  (benchmarks/_results.py)
+from _results import write_result
 
 from agentwm.agents.dreamer import resolve_config, train
 from agentwm.agents.dreamer.report import run_summary

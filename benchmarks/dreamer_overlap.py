@@ -19,13 +19,12 @@ import argparse
 import json
 import os
 import statistics
-import tempfile
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
-from _results import write_result  # noqa: E402  (benchmarks/_results.py)
-
 import torch
+from _results import write_result
 from safetensors.torch import load_file
 
 from agentwm.agents.dreamer import resolve_config, train

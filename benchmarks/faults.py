@@ -27,7 +27,6 @@ import errno
 import io
 import json
 import os
-import platform
 import random
 import shutil
 import signal
@@ -40,7 +39,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.append(str(Path(__file__).resolve().parent))  # appended: benchmarks/textworld.py must not shadow textworld
-from _results import write_result  # noqa: E402
+from _results import write_result
+
 EVERY = 40  # checkpoint interval of the killed runs (frames)
 SETS = ["prefill=40", "train_ratio=8", "log_every=10", f"checkpoint_every={EVERY}", "eval_every=100000",
         "replay_capacity=5000"]  # fmt: skip

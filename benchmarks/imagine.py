@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
-import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
-from _results import write_result  # noqa: E402  (benchmarks/_results.py)
+from _results import write_result
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
-from _results import write_result  # noqa: E402  (benchmarks/_results.py)
+from _results import write_result
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

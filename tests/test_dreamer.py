@@ -32,8 +32,8 @@ from agentwm.agents.dreamer import (
 )
 from agentwm.agents.dreamer import run_checkpoint as ckpt
 from agentwm.agents.dreamer.evaluation import env_specs
-from agentwm.envs.gym import make_env
 from agentwm.checkpoint import sha256_file
+from agentwm.envs.gym import make_env
 from agentwm.worldmodels.base import ActionSpec
 
 torch.set_num_threads(1)

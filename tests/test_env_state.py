@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from agentwm.agents import env_state
-from agentwm.envs.gym import make_vector_env
 from agentwm.checkpoint import decode_tree, encode_tree
+from agentwm.envs.gym import make_vector_env
 
 
 def _steps(envs: gym.vector.SyncVectorEnv, actions: np.ndarray) -> list[np.ndarray]:

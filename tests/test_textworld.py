@@ -139,7 +139,7 @@ def test_rank_loss_prefers_the_winning_command_first() -> None:
     mask = torch.tensor([[1.0, 1.0, 0.0]])
     good = rank_loss(torch.tensor([[0.5, 0.4, 0.3, 0.9]]), mask)  # the masked 0.9 is ignored
     bad = rank_loss(torch.tensor([[0.4, 0.5, 0.3, 0.9]]), mask)
-    assert float(good) < 0.05 < 0.5 < float(bad)
+    assert float(good) < 0.05 and float(bad) > 0.5
     assert float(rank_loss(torch.tensor([[0.5, 0.9, 0.9, 0.9]]), torch.zeros(1, 3))) == pytest.approx(0.0, abs=1e-6)
 
 
