@@ -476,3 +476,21 @@ def test_state_dict_round_trip_gives_identical_outputs() -> None:
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert torch.equal(ra.rewards, rb.rewards) and torch.equal(ra.states["deter"], rb.states["deter"])
     assert torch.equal(da, db)
+
+
+def test_cont_terminal_weight_scales_the_continue_loss_at_terminal_steps_only() -> None:
+    obs_shape, spec = (4,), ActionSpec("discrete", 2)
+    torch.manual_seed(0)
+    plain = RSSM(obs_shape, spec, RSSMConfig.preset("debug"))
+    weighted = RSSM(obs_shape, spec, RSSMConfig.preset("debug").model_copy(update={"cont_terminal_weight": 10.0}))
+    weighted.load_state_dict(plain.state_dict())
+    batch = {"obs": torch.randn(2, 5, 4), "action": torch.nn.functional.one_hot(torch.zeros(2, 5, dtype=torch.long), 2).float(),
+             "reward": torch.zeros(2, 5), "is_first": torch.zeros(2, 5, dtype=torch.bool),
+             "is_terminal": torch.zeros(2, 5, dtype=torch.bool)}  # fmt: skip
+    batch["is_terminal"][1, 3] = True
+    losses = []
+    for model in (plain, weighted):
+        torch.manual_seed(1)
+        losses.append(model.loss(batch)[0]["cont"])
+    ratio = (losses[1] / losses[0]).detach()
+    assert torch.allclose(ratio[1, 3], torch.tensor(10.0)) and float(ratio.sum()) == pytest.approx(10.0 + 9)

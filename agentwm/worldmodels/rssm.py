@@ -400,6 +400,8 @@ class RSSM(nn.Module):
             "reward": self.twohot.loss(reward_logits, reward),
             "cont": F.binary_cross_entropy_with_logits(cont_logit, cont_target, reduction="none"),
         }
+        if cfg.cont_terminal_weight != 1.0:
+            losses["cont"] = losses["cont"] * torch.where(terminal.bool(), cfg.cont_terminal_weight, 1.0)
         for key, value in losses.items():
             assert value.shape == (B, T), f"loss {key} has shape {tuple(value.shape)}, expected {(B, T)}"
         with torch.no_grad():

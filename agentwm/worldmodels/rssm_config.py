@@ -50,6 +50,10 @@ class RSSMConfig(BaseModel):
     )
     rew_layers: int = Field(default=1, ge=0, description="Hidden layers of the reward head.")
     cont_layers: int = Field(default=1, ge=0, description="Hidden layers of the continue head.")
+    cont_terminal_weight: float = Field(
+        default=1.0, gt=0.0, description="Weight of the continue loss at terminal steps (episode ends are "
+        "rare in replay: > 1 counts each one more, so the continue head learns where episodes end).",
+    )
     ac_layers: int = Field(
         default=3, ge=0, description="Hidden layers of the actor and critic (agents, param counts)."
     )
