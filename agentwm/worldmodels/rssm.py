@@ -65,7 +65,8 @@ from agentwm.worldmodels.block_gru import NORM_EPS, BlockGRU, after_first, first
 from agentwm.worldmodels.rssm_config import LOSS_KEYS, PRESETS, RSSMConfig
 
 __all__ = ["LOSS_KEYS", "NORM_EPS", "PRESETS", "RSSM", "RSSMConfig", "after_first", "first_linear", "kl_losses",
-           "scale_actions"]  # config names re-exported: they lived here before rssm_config.py
+           "scale_actions"]  # config names re-exported: they lived here before rssm_config.py (and block_gru.py)
+
 
 def kl_losses(
     post_logits: Tensor, prior_logits: Tensor, free_nats: float, unimix: float
