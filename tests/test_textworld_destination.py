@@ -90,3 +90,25 @@ def test_zero_weight_by_default_and_old_checkpoints_load() -> None:
     assert float(losses["destination"].detach().sum()) > 0
     without = {k: v for k, v in losses.items() if k != "destination"}
     assert torch.allclose(_mean_loss(losses, batch, old.scales), _mean_loss(without, batch, old.scales))
+
+
+def test_recognisability_counts_steps_and_revisits_per_verb() -> None:
+    import importlib.util
+
+    from agentwm.agents.textworld.data import Episodes
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "textworld_destination.py"
+    spec = importlib.util.spec_from_file_location("agentwm_bench_textworld_destination", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    torch.manual_seed(0)
+    emb = torch.cat([F.normalize(torch.randn(6, 384), dim=-1), torch.zeros(1, 384)])  # rooms 0-2, commands 3-5, id -1: zeros
+    # room 0 -go east-> room 1 -go west-> room 0 (a revisit) -open box-> room 2
+    obs, act = torch.tensor([[0, 1, 0, 2]]), torch.tensor([[3, 4, 5, -1]])
+    data = Episodes(emb, obs, act, torch.zeros(1, 4), torch.ones(1, 4), torch.ones(1, 4, dtype=torch.long),
+                    torch.tensor([4]), torch.tensor([[0]]), torch.tensor([1]), ["g"])
+    verbs = ["", "", "", "go", "go", "open", ""]
+    out = bench.recognisability(TextLatentModel(), data, verbs)
+    assert out["go"]["steps"] == 2 and out["go"]["revisits"] == 1 and out["open"]["steps"] == 1 and out["open"]["revisits"] == 0
+    assert all(0.0 <= v[k] <= 1.0 for v in out.values() for k in ("top1", "revisit_top1"))
