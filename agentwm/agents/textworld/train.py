@@ -21,7 +21,6 @@ from agentwm.agents.textworld.direct import DirectScorer
 from agentwm.checkpoint import save_module
 from agentwm.worldmodels.text_latent import TextLatentConfig, TextLatentModel
 
-
 DEFAULT_SCALES: dict[str, float] = {
     "value": 1.0, "obs": 1.0, "reward": 1.0, "cont": 1.0, "imagined_value": 1.0, "consistency": 0.1, "q": 1.0,
     "counterfactual": 1.0, "rank": 0.0, "destination": 0.0,
