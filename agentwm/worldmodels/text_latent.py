@@ -40,6 +40,27 @@ def rank_loss(score: Tensor, alts_mask: Tensor, temperature: float = 0.05) -> Te
     return -torch.log_softmax(logits, -1)[..., 0]
 
 
+def destination_loss(pred: Tensor, target: Tensor, valid: Tensor, temperature: float = 0.05, same: float = 0.999) -> Tensor:
+    """InfoNCE that each predicted next observation ``pred [..., D]`` (unit rows) is nearer its own real
+    next observation ``target [..., D]`` (unit rows) than every other valid real next observation of the
+    batch (the other rooms and feedback texts of the same and other games) → ``[...]``, 0 where
+    ``valid [...]`` is 0. The cosine loss alone lets a move predict a generic room; this makes the
+    imagined destination recognisable. Targets at least ``same`` similar to the true one (a revisited
+    room, the same text) are not negatives."""
+    flat_v = valid.reshape(-1) > 0
+    idx = flat_v.nonzero().squeeze(1)
+    out = torch.zeros(flat_v.numel(), dtype=pred.dtype, device=pred.device)
+    if idx.numel() < 2:
+        return out.view(valid.shape)
+    p = pred.reshape(-1, pred.shape[-1])[idx]
+    t = target.reshape(-1, target.shape[-1])[idx]
+    eye = torch.eye(idx.numel(), dtype=torch.bool, device=pred.device)
+    dup = ((t @ t.T) >= same) & ~eye
+    logits = (p @ t.T / temperature).masked_fill(dup, float("-inf"))
+    loss = -torch.log_softmax(logits, -1).diagonal()
+    return out.index_put((idx,), loss).view(valid.shape)
+
+
 def count_cover(cover: Tensor, sims: Tensor, match: float = 0.45, margin: float = 0.1) -> Tensor:
     """Coverage ``[..., K]`` after a command with similarities ``sims [..., K]`` to the objective's
     sentences, counting repeated steps: among the sentences the command matches (``>= match``), only
@@ -208,8 +229,9 @@ class TextLatentModel(nn.Module):
         ``reward [B, T]`` and ``cont [B, T]`` (of the step that led to t), ``value [B, T]`` label,
         ``mask [B, T]`` valid steps, ``goal [B, K, D]``, ``goal_mask [B, K]``.
         Returns ``value`` ``[B, T]`` (posterior) and ``[B, T-1]`` terms: ``obs`` (cosine, per member), ``reward``,
-        ``cont``, ``imagined_value`` (1 and 2 steps ahead) and ``consistency`` (imagined vs
-        observed latent).
+        ``cont``, ``imagined_value`` (1 and 2 steps ahead), ``consistency`` (imagined vs
+        observed latent) and ``destination`` (:func:`destination_loss`: the predicted next observation
+        picks out the real one among the batch's other next observations; weight 0 unless asked for).
         """
         obs, act, mask = batch["obs"], batch["act"], batch["mask"]
         B, T, _ = obs.shape
@@ -227,11 +249,13 @@ class TextLatentModel(nn.Module):
         obs_loss = torch.zeros(B, T - 1, device=obs.device)
         imag_loss = torch.zeros_like(obs_loss)
         cons_loss = torch.zeros_like(obs_loss)
+        dest_loss = torch.zeros_like(obs_loss)
         imag2_loss = torch.zeros_like(obs_loss)
         live_next = live[:, 1:]
         for k, head in enumerate(self.dynamics):
             pred = F.normalize(head(feat), dim=-1)
             obs_loss = obs_loss + (1 - (pred * target_obs).sum(-1)) * trans
+            dest_loss = dest_loss + destination_loss(pred, target_obs, trans)
             h1 = self.cell(self._step_input(pred, a, goal, gmask, cover[:, 1:]).reshape(-1, self._in_dim()), post[:, :-1].reshape(-1, post.shape[-1]))
             h1 = h1.view(B, T - 1, -1)
             imag_loss = imag_loss + (self.value_of(h1, cover[:, 1:]) - batch["value"][:, 1:]) ** 2 * live_next
@@ -251,6 +275,7 @@ class TextLatentModel(nn.Module):
         losses = {
             "value": value_loss, "obs": obs_loss / E, "reward": reward_loss, "cont": cont_loss,
             "imagined_value": (imag_loss + imag2_loss) / E, "consistency": cons_loss / E,
+            "destination": dest_loss / E,
         }
         if cf is not None and rk is not None:
             losses["counterfactual"], losses["rank"] = cf, rk

@@ -13,13 +13,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from tqdm import tqdm
 
 from agentwm.agents.textworld.data import Episodes, load_episodes, merge
 from agentwm.agents.textworld.direct import DirectScorer
 from agentwm.checkpoint import save_module
 from agentwm.worldmodels.text_latent import TextLatentConfig, TextLatentModel
+
+DEFAULT_SCALES: dict[str, float] = {
+    "value": 1.0, "obs": 1.0, "reward": 1.0, "cont": 1.0, "imagined_value": 1.0, "consistency": 0.1, "q": 1.0,
+    "counterfactual": 1.0, "rank": 0.0, "destination": 0.0,
+}
+"""Default weight of each loss term; ``destination`` (the imagined destination's contrastive term) is off."""
 
 
 class TrainConfig(BaseModel):
@@ -36,10 +42,13 @@ class TrainConfig(BaseModel):
     init: str | None = Field(None, description="checkpoint folder of the same kind and sizes to start from (fine-tuning)")
     alternatives: int = Field(8, ge=1, description="other menu commands per state used by each update (a random subset of those stored)")
     model: TextLatentConfig = Field(default_factory=TextLatentConfig, description="model sizes")
-    scales: dict[str, float] = Field(
-        default_factory=lambda: {"value": 1.0, "obs": 1.0, "reward": 1.0, "cont": 1.0, "imagined_value": 1.0, "consistency": 0.1, "q": 1.0, "counterfactual": 1.0, "rank": 0.0},
-        description="weight of each loss term",
-    )
+    scales: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_SCALES), description="weight of each loss term (terms not named keep their default)")
+
+    @field_validator("scales")
+    @classmethod
+    def _fill_scales(cls, v: dict[str, float]) -> dict[str, float]:
+        """Terms a config does not name keep their default, so a config written before a term existed trains as it did."""
+        return {**DEFAULT_SCALES, **v}
 
 
 def _subsample_alts(batch: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
