@@ -68,7 +68,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--games-dir", required=True, help="folder of test games (made here if missing)")
-    p.add_argument("--models", default=str(ROOT / "models" / "textworld-minilm-gru"), help="folder holding world_model/ and direct/ checkpoints")
+    p.add_argument("--models", default=str(ROOT / "models" / "textworld-minilm-gru-dest"), help="folder holding world_model/ and direct/ checkpoints")
     p.add_argument("--settings", nargs="+", default=["quest5", "quest8"], help="settings to play")
     p.add_argument("--games", type=int, default=50, help="games per setting")
     p.add_argument("--split", default="test", choices=["test", "validation"], help="test games (seeds 3500+, the headline figures) or validation games (seeds 3000-3499, for choosing methods)")

@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--games-dir", required=True, help="folder of test games (benchmarks/textworld.py makes them)")
-    p.add_argument("--model", default=str(ROOT / "models" / "textworld-minilm-gru" / "world_model"), help="world-model checkpoint")
+    p.add_argument("--model", default=str(ROOT / "models" / "textworld-minilm-gru-dest" / "world_model"), help="world-model checkpoint")
     p.add_argument("--settings", nargs="+", default=["quest5", "quest8"], help="settings to play")
     p.add_argument("--games", type=int, default=20, help="test games per setting")
     p.add_argument("--horizons", type=int, nargs="+", default=[1, 3], help="imagined steps per candidate")

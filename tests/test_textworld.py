@@ -275,4 +275,4 @@ def test_learned_and_direct_agents_default_to_the_shipped_checkpoints() -> None:
 
     for kind in ("learned", "direct"):
         folder = shipped_model(kind)
-        assert folder.parent.name == "textworld-minilm-gru" and load_model(folder) is not None
+        assert folder.parent.name == "textworld-minilm-gru-dest" and load_model(folder) is not None

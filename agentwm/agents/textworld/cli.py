@@ -47,7 +47,7 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=_printing(_relabel))
 
     p = sub.add_parser("play", help="play a trained model's planner (or an ablation) on games")
-    p.add_argument("--model", default=None, help="checkpoint folder of the world model (learned) or direct model (direct); default: the shipped one in models/textworld-minilm-gru")
+    p.add_argument("--model", default=None, help="checkpoint folder of the world model (learned) or direct model (direct); default: the shipped one in models/textworld-minilm-gru-dest")
     p.add_argument("--agent", default="learned", choices=["learned", "direct", "mcts", "objective_match", "random"], help="which agent (mcts: tree search over the world model)")
     p.add_argument("--games", required=True, nargs="+", help="game files (.z8)")
     p.add_argument("--prior", default=None, help="learned only: a direct model's checkpoint whose Q is combined with the imagined return")

@@ -28,13 +28,15 @@ def shared_embedder() -> Any:
     return _EMBEDDER
 
 
+SHIPPED = "textworld-minilm-gru-dest"  # the default checkpoints (docs/textworld.md, phase 4)
+
+
 def shipped_model(kind: str) -> Path:
     """The shipped checkpoint of ``kind`` (``learned``: ``world_model``, ``direct``: ``direct``) in
-    ``models/textworld-minilm-gru`` of the source checkout (next to the package) or of the current
-    directory; a one-line error naming both places when neither holds it."""
+    ``models/textworld-minilm-gru-dest`` of the source checkout (next to the package) or of the
+    current directory; a one-line error naming both places when neither holds it."""
     sub = "world_model" if kind == "learned" else "direct"
-    places = [Path(__file__).resolve().parents[3] / "models" / "textworld-minilm-gru" / sub,
-              Path.cwd() / "models" / "textworld-minilm-gru" / sub]
+    places = [Path(__file__).resolve().parents[3] / "models" / SHIPPED / sub, Path.cwd() / "models" / SHIPPED / sub]
     for place in places:
         if (place / "config.json").is_file():
             return place
