@@ -59,6 +59,7 @@ def main() -> None:
     p.add_argument("--progress", action="store_true")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="a seed table: one run per seed")
     p.add_argument("--jobs", type=int, default=1, help="with --seeds: runs at once")
+    p.add_argument("--name", default="", help="with --seeds: a suffix for the table's results file (variants apart)")
     args = p.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if args.jobs < 1:
@@ -117,7 +118,7 @@ def _seed_table(args: argparse.Namespace) -> None:
         "runs": len(rows), "failed": sum("error" in r for r in rows),
         "median_final": statistics.median(finals) if finals else None, "wall_s": round(time.perf_counter() - t0, 1),
         "rows": rows, "logdir": str(root),
-    }, variant=f"{args.task}-table-t{args.threads or 'default'}")))  # fmt: skip
+    }, variant=f"{args.task}-table-t{args.threads or 'default'}" + (f"-{args.name}" if args.name else ""))))  # fmt: skip
 
 
 if __name__ == "__main__":
