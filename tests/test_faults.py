@@ -5,11 +5,9 @@ damaged three ways, a planted pickle, a full disk, the non-finite guard, and the
 from __future__ import annotations
 
 import errno
-import importlib.util
 import json
 import math
 import os
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -23,19 +21,11 @@ from agentwm.agents.dreamer import run_checkpoint as ckpt
 from agentwm.checkpoint import CheckpointError, decode_tree, encode_tree
 from agentwm.core.finite import FiniteGuard, NonFiniteError, check_positive_finite
 from agentwm.worldmodels.base import ActionSpec
+from tests.benchmark_module import load_benchmark
 
 
 def _benchmark(name: str) -> ModuleType:
-    """A module of benchmarks/, loaded by path: putting benchmarks/ on sys.path would let
-    benchmarks/textworld.py shadow the textworld package for every later test."""
-    bench = Path(__file__).resolve().parents[1] / "benchmarks"
-    if str(bench) not in sys.path:  # faults.py imports its helper _fault_inputs by name
-        sys.path.append(str(bench))
-    spec = importlib.util.spec_from_file_location(f"agentwm_bench_{name}", bench / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark(name)
 
 
 fault_inputs = _benchmark("_fault_inputs")

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.benchmark_module import load_benchmark
+
 
 def _bench() -> ModuleType:
-    """Loaded by path: benchmarks/ on sys.path would shadow the textworld package."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "textworld.py"
-    spec = importlib.util.spec_from_file_location("agentwm_bench_textworld", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("textworld")
 
 
 def test_split_and_cover_rule_options() -> None:

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from agentwm.agents.textworld.train import DEFAULT_SCALES, TrainConfig, _mean_loss, load_model
 from agentwm.worldmodels.text_latent import TextLatentConfig, TextLatentModel, destination_loss
+from tests.benchmark_module import load_benchmark
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "textworld-minilm-gru" / "world_model"
 
@@ -93,15 +94,9 @@ def test_zero_weight_by_default_and_old_checkpoints_load() -> None:
 
 
 def test_recognisability_counts_steps_and_revisits_per_verb() -> None:
-    import importlib.util
-
     from agentwm.agents.textworld.data import Episodes
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "textworld_destination.py"
-    spec = importlib.util.spec_from_file_location("agentwm_bench_textworld_destination", path)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("textworld_destination")
     torch.manual_seed(0)
     emb = torch.cat([F.normalize(torch.randn(6, 384), dim=-1), torch.zeros(1, 384)])  # rooms 0-2, commands 3-5, id -1: zeros
     # room 0 -go east-> room 1 -go west-> room 0 (a revisit) -open box-> room 2

@@ -4,7 +4,6 @@ agreement with the one-step planner), the LLM planner and hybrid rows, and the b
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 import torch
 
 from agentwm.agents.textworld.search import _most_visited
+from tests.benchmark_module import load_benchmark
 from tests.text_fakes import ScriptedChat, field, first_human
 
 torch.set_num_threads(1)
@@ -181,11 +181,7 @@ def test_hybrid_without_consults_is_the_learned_planner(games: list[Path]) -> No
 
 def test_benchmark_writes_the_mcts_row(games: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTWM_RESULTS_DIR", str(tmp_path / "results"))
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "textworld.py"
-    spec = importlib.util.spec_from_file_location("agentwm_bench_textworld_search", path)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("textworld")
     folder = tmp_path / "games"
     folder.mkdir()
     from agentwm.envs.textworld import make_game
