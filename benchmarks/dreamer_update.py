@@ -5,6 +5,7 @@
     python benchmarks/dreamer_update.py --device cuda --presets size12m --iters 10   # GPU: named in the JSON
     python benchmarks/dreamer_update.py --device cuda --presets size12m --compile
     python benchmarks/dreamer_update.py --device cuda --presets size12m --cuda-graph --kernels   # one replayed graph
+    python benchmarks/dreamer_update.py --device cuda --presets size12m --compile --phases   # kernels per phase
 
 Prints one JSON object: per preset the parameter count, seconds per update (median of ``--iters``
 timed updates after ``--warmup`` untimed ones; every timing, min/max and the spread ``(max - min) /
@@ -41,6 +42,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, also under `agentwm bench`
 import torch
 from _results import write_result
+from _update_phases import phase_table
 
 from agentwm.agents.dreamer import DreamerAgent, resolve_config
 from agentwm.agents.dreamer.graphed import GraphedUpdate
@@ -112,7 +114,7 @@ def bench(preset: str, args: argparse.Namespace) -> dict[str, float | int | str]
     # presets pile up recompilations and can hit dynamo's limit, silently running eager.
     torch._dynamo.reset()
     sets = [f"batch_size={args.batch}", f"batch_length={args.length}", f"compile={str(args.compile).lower()}",
-            f"amp={args.amp}"]
+            f"amp={args.amp}", *args.set]
     cfg = resolve_config([preset], sets, device=args.device)
     obs_shape = (3, 64, 64) if args.obs == "image" else (args.obs_dim,)
     agent = DreamerAgent(obs_shape, ActionSpec("discrete", args.actions), cfg).to(device)
@@ -121,6 +123,9 @@ def bench(preset: str, args: argparse.Namespace) -> dict[str, float | int | str]
     if args.kernels and device.type == "cuda":
         agent.update(batch)  # lazy initialisations first
         extra["kernels_per_update"] = _cuda_kernels(lambda: agent.update(batch))
+    if args.phases:  # after a first update, so lazy initialisation and compilation are not counted
+        agent.update(batch)
+        extra["phases"] = phase_table(agent, batch)
     update = agent.update
     if args.cuda_graph:  # the eager warm-up updates, then the capture, are the untimed calls
         graphed = GraphedUpdate(agent, warmup=args.warmup)
@@ -187,6 +192,10 @@ def main() -> None:
     p.add_argument("--roofline", action="store_true", help="count FLOPs and print the lower-bound seconds")
     p.add_argument("--cuda-graph", action="store_true", help="replay the update as one CUDA graph (GraphedUpdate)")
     p.add_argument("--kernels", action="store_true", help="CUDA: count the kernels one eager update launches")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a Dreamer setting for every preset, e.g. compile_observe_chunk=8 (repeatable)")
+    p.add_argument("--phases", action="store_true",
+                   help="kernels (CUDA) or ATen ops (CPU) and their time per phase of one eager update")
     args = p.parse_args()
     if args.cuda_graph and torch.device(args.device).type != "cuda":
         p.error("--cuda-graph needs --device cuda")
@@ -197,14 +206,14 @@ def main() -> None:
         "benchmark": "dreamer_update", "batch": [args.batch, args.length], "obs": args.obs,
         "device": args.device if torch.device(args.device).type != "cuda" else torch.cuda.get_device_name(args.device),
         "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-        "load_avg_1m": os.getloadavg()[0], "reference_s": REFERENCE_S,
+        "load_avg_1m": os.getloadavg()[0], "reference_s": REFERENCE_S, "settings": args.set,
     }  # fmt: skip
     results: list[dict[str, float | int | str]] = []
     for preset in args.presets:
         results.append(bench(preset, args))
         print(json.dumps(results[-1]), flush=True)
     variant = "-".join([*args.presets, args.amp, *(["compile"] if args.compile else []),
-                        *(["graph"] if args.cuda_graph else [])])
+                        *(["graph"] if args.cuda_graph else []), *(x.replace("=", "") for x in args.set)])
     print(json.dumps(write_result("dreamer_update", {**out, "results": results}, variant=variant)))
 
 

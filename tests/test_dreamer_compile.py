@@ -53,10 +53,12 @@ def test_watch_sees_a_recompile_and_call_sites_do_not_share_a_cache() -> None:
         compile_call(net, "not a name")
 
 
-def test_compiled_observe_step_gives_the_eager_posterior() -> None:
+@pytest.mark.parametrize("chunk", [1, 3])
+def test_compiled_observe_step_gives_the_eager_posterior(chunk: int) -> None:
+    """Step by step, and 3 steps per compiled call (8 = 3 + 3 + 1 + 1: the tail goes step by step)."""
     torch._dynamo.reset()
     torch.manual_seed(0)
-    cfg = resolve_config(["debug"], ["device=cpu", "compile=true"])
+    cfg = resolve_config(["debug"], ["device=cpu", "compile=true", f"compile_observe_chunk={chunk}"])
     agent = DreamerAgent((4,), ActionSpec("discrete", 2), cfg)
     eager = DreamerAgent((4,), ActionSpec("discrete", 2), resolve_config(["debug"], ["device=cpu"]))
     eager.load_state_dict(agent.state_dict())
@@ -68,3 +70,37 @@ def test_compiled_observe_step_gives_the_eager_posterior() -> None:
         posts.append(post)
     for key in ("deter", "stoch", "logits"):
         torch.testing.assert_close(posts[0][key], posts[1][key], rtol=1e-4, atol=1e-5)
+    weights = torch.randn_like(posts[0]["deter"])
+    for model, post in zip((agent.wm, eager.wm), posts):
+        ((post["deter"] * weights).sum() + post["logits"].square().mean() + post["stoch"].sum()).backward()
+    for (name, p_compiled), p_eager in zip(agent.wm.named_parameters(), eager.wm.parameters()):
+        if p_eager.grad is not None:  # the gradients through the loop, summed over the steps' calls
+            assert p_compiled.grad is not None, name
+            torch.testing.assert_close(p_compiled.grad, p_eager.grad, rtol=1e-3, atol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("kind", ["discrete", "continuous"])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_fused_imagination_step_draws_and_gives_what_the_step_by_step_loop_does(kind: str, compiled: bool) -> None:
+    """The GPU's fused imagination step (actor, prior, sample and next projection as one call) against
+    the CPU's loop: the same random numbers in the same order, so the same rollout."""
+    from agentwm.worldmodels.rssm_fast import imagine_fast
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    agent = DreamerAgent((4,), ActionSpec(kind, 2), resolve_config(["debug"], ["device=cpu"]))
+    with torch.no_grad():
+        post, _ = agent.wm.observe_sequence(*(vector_batch()[k] for k in ("obs", "action", "is_first")))
+    start = {k: post[k].flatten(0, 1) for k in ("deter", "stoch")}
+    rolls = []
+    for fused in (False, True):
+        generator = torch.Generator().manual_seed(7)
+        agent.generator = generator
+        rolls.append(imagine_fast(agent.wm, start, None, agent._policy, 5, generator, compile=compiled, fused=fused))
+    step_by_step, fused_roll = rolls
+    assert fused_roll.actions is not None and step_by_step.actions is not None
+    torch.testing.assert_close(fused_roll.actions, step_by_step.actions, rtol=1e-4, atol=1e-5)
+    assert torch.equal(fused_roll.states["stoch"], step_by_step.states["stoch"])  # every latent sample the same
+    torch.testing.assert_close(fused_roll.states["deter"], step_by_step.states["deter"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(fused_roll.rewards, step_by_step.rewards, rtol=1e-4, atol=1e-5)
+    assert not torch.equal(fused_roll.states["stoch"][1], fused_roll.states["stoch"][2])  # it does move on

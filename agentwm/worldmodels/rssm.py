@@ -239,20 +239,26 @@ class RSSM(nn.Module):
             # first step gets tensors of its own, the sample one that requires grad as later ones do
             deter, stoch = deter.clone(), stoch.clone().requires_grad_(deter.requires_grad)
         step = self._batched("observe_step")
+        steps = self._batched("observe_steps") if self._observe_chunk > 1 else None
         noise_shape = (B, cfg.stoch, 1)  # one uniform per categorical (core.sample_indices)
-        deters, stochs, logits = [], [], []
-        for t in range(T):
-            noise = torch.rand(noise_shape, device=deter.device, generator=generator)
-            deter, stoch, logit = step(deter, stoch, first[:, t, None], action_proj[:, t], embed_proj[:, t],
-                                       init["deter"], init["stoch"], noise)  # fmt: skip
-            deters.append(deter)
-            stochs.append(stoch)
-            logits.append(logit)
-        post = {
-            "deter": torch.stack(deters, 1),
-            "stoch": torch.stack(stochs, 1),
-            "logits": torch.stack(logits, 1),
-        }
+        outs: list[tuple[Tensor, Tensor, Tensor]] = []  # per call: deter, stoch, logits [B, k, ...]
+        t = 0
+        while t < T:
+            k = self._observe_chunk if steps is not None and t + self._observe_chunk <= T else 1
+            noise = [torch.rand(noise_shape, device=deter.device, generator=generator) for _ in range(k)]
+            if k == 1:
+                deter, stoch, logit = step(deter, stoch, first[:, t, None], action_proj[:, t], embed_proj[:, t],
+                                           init["deter"], init["stoch"], noise[0])  # fmt: skip
+                outs.append((deter[:, None], stoch[:, None], logit[:, None]))
+            else:
+                assert steps is not None
+                span = slice(t, t + k)
+                chunk = steps(deter, stoch, first[:, span, None].transpose(0, 1), action_proj[:, span].transpose(0, 1),
+                              embed_proj[:, span].transpose(0, 1), init["deter"], init["stoch"], torch.stack(noise))  # fmt: skip
+                outs.append(chunk)
+                deter, stoch = chunk[0][:, -1], chunk[1][:, -1]
+            t += k
+        post = {key: torch.cat([o[i] for o in outs], 1) for i, key in enumerate(("deter", "stoch", "logits"))}
         prior_logits = self.prior_net(post["deter"]).unflatten(-1, (cfg.stoch, cfg.classes))
         return post, prior_logits
 
@@ -272,6 +278,22 @@ class RSSM(nn.Module):
         logit = self._posterior_logits(deter, embed_proj)
         sample = sample_onehot(unimix_logits(logit, self.config.unimix), noise=noise)
         return deter, sample.to(init_stoch.dtype), logit
+
+    def observe_steps(
+        self, deter: Tensor, stoch: Tensor, reset: Tensor, action_proj: Tensor, embed_proj: Tensor,
+        init_deter: Tensor, init_stoch: Tensor, noise: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``k`` steps of :meth:`observe_step` in one call (inputs ``[k, B, ...]``, outputs ``deter,
+        stoch, logits`` as ``[B, k, ...]``): what :meth:`compile_batched` compiles with
+        ``observe_chunk=k``, so that one compiled call, and one gradient per weight, spans ``k`` steps."""
+        deters, stochs, logits = [], [], []
+        for i in range(reset.shape[0]):
+            deter, stoch, logit = self.observe_step(deter, stoch, reset[i], action_proj[i], embed_proj[i],
+                                                    init_deter, init_stoch, noise[i])  # fmt: skip
+            deters.append(deter)
+            stochs.append(stoch)
+            logits.append(logit)
+        return torch.stack(deters, 1), torch.stack(stochs, 1), torch.stack(logits, 1)
 
     # -- imagining -------------------------------------------------------------------------------
 
@@ -342,17 +364,24 @@ class RSSM(nn.Module):
         logit = self.prior_net(deter).unflatten(-1, (self.config.stoch, self.config.classes))
         return deter, unimix_logits(logit, self.config.unimix)
 
-    def compile_batched(self) -> None:
+    _observe_chunk = 1  # observe steps per compiled call (compile_batched)
+
+    def compile_batched(self, observe_chunk: int = 1) -> None:
         """``torch.compile`` the modules that run on whole ``[B*T]`` batches in :meth:`loss` (encoder,
         decoder, reward and continue heads) and the posterior step of its observe loop, for that
         training call only, each under a dynamo cache of
         its own (:func:`~agentwm.core.compiled.compile_call`): inductor fuses their norms and
         activations into the surrounding kernels, and no other caller (acting, evaluation, other
         batch shapes) recompiles them. State-dict keys do not change; the first training call
-        compiles (minutes on a small CPU), so this pays off on long runs only."""
+        compiles (minutes on a small CPU), so this pays off on long runs only. ``observe_chunk > 1``
+        compiles that many observe steps as one call (:meth:`observe_steps`): fewer, larger
+        kernels on a GPU, at a longer compile; the same numbers as step by step."""
+        if observe_chunk < 1:
+            raise ValueError(f"observe_chunk must be >= 1, got {observe_chunk}")
         cache = self.__dict__.setdefault("_compiled_fns", {})
-        for name in ("encoder", "decoder", "reward_head", "cont_head", "observe_step"):
+        for name in ("encoder", "decoder", "reward_head", "cont_head", "observe_step", "observe_steps"):
             cache[name] = compile_call(getattr(self, name), f"rssm_{name}")
+        self._observe_chunk = observe_chunk
 
     def _batched(self, name: str) -> Callable[..., Any]:
         """Module ``name``, compiled where :meth:`compile_batched` asked for it and gradients are on

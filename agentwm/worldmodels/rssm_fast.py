@@ -11,15 +11,16 @@ model file holds only the reference path.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from agentwm.core import MLP, sample_indices
+from agentwm.core.compiled import compile_call
 from agentwm.worldmodels.base import Rollout
 from agentwm.worldmodels.rssm import NORM_EPS, RSSM, after_first, first_linear, scale_actions
 
@@ -73,8 +74,14 @@ def imagine_fast(
     horizon: int,
     generator: Any,
     compile: bool = False,
+    fused: bool | None = None,
 ) -> Rollout:
-    """Same math as :meth:`RSSM._imagine_reference`, without gradients and without waste."""
+    """Same math as :meth:`RSSM._imagine_reference`, without gradients and without waste.
+
+    ``fused``: run each step (the policy, when it takes its noise as an argument, see
+    :class:`NoisePolicy`; the prior; the sample; the next code's projection) as one call, compiled
+    with ``compile``; default: on CUDA with ``compile``, where the step's kernel count is its cost.
+    It draws the same random numbers in the same order as the unfused loop."""
     cfg, core = model.config, model.core
     prior_step = _compiled(model, "prior_step", model.prior_step) if compile else model.prior_step
     heads = (
@@ -97,7 +104,25 @@ def imagine_fast(
     stoch_proj = core.in_stoch(carry["stoch"].flatten(1))  # the start may be any (soft) code
     proj_dtype = stoch_proj.dtype
     rows = B if dev.type != "cpu" else _chunk_rows(3 * cfg.deter)
+    if fused is None:  # a GPU replays every kernel: there one compiled step holds the policy too
+        fused = compile and dev.type == "cuda"
+    step = (
+        _fused_step(model, policy, compile)
+        if fused and policy is not None and hasattr(policy, "noise")
+        else None
+    )
+    table = core.in_stoch.weight.t() if step is not None else None
     for t in range(H):
+        if step is not None:  # the draws of the eager branch below, in its order, passed in
+            a_noise = policy.noise(B, dev, generator)
+            z_noise = torch.rand((B, S, 1), device=dev, generator=generator)
+            act_out[t], new, index_out[t], stoch_proj = step(
+                deter, stoch_out[t], stoch_proj, table, offsets, a_noise, z_noise
+            )
+            deter_out[t + 1] = new
+            deter, index = deter_out[t + 1], index_out[t]
+            stoch_out[t + 1].scatter_(-1, index[..., None], 1.0)
+            continue
         if policy is not None:
             act_out[t] = model.policy_action(policy, deter, stoch_out[t])
             a_proj = core.in_action(scale_actions(act_out[t]))
@@ -120,6 +145,48 @@ def imagine_fast(
     rewards, conts = heads(deter_out[1:].view(H * B, -1), index_out.view(H * B, S) + offsets, rows)
     states = {"deter": deter_out, "stoch": stoch_out}
     return Rollout(states=states, rewards=rewards.view(H, B), continues=conts.view(H, B), actions=act_out)
+
+
+class NoisePolicy(Protocol):
+    """A policy whose randomness can come in as an argument, so that a compiled imagination step
+    can hold it: ``policy(state, policy.noise(batch, device, generator))`` acts as ``policy(state)``
+    would after drawing the same numbers from ``generator``."""
+
+    def noise(self, batch: int, device: torch.device, generator: torch.Generator | None) -> Tensor: ...
+
+    def __call__(self, state: Mapping[str, Tensor], noise: Tensor | None = None) -> Tensor: ...
+
+
+def _fused_step(model: RSSM, policy: NoisePolicy, compile: bool) -> Callable[..., tuple[Tensor, ...]]:
+    """One imagination step as one callable: compiled once per model and policy when ``compile``."""
+    fn = partial(_policy_prior_step, model, policy)
+    if not compile:
+        return fn
+    cache = model.__dict__.setdefault("_compiled_fns", {})
+    key = f"imagine_step_{id(policy)}"
+    if key not in cache:  # a call site (and dynamo cache) of its own: see agentwm.core.compiled
+        cache[key] = compile_call(fn, "imagine_step")
+    return cast(Callable[..., tuple[Tensor, ...]], cache[key])
+
+
+def _policy_prior_step(
+    model: RSSM,
+    policy: NoisePolicy,
+    deter: Tensor,
+    stoch: Tensor,
+    stoch_proj: Tensor,
+    table: Tensor,
+    offsets: Tensor,
+    a_noise: Tensor,
+    z_noise: Tensor,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(action, next deter, next code's class indices, next code's in_stoch projection)``; the
+    projection is a gather-sum of ``table``'s rows (``in_stoch.weight.t()``), as the unfused loop's."""
+    action = policy({"deter": deter, "stoch": stoch}, a_noise)
+    new, logit = model.prior_step(deter, stoch_proj, model.core.in_action(scale_actions(action)))
+    index = sample_indices(logit, noise=z_noise)
+    proj = F.embedding(index + offsets, table).sum(-2).to(stoch_proj.dtype)
+    return action, new, index, proj
 
 
 def heads_fast(model: RSSM, deter: Tensor, rows: Tensor, chunk: int = 1024) -> tuple[Tensor, Tensor]:

@@ -27,32 +27,24 @@ samples the actor (``explore``) or takes its mode (``eval``).
 from __future__ import annotations
 
 import copy
-import math
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from agentwm.agents.dreamer.actor_critic import Actor, Critic, ImaginationPolicy, Mode, Net
 from agentwm.agents.dreamer.config import DreamerConfig
 from agentwm.agents.dreamer.distributed import GradSync
 from agentwm.core import (
-    MLP,
     ReturnNormalizer,
-    TwoHot,
-    categorical_entropy,
     discount_weights,
     lambda_return,
-    sample_indices,
-    unimix_logits,
 )
 from agentwm.core.compiled import compile_call
 from agentwm.core.finite import FiniteGuard
 from agentwm.worldmodels.base import ActionSpec
 from agentwm.worldmodels.rssm import RSSM, RSSMConfig
-
-Mode = Literal["explore", "eval"]
-Net = Callable[[Tensor], Tensor]  # a module's forward, or the same module at a compiled call site
 
 
 class _WorldModel(RSSM):
@@ -65,73 +57,6 @@ class _WorldModel(RSSM):
         post, prior = super().observe_sequence(*args, **kwargs)
         self.last_post = post
         return post, prior
-
-
-class Actor(nn.Module):
-    """Policy over model features: a categorical with unimix for discrete actions, a bounded normal
-    (mean ``tanh``, std in ``[min_std, max_std]``) in ``[-1, 1]`` units for continuous ones."""
-
-    def __init__(self, feat_dim: int, spec: ActionSpec, units: int, layers: int, config: DreamerConfig) -> None:
-        super().__init__()
-        self.spec, self.discrete = spec, spec.kind == "discrete"
-        out = spec.dim if self.discrete else 2 * spec.dim
-        self.net = MLP(feat_dim, out, units, layers, out_scale=0.01)
-        self.unimix, self.min_std, self.max_std = config.actor_unimix, config.min_std, config.max_std
-
-    def _params(self, feat: Tensor, net: Net | None = None) -> tuple[Tensor, Tensor]:
-        out = (net or self.net)(feat)
-        if self.discrete:
-            logp = unimix_logits(out, self.unimix)
-            return logp, logp
-        mean, std = out.chunk(2, -1)
-        std = (self.max_std - self.min_std) * torch.sigmoid(std + 2.0) + self.min_std
-        return torch.tanh(mean), std
-
-    def sample(
-        self, feat: Tensor, mode: Mode = "explore", generator: torch.Generator | None = None, net: Net | None = None
-    ) -> Tensor:
-        """Actions ``[..., A]``: one-hot rows (discrete) or floats (continuous, ``[-1, 1]`` units);
-        ``net`` runs ``self.net`` at a compiled call site (see ``DreamerAgent``).
-
-        Continuous samples are *not* clipped: the REINFORCE term needs the log-probability of the
-        sample itself (clipped samples bias the std gradient upwards when advantages are
-        negative). The env and the RSSM (``a / max(1, |a|)``) clip them where they are used."""
-        a, b = self._params(feat, net)
-        if self.discrete:
-            idx = a.argmax(-1) if mode == "eval" else sample_indices(a, generator)
-            return nn.functional.one_hot(idx, self.spec.dim).to(feat.dtype)
-        if mode == "eval":
-            return a
-        noise = torch.randn(a.shape, device=a.device, dtype=a.dtype, generator=generator)
-        return a + b * noise
-
-    def log_prob_entropy(self, feat: Tensor, action: Tensor, net: Net | None = None) -> tuple[Tensor, Tensor]:
-        """``(log pi(action | feat), entropy)``, each ``[...]``."""
-        a, b = self._params(feat, net)
-        if self.discrete:
-            return (a * action).sum(-1), categorical_entropy(a)
-        var = b.square()
-        logp = -((action - a).square() / (2 * var) + b.log() + 0.5 * math.log(2 * math.pi)).sum(-1)
-        entropy = (b.log() + 0.5 * (1.0 + math.log(2 * math.pi))).sum(-1)
-        return logp, entropy
-
-
-class Critic(nn.Module):
-    """Value over model features as a two-hot distribution over symexp-spaced bins (zero-initialised)."""
-
-    def __init__(self, feat_dim: int, units: int, layers: int, bins: int) -> None:
-        super().__init__()
-        self.net = MLP(feat_dim, bins, units, layers, out_scale=0.0)
-        self.twohot = TwoHot(bins)
-
-    def forward(self, feat: Tensor) -> Tensor:
-        """Logits ``[..., bins]``."""
-        out: Tensor = self.net(feat)
-        return out
-
-    def value(self, feat: Tensor, net: Net | None = None) -> Tensor:
-        """Expected value ``[...]`` (``net``: ``self.net`` at a compiled call site)."""
-        return self.twohot.decode((net or self.net)(feat))
 
 
 def imagination_targets(
@@ -149,7 +74,9 @@ def imagination_targets(
         ``(returns [H, N], weights [H, N])``.
     """
     if values.shape[0] != rewards.shape[0] + 1:
-        raise ValueError(f"values must cover s_0..s_H ([H+1, N]); got {tuple(values.shape)} for H={rewards.shape[0]}")
+        raise ValueError(
+            f"values must cover s_0..s_H ([H+1, N]); got {tuple(values.shape)} for H={rewards.shape[0]}"
+        )
     returns = lambda_return(rewards, continues, values[1:], gamma, lam)
     weights = discount_weights(continues, gamma) * start_continue[None]
     return returns, weights
@@ -181,8 +108,12 @@ class DreamerAgent(nn.Module):
         self.retnorm = ReturnNormalizer(decay=config.return_decay)
         adam: dict[str, Any] = {"foreach": True}  # one kernel per op over all tensors (CPU default is a loop)
         self.wm_opt = torch.optim.Adam(self.wm.parameters(), lr=config.wm_lr, eps=1e-8, **adam)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, eps=config.ac_eps, **adam)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, eps=config.ac_eps, **adam)
+        self.actor_opt = torch.optim.Adam(
+            self.actor.parameters(), lr=config.actor_lr, eps=config.ac_eps, **adam
+        )
+        self.critic_opt = torch.optim.Adam(
+            self.critic.parameters(), lr=config.critic_lr, eps=config.ac_eps, **adam
+        )
         self.updates = 0
         self.guard = FiniteGuard("dreamer update", config.nonfinite_limit)  # NaN/inf updates skipped, counted
         self.device_guard = False  # see use_device_guard (CUDA graphs)
@@ -192,8 +123,9 @@ class DreamerAgent(nn.Module):
         # (agentwm.core.compiled): one module, one grad mode, one shape each, so nothing recompiles;
         # acting and evaluation (other batch sizes) run the modules eagerly.
         self._nets: dict[str, Net] = {}
+        self._policy = ImaginationPolicy(self)  # one object, so a compiled imagination step keeps its cache
         if config.compile:
-            self.wm.compile_batched()
+            self.wm.compile_batched(config.compile_observe_chunk)
             sites = {"actor_policy": self.actor.net, "actor_train": self.actor.net, "critic": self.critic.net,
                      "slow_critic": self.slow_critic.net}  # fmt: skip
             self._nets = {role: compile_call(net, role) for role, net in sites.items()}
@@ -206,7 +138,9 @@ class DreamerAgent(nn.Module):
         (``found_inf``, as AMP's gradient scaler uses it); the guard counts on the device and is
         read by ``guard.settle()``. Same updates as the host guard, in one process only."""
         if on and self.sync is not None:
-            raise ValueError("the device-side guard (cuda_graph) runs in one process; data-parallel runs use the host guard")
+            raise ValueError(
+                "the device-side guard (cuda_graph) runs in one process; data-parallel runs use the host guard"
+            )
         self.device_guard = on
         for opt in (self.wm_opt, self.actor_opt, self.critic_opt):
             _set_adam_kind(opt, fused=on)
@@ -275,11 +209,10 @@ class DreamerAgent(nn.Module):
         start_cont = 1.0 - batch["is_terminal"].flatten().to(start["deter"].dtype)
 
         # 2. Imagine with the actor (no gradients; REINFORCE needs none through the model)
-        def policy(state: Mapping[str, Tensor]) -> Tensor:
-            return self.actor.sample(self.wm.feat(state), "explore", self.generator, self._nets.get("actor_policy"))
-
         with torch.no_grad(), self._autocast():
-            roll = self.wm.imagine(start, policy, cfg.horizon, compile=cfg.compile, generator=self.generator)
+            roll = self.wm.imagine(
+                start, self._policy, cfg.horizon, compile=cfg.compile, generator=self.generator
+            )
             feats = self.wm.feat(roll.states).float()  # [H+1, N, F]
             slow = self.slow_critic.value(feats, self._nets.get("slow_critic"))
         with self._autocast():  # one critic pass: its logits train below, their values bootstrap here
@@ -342,7 +275,9 @@ class DreamerAgent(nn.Module):
                 "ac/imag_continue": roll.continues.mean(),
             })  # fmt: skip
             count = self.guard.on_device if self.device_guard else None  # counted on the device
-            metrics["guard/skipped_updates"] = count[0].clone() if count is not None else torch.tensor(float(self.guard.skipped))
+            metrics["guard/skipped_updates"] = (
+                count[0].clone() if count is not None else torch.tensor(float(self.guard.skipped))
+            )
         return {k: v.detach().float() for k, v in metrics.items()}
 
     def _finite(self, what: str, ok: bool | Tensor, *values: Tensor) -> bool | Tensor:

@@ -109,6 +109,10 @@ class DreamerConfig(BaseModel):
         False, description="torch.compile the update's batched world-model modules, actor, critic and imagination "
         "step, each call site once (minutes of compilation; pays off on long runs); acting stays eager",
     )
+    compile_observe_chunk: int = Field(
+        1, ge=1, description="with compile: observe steps of the world-model loss per compiled call (one gradient "
+        "per weight per call: fewer kernels on a GPU, a longer compile); the same numbers as 1",
+    )
     amp: Literal["auto", "off", "bf16"] = Field("auto", description="bf16 autocast: auto = on for CUDA")
     cuda_graph: Literal["auto", "on", "off"] = Field(
         "auto", description="replay the whole update as one captured CUDA graph (the update is launch-bound on a "
