@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.autograd import DeviceType  # type: ignore[attr-defined]
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from agentwm.agents.dreamer import DreamerAgent
@@ -89,7 +90,7 @@ def phase_table(agent: DreamerAgent, batch: dict[str, torch.Tensor], top: int = 
     table: dict[str, dict[str, float]] = {}
     names: dict[str, Counter[str]] = {}
     for e in events:
-        if e.name.startswith(_TAG) or e.device_type != torch.autograd.DeviceType.CPU:
+        if e.name.startswith(_TAG) or e.device_type != DeviceType.CPU:
             continue
         if cuda:
             launched = [k.name[:60] for k in e.kernels]

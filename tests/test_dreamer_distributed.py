@@ -21,7 +21,7 @@ B, T, OBS, ACT = 4, 8, 4, 2
 def _argmax_sampling() -> None:
     """Every categorical draw -> its most likely class: the update becomes a deterministic function
     of its batch, so the ranks and the single process can be compared row for row."""
-    import agentwm.agents.dreamer.agent as agent_mod
+    import agentwm.agents.dreamer.actor_critic as agent_mod
     import agentwm.core.distributions as dist_mod
     import agentwm.worldmodels.rssm_fast as fast_mod
 
@@ -94,7 +94,7 @@ def test_two_rank_update_equals_concatenated_batch(tmp_path: Path) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        import agentwm.agents.dreamer.agent as agent_mod
+        import agentwm.agents.dreamer.actor_critic as agent_mod
         import agentwm.core.distributions as dist_mod
         import agentwm.worldmodels.rssm_fast as fast_mod
 

@@ -6,7 +6,8 @@ act in your own loop; ``compare_runs([...])`` sums up several runs. CLI: ``agent
 ``agentwm eval dreamer``, ``agentwm compare dreamer``; a worked example: examples/dreamer_cartpole.py.
 """
 
-from agentwm.agents.dreamer.agent import Actor, Critic, DreamerAgent, imagination_targets
+from agentwm.agents.dreamer.actor_critic import Actor, Critic
+from agentwm.agents.dreamer.agent import DreamerAgent, imagination_targets
 from agentwm.agents.dreamer.config import PRESETS, DreamerConfig, resolve_config
 from agentwm.agents.dreamer.evaluation import evaluate, evaluate_logdir, load_agent, plot_learning_curve
 from agentwm.agents.dreamer.params import count_agent_params

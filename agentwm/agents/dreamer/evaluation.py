@@ -20,7 +20,8 @@ import torch
 from torch import Tensor
 
 from agentwm.agents.dreamer import run_checkpoint as ckpt
-from agentwm.agents.dreamer.agent import DreamerAgent, Mode
+from agentwm.agents.dreamer.actor_critic import Mode
+from agentwm.agents.dreamer.agent import DreamerAgent
 from agentwm.agents.dreamer.best import load_best_weights
 from agentwm.agents.dreamer.config import DreamerConfig
 from agentwm.checkpoint import CheckpointError, read_json
