@@ -5,7 +5,8 @@
 #      a training run with cuda_graph=on and its resume)
 #   2. benchmarks/dreamer_update.py on CUDA: eager (with its kernel count), then one replayed CUDA
 #      graph per update (--cuda-graph), per preset; the GPU is named in the JSON
-#      and with --compile too (within COMPILE_S); benchmarks/cuda_syncs.py lists any host sync
+#      and with --compile too (within COMPILE_S; kernels per phase; then 8 observe steps per compiled
+#      call); benchmarks/cuda_syncs.py lists any host sync
 #   3. meanwhile, CartPole with the CLI's defaults on the GPU (cuda_graph=auto, the default), eval curves kept
 #      until DEADLINE_S after the start; with DDP=1 also the data-parallel CPU learning check.
 # Usage: OUT=dir [DEADLINE_S=280] [CARTPOLE_SEEDS="0 1"] [DDP=0] bash benchmarks/gpu_checks.sh
@@ -47,7 +48,10 @@ $PY benchmarks/dreamer_update.py --device cuda --presets size12m --iters 5 --war
 $PY benchmarks/dreamer_update.py --device cuda --presets size12m tiny dreamerv3-torch --iters 20 --warmup 2 --threads 2 \
   --cuda-graph >"$W/update_graph.json" 2>"$W/update_graph.log"
 timeout "${COMPILE_S:-150}" $PY benchmarks/dreamer_update.py --device cuda --presets size12m --iters 20 --warmup 2 \
-  --threads 2 --cuda-graph --compile >"$W/update_graph_compile.json" 2>"$W/update_graph_compile.log"
+  --threads 2 --cuda-graph --compile --phases >"$W/update_graph_compile.json" 2>"$W/update_graph_compile.log"
+timeout "${COMPILE_S:-150}" $PY benchmarks/dreamer_update.py --device cuda --presets size12m --iters 20 --warmup 2 \
+  --threads 2 --cuda-graph --compile --phases --set compile_observe_chunk=8 >"$W/update_graph_compile_chunk8.json" \
+  2>"$W/update_graph_compile_chunk8.log"
 echo "gpu benchmarks done at $(($(date +%s) - start)) s" >>"$W/gpu.txt"
 
 # Wait for the learning runs until the deadline, then keep what they have logged so far.
