@@ -64,10 +64,13 @@ def test_compiled_observe_step_gives_the_eager_posterior(chunk: int) -> None:
     eager.load_state_dict(agent.state_dict())
     batch = vector_batch()
     posts = []
-    for model in (agent.wm, eager.wm):
-        torch.manual_seed(1)  # the same uniforms for the latents' samples
-        post, _ = model.observe_sequence(batch["obs"], batch["action"], batch["is_first"])
-        posts.append(post)
+    with CompileWatch() as watch:
+        for model in (agent.wm, agent.wm, eager.wm):
+            torch.manual_seed(1)  # the same uniforms for the latents' samples
+            post, _ = model.observe_sequence(batch["obs"], batch["action"], batch["is_first"])
+            posts.append(post)
+    assert watch.recompiles == []  # a chunk's outputs feed the next chunk with the strides of its inputs
+    posts = posts[1:]
     for key in ("deter", "stoch", "logits"):
         torch.testing.assert_close(posts[0][key], posts[1][key], rtol=1e-4, atol=1e-5)
     weights = torch.randn_like(posts[0]["deter"])

@@ -255,8 +255,8 @@ class RSSM(nn.Module):
                 span = slice(t, t + k)
                 chunk = steps(deter, stoch, first[:, span, None].transpose(0, 1), action_proj[:, span].transpose(0, 1),
                               embed_proj[:, span].transpose(0, 1), init["deter"], init["stoch"], torch.stack(noise))  # fmt: skip
-                outs.append(chunk)
-                deter, stoch = chunk[0][:, -1], chunk[1][:, -1]
+                outs.append(chunk[:3])
+                deter, stoch = chunk[3], chunk[4]
             t += k
         post = {key: torch.cat([o[i] for o in outs], 1) for i, key in enumerate(("deter", "stoch", "logits"))}
         prior_logits = self.prior_net(post["deter"]).unflatten(-1, (cfg.stoch, cfg.classes))
@@ -282,10 +282,12 @@ class RSSM(nn.Module):
     def observe_steps(
         self, deter: Tensor, stoch: Tensor, reset: Tensor, action_proj: Tensor, embed_proj: Tensor,
         init_deter: Tensor, init_stoch: Tensor, noise: Tensor,
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """``k`` steps of :meth:`observe_step` in one call (inputs ``[k, B, ...]``, outputs ``deter,
-        stoch, logits`` as ``[B, k, ...]``): what :meth:`compile_batched` compiles with
-        ``observe_chunk=k``, so that one compiled call, and one gradient per weight, spans ``k`` steps."""
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """``k`` steps of :meth:`observe_step` in one call (inputs ``[k, B, ...]``; outputs ``deter,
+        stoch, logits`` as ``[B, k, ...]``, then the last ``deter`` and ``stoch`` as tensors of their
+        own, so the next call's inputs have the strides of this one's): what :meth:`compile_batched`
+        compiles with ``observe_chunk=k``, so that one compiled call, and one gradient per weight,
+        spans ``k`` steps."""
         deters, stochs, logits = [], [], []
         for i in range(reset.shape[0]):
             deter, stoch, logit = self.observe_step(deter, stoch, reset[i], action_proj[i], embed_proj[i],
@@ -293,7 +295,7 @@ class RSSM(nn.Module):
             deters.append(deter)
             stochs.append(stoch)
             logits.append(logit)
-        return torch.stack(deters, 1), torch.stack(stochs, 1), torch.stack(logits, 1)
+        return torch.stack(deters, 1), torch.stack(stochs, 1), torch.stack(logits, 1), deter, stoch
 
     # -- imagining -------------------------------------------------------------------------------
 
