@@ -22,7 +22,7 @@ In ``imagine``, ``rewards[t]`` and ``continues[t]`` are read from the state reac
 
 Imagination has a fast path (``rssm_fast.py``), taken under ``torch.no_grad()``, that keeps the
 exact math of the training path but skips its waste. ``imagine(..., compile=True)`` additionally
-runs the deterministic parts through ``torch.compile``.
+runs the deterministic parts through ``torch.compile``. The training loss is in ``rssm_loss.py``.
 
 The image decoder reads ``feat`` through one dense ``img_dec_hidden``-wide layer before
 ``core.ConvDecoder`` (DreamerV3 uses a block-diagonal spatial projection for the same purpose);
@@ -44,8 +44,6 @@ from agentwm.core import (
     ConvDecoder,
     ConvEncoder,
     TwoHot,
-    categorical_entropy,
-    categorical_kl,
     mode_onehot,
     sample_onehot,
     symexp,
@@ -63,24 +61,10 @@ from agentwm.worldmodels.base import (
 )
 from agentwm.worldmodels.block_gru import NORM_EPS, BlockGRU, after_first, first_linear, scale_actions
 from agentwm.worldmodels.rssm_config import LOSS_KEYS, PRESETS, RSSMConfig
+from agentwm.worldmodels.rssm_loss import kl_losses, world_model_loss
 
 __all__ = ["LOSS_KEYS", "NORM_EPS", "PRESETS", "RSSM", "RSSMConfig", "after_first", "first_linear", "kl_losses",
            "scale_actions"]  # config names re-exported: they lived here before rssm_config.py (and block_gru.py)
-
-
-def kl_losses(
-    post_logits: Tensor, prior_logits: Tensor, free_nats: float, unimix: float
-) -> tuple[Tensor, ...]:
-    """DreamerV3's balanced KL terms ``(dyn, rep, kl)``, each ``[...]``, from logits ``[..., S, C]``.
-
-    ``dyn = max(free, KL(sg(q) || p))`` trains only the prior, ``rep = max(free, KL(q || sg(p)))``
-    only the posterior; ``kl`` is the raw KL for logging. Below ``free_nats`` a term is constant, so
-    its gradient is zero: the model is not pushed to make the KL smaller than it needs to be.
-    """
-    post, prior = unimix_logits(post_logits, unimix), unimix_logits(prior_logits, unimix)
-    dyn = categorical_kl(post.detach(), prior)
-    rep = categorical_kl(post, prior.detach())
-    return dyn.clamp(min=free_nats), rep.clamp(min=free_nats), dyn.detach()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -396,58 +380,9 @@ class RSSM(nn.Module):
     # -- training --------------------------------------------------------------------------------
 
     def loss(self, batch: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """World-model losses on sequences.
-
-        Args:
-            batch: ``obs [B, T, *obs_shape]``, ``action [B, T, A]`` (led to ``obs``), ``reward [B, T]``
-                and ``is_terminal [B, T]`` (of the transition into ``obs``), ``is_first [B, T]``.
-
-        Returns:
-            ``(losses, metrics)``: unreduced ``[B, T]`` terms keyed like ``config.loss_scales``
-            (``dyn``, ``rep``, ``dec``, ``reward``, ``cont``), and detached scalar metrics under
-            ``loss/`` and ``wm/``. Combine with :meth:`total_loss`.
-        """
-        for key in ("obs", "action", "reward", "is_first", "is_terminal"):
-            if key not in batch:
-                raise KeyError(f"batch needs {key!r}; got keys {sorted(batch)}")
-        cfg = self.config
-        obs = self._check_obs("batch['obs']", batch["obs"], 2)
-        B, T = obs.shape[:2]
-        reward = check_tensor("batch['reward']", batch["reward"], [B, T])
-        terminal = check_tensor("batch['is_terminal']", batch["is_terminal"], [B, T], floating=False)
-        post, prior_logits = self.observe_sequence(obs, batch["action"], batch["is_first"])
-        dyn, rep, kl = kl_losses(post["logits"], prior_logits, cfg.free_nats, cfg.unimix)
-        feat = self.feat(post)
-        if self.is_image:
-            dec = (self._batched("decoder")(feat) - obs).square().sum((-3, -2, -1))
-        else:
-            dec = (self._batched("decoder")(feat) - symlog(obs)).square().sum(-1)
-        reward_logits = self._batched("reward_head")(feat)
-        cont_logit = self._batched("cont_head")(feat)[..., 0]
-        cont_target = 1.0 - terminal.to(cont_logit.dtype)
-        losses = {
-            "dyn": dyn,
-            "rep": rep,
-            "dec": dec,
-            "reward": self.twohot.loss(reward_logits, reward),
-            "cont": F.binary_cross_entropy_with_logits(cont_logit, cont_target, reduction="none"),
-        }
-        if cfg.cont_terminal_weight != 1.0:
-            losses["cont"] = losses["cont"] * torch.where(terminal.bool(), cfg.cont_terminal_weight, 1.0)
-        for key, value in losses.items():
-            assert value.shape == (B, T), f"loss {key} has shape {tuple(value.shape)}, expected {(B, T)}"
-        with torch.no_grad():
-            metrics = {f"loss/{k}": v.mean() for k, v in losses.items()}
-            metrics["wm/kl"] = kl.mean()
-            metrics["wm/prior_ent"] = (
-                categorical_entropy(unimix_logits(prior_logits, cfg.unimix)).sum(-1).mean()
-            )
-            metrics["wm/post_ent"] = (
-                categorical_entropy(unimix_logits(post["logits"], cfg.unimix)).sum(-1).mean()
-            )
-            metrics["wm/reward_mae"] = (self.twohot.decode(reward_logits) - reward).abs().mean()
-            metrics["wm/cont_acc"] = ((cont_logit > 0).to(cont_target.dtype) == cont_target).float().mean()
-        return losses, metrics
+        """World-model losses on sequences (:func:`~agentwm.worldmodels.rssm_loss.world_model_loss`):
+        unreduced ``[B, T]`` terms keyed like ``config.loss_scales`` and detached scalar metrics."""
+        return world_model_loss(self, batch)
 
     # -- internals -------------------------------------------------------------------------------
 
