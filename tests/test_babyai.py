@@ -21,11 +21,10 @@ from agentwm.envs.babyai import (
     VECTOR_DIM,
     BabyAIEnv,
     collect_transitions,
-    parse_mission,
     relative_phrase,
-    vector_reward,
-    vector_terminal,
 )
+from agentwm.envs.babyai_mission import parse_mission
+from agentwm.envs.babyai_rules import vector_reward, vector_terminal
 from agentwm.testbeds.babyai.agents import (
     FORWARD,
     LEFT,

@@ -30,10 +30,9 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -41,6 +40,7 @@ import torch
 from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT, OBJECT_TO_IDX
 from torch import Tensor
 
+from agentwm.envs.babyai_mission import Mission, MissionKind, ObjectRef, parse_mission
 from agentwm.worldmodels.base import ActionSpec
 
 LEVELS: tuple[str, ...] = ("BabyAI-GoToLocal-v0", "BabyAI-PickupLoc-v0", "BabyAI-PutNextLocal-v0")
@@ -52,8 +52,6 @@ ACTIONS: tuple[str, ...] = ("turn left", "turn right", "move forward", "pick up"
 ACTION_SPEC = ActionSpec("discrete", len(ACTIONS))
 """The action space of BabyAI world models: one-hot rows over :data:`ACTIONS`."""
 
-MissionKind = Literal["goto", "pickup", "putnext"]
-Location = Literal["front", "behind", "left", "right"]
 _KINDS: tuple[MissionKind, ...] = ("goto", "pickup", "putnext")
 _OBJECT_TYPES = ("ball", "box", "key", "door")
 _SCALE = 8.0
@@ -65,69 +63,6 @@ VECTOR_DIM = 20
 _UNKNOWN_POTENTIAL = -1.2
 """The distance term of the potential for an object never seen: as if 12 cells away (an 8x8 room's
 farthest seen object is 11 away), so seeing it is worth a little and never more than reaching it."""
-
-
-# ----------------------------------------------------------------------------------------------
-# Missions
-
-
-@dataclass(frozen=True)
-class ObjectRef:
-    """An object as the mission names it: type (``None`` = any object), colour, location words."""
-
-    type: str | None
-    color: str | None = None
-    loc: Location | None = None
-
-    def matches(self, obj_type: str, color: str) -> bool:
-        return (self.type is None or self.type == obj_type) and (self.color is None or self.color == color)
-
-    def words(self) -> str:
-        return " ".join(w for w in (self.color, self.type or "object") if w)
-
-
-@dataclass(frozen=True)
-class Mission:
-    """A parsed single-room BabyAI mission: ``kind`` with the object to act on and, for
-    ``putnext``, the object to put it next to."""
-
-    kind: MissionKind
-    target: ObjectRef
-    fixed: ObjectRef | None = None
-    text: str = ""
-
-
-_OBJ = r"(?:the|a) (?:(red|green|blue|purple|yellow|grey) )?(ball|box|key|door|object)"
-_LOC = r"(?: (in front of you|behind you|on your left|on your right))?"
-_LOC_WORDS: dict[str, Location] = {
-    "in front of you": "front",
-    "behind you": "behind",
-    "on your left": "left",
-    "on your right": "right",
-}
-
-
-def _ref(color: str | None, obj_type: str, loc: str | None = None) -> ObjectRef:
-    return ObjectRef(None if obj_type == "object" else obj_type, color, _LOC_WORDS[loc] if loc else None)
-
-
-def parse_mission(text: str) -> Mission:
-    """Parse "go to ...", "pick up ..." and "put ... next to ..." missions.
-
-    Raises:
-        ValueError: the mission is of another kind (open, unlock, sequences): this adapter covers
-            the single-room go-to / pick-up / put-next levels.
-    """
-    mission = text.strip().lower()
-    if m := re.fullmatch(rf"go to {_OBJ}{_LOC}", mission):
-        return Mission("goto", _ref(m[1], m[2], m[3]), text=text)
-    if m := re.fullmatch(rf"pick up {_OBJ}{_LOC}", mission):
-        return Mission("pickup", _ref(m[1], m[2], m[3]), text=text)
-    if m := re.fullmatch(rf"put {_OBJ}{_LOC} next to {_OBJ}{_LOC}", mission):
-        return Mission("putnext", _ref(m[1], m[2], m[3]), _ref(m[4], m[5], m[6]), text=text)
-    raise ValueError(
-        f"unsupported BabyAI mission {text!r}: expected 'go to ...', 'pick up ...' or 'put ... next to ...'"
-    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -528,68 +463,3 @@ def collect_transitions(
         env.close()
         episode_seed += 1
     return {k: torch.as_tensor(np.asarray(v), dtype=torch.float32) for k, v in rows.items()}
-
-
-# ----------------------------------------------------------------------------------------------
-# The same potential and success on (imagined) vectors, for planners that take the task's rules
-
-
-def vector_potential(v: Tensor) -> Tensor:
-    """:func:`potential` computed from vectors ``[..., VECTOR_DIM]`` (e.g. a model's imagined ones).
-
-    Positions are rounded to whole cells, so a slightly-off imagined position reads as the nearest cell.
-    """
-    kind_putnext = v[..., 2] > 0.5
-    carrying_target = v[..., 3] > 0.5
-    wrong = 0.5 * ((v[..., 4] > 0.5) & ~carrying_target).to(v.dtype)
-    t_seen, t_ahead, t_right = v[..., 5] > 0.5, torch.round(v[..., 6] * _SCALE), torch.round(v[..., 7] * _SCALE)
-    f_seen, f_ahead, f_right = v[..., 8] > 0.5, torch.round(v[..., 9] * _SCALE), torch.round(v[..., 10] * _SCALE)
-    t_dist = torch.where(t_seen, -((t_ahead - 1).abs() + t_right.abs()) / 10.0, torch.full_like(t_ahead, _UNKNOWN_POTENTIAL))
-    f_dist = torch.where(
-        f_seen, -((f_ahead - 1).abs() + f_right.abs() - 1).abs() / 10.0, torch.full_like(f_ahead, _UNKNOWN_POTENTIAL)
-    )
-    base = torch.where(kind_putnext, torch.full_like(t_dist, -1.5), torch.zeros_like(t_dist))
-    return torch.where(kind_putnext & carrying_target, f_dist, base + t_dist - wrong)
-
-
-def vector_success(obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
-    """Whether a step ``(obs, action, next_obs)`` completes the mission, read off the vectors (bool ``[...]``).
-
-    go to: the target is right in front after the step. pick up: the step picked up the target.
-    put next: the step dropped the target into the front cell, which is next to the fixed object.
-    """
-    a = action.argmax(-1)
-    kind = obs[..., :3].argmax(-1)
-    t_front = (next_obs[..., 5] > 0.5) & (torch.round(next_obs[..., 6] * _SCALE) == 1) & (
-        torch.round(next_obs[..., 7] * _SCALE) == 0
-    )
-    picked = (a == 3) & (obs[..., 3] < 0.5) & (next_obs[..., 3] > 0.5)
-    f_dist = (torch.round(next_obs[..., 9] * _SCALE) - 1).abs() + torch.round(next_obs[..., 10] * _SCALE).abs()
-    dropped = (a == 4) & (obs[..., 3] > 0.5) & (next_obs[..., 3] < 0.5) & (next_obs[..., 8] > 0.5) & (f_dist == 1)
-    return torch.where(kind == 0, t_front, torch.where(kind == 1, picked, dropped))
-
-
-def vector_reward(obs: Tensor, action: Tensor, next_obs: Tensor) -> Tensor:
-    """The shaped reward of :class:`BabyAIEnv` computed from vectors: success, else the potential difference.
-
-    A :data:`~agentwm.worldmodels.task_rules.RewardRule`: ``WithTaskRules(model, reward=vector_reward,
-    termination=...)`` plans with learned dynamics and these known rules, as PETS does.
-    """
-    success = vector_success(obs, action, next_obs)
-    return torch.where(success, 1.0 - vector_potential(obs), vector_potential(next_obs) - vector_potential(obs))
-
-
-def vector_terminal(next_obs: Tensor) -> Tensor:
-    """Whether a vector ``[..., VECTOR_DIM]`` is a state in which the episode has ended in success, as
-    far as the state alone tells: go to: target in front; pick up: target in hand; put next: target
-    in front, not in hand, and next to the fixed object. A
-    :data:`~agentwm.worldmodels.task_rules.TerminationRule`.
-    """
-    kind = next_obs[..., :3].argmax(-1)
-    t_front = (next_obs[..., 5] > 0.5) & (torch.round(next_obs[..., 6] * _SCALE) == 1) & (
-        torch.round(next_obs[..., 7] * _SCALE) == 0
-    )
-    holding = next_obs[..., 3] > 0.5
-    f_dist = (torch.round(next_obs[..., 9] * _SCALE) - 1).abs() + torch.round(next_obs[..., 10] * _SCALE).abs()
-    placed = t_front & ~holding & (next_obs[..., 8] > 0.5) & (f_dist == 1)
-    return torch.where(kind == 0, t_front, torch.where(kind == 1, holding, placed))

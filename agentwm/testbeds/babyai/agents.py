@@ -32,11 +32,10 @@ from agentwm.envs.babyai import (
     ACTIONS,
     BabyAIEnv,
     BabyAIStep,
-    ObjectRef,
     SeenObject,
-    vector_reward,
-    vector_terminal,
 )
+from agentwm.envs.babyai_mission import ObjectRef
+from agentwm.envs.babyai_rules import vector_reward, vector_terminal
 from agentwm.planning.ranking import rank_candidates
 from agentwm.planning.scoring import ScoreLike
 from agentwm.worldmodels.base import TextWorldModel, WorldModel
@@ -208,7 +207,7 @@ class LatentPlanner(_VisitGuard):
         stuck_after: visits of one observed state after which the proposer decides there.
         rules: ``"learned"`` takes rewards and episode ends from the model's own heads; ``"known"``
             computes them from the imagined vectors with the task's rules
-            (:func:`~agentwm.envs.babyai.vector_reward`, :func:`~agentwm.envs.babyai.vector_terminal`)
+            (:func:`~agentwm.envs.babyai_rules.vector_reward`, :func:`~agentwm.envs.babyai_rules.vector_terminal`)
             through :class:`~agentwm.worldmodels.task_rules.WithTaskRules`, so only the dynamics are learned.
     """
 
