@@ -8,6 +8,8 @@ candidate; each method scores it from the conversation so far:
   ``Rollout.returns(1.0)``, the expected final outcome (the path ``score_replies`` uses);
 * ``return_h3`` / ``return_lambda``: the same at the scorer's defaults (horizon 3, 8 futures),
   ``Rollout.returns(1.0)`` / the λ-return (``--lam``, values bootstrapped at every imagined step);
+* ``return_latent``: the same as ``return_h3`` with every imagined turn read as the model's
+  predicted embedding, not a retrieved real turn (``score_replies(..., futures="latent")``);
 * ``return_views``: the same as ``return_h3`` with the agreement read from both sides
   (``score_replies(..., views="both")``: the agent's model also reads the talk from the partner's
   side under every value vector the partner may hold, weighted by what the partner said);
@@ -156,7 +158,7 @@ def both_view_returns(model: DialogueOutcomeModel, pos: dict[str, Any], mirrors:
 
 @torch.no_grad()
 def imagined_returns(model: DialogueOutcomeModel, pos: dict[str, Any], outcome: str, horizon: int, samples: int,
-                     seed: int = 0, lam: float | None = None) -> tuple[np.ndarray, float]:
+                     seed: int = 0, lam: float | None = None, turns: str = "retrieved") -> tuple[np.ndarray, float]:
     """Mean imagined return per position (``Rollout.returns(1.0)``, or the λ-return with ``lam``),
     and the duplicate rate of imagined partner turns."""
     gen = torch.Generator().manual_seed(seed)
@@ -166,7 +168,7 @@ def imagined_returns(model: DialogueOutcomeModel, pos: dict[str, Any], outcome: 
         n = pos["deter"][sl].shape[0]
         state = repeat_state({"deter": pos["deter"][sl], "ctx": pos["ctx"][sl], "turns": pos["turn"][sl]}, samples)
         cand = pos["cand"][sl].repeat_interleave(samples, 0)[None]
-        roll = model.imagine(state, cand, horizon, generator=gen, outcome=outcome)
+        roll = model.imagine(state, cand, horizon, generator=gen, outcome=outcome, turns=turns)  # type: ignore[arg-type]
         out.append(roll.returns(1.0, lam).view(n, samples).mean(1).numpy())
         partner = [row for t, row in enumerate(roll.extras["text"]) if t % 2 == 1]
         for a, b in itertools.pairwise(partner):
@@ -224,6 +226,8 @@ def turn_figures(model: DialogueOutcomeModel, data: LogData, args: argparse.Name
                                for o in {rank_outcome, auc_outcome} if o is not None}
     scores["return_h3"] = {o: imagined_returns(model, pos, o, lam_h, lam_s, seed=3)[0]
                            for o in {rank_outcome, auc_outcome} if o is not None}
+    scores["return_latent"] = {o: imagined_returns(model, pos, o, lam_h, lam_s, seed=4, turns="latent")[0]
+                               for o in {rank_outcome, auc_outcome} if o is not None}
     views = auc_outcome == "agreement" and {"counts", "values"} <= {k.split("[")[0] for k in data.context_keys}
     if views:  # a pool-splitting negotiation: the agreement also read from the partner's side
         both = both_view_returns(model, pos, mirrors_at(model, data, test), lam_h, lam_s, seed=3)
@@ -250,7 +254,8 @@ def turn_figures(model: DialogueOutcomeModel, data: LogData, args: argparse.Name
         label = y[:, names.index(auc_outcome)].numpy()
         groups = np.array([(args.groups or {}).get(data.ids[c], data.ids[c]) for c in pos["conv"]])
         res["turn_auc_gap_ci"] = {m: auc_gap_ci(scores[m][auc_outcome], scores["direct"][auc_outcome], label, groups)
-                                  for m in ("return", "return_h3", "return_lambda", "return_views", "value") if m in scores}
+                                  for m in ("return", "return_h3", "return_lambda", "return_latent", "return_views", "value")
+                                  if m in scores}
     res["imagined_duplicate_rate"] = round(dup, 4)
     return res
 

@@ -162,3 +162,28 @@ def test_outcome_train_help_prints(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main(["--help"])
     assert done.value.code == 0 and "cosine-decayed to 10%" in capsys.readouterr().out
+
+
+def test_latent_futures_read_back_the_predicted_turn(model: DialogueOutcomeModel) -> None:
+    """futures='latent': imagined turns are the decoded embeddings (not bank rows), shown as the nearest real turn."""
+    from agentwm.planning.outcome_replies import OutcomeScorer
+
+    carry = repeat_state(model.observe_turns(TALK, role="YOU", context=CTX), 4)
+    latent = model.imagine(carry, [["deal"] * 4], 4, generator=torch.Generator().manual_seed(0), turns="latent")
+    real = model.imagine(carry, [["deal"] * 4], 4, generator=torch.Generator().manual_seed(0))
+    for t in range(1, 4):
+        emb, sims = latent.extras["emb"][t], latent.extras["emb"][t] @ model.bank_emb.T
+        assert not bool((sims > 1 - 1e-5).any(-1).any())  # no imagined turn is a bank row
+        assert torch.allclose(emb.norm(dim=-1), torch.ones(4), atol=1e-4)
+        side = model.bank_agent == bool(latent.extras["agent"][t, 0])
+        best = [model.bank_texts[int(i)] for i in sims.masked_fill(~side, -2.0).argmax(-1)]
+        assert latent.extras["text"][t] == best
+        assert bool(((real.extras["emb"][t] @ model.bank_emb.T) > 1 - 1e-4).any(-1).all())  # retrieved: bank rows
+    with pytest.raises(ValueError, match="turns must be"):
+        model.imagine(carry, [["deal"] * 4], 2, turns="dreamed")  # type: ignore[arg-type]
+    scorer = OutcomeScorer(model, role="YOU")
+    res = scorer.score(TALK, ["deal", "no"], horizon=3, samples=4, private_context=CTX, futures="latent")
+    for r in res:
+        assert r.score == pytest.approx(r.parts["ends_within_horizon"] + r.parts["after_horizon"], abs=1e-4)
+    with pytest.raises(ValueError, match="futures must be"):
+        scorer.score(TALK, ["deal"], private_context=CTX, futures="dreamed")  # type: ignore[arg-type]

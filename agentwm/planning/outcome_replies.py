@@ -34,6 +34,9 @@ from agentwm.worldmodels.dialogue_outcome import DialogueOutcomeModel
 Turns = Sequence[str] | Sequence[tuple[str, str]]
 """A conversation so far: texts (speakers alternate, the last one is the partner's) or ``(speaker, text)`` pairs."""
 
+Futures = Literal["retrieved", "latent"]
+"""How imagined turns are made: real turns retrieved near the model's prediction, or the predicted embedding itself."""
+
 Views = Literal["own", "both"]
 """``own``: the agent's reading of the talk; ``both``: a shared outcome also read from the partner's side."""
 
@@ -133,6 +136,7 @@ class OutcomeScorer:
         private_context: Mapping[str, Any] | None = None,
         outcome: str | None = None,
         views: Views = "own",
+        futures: Futures = "retrieved",
     ) -> list[OutcomeReply]:
         """Score ``candidates`` as the agent's next turn after ``context``; results in input order.
 
@@ -147,9 +151,11 @@ class OutcomeScorer:
                 with ``views="both"``: ``agreement``).
             views: ``"both"`` reads a shared outcome from both sides (:data:`Views`); it needs
                 ``private_context`` with the pool's ``counts`` and the agent's ``values``.
+            futures: ``"latent"`` reads each imagined turn as the model's predicted embedding instead
+                of a retrieved real turn (:data:`Futures`; ``imagined`` then shows the nearest real turns).
 
         Raises:
-            ValueError: no or empty candidates, an unknown ``views``, ``views="both"`` with an outcome
+            ValueError: no or empty candidates, an unknown ``views`` or ``futures``, ``views="both"`` with an outcome
                 both sides do not share or without ``counts``/``values``.
         """
         if isinstance(candidates, str) or not candidates:
@@ -168,8 +174,11 @@ class OutcomeScorer:
             model = BothViews(self.model, self.mirror(context, private_context), outcome)
         elif views != "own":
             raise ValueError(f"views must be 'own' or 'both', got {views!r}")
+        if futures not in ("retrieved", "latent"):
+            raise ValueError(f"futures must be 'retrieved' or 'latent', got {futures!r}")
         ranking = rank(model, self.carry(context, private_context), list(candidates), horizon=horizon,
-                       samples=samples, gamma=1.0, imagine_options={"generator": gen, "outcome": outcome})
+                       samples=samples, gamma=1.0,
+                       imagine_options={"generator": gen, "outcome": outcome, "turns": futures})
         roll = ranking.rollout
         alive = torch.cumprod(torch.cat([torch.ones_like(roll.continues[:1]), roll.continues[:-1]]), 0)
         ended = (alive * roll.rewards).sum(0).view(K, samples).mean(1)
@@ -233,6 +242,7 @@ def score_outcome_replies(
     private_context: Mapping[str, Any] | None = None,
     outcome: str | None = None,
     views: Views = "own",
+    futures: Futures = "retrieved",
 ) -> list[OutcomeReply]:
     """Which reply leads to the better outcome? :meth:`OutcomeScorer.score` through :func:`scorer_for`.
 
@@ -243,4 +253,5 @@ def score_outcome_replies(
         >>> [r.rank for r in res]  # doctest: +SKIP
     """
     return scorer_for(model, role).score(context, candidates, horizon, samples=samples, seed=seed,
-                                         private_context=private_context, outcome=outcome, views=views)
+                                         private_context=private_context, outcome=outcome, views=views,
+                                         futures=futures)
