@@ -78,7 +78,7 @@ class Mirror:
                 raise ValueError("the partner's view needs private_context with 'counts' and 'values' lists of one length "
                                  f"(a pool-splitting negotiation), got {dict(ctx)!r}")
             pool = [float(c) for c in counts]
-            total = int(round(sum(c * v for c, v in zip(pool, (float(v) for v in values)))))
+            total = round(sum(c * v for c, v in zip(pool, (float(v) for v in values))))
             for hyp in value_hypotheses([int(c) for c in pool], total):
                 rows.append(model.context_vector({"counts": pool, "values": [float(x) for x in hyp]}))
                 owner.append(b)
