@@ -331,7 +331,8 @@ def _reused(args: argparse.Namespace) -> dict[str, Any]:
     path = Path(args.out) if args.out else Path(os.environ.get("AGENTWM_RESULTS_DIR", RESULTS_DIR)) / "dialogue_outcomes.json"
     if not path.is_file():
         raise SystemExit(f"--reuse: no earlier results at {path}")
-    old = json.loads(path.read_text())
+    record = json.loads(path.read_text())
+    old = record.get("result", record)  # write_result wraps the object; older files hold it bare
     meta = old.get("reused_from") or {k: old.get("meta", {}).get(k) for k in ("command", "commit", "date")}
     out: dict[str, Any] = {"reused_from": meta}
     for part in args.reuse:

@@ -150,6 +150,9 @@ def test_benchmark_reuses_parts_it_did_not_rerun(tmp_path: Path) -> None:
     got = bench._reused(argparse.Namespace(out=str(out), reuse=["negotiation", "chitchat"]))
     assert got["dond_negotiation"] == old["dond"]["negotiation"] and got["chitchat"] == {"positions": 3}
     assert got["reused_from"]["commit"] == "abc"
+    out.write_text(json.dumps({"benchmark": "dialogue_outcomes", "result": {**old, "reused_from": {"commit": "first"}}}))
+    again = bench._reused(argparse.Namespace(out=str(out), reuse=["negotiation"]))  # as write_result wraps it
+    assert again["dond_negotiation"] == old["dond"]["negotiation"] and again["reused_from"] == {"commit": "first"}
     out.write_text(json.dumps({"meta": {}}))
     with pytest.raises(SystemExit, match="no dond.negotiation"):
         bench._reused(argparse.Namespace(out=str(out), reuse=["negotiation"]))
