@@ -243,8 +243,9 @@ def turn_figures(model: DialogueOutcomeModel, data: LogData, args: argparse.Name
     # unlucky seed of the baseline would move every gap by ~0.01 AUC)
     per_seed = []
     for seed in range(args.direct_seeds):
+        net = train_direct(direct_features(tr), y_tr, data.binary, seed=seed)
         with torch.no_grad():
-            d_out = train_direct(direct_features(tr), y_tr, data.binary, seed=seed)(direct_features(pos)).numpy()
+            d_out = net(direct_features(pos)).numpy()
         key = names.index(auc_outcome if auc_outcome is not None else rank_outcome)
         truth = y[:, key].numpy()
         fig = auc(d_out[:, key], truth) if auc_outcome is not None else spearman(d_out[:, key], truth)

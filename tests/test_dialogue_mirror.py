@@ -35,10 +35,13 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> DialogueOutcomeModel:
         turns = [{"speaker": "YOU" if t % 2 == 0 else "THEM", "text": rng.choice(PHRASES)} for t in range(rng.randint(2, 5))]
         agreed = turns[-1]["text"] == "deal" or rng.random() < 0.3
         lines.append(json.dumps({"role": "YOU", "turns": turns, "context": {"counts": counts, "values": list(values)},
-                                 "outcomes": {"points": 5.0 if agreed else 0.0, "agreement": agreed}}))
+                                 "outcomes": {"points": 5.0 if agreed else 0.0, "agreement": agreed},
+                                 "split": "test" if len(lines) % 8 == 0 else "val" if len(lines) % 8 == 1 else "train",
+                                 "meta": {"dialogue": f"d{len(lines) // 2}"}}))
     logs = tmp / "dond.jsonl"
     logs.write_text("\n".join(lines) + "\n")
     trained, _ = train_outcome_model(_config(tmp, logs, outcome="points", steps=20), embed=HashEmbed())
+    trained.metadata["logs"] = str(logs)
     return trained.eval()
 
 
@@ -190,3 +193,20 @@ def test_latent_futures_read_back_the_predicted_turn(model: DialogueOutcomeModel
         assert r.score == pytest.approx(r.parts["ends_within_horizon"] + r.parts["after_horizon"], abs=1e-4)
     with pytest.raises(ValueError, match="futures must be"):
         scorer.score(TALK, ["deal"], private_context=CTX, futures="dreamed")  # type: ignore[arg-type]
+
+
+def test_benchmark_turn_figures_run_on_negotiation_logs(model: DialogueOutcomeModel) -> None:
+    """Every turn-level score of the benchmark on a tiny negotiation log, the direct ablation's median seed."""
+    from agentwm.agents.dialogue.outcome_train import load_logs
+
+    bench = load_benchmark("dialogue_outcomes")
+    data = load_logs(model.metadata["logs"], "points", embed=HashEmbed())
+    args = argparse.Namespace(horizon=2, samples=2, lam=0.5, direct_train=60, direct_seeds=3, groups=None)
+    res = bench.turn_figures(model, data, args, auc_outcome="agreement", rank_outcome="points")
+    for m in ("return", "return_h3", "return_lambda", "return_latent", "return_views", "value", "direct"):
+        assert 0.0 <= res[f"turn_auc_{m}"] <= 1.0
+    figs = res["direct_seeds"]["figure_per_seed"]
+    assert len(figs) == 3 and res["turn_auc_direct"] == sorted(figs)[1]
+    assert set(res["turn_auc_gap_ci"]) >= {"return_views", "return_latent", "value"}
+    gap = res["turn_auc_gap_ci"]["value"]
+    assert gap["gap"] == pytest.approx(res["turn_auc_value"] - res["turn_auc_direct"], abs=2e-4)
