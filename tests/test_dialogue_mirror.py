@@ -210,3 +210,15 @@ def test_benchmark_turn_figures_run_on_negotiation_logs(model: DialogueOutcomeMo
     assert set(res["turn_auc_gap_ci"]) >= {"return_views", "return_latent", "value"}
     gap = res["turn_auc_gap_ci"]["value"]
     assert gap["gap"] == pytest.approx(res["turn_auc_value"] - res["turn_auc_direct"], abs=2e-4)
+
+
+def test_tile_keeps_each_talks_rows_together_in_repeat_state_order() -> None:
+    """Rows of talks in any order: copies of talk b become talks b*n .. b*n+n-1, each with all its rows."""
+    owner = torch.tensor([1, 0, 2, 0, 2, 0])  # talk sizes 3, 1, 2, interleaved
+    mirror = Mirror(None, {"deter": torch.arange(6.0)[:, None]}, owner, torch.arange(6.0), 3)  # type: ignore[arg-type]
+    tiled = mirror.tile(2)
+    assert tiled.talks == 6 and tiled.owner.tolist() == [0, 0, 0, 1, 1, 1, 2, 3, 4, 4, 5, 5]
+    assert tiled.carry["deter"].flatten().tolist() == [1, 3, 5, 1, 3, 5, 0, 0, 2, 4, 2, 4]
+    assert torch.equal(tiled.loglik, tiled.carry["deter"].flatten())
+    both = Mirror.cat([mirror, mirror])
+    assert both.talks == 6 and both.owner.tolist() == owner.tolist() + (owner + 3).tolist()

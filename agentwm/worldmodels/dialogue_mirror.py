@@ -116,17 +116,14 @@ class Mirror:
 
     def tile(self, repeats: int) -> Mirror:
         """Each talk repeated ``repeats`` times, copies adjacent (as :func:`~agentwm.worldmodels.base.repeat_state`)."""
-        order = torch.argsort(self.owner, stable=True)
+        order = torch.argsort(self.owner, stable=True)  # rows grouped by talk
         sizes = torch.bincount(self.owner, minlength=self.talks)
         starts = torch.cumsum(sizes, 0) - sizes
-        idx, owner = [], []
-        for b in range(self.talks):
-            block = order[int(starts[b]) : int(starts[b] + sizes[b])]
-            for j in range(repeats):
-                idx.append(block)
-                owner.append(torch.full((len(block),), b * repeats + j))
-        rows = torch.cat(idx)
-        return Mirror(self.model, {k: v[rows] for k, v in self.carry.items()}, torch.cat(owner), self.loglik[rows],
+        talk = torch.arange(self.talks).repeat_interleave(sizes * repeats)  # talk b's block, repeats times
+        within = torch.arange(len(talk)) - (torch.cumsum(sizes * repeats, 0) - sizes * repeats)[talk]
+        rows = order[starts[talk] + within % sizes[talk]]
+        owner = talk * repeats + within // sizes[talk]
+        return Mirror(self.model, {k: v[rows] for k, v in self.carry.items()}, owner, self.loglik[rows],
                       self.talks * repeats, self.tempering)
 
     @torch.no_grad()
