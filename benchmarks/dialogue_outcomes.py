@@ -8,13 +8,21 @@ candidate; each method scores it from the conversation so far:
   ``Rollout.returns(1.0)``, the expected final outcome (the path ``score_replies`` uses);
 * ``return_h3`` / ``return_lambda``: the same at the scorer's defaults (horizon 3, 8 futures),
   ``Rollout.returns(1.0)`` / the λ-return (``--lam``, values bootstrapped at every imagined step);
+* ``return_latent``: the same as ``return_h3`` with every imagined turn read as the model's
+  predicted embedding, not a retrieved real turn (``score_replies(..., futures="latent")``);
+* ``return_views``: the same as ``return_h3`` with the agreement read from both sides
+  (``score_replies(..., views="both")``: the agent's model also reads the talk from the partner's
+  side under every value vector the partner may hold, weighted by what the partner said);
 * ``value``: the same model's value right after the candidate, no imagined turns;
 * ``direct``: the no-world-model ablation, an MLP from (private context, mean of the context
-  turns, last turn, candidate, turn index) straight to the outcome, trained on the same split;
+  turns, last turn, candidate, turn index) straight to the outcome, trained on the same split, with
+  ``--direct-seeds`` seeds: the figures are the median seed's (``direct_seeds`` lists every seed's);
 * ``cosine``: MiniLM cosine of the candidate with the last turn; ``length``: its words.
 
 Figures: AUC for agreement and Spearman with the final points (Deal or No Deal), Spearman with
-the mean rating (Chit-Chat); ``imagined_duplicate_rate`` (share of imagined partner turns equal to
+the mean rating (Chit-Chat); ``turn_auc_gap_ci``: each score's AUC minus the direct ablation's,
+with a 95 % interval from resampling test dialogues (both sides of a dialogue together);
+``imagined_duplicate_rate`` (share of imagined partner turns equal to
 the previous imagined partner turn of the same rollout); candidates per second at horizon 3;
 negotiation against the separately trained partner simulator (``agentwm.agents.dialogue.negotiation``):
 rollout vs likelihood vs random choice over the same candidates, per seed and the median of ``--seeds``.
@@ -48,6 +56,7 @@ from _results import write_result
 
 from agentwm.agents.dialogue.outcome_train import LogData, load_logs
 from agentwm.worldmodels.base import repeat_state
+from agentwm.worldmodels.dialogue_mirror import Mirror, both_views
 from agentwm.worldmodels.dialogue_outcome import DialogueOutcomeModel
 from agentwm.worldmodels.dialogue_outcome_io import load_outcome_model
 
@@ -62,6 +71,21 @@ def auc(score: np.ndarray, label: np.ndarray) -> float:
     pos, neg = label > 0.5, label <= 0.5
     r = rankdata(score)
     return float((r[pos].sum() - pos.sum() * (pos.sum() + 1) / 2) / (pos.sum() * neg.sum()))
+
+
+def auc_gap_ci(score: np.ndarray, base: np.ndarray, label: np.ndarray, groups: np.ndarray, draws: int = 1000,
+               seed: int = 0) -> dict[str, float]:
+    """AUC of ``score`` minus AUC of ``base`` and its 95 % bootstrap interval, resampling whole ``groups``."""
+    rng = np.random.default_rng(seed)
+    _, inv = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inv == g) for g in range(inv.max() + 1)]
+    gaps = []
+    for _ in range(draws):
+        pick = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+        if 0 < (label[pick] > 0.5).sum() < len(pick):
+            gaps.append(auc(score[pick], label[pick]) - auc(base[pick], label[pick]))
+    lo, hi = np.percentile(gaps, [2.5, 97.5])
+    return {"gap": round(auc(score, label) - auc(base, label), 4), "lo": round(float(lo), 4), "hi": round(float(hi), 4)}
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -101,8 +125,41 @@ def positions(model: DialogueOutcomeModel, data: LogData, convs: list[int], max_
 
 
 @torch.no_grad()
+def mirrors_at(model: DialogueOutcomeModel, data: LogData, convs: list[int], max_turns: int = 24) -> list[Mirror]:
+    """The partner's view before every position of :func:`positions` (same order), one talk each."""
+    out = []
+    for c in convs:
+        emb = data.emb[torch.from_numpy(data.rows[c][:max_turns])].float()
+        agent = torch.from_numpy(data.agent[c][:max_turns])
+        ctx = dict(zip(("counts", "values"), np.asarray(data.ctx[c]).reshape(2, -1).tolist()))
+        mirror = Mirror.start(model, [ctx])
+        for t in range(emb.shape[0]):
+            if agent[t] > 0 and t >= 1:
+                out.append(mirror)
+            mirror = mirror.hear(emb[t : t + 1], agent[t : t + 1] > 0)
+    return out
+
+
+@torch.no_grad()
+def both_view_returns(model: DialogueOutcomeModel, pos: dict[str, Any], mirrors: list[Mirror], horizon: int,
+                      samples: int, seed: int = 0, chunk: int = 128) -> np.ndarray:
+    """Mean imagined return of the agreement read from both sides (what ``views="both"`` ranks by)."""
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for start in range(0, pos["deter"].shape[0], chunk):
+        sl = slice(start, start + chunk)
+        n = pos["deter"][sl].shape[0]
+        state = repeat_state({"deter": pos["deter"][sl], "ctx": pos["ctx"][sl], "turns": pos["turn"][sl]}, samples)
+        roll = model.imagine(state, pos["cand"][sl].repeat_interleave(samples, 0)[None], horizon, generator=gen,
+                             outcome="agreement")
+        both = both_views(roll, Mirror.cat(mirrors[sl]).tile(samples), "agreement")
+        out.append(both.returns(1.0).view(n, samples).mean(1).numpy())
+    return np.concatenate(out)
+
+
+@torch.no_grad()
 def imagined_returns(model: DialogueOutcomeModel, pos: dict[str, Any], outcome: str, horizon: int, samples: int,
-                     seed: int = 0, lam: float | None = None) -> tuple[np.ndarray, float]:
+                     seed: int = 0, lam: float | None = None, turns: str = "retrieved") -> tuple[np.ndarray, float]:
     """Mean imagined return per position (``Rollout.returns(1.0)``, or the λ-return with ``lam``),
     and the duplicate rate of imagined partner turns."""
     gen = torch.Generator().manual_seed(seed)
@@ -112,7 +169,7 @@ def imagined_returns(model: DialogueOutcomeModel, pos: dict[str, Any], outcome: 
         n = pos["deter"][sl].shape[0]
         state = repeat_state({"deter": pos["deter"][sl], "ctx": pos["ctx"][sl], "turns": pos["turn"][sl]}, samples)
         cand = pos["cand"][sl].repeat_interleave(samples, 0)[None]
-        roll = model.imagine(state, cand, horizon, generator=gen, outcome=outcome)
+        roll = model.imagine(state, cand, horizon, generator=gen, outcome=outcome, turns=turns)  # type: ignore[arg-type]
         out.append(roll.returns(1.0, lam).view(n, samples).mean(1).numpy())
         partner = [row for t, row in enumerate(roll.extras["text"]) if t % 2 == 1]
         for a, b in itertools.pairwise(partner):
@@ -170,15 +227,31 @@ def turn_figures(model: DialogueOutcomeModel, data: LogData, args: argparse.Name
                                for o in {rank_outcome, auc_outcome} if o is not None}
     scores["return_h3"] = {o: imagined_returns(model, pos, o, lam_h, lam_s, seed=3)[0]
                            for o in {rank_outcome, auc_outcome} if o is not None}
+    scores["return_latent"] = {o: imagined_returns(model, pos, o, lam_h, lam_s, seed=4, turns="latent")[0]
+                               for o in {rank_outcome, auc_outcome} if o is not None}
+    views = auc_outcome == "agreement" and {"counts", "values"} <= {k.split("[")[0] for k in data.context_keys}
+    if views:  # a pool-splitting negotiation: the agreement also read from the partner's side
+        both = both_view_returns(model, pos, mirrors_at(model, data, test), lam_h, lam_s, seed=3)
+        scores["return_views"] = {auc_outcome: both, rank_outcome: both}
     res["return_lambda_settings"] = {"lam": args.lam, "horizon": lam_h, "samples": lam_s}
     if auc_outcome is not None:
         scores["return"][auc_outcome] = imagined_returns(model, pos, auc_outcome, args.horizon, args.samples, seed=1)[0]
         scores["value"][auc_outcome] = values_after(model, pos, auc_outcome)
     tr = positions(model, data, train[: args.direct_train])
     y_tr = torch.from_numpy(np.stack([data.outcomes[c] for c in tr["conv"]]))
-    direct = train_direct(direct_features(tr), y_tr, data.binary)
-    with torch.no_grad():
-        d_out = direct(direct_features(pos)).numpy()
+    # the ablation over --direct-seeds seeds; its figures are those of the median seed (a lucky or an
+    # unlucky seed of the baseline would move every gap by ~0.01 AUC)
+    per_seed = []
+    for seed in range(args.direct_seeds):
+        net = train_direct(direct_features(tr), y_tr, data.binary, seed=seed)
+        with torch.no_grad():
+            d_out = net(direct_features(pos)).numpy()
+        key = names.index(auc_outcome if auc_outcome is not None else rank_outcome)
+        truth = y[:, key].numpy()
+        fig = auc(d_out[:, key], truth) if auc_outcome is not None else spearman(d_out[:, key], truth)
+        per_seed.append((fig, seed, d_out))
+    _, mid_seed, d_out = sorted(per_seed, key=lambda r: r[0])[len(per_seed) // 2]
+    res["direct_seeds"] = {"figure_per_seed": [round(f, 4) for f, _, _ in per_seed], "median_seed": mid_seed}
     scores["direct"] = {n: d_out[:, names.index(n)] for n in {rank_outcome, auc_outcome} if n is not None}
     cos = (pos["cand"] * pos["last"]).sum(-1).numpy()
     scores["cosine"] = {n: cos for n in scores["direct"]}
@@ -186,7 +259,14 @@ def turn_figures(model: DialogueOutcomeModel, data: LogData, args: argparse.Name
     for method, by_outcome in scores.items():
         if auc_outcome is not None:
             res[f"turn_auc_{method}"] = round(auc(by_outcome[auc_outcome], y[:, names.index(auc_outcome)].numpy()), 4)
-        res[f"turn_spearman_{method}"] = round(spearman(by_outcome[rank_outcome], y[:, names.index(rank_outcome)].numpy()), 4)
+        if method != "return_views":  # it ranks by the agreement only
+            res[f"turn_spearman_{method}"] = round(spearman(by_outcome[rank_outcome], y[:, names.index(rank_outcome)].numpy()), 4)
+    if auc_outcome is not None:
+        label = y[:, names.index(auc_outcome)].numpy()
+        groups = np.array([(args.groups or {}).get(data.ids[c], data.ids[c]) for c in pos["conv"]])
+        res["turn_auc_gap_ci"] = {m: auc_gap_ci(scores[m][auc_outcome], scores["direct"][auc_outcome], label, groups)
+                                  for m in ("return", "return_h3", "return_lambda", "return_latent", "return_views", "value")
+                                  if m in scores}
     res["imagined_duplicate_rate"] = round(dup, 4)
     return res
 
@@ -254,6 +334,30 @@ def negotiation(model: DialogueOutcomeModel, partner: DialogueOutcomeModel, scen
     return out
 
 
+def _reused(args: argparse.Namespace) -> dict[str, Any]:
+    """The parts named by ``--reuse`` from the results file this run replaces, each marked with the
+    command, commit and date that measured it (so a partial rerun keeps the figures it did not redo)."""
+    from _results import RESULTS_DIR
+
+    path = Path(args.out) if args.out else Path(os.environ.get("AGENTWM_RESULTS_DIR", RESULTS_DIR)) / "dialogue_outcomes.json"
+    if not path.is_file():
+        raise SystemExit(f"--reuse: no earlier results at {path}")
+    record = json.loads(path.read_text())
+    old = record.get("result", record)  # write_result wraps the object; older files hold it bare
+    meta = old.get("reused_from") or {k: old.get("meta", {}).get(k) for k in ("command", "commit", "date")}
+    out: dict[str, Any] = {"reused_from": meta}
+    for part in args.reuse:
+        if part == "negotiation":
+            if "negotiation" not in old.get("dond", {}):
+                raise SystemExit(f"--reuse negotiation: {path} has no dond.negotiation")
+            out.setdefault("dond_negotiation", old["dond"]["negotiation"])
+        elif part in old:
+            out[part] = old[part]
+        else:
+            raise SystemExit(f"--reuse {part}: {path} has no {part!r}")
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dond-model", default=str(ROOT / "models" / "dialogue-dond"))
@@ -264,8 +368,11 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=4, help="sampled futures per candidate")
     p.add_argument("--lam", type=float, default=0.5, help="λ of the return_lambda variant (horizon 3, 8 futures)")
     p.add_argument("--direct-train", type=int, default=20000, help="training conversations of the direct ablation")
+    p.add_argument("--direct-seeds", type=int, default=5, help="seeds of the direct ablation; its figures: the median seed's")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--skip-negotiation", action="store_true")
+    p.add_argument("--reuse", nargs="*", default=[], choices=["negotiation", "chitchat"],
+                   help="copy these parts, not rerun, from the results file being replaced (marked 'reused_from')")
     p.add_argument("--partner-model", default=str(ROOT / "models" / "dialogue-dond" / "partner"),
                    help="the partner simulator: a model trained separately (another seed)")
     p.add_argument("--games", type=int, default=1000, help="test scenarios to play (one per test dialogue, at most)")
@@ -288,11 +395,13 @@ def main() -> None:
             write_conversations(dealornodeal_logs(DOND), logs)
     model = load_outcome_model(args.dond_model)
     data = load_logs(logs, "points")
+    from agentwm.envs.conversations import read_conversations
+
+    args.groups = {str(c.id): str(c.meta.get("dialogue", c.id)) for c in read_conversations(logs, split="test")}
     result["dond"] = turn_figures(model, data, args, auc_outcome="agreement", rank_outcome="points")
     result["dond"]["speed"] = speed(model, data)
-    if not args.skip_negotiation:
+    if not args.skip_negotiation and "negotiation" not in args.reuse:
         from agentwm.agents.dialogue.negotiation import scenarios_from_logs
-        from agentwm.envs.conversations import read_conversations
 
         partner = load_outcome_model(args.partner_model)
         scenarios = scenarios_from_logs(list(read_conversations(logs, split="test")))[: args.games]
@@ -300,7 +409,13 @@ def main() -> None:
     if args.chitchat_model:
         cmodel = load_outcome_model(args.chitchat_model)
         cdata = load_logs(args.chitchat_logs, "rating")
+        args.groups = None
         result["chitchat"] = turn_figures(cmodel, cdata, args, auc_outcome=None, rank_outcome="rating")
+    if args.reuse:
+        reused = _reused(args)
+        if "dond_negotiation" in reused:
+            result["dond"]["negotiation"] = reused.pop("dond_negotiation")
+        result.update(reused)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
     result["meta"] = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "commit": commit,
                       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

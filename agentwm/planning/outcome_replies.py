@@ -7,6 +7,10 @@ outcome (e.g. P(agreement), points, CSAT) of the conversation if the agent says 
 It splits exactly into two parts: ``ends_within_horizon`` (the outcome of the imagined futures
 that end within the horizon, weighted by their probability) plus ``after_horizon`` (the model's
 value of the futures still going at the horizon, weighted by their probability).
+With ``views="both"`` (negotiations over a known pool, e.g. Deal or No Deal) an outcome both sides
+share (``agreement``) is read from the agent's side and from the partner's, as the agent's own model
+reads the talk under each value vector the partner may hold (:mod:`agentwm.worldmodels.dialogue_mirror`),
+and the two are averaged at every imagined step.
 The scorer keeps the carries of recent contexts; embeddings are cached on disk by the model's
 :class:`~agentwm.text.embedding_store.EmbeddingStore`.
 """
@@ -18,16 +22,23 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, Field
 
 from agentwm.planning.ranking import rank
+from agentwm.worldmodels.dialogue_mirror import SHARED_OUTCOMES, BothViews, Mirror
 from agentwm.worldmodels.dialogue_outcome import DialogueOutcomeModel
 
 Turns = Sequence[str] | Sequence[tuple[str, str]]
 """A conversation so far: texts (speakers alternate, the last one is the partner's) or ``(speaker, text)`` pairs."""
+
+Futures = Literal["retrieved", "latent"]
+"""How imagined turns are made: real turns retrieved near the model's prediction, or the predicted embedding itself."""
+
+Views = Literal["own", "both"]
+"""``own``: the agent's reading of the talk; ``both``: a shared outcome also read from the partner's side."""
 
 
 class OutcomeReply(BaseModel):
@@ -59,6 +70,7 @@ class OutcomeScorer:
         self.model = model.eval()
         self.role = role
         self._contexts: OrderedDict[Any, dict[str, Any]] = OrderedDict()
+        self._mirrors: OrderedDict[Any, Mirror] = OrderedDict()
         self._cache_size = context_cache
 
     def _turns(self, context: Turns) -> list[tuple[str, str]]:
@@ -81,6 +93,24 @@ class OutcomeScorer:
             raise ValueError(f"context speakers {sorted(speakers)} do not include the agent's role {self.role!r}; "
                              "pass role= (--role) naming the agent")
         return out
+
+    def mirror(self, context: Turns, private_context: Mapping[str, Any] | None = None) -> Mirror:
+        """The partner's view after ``context`` (:class:`~agentwm.worldmodels.dialogue_mirror.Mirror`;
+        cached like :meth:`carry`); ``private_context`` must hold ``counts`` and ``values``."""
+        turns = self._turns(context)
+        key = (tuple(turns), tuple(sorted((k, str(v)) for k, v in (private_context or {}).items())))
+        if key in self._mirrors:
+            self._mirrors.move_to_end(key)
+            return self._mirrors[key]
+        mirror = Mirror.start(self.model, [private_context or {}])
+        if turns:
+            emb = self.model.embed_texts([t for _, t in turns])
+            for i, (speaker, _) in enumerate(turns):
+                mirror = mirror.hear(emb[i : i + 1], torch.tensor([speaker == self.role]))
+        self._mirrors[key] = mirror
+        while len(self._mirrors) > self._cache_size:
+            self._mirrors.popitem(last=False)
+        return mirror
 
     def carry(self, context: Turns, private_context: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The model's carry after ``context`` (cached by context and private context)."""
@@ -105,6 +135,8 @@ class OutcomeScorer:
         seed: int = 0,
         private_context: Mapping[str, Any] | None = None,
         outcome: str | None = None,
+        views: Views = "own",
+        futures: Futures = "retrieved",
     ) -> list[OutcomeReply]:
         """Score ``candidates`` as the agent's next turn after ``context``; results in input order.
 
@@ -115,7 +147,16 @@ class OutcomeScorer:
             samples: sampled futures per candidate.
             seed: seed of the futures (same seed, same scores).
             private_context: what the agent privately knows (the fields the model was trained with).
-            outcome: which predicted outcome to rank by (default: the model's training target).
+            outcome: which predicted outcome to rank by (default: the model's training target;
+                with ``views="both"``: ``agreement``).
+            views: ``"both"`` reads a shared outcome from both sides (:data:`Views`); it needs
+                ``private_context`` with the pool's ``counts`` and the agent's ``values``.
+            futures: ``"latent"`` reads each imagined turn as the model's predicted embedding instead
+                of a retrieved real turn (:data:`Futures`; ``imagined`` then shows the nearest real turns).
+
+        Raises:
+            ValueError: no or empty candidates, an unknown ``views`` or ``futures``, ``views="both"`` with an outcome
+                both sides do not share or without ``counts``/``values``.
         """
         if isinstance(candidates, str) or not candidates:
             raise ValueError("candidates must be a non-empty list of texts")
@@ -124,8 +165,20 @@ class OutcomeScorer:
                 raise ValueError(f"candidates[{i}] must be a non-empty text, got {c!r}")
         K = len(candidates)
         gen = torch.Generator().manual_seed(seed)
-        ranking = rank(self.model, self.carry(context, private_context), list(candidates), horizon=horizon,
-                       samples=samples, gamma=1.0, imagine_options={"generator": gen, "outcome": outcome})
+        model: Any = self.model
+        if views == "both":
+            outcome = outcome or next((o for o in SHARED_OUTCOMES if o in self.model.config.outcomes), None)
+            if outcome not in SHARED_OUTCOMES or outcome not in self.model.config.outcomes:
+                raise ValueError(f"views='both' ranks by an outcome both sides share ({list(SHARED_OUTCOMES)}) that the "
+                                 f"model predicts ({self.model.config.outcomes}); got {outcome!r}")
+            model = BothViews(self.model, self.mirror(context, private_context), outcome)
+        elif views != "own":
+            raise ValueError(f"views must be 'own' or 'both', got {views!r}")
+        if futures not in ("retrieved", "latent"):
+            raise ValueError(f"futures must be 'retrieved' or 'latent', got {futures!r}")
+        ranking = rank(model, self.carry(context, private_context), list(candidates), horizon=horizon,
+                       samples=samples, gamma=1.0,
+                       imagine_options={"generator": gen, "outcome": outcome, "turns": futures})
         roll = ranking.rollout
         alive = torch.cumprod(torch.cat([torch.ones_like(roll.continues[:1]), roll.continues[:-1]]), 0)
         ended = (alive * roll.rewards).sum(0).view(K, samples).mean(1)
@@ -188,6 +241,8 @@ def score_outcome_replies(
     seed: int = 0,
     private_context: Mapping[str, Any] | None = None,
     outcome: str | None = None,
+    views: Views = "own",
+    futures: Futures = "retrieved",
 ) -> list[OutcomeReply]:
     """Which reply leads to the better outcome? :meth:`OutcomeScorer.score` through :func:`scorer_for`.
 
@@ -198,4 +253,5 @@ def score_outcome_replies(
         >>> [r.rank for r in res]  # doctest: +SKIP
     """
     return scorer_for(model, role).score(context, candidates, horizon, samples=samples, seed=seed,
-                                         private_context=private_context, outcome=outcome)
+                                         private_context=private_context, outcome=outcome, views=views,
+                                         futures=futures)

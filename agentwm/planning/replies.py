@@ -30,7 +30,7 @@ from typing import Any, overload
 import torch
 
 from agentwm.core.returns import discounted_return
-from agentwm.planning.outcome_replies import OutcomeReply, OutcomeScorer, Turns, scorer_for
+from agentwm.planning.outcome_replies import Futures, OutcomeReply, OutcomeScorer, Turns, Views, scorer_for
 from agentwm.planning.ranking import rank
 from agentwm.worldmodels.dialogue import COMPONENTS, DialogueWorldModel
 from agentwm.worldmodels.dialogue_outcome import DialogueOutcomeModel
@@ -193,7 +193,8 @@ def score_replies(
 def score_replies(
     context: Turns, candidates: Sequence[str], horizon: int = 3, gamma: float | None = None, *,
     model: DialogueOutcomeModel | OutcomeScorer, samples: int | None = None, seed: int = 0, role: str | None = None,
-    private_context: Mapping[str, Any] | None = None, outcome: str | None = None,
+    private_context: Mapping[str, Any] | None = None, outcome: str | None = None, views: Views = "own",
+    futures: Futures = "retrieved",
 ) -> list[OutcomeReply]: ...
 
 
@@ -201,7 +202,8 @@ def score_replies(
 def score_replies(
     context: Turns, candidates: Sequence[str], horizon: int = 3, gamma: float | None = None, *,
     model: str | Path, samples: int | None = None, seed: int = 0, role: str | None = None,
-    private_context: Mapping[str, Any] | None = None, outcome: str | None = None,
+    private_context: Mapping[str, Any] | None = None, outcome: str | None = None, views: Views = "own",
+    futures: Futures = "retrieved",
 ) -> list[ReplyScore] | list[OutcomeReply]: ...
 
 
@@ -217,6 +219,8 @@ def score_replies(
     role: str | None = None,
     private_context: Mapping[str, Any] | None = None,
     outcome: str | None = None,
+    views: Views = "own",
+    futures: Futures = "retrieved",
 ) -> list[ReplyScore] | list[OutcomeReply]:
     """Which of these replies leads to the better conversation (or the better outcome)?
 
@@ -236,6 +240,10 @@ def score_replies(
         role / private_context / outcome: outcome models only: the agent's speaker name, what the
             agent privately knows (the context fields the model was trained with, e.g. item values),
             and the outcome to rank by (default: the one the model was trained for).
+        views: outcome models only: ``"both"`` reads a shared outcome (``agreement``) from the
+            agent's side and from the partner's (see :class:`OutcomeScorer`).
+        futures: outcome models only: ``"latent"`` imagines turns as predicted embeddings, not
+            retrieved real turns.
 
     Returns:
         One result per candidate, in input order, ``rank`` 1 for the best: :class:`ReplyScore`
@@ -258,8 +266,10 @@ def score_replies(
         if gamma is not None and gamma != 1.0:
             raise ValueError(f"gamma: an outcome model ranks by the expected final outcome (gamma 1), got {gamma}")
         return scorer.score(context, candidates, horizon, samples=8 if samples is None else samples, seed=seed,
-                            private_context=private_context, outcome=outcome)
-    given = [n for n, v in (("private_context", private_context), ("outcome", outcome)) if v is not None]
+                            private_context=private_context, outcome=outcome, views=views, futures=futures)
+    given = [n for n, v in (("private_context", private_context), ("outcome", outcome),
+                            ("views", None if views == "own" else views),
+                            ("futures", None if futures == "retrieved" else futures)) if v is not None]
     if given:
         raise ValueError(f"{', '.join(given)}: only outcome models take this; the Chit-Chat model does not")
     texts: Any = context  # validated as a list of texts (speakers alternating) by ScoreRequest

@@ -23,7 +23,7 @@ sampled futures differ. Step t of the :class:`Rollout` has ``rewards[t] = P(end_
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -282,6 +282,12 @@ class DialogueOutcomeModel(nn.Module):
         rows = idx.gather(1, pick).squeeze(1)
         return rows if side is None else side[rows]
 
+    def _nearest(self, pred: Tensor, agent: Tensor) -> Tensor:
+        """Bank rows ``[B]`` nearest to each predicted embedding among its speaker's turns (to show a latent turn as text)."""
+        flags = agent.bool()
+        sims = (pred @ self.bank_emb.T).masked_fill(self.bank_agent[None, :] != flags[:, None], -2.0)
+        return sims.argmax(-1)
+
     def _side(self, agent: bool) -> tuple[Tensor, Tensor]:
         """Bank rows of one speaker side and their embeddings (cached until the bank changes)."""
         key = (self.bank_emb.data_ptr(), self.bank_emb.shape[0])
@@ -306,7 +312,8 @@ class DialogueOutcomeModel(nn.Module):
 
     @torch.no_grad()
     def imagine(self, state: State, actions: TextActions | Tensor, horizon: int,
-                generator: torch.Generator | None = None, outcome: str | None = None) -> Rollout:
+                generator: torch.Generator | None = None, outcome: str | None = None,
+                turns: Literal["retrieved", "latent"] = "retrieved") -> Rollout:
         """Imagine ``horizon`` turns: the given agent turns first, then partner/agent turns drawn
         from the bank.
 
@@ -317,6 +324,9 @@ class DialogueOutcomeModel(nn.Module):
             horizon: turns to imagine in all (the candidate counts as one).
             generator: seeds the latent and retrieval samples.
             outcome: the outcome rewards and values report (default: the config's ``target``).
+            turns: ``retrieved``: each imagined turn is a real turn of the bank, sampled near the
+                decoded embedding; ``latent``: the decoded embedding itself is read back (no
+                retrieval noise; ``extras["text"]`` then shows the nearest real turn).
 
         Returns:
             A :class:`Rollout` with ``rewards``, ``continues`` and ``values`` ``[H, B]`` in the
@@ -326,6 +336,8 @@ class DialogueOutcomeModel(nn.Module):
         """
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
+        if turns not in ("retrieved", "latent"):
+            raise ValueError(f"turns must be 'retrieved' or 'latent', got {turns!r}")
         B = state_batch_size(state)
         target = self.target_index if outcome is None else self._outcome_index(outcome)
         given = actions if isinstance(actions, Tensor) else None
@@ -348,8 +360,12 @@ class DialogueOutcomeModel(nn.Module):
                     emb = self.embed_texts(step_texts)
                 used += 1
             else:
-                rows = self._retrieve(self.decode(carry, z, agent), agent, generator)
-                emb = self.bank_emb[rows]
+                pred = self.decode(carry, z, agent)
+                if turns == "latent":
+                    rows, emb = self._nearest(pred, agent), pred
+                else:
+                    rows = self._retrieve(pred, agent, generator)
+                    emb = self.bank_emb[rows]
                 step_texts = [self.bank_texts[i] for i in rows.tolist()]
             carry = self._advance(carry, self.encode(emb, agent), z)
             heads = self.predict(carry)

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from agentwm.worldmodels.base import Rollout, repeat_state
+from agentwm.worldmodels.dialogue_mirror import turn_loglik, value_hypotheses
 from agentwm.worldmodels.dialogue_outcome import DialogueOutcomeModel
 
 Rule = Literal["rollouts", "likelihood", "random"]
@@ -38,6 +39,8 @@ Split = Literal["heads", "expected"]
 Score = Literal["points", "game"]
 Reader = Literal["mirror", "own", "both"]
 ITEMS = ("book", "hat", "ball")
+__all__ = ["Scenario", "Side", "best_split", "compare_rules", "play", "propose", "rollout_values", "scenarios_from_logs",
+           "split_table", "takes", "their_claim", "turn_loglik", "value_hypotheses"]
 
 
 @dataclass(frozen=True)
@@ -116,29 +119,6 @@ class Side:
         table = split_table(self.counts)
         best, _ = best_split(theirs, self.counts, self.values, table, sigma, self.weights[None])
         return [int(x) for x in table[int(best[0])]]
-
-
-def value_hypotheses(counts: Sequence[int], total: int = 10) -> list[tuple[int, ...]]:
-    """Every value vector a side may hold for this pool (non-negative, worth ``total`` in all)."""
-    ranges = [range(total // c + 1) if c else range(1) for c in counts]
-    grid = torch.cartesian_prod(*[torch.tensor(list(r)) for r in ranges]).view(-1, len(counts))
-    keep = grid[(grid * torch.tensor(list(counts))).sum(-1) == total]
-    return [tuple(int(x) for x in row) for row in keep] or [tuple([0] * len(counts))]
-
-
-@torch.no_grad()
-def turn_loglik(model: DialogueOutcomeModel, carry: dict[str, Tensor], emb: Tensor) -> Tensor:
-    """``[B]`` log-probability of a turn (embedding ``[E]``) as the next turn of each carry's own
-    speaker: its InfoNCE score against that speaker's side of the bank, at the prior's mode."""
-    from agentwm.core.distributions import mode_onehot
-
-    B = carry["deter"].shape[0]
-    flag = torch.ones(B)
-    pred = model.decode(carry, mode_onehot(model._prior(carry, flag)), flag)
-    _, side = model._side(True)
-    bank = pred @ side.T / model.config.temperature
-    own = (pred @ emb) / model.config.temperature
-    return own - torch.logsumexp(torch.cat([bank, own[:, None]], -1), -1)
 
 
 def takes(model: DialogueOutcomeModel, outcome: Tensor) -> Tensor:

@@ -393,12 +393,13 @@ def main(argv: list[str] | None = None) -> int:
                                 description="train a dialogue outcome world model on conversation logs (JSONL)")
     for name, info in OutcomeTrainConfig.model_fields.items():
         flag = "--" + name.replace("_", "-")
+        text = (info.description or "").replace("%", "%%")  # argparse formats help with %
         if info.annotation is bool:
-            p.add_argument(flag, type=lambda v: v.lower() in ("1", "true", "yes"), default=None, help=info.description)
+            p.add_argument(flag, type=lambda v: v.lower() in ("1", "true", "yes"), default=None, help=text)
         elif name == "model":
-            p.add_argument(flag, type=json.loads, default=None, help=info.description)
+            p.add_argument(flag, type=json.loads, default=None, help=text)
         else:
-            p.add_argument(flag, default=None, required=info.is_required(), help=info.description)
+            p.add_argument(flag, default=None, required=info.is_required(), help=text)
     args = {k: v for k, v in vars(p.parse_args(argv)).items() if v is not None}
     try:
         cfg = OutcomeTrainConfig(**args)
