@@ -5,11 +5,11 @@ candidate; each method scores it from the conversation so far:
 
 * ``return``: the world model imagines ``--horizon`` turns from the candidate (``--samples``
   sampled futures, partner and agent turns retrieved from the training logs) and scores it by
-  ``Rollout.returns(1.0)``, the expected final outcome (the path ``score_replies`` uses);
-* ``return_h3`` / ``return_lambda``: the same at the scorer's defaults (horizon 3, 8 futures),
+  ``Rollout.returns(1.0)``, the expected final outcome (``score_replies(..., futures="retrieved")``);
+* ``return_h3`` / ``return_lambda``: the same at the scorer's horizon and futures (3, 8),
   ``Rollout.returns(1.0)`` / the λ-return (``--lam``, values bootstrapped at every imagined step);
 * ``return_latent``: the same as ``return_h3`` with every imagined turn read as the model's
-  predicted embedding, not a retrieved real turn (``score_replies(..., futures="latent")``);
+  predicted embedding, not a retrieved real turn: the scorer's defaults (``score_replies``);
 * ``return_views``: the same as ``return_h3`` with the agreement read from both sides
   (``score_replies(..., views="both")``: the agent's model also reads the talk from the partner's
   side under every value vector the partner may hold, weighted by what the partner said);

@@ -104,9 +104,9 @@ def test_scorer_views_both_ranks_by_the_shared_agreement(model: DialogueOutcomeM
 
     scorer = OutcomeScorer(model, role="YOU")
     cands = ["deal", "no", "i want the hats"]
-    first = scorer.score(TALK, cands, horizon=3, samples=4, private_context=CTX, views="both")
-    again = scorer.score(TALK, cands, horizon=3, samples=4, private_context=CTX, views="both")
-    own = scorer.score(TALK, cands, horizon=3, samples=4, private_context=CTX, outcome="agreement")
+    first = scorer.score(TALK, cands, horizon=3, samples=4, private_context=CTX, views="both", futures="retrieved")
+    again = scorer.score(TALK, cands, horizon=3, samples=4, private_context=CTX, views="both", futures="retrieved")
+    own = scorer.score(TALK, cands, horizon=3, samples=4, private_context=CTX, outcome="agreement", futures="retrieved")
     assert len(scorer._mirrors) == 1 and [r.score for r in first] == [r.score for r in again]
     assert sorted(r.rank for r in first) == [1, 2, 3] and [r.score for r in first] != [r.score for r in own]
     for r in first:
@@ -117,7 +117,8 @@ def test_scorer_views_both_ranks_by_the_shared_agreement(model: DialogueOutcomeM
     roll = BothViews(model, scorer.mirror(TALK, CTX)).imagine(repeat_state(scorer.carry(TALK, CTX), 12),
                                                               [[c for c in cands for _ in range(4)]], 3, generator=gen)
     assert torch.allclose(roll.returns(1.0).view(3, 4).mean(1), torch.tensor([r.score for r in first]), atol=1e-5)
-    assert score_replies(TALK, cands, model=model, role="YOU", samples=4, private_context=CTX, views="both")[0].score \
+    assert score_replies(TALK, cands, model=model, role="YOU", samples=4, private_context=CTX, views="both",
+                         futures="retrieved")[0].score \
         == pytest.approx(first[0].score)
     with pytest.raises(ValueError, match="both sides share"):
         scorer.score(TALK, cands, private_context=CTX, views="both", outcome="points")

@@ -136,7 +136,7 @@ class OutcomeScorer:
         private_context: Mapping[str, Any] | None = None,
         outcome: str | None = None,
         views: Views = "own",
-        futures: Futures = "retrieved",
+        futures: Futures = "latent",
     ) -> list[OutcomeReply]:
         """Score ``candidates`` as the agent's next turn after ``context``; results in input order.
 
@@ -151,8 +151,9 @@ class OutcomeScorer:
                 with ``views="both"``: ``agreement``).
             views: ``"both"`` reads a shared outcome from both sides (:data:`Views`); it needs
                 ``private_context`` with the pool's ``counts`` and the agent's ``values``.
-            futures: ``"latent"`` reads each imagined turn as the model's predicted embedding instead
-                of a retrieved real turn (:data:`Futures`; ``imagined`` then shows the nearest real turns).
+            futures: ``"latent"`` (default) reads each imagined turn as the model's predicted
+                embedding (``imagined`` shows the nearest real turns); ``"retrieved"`` samples a real
+                turn of the logs at each step (:data:`Futures`), which adds sampling noise.
 
         Raises:
             ValueError: no or empty candidates, an unknown ``views`` or ``futures``, ``views="both"`` with an outcome
@@ -242,7 +243,7 @@ def score_outcome_replies(
     private_context: Mapping[str, Any] | None = None,
     outcome: str | None = None,
     views: Views = "own",
-    futures: Futures = "retrieved",
+    futures: Futures = "latent",
 ) -> list[OutcomeReply]:
     """Which reply leads to the better outcome? :meth:`OutcomeScorer.score` through :func:`scorer_for`.
 

@@ -194,7 +194,7 @@ def score_replies(
     context: Turns, candidates: Sequence[str], horizon: int = 3, gamma: float | None = None, *,
     model: DialogueOutcomeModel | OutcomeScorer, samples: int | None = None, seed: int = 0, role: str | None = None,
     private_context: Mapping[str, Any] | None = None, outcome: str | None = None, views: Views = "own",
-    futures: Futures = "retrieved",
+    futures: Futures | None = None,
 ) -> list[OutcomeReply]: ...
 
 
@@ -203,7 +203,7 @@ def score_replies(
     context: Turns, candidates: Sequence[str], horizon: int = 3, gamma: float | None = None, *,
     model: str | Path, samples: int | None = None, seed: int = 0, role: str | None = None,
     private_context: Mapping[str, Any] | None = None, outcome: str | None = None, views: Views = "own",
-    futures: Futures = "retrieved",
+    futures: Futures | None = None,
 ) -> list[ReplyScore] | list[OutcomeReply]: ...
 
 
@@ -220,7 +220,7 @@ def score_replies(
     private_context: Mapping[str, Any] | None = None,
     outcome: str | None = None,
     views: Views = "own",
-    futures: Futures = "retrieved",
+    futures: Futures | None = None,
 ) -> list[ReplyScore] | list[OutcomeReply]:
     """Which of these replies leads to the better conversation (or the better outcome)?
 
@@ -242,8 +242,9 @@ def score_replies(
             and the outcome to rank by (default: the one the model was trained for).
         views: outcome models only: ``"both"`` reads a shared outcome (``agreement``) from the
             agent's side and from the partner's (see :class:`OutcomeScorer`).
-        futures: outcome models only: ``"latent"`` imagines turns as predicted embeddings, not
-            retrieved real turns.
+        futures: outcome models only: ``"latent"`` (the default) imagines turns as the model's
+            predicted embeddings; ``"retrieved"`` as real turns of the logs nearest them (noisier:
+            0.008-0.016 lower AUC on Deal or No Deal over three training seeds).
 
     Returns:
         One result per candidate, in input order, ``rank`` 1 for the best: :class:`ReplyScore`
@@ -266,10 +267,11 @@ def score_replies(
         if gamma is not None and gamma != 1.0:
             raise ValueError(f"gamma: an outcome model ranks by the expected final outcome (gamma 1), got {gamma}")
         return scorer.score(context, candidates, horizon, samples=8 if samples is None else samples, seed=seed,
-                            private_context=private_context, outcome=outcome, views=views, futures=futures)
+                            private_context=private_context, outcome=outcome, views=views,
+                            futures="latent" if futures is None else futures)
     given = [n for n, v in (("private_context", private_context), ("outcome", outcome),
                             ("views", None if views == "own" else views),
-                            ("futures", None if futures == "retrieved" else futures)) if v is not None]
+                            ("futures", futures)) if v is not None]
     if given:
         raise ValueError(f"{', '.join(given)}: only outcome models take this; the Chit-Chat model does not")
     texts: Any = context  # validated as a list of texts (speakers alternating) by ScoreRequest
