@@ -105,6 +105,21 @@ def clean_text(text: str) -> str:
     return " ".join(lines).strip()
 
 
+_ROOM = re.compile(r"^\s*-=\s*(.+?)\s*=-")
+
+
+def room_name(observation: str) -> str | None:
+    """The room an observation describes (TextWorld's ``-= Kitchen =-`` header), ``None`` for feedback
+    that is not a room description ("You open the chest.")."""
+    found = _ROOM.match(observation)
+    return found.group(1).strip() if found else None
+
+
+def is_move(command: str) -> bool:
+    """Whether a TextWorld command leaves the room (``go <direction>``); the only verbs that do."""
+    return command.strip().lower().startswith("go ")
+
+
 class TextWorldEnv:
     """One TextWorld game file as a :class:`~agentwm.envs.text.TextEnv`.
 

@@ -200,8 +200,9 @@ class GreedyFollowUp:
         return self.proposals[score.argmax(1)]
 
 
-def best_depth_return(rollout: Any, gamma: float) -> Tensor:
-    """Per candidate ``[N]``: the best of its imagined returns cut (and bootstrapped by the value) after 1..H steps.
+def best_depth_return(rollout: Any, gamma: float, lengths: Tensor | None = None) -> Tensor:
+    """Per candidate ``[N]``: the best of its imagined returns cut (and bootstrapped by the value) after 1..H steps
+    (after 1..``lengths[n]`` steps where given: rows padded past their own length).
 
     A follow-up can then only raise a candidate's score, never sink it: follow-ups are proposed
     from the current menu, which often lacks the command that comes next after the candidate.
@@ -214,7 +215,10 @@ def best_depth_return(rollout: Any, gamma: float) -> Tensor:
     for t in range(H):
         partial = partial + gamma**t * alive * r[t]
         alive = alive * c[t]
-        best = torch.maximum(best, partial + gamma ** (t + 1) * alive * v[t])
+        cut = partial + gamma ** (t + 1) * alive * v[t]
+        if lengths is not None:
+            cut = torch.where(lengths > t, cut, torch.full_like(cut, -float("inf")))
+        best = torch.maximum(best, cut)
     return best
 
 

@@ -1,4 +1,4 @@
-"""Build a named TextWorld agent (``learned``, ``direct``, ``mcts``, ``objective_match``, ``random``, ``reactive``)."""
+"""Build a named TextWorld agent (``learned``, ``learned_memory``, ``direct``, ``mcts``, ``objective_match``, ``random``, ``reactive``)."""
 
 from __future__ import annotations
 
@@ -68,6 +68,16 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
         if wm.cover_rule not in ("max", "count"):
             raise ValueError(f"cover_rule must be 'max' or 'count', got {wm.cover_rule!r}")
         return MCTSAgent(wm, shared_embedder(), **kwargs)
+    if name == "learned_memory":
+        from agentwm.agents.textworld.memory_planner import MemoryPlanner
+        from agentwm.agents.textworld.train import load_model as _load_wm
+
+        wm = _load_wm(model if model is not None else shipped_model("learned"))
+        if isinstance(wm, DirectScorer):
+            raise ValueError(f"{model} holds a direct scorer; learned_memory needs a world model checkpoint")
+        if horizon is not None:
+            kwargs["depth"] = horizon
+        return MemoryPlanner(wm, shared_embedder(), **kwargs)
     if name in ("learned", "direct"):
         if model is None:
             model = shipped_model(name)
@@ -91,4 +101,4 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
             prior.cover_rule = cover_rule
             kwargs["prior"] = prior
         return LearnedPlanner(net, shared_embedder(), **kwargs)
-    raise ValueError(f"unknown agent {name!r}; choose learned, direct, mcts, objective_match, random or reactive")
+    raise ValueError(f"unknown agent {name!r}; choose learned, learned_memory, direct, mcts, objective_match, random or reactive")

@@ -1,0 +1,145 @@
+"""Two world models in one: an episodic transition memory where it knows, the learned latent model elsewhere.
+
+:class:`MemoryWorldModel` keeps a :class:`~agentwm.worldmodels.text_memory.TransitionMemory` of
+the real steps of the episode beside a learned
+:class:`~agentwm.worldmodels.text_latent.TextLatentModel`. In imagination, an item whose next
+observation the memory knows (a move along a remembered edge, an outcome seen before) takes the
+real remembered text: its embedding is folded into the latent as an observation (the model's
+posterior), so the value head scores the real remembered room. Where the memory does not know, the
+learned model predicts, as it always does. The result is the usual
+:class:`~agentwm.worldmodels.base.Rollout`; ``extras["known"] [H, B]`` says which steps were remembered.
+
+:meth:`MemoryWorldModel.plans` is the model's proposal of what to imagine several steps deep: each
+command of the menu, and each remembered walk to another room (its first move on the menu) followed
+by each command last offered there (taking an object seen earlier, trying an exit not taken yet).
+It plays the role the predicted menu plays for a search: the commands that come after a move are
+the destination's, which the memory has seen and the current menu lacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from agentwm.worldmodels.base import Rollout, State
+from agentwm.worldmodels.text_latent import TextLatentModel
+from agentwm.worldmodels.text_memory import TransitionMemory
+
+_LATENT = ("h", "goal", "goal_mask", "cover")
+
+
+class MemoryWorldModel:
+    """A :class:`TextLatentModel` completed by an episodic :class:`TransitionMemory` (module docstring).
+
+    Args:
+        model: the trained latent model.
+        embedder: its sentence embedder (``embed(texts) -> [N, D]`` unit rows).
+        room_of / is_move: how observations name rooms and which commands leave them
+            (``agentwm.envs.textworld.room_name`` / ``is_move`` for TextWorld).
+
+    Carry (batch ``B``): the latent model's tensors ``h``, ``goal``, ``goal_mask``, ``cover``; per item
+    ``room`` (``None``: unknown, e.g. after an imagined move the memory does not know), ``text`` (the
+    exact observation, ``None`` once predicted) and ``menu``; and the episode's ``memory``, shared by
+    every item (it grows with real steps only).
+    """
+
+    def __init__(self, model: TextLatentModel, embedder: Any, room_of: Callable[[str], str | None], is_move: Callable[[str], bool]) -> None:
+        if not isinstance(model, TextLatentModel):
+            raise TypeError(f"model must be a TextLatentModel, got {type(model).__name__}")
+        self.model, self.embedder, self.is_move = model, embedder, is_move
+        self.room_of = room_of
+        self.gamma = model.config.value_gamma
+
+    def _embed(self, texts: Sequence[str]) -> Tensor:
+        return self.embedder.embed(list(texts)).float()
+
+    # ---- carry
+    def initial(self, goal: Sequence[str]) -> dict[str, Any]:
+        """The carry before the first observation; ``goal`` is the objective's sentences."""
+        if not goal:
+            raise ValueError("goal needs at least one sentence")
+        emb = self._embed(list(goal)[: self.model.config.max_goal])[None]
+        latent = self.model.initial(1, emb, torch.ones(1, emb.shape[1]))
+        return {**latent, "room": [None], "text": [None], "menu": [()], "memory": TransitionMemory(self.room_of, self.is_move)}
+
+    @torch.no_grad()
+    def observe(self, obs: Mapping[str, Any], state: State, action: str | None = None) -> dict[str, Any]:
+        """Fold a real observation ``{"observation": text, "admissible": menu}`` (after ``action``, the
+        command that led here, ``None`` at the episode's start) into the latent and the memory."""
+        text, menu = str(obs["observation"]), tuple(obs.get("admissible", ()))
+        if len(state["room"]) != 1:
+            raise ValueError("observe() folds one real observation: the carry must have batch 1")
+        memory: TransitionMemory = state["memory"]
+        if action is None:
+            memory.start(text, menu)
+        else:
+            before = state["text"][0]
+            memory.record(before if before is not None else "", action, text, menu)
+        act = None if action is None else self._embed([action])
+        latent = self.model.observe(self._embed([text]), {k: state[k] for k in _LATENT}, act)
+        return {**latent, "room": [memory.room], "text": [text], "menu": [menu], "memory": memory}
+
+    # ---- imagination
+    @torch.no_grad()
+    def imagine(self, state: State, actions: Sequence[Sequence[str]], horizon: int) -> Rollout:
+        """Imagine ``actions[t][b]`` (text, time-major) for ``horizon`` steps, the remembered outcome where the
+        memory knows it and the learned prediction elsewhere (members averaged, as the latent model's own)."""
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1 or len(actions) != horizon:
+            raise ValueError(f"need horizon rows of actions, got horizon={horizon!r} and {len(actions)} rows")
+        B = len(state["room"])
+        if any(len(row) != B for row in actions):
+            raise ValueError(f"every row of actions must have {B} texts (one per carry item)")
+        memory: TransitionMemory = state["memory"]
+        latent = {k: state[k] for k in _LATENT}
+        rooms, texts = list(state["room"]), list(state["text"])
+        rewards, conts, values, spread, known_rows, obs_rows = [], [], [], [], [], []
+        for row in actions:
+            outcome = [memory.next(rooms[b], texts[b], a) for b, a in enumerate(row)]
+            known = torch.tensor([o is not None for o in outcome])
+            real = torch.zeros(B, self.model.config.emb_dim)
+            if bool(known.any()):
+                idx = known.nonzero().squeeze(1)
+                real[idx] = self._embed([outcome[int(i)][0] for i in idx])  # type: ignore[index]
+            stepped, r, c, v = self.model.step(latent, self._embed(row), real, known)
+            latent = {k: stepped[k] for k in _LATENT}
+            for b, (a, o) in enumerate(zip(row, outcome)):
+                if o is not None:
+                    texts[b], rooms[b] = o[0], o[1]
+                else:  # predicted: the text is no longer exact; a move the memory does not know leaves the map
+                    texts[b] = None
+                    rooms[b] = None if self.is_move(a) else rooms[b]
+            rewards.append(r.mean(1))
+            conts.append(c.mean(1))
+            values.append(v.mean(1))
+            spread.append(v.std(1, unbiased=False))
+            known_rows.append(known)
+            obs_rows.append(stepped["pred_obs"].mean(1))
+        return Rollout(
+            states=[state, {**latent, "room": rooms, "text": texts, "memory": memory}],
+            rewards=torch.stack(rewards), continues=torch.stack(conts), values=torch.stack(values),
+            extras={"disagreement": torch.stack(spread), "known": torch.stack(known_rows), "obs": torch.stack(obs_rows)},
+        )
+
+    def plans(self, state: State, depth: int) -> list[list[str]]:
+        """Command sequences worth imagining from item 0 of the carry (module docstring): each menu command,
+        then each remembered walk of at most ``depth`` moves, alone and followed by each command last
+        offered at its end (other than moves the memory knows: those are walks of their own)."""
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        memory: TransitionMemory = state["memory"]
+        menu, room = list(state["menu"][0]), state["room"][0]
+        out = [[c] for c in menu]
+        if room is None or depth < 2:
+            return out
+        on_menu = set(menu)
+        for dest, walk in memory.routes(room, depth).items():
+            if walk[0] not in on_menu:
+                continue
+            if len(walk) > 1:
+                out.append(walk)
+            if len(walk) < depth:
+                out.extend([*walk, c] for c in memory.menu(dest) if not (self.is_move(c) and (dest, c) in memory.edges))
+        return out
