@@ -7,7 +7,9 @@ one episode showed is therefore a model of the game, exact where it reaches:
   ``(A, command) -> B``; rooms are named by ``room_of`` (TextWorld: the ``-= Kitchen =-`` header);
 * each room's **latest description and menu** (what was seen there: objects, containers, exits,
   and the commands the game accepted there);
-* every other **exact outcome**: ``(observation text, command) -> next observation text``.
+* every other **exact outcome**: ``(observation text, command) -> next observation text``;
+* **visits**: each room (or feedback text) seen, with the task progress at the time (a model's
+  coverage vector), so coming back somewhere with no progress since is recognised exactly.
 
 :meth:`TransitionMemory.next` answers "what would this command show from here" where the memory
 knows it, and :meth:`TransitionMemory.routes` gives the shortest remembered walk to every room, so
@@ -20,6 +22,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from torch import Tensor
 
 
 @dataclass(frozen=True)
@@ -51,10 +55,25 @@ class TransitionMemory:
         self.rooms: dict[str, Place] = {}
         self.edges: dict[tuple[str, str], str] = {}
         self.exact: dict[tuple[str, str], str] = {}
+        self.visits: dict[str, list[Tensor]] = {}
+
+    def key(self, observation: str) -> str:
+        """What a visit is: the room an observation describes (its contents may change), else the exact text."""
+        return self.room_of(observation) or observation
+
+    def visit(self, observation: str, progress: Tensor) -> None:
+        """Remember that ``observation`` was really seen with task ``progress`` (any vector, e.g. a model's coverage)."""
+        self.visits.setdefault(self.key(observation), []).append(progress.detach().flatten())
+
+    def revisited(self, observation: str, progress: Tensor, tolerance: float) -> bool:
+        """Whether ``observation`` was seen before with ``progress`` equal within ``tolerance`` (no progress since:
+        coming back there wastes the steps)."""
+        flat = progress.detach().flatten()
+        return any(bool((flat - p).abs().max() <= tolerance) for p in self.visits.get(self.key(observation), ()))
 
     def start(self, observation: str, menu: Sequence[str]) -> None:
         """Forget everything and begin an episode at ``observation`` with ``menu``."""
-        self.room, self.rooms, self.edges, self.exact = None, {}, {}, {}
+        self.room, self.rooms, self.edges, self.exact, self.visits = None, {}, {}, {}, {}
         self._arrive(observation, menu)
 
     def _arrive(self, observation: str, menu: Sequence[str]) -> None:

@@ -39,6 +39,9 @@ class MemoryWorldModel:
         embedder: its sentence embedder (``embed(texts) -> [N, D]`` unit rows).
         room_of / is_move: how observations name rooms and which commands leave them
             (``agentwm.envs.textworld.room_name`` / ``is_move`` for TextWorld).
+        rebase: ``rebase(menu then, menu now)``: the commands a room last seen with ``menu then`` offers
+            now (what the player carries has changed: ``agentwm.envs.textworld.rebase_menu``); ``None``
+            keeps remembered menus as they were.
 
     Carry (batch ``B``): the latent model's tensors ``h``, ``goal``, ``goal_mask``, ``cover``; per item
     ``room`` (``None``: unknown, e.g. after an imagined move the memory does not know), ``text`` (the
@@ -46,11 +49,14 @@ class MemoryWorldModel:
     every item (it grows with real steps only).
     """
 
-    def __init__(self, model: TextLatentModel, embedder: Any, room_of: Callable[[str], str | None], is_move: Callable[[str], bool]) -> None:
+    def __init__(
+        self, model: TextLatentModel, embedder: Any, room_of: Callable[[str], str | None], is_move: Callable[[str], bool],
+        rebase: Callable[[Sequence[str], Sequence[str]], Sequence[str]] | None = None,
+    ) -> None:
         if not isinstance(model, TextLatentModel):
             raise TypeError(f"model must be a TextLatentModel, got {type(model).__name__}")
         self.model, self.embedder, self.is_move = model, embedder, is_move
-        self.room_of = room_of
+        self.room_of, self.rebase = room_of, rebase
         self.gamma = model.config.value_gamma
 
     def _embed(self, texts: Sequence[str]) -> Tensor:
@@ -80,13 +86,16 @@ class MemoryWorldModel:
             memory.record(before if before is not None else "", action, text, menu)
         act = None if action is None else self._embed([action])
         latent = self.model.observe(self._embed([text]), {k: state[k] for k in _LATENT}, act)
+        memory.visit(text, latent["cover"][0])
         return {**latent, "room": [memory.room], "text": [text], "menu": [menu], "memory": memory}
 
     # ---- imagination
     @torch.no_grad()
-    def imagine(self, state: State, actions: Sequence[Sequence[str]], horizon: int) -> Rollout:
+    def imagine(self, state: State, actions: Sequence[Sequence[str]], horizon: int, tolerance: float = 0.02) -> Rollout:
         """Imagine ``actions[t][b]`` (text, time-major) for ``horizon`` steps, the remembered outcome where the
-        memory knows it and the learned prediction elsewhere (members averaged, as the latent model's own)."""
+        memory knows it and the learned prediction elsewhere (members averaged, as the latent model's own).
+        ``extras["revisit"] [H, B]``: the step reaches a remembered place already visited with the same
+        coverage (within ``tolerance``): no progress since, so the steps there were wasted."""
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1 or len(actions) != horizon:
             raise ValueError(f"need horizon rows of actions, got horizon={horizon!r} and {len(actions)} rows")
         B = len(state["room"])
@@ -95,7 +104,7 @@ class MemoryWorldModel:
         memory: TransitionMemory = state["memory"]
         latent = {k: state[k] for k in _LATENT}
         rooms, texts = list(state["room"]), list(state["text"])
-        rewards, conts, values, spread, known_rows, obs_rows = [], [], [], [], [], []
+        rewards, conts, values, spread, known_rows, obs_rows, revisit_rows = [], [], [], [], [], [], []
         for row in actions:
             outcome = [memory.next(rooms[b], texts[b], a) for b, a in enumerate(row)]
             known = torch.tensor([o is not None for o in outcome])
@@ -116,11 +125,14 @@ class MemoryWorldModel:
             values.append(v.mean(1))
             spread.append(v.std(1, unbiased=False))
             known_rows.append(known)
+            revisit_rows.append(torch.tensor([
+                texts[b] is not None and memory.revisited(texts[b], latent["cover"][b], tolerance) for b in range(B)  # type: ignore[arg-type]
+            ]))
             obs_rows.append(stepped["pred_obs"].mean(1))
         return Rollout(
             states=[state, {**latent, "room": rooms, "text": texts, "memory": memory}],
             rewards=torch.stack(rewards), continues=torch.stack(conts), values=torch.stack(values),
-            extras={"disagreement": torch.stack(spread), "known": torch.stack(known_rows), "obs": torch.stack(obs_rows)},
+            extras={"disagreement": torch.stack(spread), "known": torch.stack(known_rows), "revisit": torch.stack(revisit_rows), "obs": torch.stack(obs_rows)},
         )
 
     def plans(self, state: State, depth: int) -> list[list[str]]:
@@ -141,5 +153,8 @@ class MemoryWorldModel:
             if len(walk) > 1:
                 out.append(walk)
             if len(walk) < depth:
-                out.extend([*walk, c] for c in memory.menu(dest) if not (self.is_move(c) and (dest, c) in memory.edges))
+                there = memory.menu(dest)
+                if self.rebase is not None:
+                    there = tuple(self.rebase(there, menu))
+                out.extend([*walk, c] for c in there if not (self.is_move(c) and (dest, c) in memory.edges))
         return out

@@ -200,9 +200,10 @@ class GreedyFollowUp:
         return self.proposals[score.argmax(1)]
 
 
-def best_depth_return(rollout: Any, gamma: float, lengths: Tensor | None = None) -> Tensor:
+def best_depth_return(rollout: Any, gamma: float, lengths: Tensor | None = None, weights: Tensor | None = None) -> Tensor:
     """Per candidate ``[N]``: the best of its imagined returns cut (and bootstrapped by the value) after 1..H steps
-    (after 1..``lengths[n]`` steps where given: rows padded past their own length).
+    (after 1..``lengths[n]`` steps where given: rows padded past their own length; each cut multiplied by
+    ``weights [H, N]`` where given).
 
     A follow-up can then only raise a candidate's score, never sink it: follow-ups are proposed
     from the current menu, which often lacks the command that comes next after the candidate.
@@ -216,6 +217,8 @@ def best_depth_return(rollout: Any, gamma: float, lengths: Tensor | None = None)
         partial = partial + gamma**t * alive * r[t]
         alive = alive * c[t]
         cut = partial + gamma ** (t + 1) * alive * v[t]
+        if weights is not None:
+            cut = cut * weights[t]
         if lengths is not None:
             cut = torch.where(lengths > t, cut, torch.full_like(cut, -float("inf")))
         best = torch.maximum(best, cut)

@@ -77,6 +77,10 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
             raise ValueError(f"{model} holds a direct scorer; learned_memory needs a world model checkpoint")
         if horizon is not None:
             kwargs["depth"] = horizon
+        if kwargs.get("rebase", True) is not True:  # JSON false: remembered menus as they were
+            kwargs["rebase"] = None
+        else:
+            kwargs.pop("rebase", None)
         return MemoryPlanner(wm, shared_embedder(), **kwargs)
     if name in ("learned", "direct"):
         if model is None:

@@ -14,14 +14,14 @@ imagines no next state to look through.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
 from agentwm.agents.textworld.agents import _Embed, _LoopMemory, best_depth_return, loop_adjusted
 from agentwm.envs.text import TextStep, split_objective
-from agentwm.envs.textworld import is_move, room_name
+from agentwm.envs.textworld import is_move, rebase_menu, room_name
 from agentwm.worldmodels.base import State, repeat_state
 from agentwm.worldmodels.text_latent import TextLatentModel
 from agentwm.worldmodels.text_memory_model import MemoryWorldModel
@@ -37,15 +37,24 @@ class MemoryPlanner:
             horizon-1 planner with remembered outcomes.
         loop_penalty: subtracted per earlier play of the same command from the same observation.
         room_of / is_move: how observations name rooms and which commands leave them (TextWorld's by default).
+        rebase: how a remembered room's menu changes with what the player now carries (TextWorld's
+            grammar by default, :func:`~agentwm.envs.textworld.rebase_menu`); ``None``: menus as remembered.
+        revisit_discount: a plan cut where the memory knows it is back somewhere already visited with no
+            progress since (``extras["revisit"]``: an undo walk, a no-op) is multiplied by this (1: off).
     """
 
     def __init__(
         self, model: TextLatentModel, embedder: _Embed, *, depth: int = 4, loop_penalty: float = 0.5,
         room_of: Callable[[str], str | None] = room_name, is_move: Callable[[str], bool] = is_move,
+        rebase: Callable[[Sequence[str], Sequence[str]], Sequence[str]] | None = rebase_menu,
+        revisit_discount: float = 1.0,
     ) -> None:
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
-        self.world = MemoryWorldModel(model, embedder, room_of, is_move)
+        if not 0.0 <= revisit_discount <= 1.0:
+            raise ValueError(f"revisit_discount must be in [0, 1], got {revisit_discount}")
+        self.revisit_discount = revisit_discount
+        self.world = MemoryWorldModel(model, embedder, room_of, is_move, rebase)
         self.depth, self.loop_penalty = depth, loop_penalty
         self.gamma = model.config.value_gamma
         self.llm_calls = 0
@@ -71,7 +80,8 @@ class MemoryPlanner:
         H = max(len(p) for p in plans)
         rows = [[p[min(t, len(p) - 1)] for p in plans] for t in range(H)]  # short plans padded; their cuts stop at their length
         rollout = self.world.imagine(repeat_state(self.state, len(plans)), rows, H)
-        per_plan = best_depth_return(rollout, self.gamma, torch.tensor([len(p) for p in plans]))
+        weights = torch.where(rollout.extras["revisit"], self.revisit_discount, 1.0)
+        per_plan = best_depth_return(rollout, self.gamma, torch.tensor([len(p) for p in plans]), weights)
         index = {c: i for i, c in enumerate(menu)}
         score = torch.full((len(menu),), -float("inf"))
         for p, s in zip(plans, per_plan.tolist()):
