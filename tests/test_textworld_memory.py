@@ -78,9 +78,9 @@ def test_memory_keeps_the_map_and_exact_outcomes() -> None:
     assert memory.room == "Attic"
     assert memory.edges == {("Hall", "go east"): "Den", ("Den", "go east"): "Attic"}
     assert memory.menu("Hall") == ("go east", "drop key")  # the menu after the last step there
-    assert memory.next("Hall", HALL, "take key") == ("You take the key.", "Hall")
+    assert memory.next("Hall", HALL, "take key") == ("You take the key.", "Hall", 0.0)
     assert memory.next("Den", None, "go west") is None  # never walked west: not known (no guessing of inverse moves)
-    assert memory.next("Hall", None, "go east") == (DEN, "Den")
+    assert memory.next("Hall", None, "go east") == (DEN, "Den", 0.0)
     assert memory.routes("Hall", 3) == {"Den": ["go east"], "Attic": ["go east", "go east"]}
     assert memory.routes("Hall", 1) == {"Den": ["go east"]}
     assert memory.unexplored("Den") == ["go west"]

@@ -7,7 +7,9 @@ one episode showed is therefore a model of the game, exact where it reaches:
   ``(A, command) -> B``; rooms are named by ``room_of`` (TextWorld: the ``-= Kitchen =-`` header);
 * each room's **latest description and menu** (what was seen there: objects, containers, exits,
   and the commands the game accepted there);
-* every other **exact outcome**: ``(observation text, command) -> next observation text``;
+* every other **exact outcome**: ``(observation text, command) -> next observation text`` and the
+  reward it gave, and per room the best reward each command gave there (a command seen not to win
+  in a room is not imagined to win there);
 * **visits**: each room (or feedback text) seen, with the task progress at the time (a model's
   coverage vector), so coming back somewhere with no progress since is recognised exactly.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from torch import Tensor
 
@@ -34,6 +37,14 @@ class Place:
     menu: tuple[str, ...]
 
 
+class Outcome(NamedTuple):
+    """A remembered outcome: the next observation, the room after it, and the reward the step gave."""
+
+    text: str
+    room: str | None
+    reward: float
+
+
 class TransitionMemory:
     """The map and the exact outcomes of one episode (see the module docstring).
 
@@ -42,11 +53,12 @@ class TransitionMemory:
         is_move: whether a command leaves the room (only those are graph edges).
 
     Example:
-        >>> memory = TransitionMemory(room_name, is_move)  # from agentwm.envs.textworld
+        >>> from agentwm.envs.textworld import is_move, room_name
+        >>> memory = TransitionMemory(room_name, is_move)
         >>> memory.start("-= Hall =- An exit east.", ["go east", "look"])
         >>> memory.record("-= Hall =- An exit east.", "go east", "-= Den =- An exit west.", ["go west"])
-        >>> memory.next("Den", None, "go west")
-        ('-= Hall =- An exit east.', 'Hall')
+        >>> memory.next("Hall", None, "go east")
+        Outcome(text='-= Den =- An exit west.', room='Den', reward=0.0)
     """
 
     def __init__(self, room_of: Callable[[str], str | None], is_move: Callable[[str], bool]) -> None:
@@ -54,8 +66,9 @@ class TransitionMemory:
         self.room: str | None = None
         self.rooms: dict[str, Place] = {}
         self.edges: dict[tuple[str, str], str] = {}
-        self.exact: dict[tuple[str, str], str] = {}
+        self.exact: dict[tuple[str, str], tuple[str, float]] = {}
         self.visits: dict[str, list[Tensor]] = {}
+        self.tried: dict[tuple[str, str], float] = {}
 
     def key(self, observation: str) -> str:
         """What a visit is: the room an observation describes (its contents may change), else the exact text."""
@@ -73,7 +86,7 @@ class TransitionMemory:
 
     def start(self, observation: str, menu: Sequence[str]) -> None:
         """Forget everything and begin an episode at ``observation`` with ``menu``."""
-        self.room, self.rooms, self.edges, self.exact, self.visits = None, {}, {}, {}, {}
+        self.room, self.rooms, self.edges, self.exact, self.visits, self.tried = None, {}, {}, {}, {}, {}
         self._arrive(observation, menu)
 
     def _arrive(self, observation: str, menu: Sequence[str]) -> None:
@@ -84,27 +97,36 @@ class TransitionMemory:
         elif self.room is not None:  # feedback in the same room: the menu changed, the description is the last one seen
             self.rooms[self.room] = Place(self.rooms[self.room].description, tuple(menu))
 
-    def record(self, before: str, command: str, after: str, menu: Sequence[str]) -> None:
-        """Remember one real step: ``command`` played at observation ``before`` showed ``after`` and ``menu``."""
+    def record(self, before: str, command: str, after: str, menu: Sequence[str], reward: float = 0.0) -> None:
+        """Remember one real step: ``command`` played at observation ``before`` showed ``after`` and ``menu``
+        and gave ``reward``."""
         origin = self.room
         self._arrive(after, menu)
+        dest = self.room_of(after)
         if self.is_move(command):
-            if origin is not None and self.room_of(after) is not None:
-                self.edges[(origin, command)] = self.room_of(after) or ""
+            if origin is not None and dest is not None:
+                self.edges[(origin, command)] = dest
         else:
-            self.exact[(before, command)] = after
+            self.exact[(before, command)] = (after, float(reward))
+            if origin is not None:
+                self.tried[(origin, command)] = max(float(reward), self.tried.get((origin, command), float(reward)))
 
-    def next(self, room: str | None, observation: str | None, command: str) -> tuple[str, str | None] | None:
-        """The remembered outcome of ``command`` from ``room`` (or from the exact ``observation`` text):
-        ``(next observation text, room after)``, or ``None`` where the memory does not know it."""
+    def next(self, room: str | None, observation: str | None, command: str) -> Outcome | None:
+        """The remembered outcome of ``command`` from ``room`` (a move along a remembered edge: the room's latest
+        description) or from the exact ``observation`` text; ``None`` where the memory does not know it."""
         if room is not None and self.is_move(command):
             dest = self.edges.get((room, command))
-            return None if dest is None else (self.rooms[dest].description, dest)
+            return None if dest is None else Outcome(self.rooms[dest].description, dest, 0.0)
         if observation is not None:
-            after = self.exact.get((observation, command))
-            if after is not None:
-                return after, self.room_of(after) or room
+            seen = self.exact.get((observation, command))
+            if seen is not None:
+                return Outcome(seen[0], self.room_of(seen[0]) or room, seen[1])
         return None
+
+    def reward(self, room: str | None, command: str) -> float | None:
+        """The best reward ``command`` (not a move) ever gave in ``room``, ``None`` if never tried there: in a
+        deterministic game a command that did not win there is unlikely to win there later."""
+        return None if room is None else self.tried.get((room, command))
 
     def menu(self, room: str) -> tuple[str, ...]:
         """The commands last offered in ``room`` (empty for a room never seen)."""

@@ -42,6 +42,9 @@ class MemoryWorldModel:
         rebase: ``rebase(menu then, menu now)``: the commands a room last seen with ``menu then`` offers
             now (what the player carries has changed: ``agentwm.envs.textworld.rebase_menu``); ``None``
             keeps remembered menus as they were.
+        rewards: a remembered step also takes the reward it really gave, and a command already tried
+            in the same room the best reward it gave there (the reward head's guess elsewhere): a
+            command seen not to win is not imagined to win.
 
     Carry (batch ``B``): the latent model's tensors ``h``, ``goal``, ``goal_mask``, ``cover``; per item
     ``room`` (``None``: unknown, e.g. after an imagined move the memory does not know), ``text`` (the
@@ -51,12 +54,12 @@ class MemoryWorldModel:
 
     def __init__(
         self, model: TextLatentModel, embedder: Any, room_of: Callable[[str], str | None], is_move: Callable[[str], bool],
-        rebase: Callable[[Sequence[str], Sequence[str]], Sequence[str]] | None = None,
+        rebase: Callable[[Sequence[str], Sequence[str]], Sequence[str]] | None = None, rewards: bool = False,
     ) -> None:
         if not isinstance(model, TextLatentModel):
             raise TypeError(f"model must be a TextLatentModel, got {type(model).__name__}")
         self.model, self.embedder, self.is_move = model, embedder, is_move
-        self.room_of, self.rebase = room_of, rebase
+        self.room_of, self.rebase, self.rewards = room_of, rebase, rewards
         self.gamma = model.config.value_gamma
 
     def _embed(self, texts: Sequence[str]) -> Tensor:
@@ -73,8 +76,8 @@ class MemoryWorldModel:
 
     @torch.no_grad()
     def observe(self, obs: Mapping[str, Any], state: State, action: str | None = None) -> dict[str, Any]:
-        """Fold a real observation ``{"observation": text, "admissible": menu}`` (after ``action``, the
-        command that led here, ``None`` at the episode's start) into the latent and the memory."""
+        """Fold a real observation ``{"observation": text, "admissible": menu, "reward": r}`` (after ``action``,
+        the command that led here, ``None`` at the episode's start) into the latent and the memory."""
         text, menu = str(obs["observation"]), tuple(obs.get("admissible", ()))
         if len(state["room"]) != 1:
             raise ValueError("observe() folds one real observation: the carry must have batch 1")
@@ -83,7 +86,7 @@ class MemoryWorldModel:
             memory.start(text, menu)
         else:
             before = state["text"][0]
-            memory.record(before if before is not None else "", action, text, menu)
+            memory.record(before if before is not None else "", action, text, menu, float(obs.get("reward", 0.0)))
         act = None if action is None else self._embed([action])
         latent = self.model.observe(self._embed([text]), {k: state[k] for k in _LATENT}, act)
         memory.visit(text, latent["cover"][0])
@@ -111,12 +114,19 @@ class MemoryWorldModel:
             real = torch.zeros(B, self.model.config.emb_dim)
             if bool(known.any()):
                 idx = known.nonzero().squeeze(1)
-                real[idx] = self._embed([outcome[int(i)][0] for i in idx])  # type: ignore[index]
+                real[idx] = self._embed([outcome[int(i)].text for i in idx])  # type: ignore[union-attr]
             stepped, r, c, v = self.model.step(latent, self._embed(row), real, known)
             latent = {k: stepped[k] for k in _LATENT}
+            if self.rewards:  # the reward really seen: of this very outcome, else of the command in this room
+                seen = [o.reward if o is not None else memory.reward(rooms[b], a) for b, (a, o) in enumerate(zip(row, outcome))]
+                tried = torch.tensor([x is not None for x in seen])
+                if bool(tried.any()):
+                    value = torch.tensor([x if x is not None else 0.0 for x in seen]).clamp(0, 1)[:, None]
+                    r = torch.where(tried[:, None], value.expand_as(r), r)
+                    c = torch.where(tried[:, None] & (value < 1), torch.ones_like(c), c)
             for b, (a, o) in enumerate(zip(row, outcome)):
                 if o is not None:
-                    texts[b], rooms[b] = o[0], o[1]
+                    texts[b], rooms[b] = o.text, o.room
                 else:  # predicted: the text is no longer exact; a move the memory does not know leaves the map
                     texts[b] = None
                     rooms[b] = None if self.is_move(a) else rooms[b]

@@ -1,4 +1,4 @@
-"""Build a named TextWorld agent (``learned``, ``learned_memory``, ``direct``, ``mcts``, ``objective_match``, ``random``, ``reactive``)."""
+"""Build a named TextWorld agent (``learned``, ``learned_memory``, ``direct``, ``memory_explorer``, ``mcts``, ``objective_match``, ``random``, ``reactive``)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,10 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
         return RandomAgent(seed)
     if name == "objective_match":
         return ObjectiveMatchAgent(shared_embedder())
+    if name == "memory_explorer":
+        from agentwm.agents.textworld.memory_explorer import MemoryExplorerAgent
+
+        return MemoryExplorerAgent(shared_embedder(), **kwargs)
     if name == "reactive":
         return ReactiveAgent(kwargs["chat_model"])
     if name == "mcts":
@@ -105,4 +109,4 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
             prior.cover_rule = cover_rule
             kwargs["prior"] = prior
         return LearnedPlanner(net, shared_embedder(), **kwargs)
-    raise ValueError(f"unknown agent {name!r}; choose learned, learned_memory, direct, mcts, objective_match, random or reactive")
+    raise ValueError(f"unknown agent {name!r}; choose learned, learned_memory, direct, memory_explorer, mcts, objective_match, random or reactive")

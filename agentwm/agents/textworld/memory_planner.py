@@ -41,20 +41,21 @@ class MemoryPlanner:
             grammar by default, :func:`~agentwm.envs.textworld.rebase_menu`); ``None``: menus as remembered.
         revisit_discount: a plan cut where the memory knows it is back somewhere already visited with no
             progress since (``extras["revisit"]``: an undo walk, a no-op) is multiplied by this (1: off).
+        rewards: remembered steps take the reward they really gave (:class:`MemoryWorldModel`).
     """
 
     def __init__(
         self, model: TextLatentModel, embedder: _Embed, *, depth: int = 4, loop_penalty: float = 0.5,
         room_of: Callable[[str], str | None] = room_name, is_move: Callable[[str], bool] = is_move,
         rebase: Callable[[Sequence[str], Sequence[str]], Sequence[str]] | None = rebase_menu,
-        revisit_discount: float = 1.0,
+        revisit_discount: float = 1.0, rewards: bool = False,
     ) -> None:
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
         if not 0.0 <= revisit_discount <= 1.0:
             raise ValueError(f"revisit_discount must be in [0, 1], got {revisit_discount}")
         self.revisit_discount = revisit_discount
-        self.world = MemoryWorldModel(model, embedder, room_of, is_move, rebase)
+        self.world = MemoryWorldModel(model, embedder, room_of, is_move, rebase, rewards)
         self.depth, self.loop_penalty = depth, loop_penalty
         self.gamma = model.config.value_gamma
         self.llm_calls = 0
@@ -74,7 +75,7 @@ class MemoryPlanner:
         """Menu commands and their scores (best imagined plan starting with each, less the loop penalty)."""
         if self.state is None:
             raise RuntimeError("call reset(first_step) before act()")
-        self.state = self.world.observe({"observation": step.observation, "admissible": step.admissible}, self.state, self.last)
+        self.state = self.world.observe({"observation": step.observation, "admissible": step.admissible, "reward": step.reward}, self.state, self.last)
         menu = list(step.admissible)
         plans = self.world.plans(self.state, self.depth)
         H = max(len(p) for p in plans)
