@@ -171,3 +171,26 @@ def test_planner_with_memory_walks_back_to_the_remembered_room() -> None:
         MemoryPlanner(model, embed, depth=0)
     with pytest.raises(ValueError, match="revisit_discount"):
         MemoryPlanner(model, embed, revisit_discount=2.0)
+
+
+def test_a_command_seen_not_to_win_is_not_imagined_to_win() -> None:
+    model, embed = _tiny_model(), _HashEmbed()
+    assert model.reward.out is not None
+    with torch.no_grad():  # a reward head sure that every command wins
+        model.reward.out.weight.zero_()
+        model.reward.out.bias.fill_(10.0)
+    plain = MemoryWorldModel(model, embed, room_name, is_move)
+    remembering = MemoryWorldModel(model, embed, room_name, is_move, rewards=True)
+    for world in (plain, remembering):
+        state = world.observe({"observation": HALL, "admissible": MENUS[HALL]}, world.initial(["Take the key."]))
+        state = world.observe({"observation": "You take the key.", "admissible": ["go east", "drop key"], "reward": 0.0}, state, "take key")
+        state = world.observe({"observation": "You drop the key.", "admissible": MENUS[HALL], "reward": 0.0}, state, "drop key")
+        # from this new text "take key" is not an exact memory, but it was tried in this room and gave 0
+        rollout = world.imagine(repeat_state(state, 2), [["take key", "go north"]], 1)
+        r, c = rollout.rewards[0], rollout.continues[0]
+        assert float(r[1]) > 0.99  # never tried: the reward head's guess
+        if world is remembering:
+            assert float(r[0]) == 0.0 and float(c[0]) == 1.0
+            assert state["memory"].reward("Hall", "take key") == 0.0 and state["memory"].reward("Den", "take key") is None
+        else:
+            assert float(r[0]) > 0.99

@@ -79,6 +79,9 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
         wm = _load_wm(model if model is not None else shipped_model("learned"))
         if isinstance(wm, DirectScorer):
             raise ValueError(f"{model} holds a direct scorer; learned_memory needs a world model checkpoint")
+        wm.cover_rule = kwargs.pop("cover_rule", "max")
+        if wm.cover_rule not in ("max", "count"):
+            raise ValueError(f"cover_rule must be 'max' or 'count', got {wm.cover_rule!r}")
         if horizon is not None:
             kwargs["depth"] = horizon
         if kwargs.get("rebase", True) is not True:  # JSON false: remembered menus as they were
@@ -99,7 +102,8 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
         if name == "direct":
             if not isinstance(net, DirectScorer):
                 raise ValueError(f"{model} holds a world model; the direct agent needs a model trained with --kind direct")
-            return DirectAgent(net, shared_embedder(), propose=kwargs.get("propose"), repeat_discount=kwargs.get("repeat_discount", 1.0))
+            return DirectAgent(net, shared_embedder(), propose=kwargs.get("propose"), repeat_discount=kwargs.get("repeat_discount", 1.0),
+                               tried_discount=kwargs.get("tried_discount", 1.0))
         if horizon is not None:
             kwargs["horizon"] = horizon
         if kwargs.get("prior") is not None:
