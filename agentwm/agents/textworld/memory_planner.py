@@ -34,21 +34,23 @@ class MemoryPlanner:
         model: a trained :class:`TextLatentModel`.
         embedder: its sentence embedder.
         depth: longest plan imagined (moves of a walk plus the command at its end); 1 is the
-            horizon-1 planner with remembered outcomes.
+            horizon-1 planner with remembered outcomes. 2, the default: 3, 4 and 6 chose the same
+            commands on 400 validation games (a longer walk is discounted by γ per step).
         loop_penalty: subtracted per earlier play of the same command from the same observation.
         room_of / is_move: how observations name rooms and which commands leave them (TextWorld's by default).
         rebase: how a remembered room's menu changes with what the player now carries (TextWorld's
             grammar by default, :func:`~agentwm.envs.textworld.rebase_menu`); ``None``: menus as remembered.
         revisit_discount: a plan cut where the memory knows it is back somewhere already visited with no
             progress since (``extras["revisit"]``: an undo walk, a no-op) is multiplied by this (1: off).
-        rewards: remembered steps take the reward they really gave (:class:`MemoryWorldModel`).
+        rewards: remembered steps take the reward they really gave (:class:`MemoryWorldModel`); on by
+            default (validation: 190 of 200 quest8 games with it, 181-184 without).
     """
 
     def __init__(
-        self, model: TextLatentModel, embedder: _Embed, *, depth: int = 4, loop_penalty: float = 0.5,
+        self, model: TextLatentModel, embedder: _Embed, *, depth: int = 2, loop_penalty: float = 0.5,
         room_of: Callable[[str], str | None] = room_name, is_move: Callable[[str], bool] = is_move,
         rebase: Callable[[Sequence[str], Sequence[str]], Sequence[str]] | None = rebase_menu,
-        revisit_discount: float = 1.0, rewards: bool = False,
+        revisit_discount: float = 1.0, rewards: bool = True,
     ) -> None:
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
