@@ -194,3 +194,47 @@ def test_a_command_seen_not_to_win_is_not_imagined_to_win() -> None:
             assert state["memory"].reward("Hall", "take key") == 0.0 and state["memory"].reward("Den", "take key") is None
         else:
             assert float(r[0]) > 0.99
+
+
+class _WordsEmbed(_HashEmbed):
+    """Hash embeddings of the lower-cased text without its final period, so "Take key." reads as "take key"."""
+
+    def embed(self, texts: Sequence[str]) -> Tensor:
+        return super().embed([t.lower().strip().rstrip(".") for t in texts])
+
+
+def test_memory_explorer_walks_back_with_what_it_carries() -> None:
+    from agentwm.agents.textworld.memory_explorer import MemoryExplorerAgent
+
+    goal = "Take key. Put key on table."
+    den, hall = "-= Den =- A table with an apple.", "-= Hall =- A key lies here."
+    menus = {
+        (den, False): ["go west", "take apple from table"], (hall, False): ["go east", "take key"],
+        (hall, True): ["go east", "drop key"], (den, True): ["go west", "take apple from table", "drop key", "put key on table"],
+    }
+    moves = {(den, "go west"): hall, (hall, "go east"): den}
+    agent = MemoryExplorerAgent(_WordsEmbed())
+    here, holding, played = den, False, []
+    agent.reset(TextStep(here, goal, tuple(menus[(here, holding)])))
+    for _ in range(5):
+        cmd = agent.act(TextStep(here, goal, tuple(menus[(here, holding)])))
+        played.append(cmd)
+        if cmd == "put key on table":
+            break
+        holding = holding or cmd == "take key"
+        here = moves.get((here, cmd), here)
+    # explores west, takes the key, then walks back east because the Den's remembered table now takes the key
+    assert played == ["go west", "take key", "go east", "put key on table"]
+
+
+def test_factory_builds_the_memory_agents() -> None:
+    from agentwm.agents.textworld.factory import make_agent, shipped_model
+    from agentwm.agents.textworld.memory_explorer import MemoryExplorerAgent
+    from agentwm.agents.textworld.memory_planner import MemoryPlanner
+
+    agent = make_agent("learned_memory", horizon=3)
+    assert isinstance(agent, MemoryPlanner) and agent.depth == 3 and agent.world.rewards
+    assert make_agent("learned_memory", rebase=False).world.rebase is None  # type: ignore[attr-defined]
+    assert isinstance(make_agent("memory_explorer"), MemoryExplorerAgent)
+    with pytest.raises(ValueError, match="direct scorer"):
+        make_agent("learned_memory", model=shipped_model("direct"))
