@@ -238,3 +238,22 @@ def test_factory_builds_the_memory_agents() -> None:
     assert isinstance(make_agent("memory_explorer"), MemoryExplorerAgent)
     with pytest.raises(ValueError, match="direct scorer"):
         make_agent("learned_memory", model=shipped_model("direct"))
+
+
+def test_memory_planner_with_a_direct_prior_takes_the_geometric_mean() -> None:
+    from agentwm.agents.textworld.direct import DirectScorer
+    from agentwm.agents.textworld.memory_planner import MemoryPlanner
+
+    embed, config = _HashEmbed(), TextLatentConfig(emb_dim=16, max_goal=4, hidden=8, proj=8, units=8, members=2)
+    torch.manual_seed(1)
+    model, prior = _tiny_model(), DirectScorer(config).eval()
+    alone = MemoryPlanner(model, embed, loop_penalty=0.0)
+    both = MemoryPlanner(model, embed, loop_penalty=0.0, prior=prior)
+    step = TextStep(HALL, "Take the key.", tuple(MENUS[HALL]))
+    for agent in (alone, both):
+        agent.reset(step)
+    menu, a = alone.scores(step)
+    _, b = both.scores(step)
+    assert both.prior is not None and both.prior.state is not None
+    q = prior.q_values(both.prior.state, embed.embed(menu)[None])[0]
+    assert torch.allclose(b, (a.clamp(min=1e-4) * q.clamp(min=1e-4)).sqrt(), atol=1e-6)

@@ -74,9 +74,9 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
         return MCTSAgent(wm, shared_embedder(), **kwargs)
     if name == "learned_memory":
         from agentwm.agents.textworld.memory_planner import MemoryPlanner
-        from agentwm.agents.textworld.train import load_model as _load_wm
+        from agentwm.agents.textworld.train import load_model
 
-        wm = _load_wm(model if model is not None else shipped_model("learned"))
+        wm = load_model(model if model is not None else shipped_model("learned"))
         if isinstance(wm, DirectScorer):
             raise ValueError(f"{model} holds a direct scorer; learned_memory needs a world model checkpoint")
         wm.cover_rule = kwargs.pop("cover_rule", "max")
@@ -84,6 +84,12 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
             raise ValueError(f"cover_rule must be 'max' or 'count', got {wm.cover_rule!r}")
         if horizon is not None:
             kwargs["depth"] = horizon
+        if kwargs.get("prior") is not None:
+            prior = load_model(kwargs["prior"]) if not isinstance(kwargs["prior"], DirectScorer) else kwargs["prior"]
+            if not isinstance(prior, DirectScorer):
+                raise ValueError(f"prior {kwargs['prior']} holds a world model; the prior must be trained with --kind direct")
+            prior.cover_rule = wm.cover_rule
+            kwargs["prior"] = prior
         if kwargs.get("rebase", True) is not True:  # JSON false: remembered menus as they were
             kwargs["rebase"] = None
         else:

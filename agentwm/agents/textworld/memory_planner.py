@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from agentwm.agents.textworld.agents import _Embed, _LoopMemory, best_depth_return, loop_adjusted
+from agentwm.agents.textworld.agents import _Embed, _LoopMemory, _Tracker, best_depth_return, loop_adjusted
+from agentwm.agents.textworld.direct import DirectScorer
 from agentwm.envs.text import TextStep, split_objective
 from agentwm.envs.textworld import is_move, rebase_menu, room_name
 from agentwm.worldmodels.base import State, repeat_state
@@ -44,19 +45,22 @@ class MemoryPlanner:
             progress since (``extras["revisit"]``: an undo walk, a no-op) is multiplied by this (1: off).
         rewards: remembered steps take the reward they really gave (:class:`MemoryWorldModel`); on by
             default (validation: 190 of 200 quest8 games with it, 181-184 without).
+        prior: a ``direct`` scorer whose ``Q(h, command)`` is combined with each command's best plan
+            score (geometric mean, as :class:`LearnedPlanner`'s ``prior``); ``None``: imagination alone.
     """
 
     def __init__(
         self, model: TextLatentModel, embedder: _Embed, *, depth: int = 2, loop_penalty: float = 0.5,
         room_of: Callable[[str], str | None] = room_name, is_move: Callable[[str], bool] = is_move,
         rebase: Callable[[Sequence[str], Sequence[str]], Sequence[str]] | None = rebase_menu,
-        revisit_discount: float = 1.0, rewards: bool = True,
+        revisit_discount: float = 1.0, rewards: bool = True, prior: DirectScorer | None = None,
     ) -> None:
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
         if not 0.0 <= revisit_discount <= 1.0:
             raise ValueError(f"revisit_discount must be in [0, 1], got {revisit_discount}")
         self.revisit_discount = revisit_discount
+        self.prior = None if prior is None else _Tracker(prior, embedder)
         self.world = MemoryWorldModel(model, embedder, room_of, is_move, rebase, rewards)
         self.depth, self.loop_penalty = depth, loop_penalty
         self.gamma = model.config.value_gamma
@@ -70,6 +74,8 @@ class MemoryPlanner:
         goal = split_objective(first.objective, self.world.model.config.max_goal) or [first.objective]
         self.state = self.world.initial(goal)
         self.last = None
+        if self.prior is not None:
+            self.prior.reset(first)
         self.memory = _LoopMemory()
 
     @torch.no_grad()
@@ -91,6 +97,10 @@ class MemoryPlanner:
             i = index[p[0]]
             score[i] = max(float(score[i]), s)
         self.last_plans = [(p, s) for p, s in zip(plans, per_plan.tolist())]
+        if self.prior is not None:  # two estimates of the same discounted value
+            assert isinstance(self.prior.model, DirectScorer)
+            q = self.prior.model.q_values(self.prior.observe(step), self.prior.embedder.embed(menu)[None])[0]
+            score = (score.clamp(min=1e-4) * q.clamp(min=1e-4)).sqrt()
         return menu, loop_adjusted(score, self.memory, step.observation, menu, self.loop_penalty, 1.0)
 
     def act(self, step: TextStep) -> str:
@@ -98,4 +108,6 @@ class MemoryPlanner:
         choice = menu[int(score.argmax())]
         self.memory.add(step.observation, choice)
         self.last = choice
+        if self.prior is not None:
+            self.prior.last = choice
         return choice
