@@ -26,6 +26,7 @@ from torch import Tensor
 
 from agentwm.worldmodels.base import Rollout, State
 from agentwm.worldmodels.text_latent import TextLatentModel
+from agentwm.worldmodels.text_learned import Embedder
 from agentwm.worldmodels.text_memory import TransitionMemory
 
 _LATENT = ("h", "goal", "goal_mask", "cover")
@@ -53,7 +54,7 @@ class MemoryWorldModel:
     """
 
     def __init__(
-        self, model: TextLatentModel, embedder: Any, room_of: Callable[[str], str | None], is_move: Callable[[str], bool],
+        self, model: TextLatentModel, embedder: Embedder, room_of: Callable[[str], str | None], is_move: Callable[[str], bool],
         rebase: Callable[[Sequence[str], Sequence[str]], Sequence[str]] | None = None, rewards: bool = False,
     ) -> None:
         if not isinstance(model, TextLatentModel):
@@ -63,7 +64,7 @@ class MemoryWorldModel:
         self.gamma = model.config.value_gamma
 
     def _embed(self, texts: Sequence[str]) -> Tensor:
-        return self.embedder.embed(list(texts)).float()
+        return self.embedder.embed(list(texts)).float().cpu()
 
     # ---- carry
     def initial(self, goal: Sequence[str]) -> dict[str, Any]:
@@ -136,7 +137,7 @@ class MemoryWorldModel:
             spread.append(v.std(1, unbiased=False))
             known_rows.append(known)
             revisit_rows.append(torch.tensor([
-                texts[b] is not None and memory.revisited(texts[b], latent["cover"][b], tolerance) for b in range(B)  # type: ignore[arg-type]
+                t is not None and memory.revisited(t, latent["cover"][b], tolerance) for b, t in enumerate(texts)
             ]))
             obs_rows.append(stepped["pred_obs"].mean(1))
         return Rollout(
