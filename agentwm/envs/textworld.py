@@ -150,7 +150,7 @@ def rebase_menu(then: Sequence[str], now: Sequence[str]) -> list[str]:
             containers[m.group(2)] = None
         elif (m := _TAKE_FROM.match(c)) is not None:
             unknown[m.group(2)] = None
-        if not any(c == f"drop {x}" or c.startswith(f"put {x} on ") or c.startswith(f"insert {x} into ") for x in gone):
+        if not any(c == f"drop {x}" or c.startswith((f"put {x} on ", f"insert {x} into ")) for x in gone):
             out.append(c)
     for target in unknown:  # taken from: a supporter or a container (an open one is offered with "close")
         if target not in supports and target not in containers:
