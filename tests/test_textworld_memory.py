@@ -123,6 +123,11 @@ def test_plans_walk_to_remembered_rooms_and_use_their_menus() -> None:
     assert ["go east", "go east", "go north"] in deep  # then an exit not tried yet
     assert ["go east", "look"] in deep and ["go east", "go west"] not in deep  # known moves are walks of their own
     assert all(len(p) <= 3 for p in deep)
+    assert ["take key", "go east", "go east"] not in deep
+    walked = _walk(world, ["go east", "go east", "go west", "go west"])
+    local = world.plans(walked, 3, local_walks=True)
+    assert ["take key", "go east", "go east"] in local and ["take key", "go east"] in local  # a command here, then a walk
+    assert not any(p[0] == "go north" and len(p) > 1 for p in local)  # an unexplored exit leads nowhere known
 
 
 class _WantsHall(TextLatentModel):

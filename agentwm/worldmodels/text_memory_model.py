@@ -146,10 +146,12 @@ class MemoryWorldModel:
             extras={"disagreement": torch.stack(spread), "known": torch.stack(known_rows), "revisit": torch.stack(revisit_rows), "obs": torch.stack(obs_rows)},
         )
 
-    def plans(self, state: State, depth: int) -> list[list[str]]:
+    def plans(self, state: State, depth: int, local_walks: bool = False) -> list[list[str]]:
         """Command sequences worth imagining from item 0 of the carry (module docstring): each menu command,
         then each remembered walk of at most ``depth`` moves, alone and followed by each command last
-        offered at its end (other than moves the memory knows: those are walks of their own)."""
+        offered at its end (other than moves the memory knows: those are walks of their own); with
+        ``local_walks`` also each command here that is not a move followed by each walk of at most
+        ``depth - 1`` moves (``take X`` then the way to where X goes)."""
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
         memory: TransitionMemory = state["memory"]
@@ -168,4 +170,7 @@ class MemoryWorldModel:
                 if self.rebase is not None:
                     there = tuple(self.rebase(there, menu))
                 out.extend([*walk, c] for c in there if not (self.is_move(c) and (dest, c) in memory.edges))
+        if local_walks:
+            walks = [w for w in memory.routes(room, depth - 1).values() if w[0] in on_menu]
+            out.extend([c, *w] for c in menu if not self.is_move(c) for w in walks)
         return out

@@ -47,6 +47,8 @@ class MemoryPlanner:
             default (validation: 190 of 200 quest8 games with it, 181-184 without).
         prior: a ``direct`` scorer whose ``Q(h, command)`` is combined with each command's best plan
             score (geometric mean, as :class:`LearnedPlanner`'s ``prior``); ``None``: imagination alone.
+        local_walks: also imagine each command here followed by a remembered walk
+            (:meth:`MemoryWorldModel.plans`); off (validation did not support it, docs/textworld.md phase 5).
     """
 
     def __init__(
@@ -54,12 +56,13 @@ class MemoryPlanner:
         room_of: Callable[[str], str | None] = room_name, is_move: Callable[[str], bool] = is_move,
         rebase: Callable[[Sequence[str], Sequence[str]], Sequence[str]] | None = rebase_menu,
         revisit_discount: float = 1.0, rewards: bool = True, prior: DirectScorer | None = None,
+        local_walks: bool = False,
     ) -> None:
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
         if not 0.0 <= revisit_discount <= 1.0:
             raise ValueError(f"revisit_discount must be in [0, 1], got {revisit_discount}")
-        self.revisit_discount = revisit_discount
+        self.revisit_discount, self.local_walks = revisit_discount, local_walks
         self.prior = None if prior is None else _Tracker(prior, embedder)
         self.world = MemoryWorldModel(model, embedder, room_of, is_move, rebase, rewards)
         self.depth, self.loop_penalty = depth, loop_penalty
@@ -85,7 +88,7 @@ class MemoryPlanner:
             raise RuntimeError("call reset(first_step) before act()")
         self.state = self.world.observe({"observation": step.observation, "admissible": step.admissible, "reward": step.reward}, self.state, self.last)
         menu = list(step.admissible)
-        plans = self.world.plans(self.state, self.depth)
+        plans = self.world.plans(self.state, self.depth, self.local_walks)
         H = max(len(p) for p in plans)
         rows = [[p[min(t, len(p) - 1)] for p in plans] for t in range(H)]  # short plans padded; their cuts stop at their length
         rollout = self.world.imagine(repeat_state(self.state, len(plans)), rows, H)
