@@ -20,6 +20,11 @@ for choosing methods) for at most 50 steps:
 * ``learned_planner_revisit`` / ``learned_planner_prior`` (only when named in ``--agents``): the
   planner with the imagined-revisit term (``revisit_discount=0.5``, ``revisit_threshold=0.85``) or
   with the ``direct`` model's Q as a prior (geometric mean), options validation did not adopt;
+* ``learned_memory`` (only when named in ``--agents``): the learned world model completed by an
+  episodic transition memory (``make_agent("learned_memory")``: remembered outcomes exactly, plans
+  over the remembered map; ``agentwm.agents.textworld.memory_planner``), ``learned_memory_prior``
+  the same with the ``direct`` model's Q as a prior (geometric mean); ``memory_explorer``: its
+  control without a learned model (objective matching plus walks over the same memory);
 * ``reactive``: SmolLM2's first guess from a numbered menu, on ``--llm-games`` games (slow on CPU);
 * ``mcts``: pUCT tree search over the learned world model (``--mcts-simulations``), the root's
   admissible commands, deeper nodes their own action sets (menu + objective sentences less the path);
@@ -193,6 +198,9 @@ def _run_setting(job: tuple[argparse.Namespace, str]) -> dict[str, Any]:
     extra: dict[str, Any] = {  # opt-in rows (name them in --agents): planner options that validation did not adopt
         "learned_planner_revisit": lambda: make_agent("learned", model=models / "world_model", revisit_discount=0.5, revisit_threshold=0.85, **rule),
         "learned_planner_prior": lambda: make_agent("learned", model=models / "world_model", prior=models / "direct", **rule),
+        "learned_memory": lambda: make_agent("learned_memory", model=models / "world_model", **rule),
+        "learned_memory_prior": lambda: make_agent("learned_memory", model=models / "world_model", prior=models / "direct", **rule),
+        "memory_explorer": lambda: make_agent("memory_explorer"),
     }
     agents.update({k: f() for k, f in extra.items() if args.agents and k in args.agents})
     agents.update(_search_agents(args, models))

@@ -10,6 +10,7 @@ train games is always evaluated on games it has never seen.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -103,6 +104,60 @@ def clean_text(text: str) -> str:
             continue
         lines.append(line)
     return " ".join(lines).strip()
+
+
+_ROOM = re.compile(r"^\s*-=\s*(.+?)\s*=-")
+
+
+def room_name(observation: str) -> str | None:
+    """The room an observation describes (TextWorld's ``-= Kitchen =-`` header), ``None`` for feedback
+    that is not a room description ("You open the chest.")."""
+    found = _ROOM.match(observation)
+    return found.group(1).strip() if found else None
+
+
+def is_move(command: str) -> bool:
+    """Whether a TextWorld command leaves the room (``go <direction>``); the only verbs that do."""
+    return command.strip().lower().startswith("go ")
+
+
+_DROP = re.compile(r"^drop (.+)$")
+_PUT = re.compile(r"^put (.+) on (.+)$")
+_INSERT = re.compile(r"^insert (.+) into (.+)$")
+_TAKE_FROM = re.compile(r"^take (.+) from (.+)$")
+
+
+def carried(menu: Sequence[str]) -> set[str]:
+    """The objects the player carries, read from a TextWorld menu (it offers ``drop X`` for each)."""
+    return {m.group(1) for c in menu if (m := _DROP.match(c))}
+
+
+def rebase_menu(then: Sequence[str], now: Sequence[str]) -> list[str]:
+    """The commands a room last seen with menu ``then`` should offer when the player carries what menu
+    ``now`` shows (TextWorld's grammar): commands naming objects no longer carried are dropped, and each
+    newly carried object gets ``drop``, ``put X on S`` for the room's supporters and ``insert X into C``
+    for its containers (those the old menu put, inserted or took things on, into or from)."""
+    held_then, held_now = carried(then), carried(now)
+    gone, new = held_then - held_now, sorted(held_now - held_then)
+    supports: dict[str, None] = {}
+    containers: dict[str, None] = {}
+    unknown: dict[str, None] = {}
+    out = []
+    for c in then:
+        if (m := _PUT.match(c)) is not None:
+            supports[m.group(2)] = None
+        elif (m := _INSERT.match(c)) is not None:
+            containers[m.group(2)] = None
+        elif (m := _TAKE_FROM.match(c)) is not None:
+            unknown[m.group(2)] = None
+        if not any(c == f"drop {x}" or c.startswith((f"put {x} on ", f"insert {x} into ")) for x in gone):
+            out.append(c)
+    for target in unknown:  # taken from: a supporter or a container (an open one is offered with "close")
+        if target not in supports and target not in containers:
+            (containers if f"close {target}" in then else supports)[target] = None
+    for x in new:
+        out += [f"drop {x}", *(f"put {x} on {s}" for s in supports), *(f"insert {x} into {t}" for t in containers)]
+    return list(dict.fromkeys(out))
 
 
 class TextWorldEnv:

@@ -184,8 +184,12 @@ class TextLatentModel(nn.Module):
         new = new.mean(1, keepdim=True).expand_as(new).contiguous()
         return {**state, "h": new, "cover": cover}
 
-    def step(self, state: State, action: Tensor) -> tuple[State, Tensor, Tensor, Tensor]:
-        """One imagined step for every member: next carry, reward ``[B, E]``, continue ``[B, E]``, value ``[B, E]``."""
+    def step(self, state: State, action: Tensor, known_obs: Tensor | None = None, known: Tensor | None = None) -> tuple[State, Tensor, Tensor, Tensor]:
+        """One imagined step for every member: next carry, reward ``[B, E]``, continue ``[B, E]``, value ``[B, E]``.
+
+        Rows where ``known [B]`` (bool) is set take the next observation ``known_obs [B, D]`` (unit) as
+        fact instead of the members' predictions (e.g. a transition an episodic memory has seen): it is
+        folded in as :meth:`observe` does, and every member agrees on the next latent."""
         h, goal, mask = state["h"], state["goal"], state["goal_mask"]
         B, E, _ = h.shape
         act = action[:, None].expand(B, E, -1)
@@ -194,8 +198,16 @@ class TextLatentModel(nn.Module):
         feat = self._feat(h, act, goal, mask, cover)  # [B, E, F]
         nxt = torch.stack([self.dynamics[k](feat[:, k]) for k in range(E)], 1)
         nxt = F.normalize(nxt, dim=-1)
+        fact = None
+        if known is not None and known_obs is not None:
+            if known.shape != (B,) or known_obs.shape != (B, nxt.shape[-1]):
+                raise ValueError(f"known must be [{B}] and known_obs [{B}, {nxt.shape[-1]}], got {tuple(known.shape)} and {tuple(known_obs.shape)}")
+            fact = known.bool()[:, None, None]
+            nxt = torch.where(fact, known_obs[:, None].expand_as(nxt), nxt)
         x = self._step_input(nxt, act, goal, mask, cover2)
         h2 = self.cell(x.reshape(B * E, -1), h.reshape(B * E, -1)).view_as(h)
+        if fact is not None:  # an observed outcome: the members agree, as in observe()
+            h2 = torch.where(fact, h2.mean(1, keepdim=True).expand_as(h2), h2)
         reward = torch.sigmoid(self.reward(feat).squeeze(-1))
         cont = torch.sigmoid(self.cont(feat).squeeze(-1))
         new = {**state, "h": h2, "pred_obs": nxt, "cover": cover2[:, 0]}

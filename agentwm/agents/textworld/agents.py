@@ -23,8 +23,10 @@ from torch import Tensor
 from agentwm.agents.textworld.direct import DirectScorer
 from agentwm.agents.textworld.revisits import VisitMemory, revisit_adjusted
 from agentwm.envs.text import TextStep, split_objective
+from agentwm.envs.textworld import is_move, room_name
 from agentwm.worldmodels.base import State
 from agentwm.worldmodels.text_latent import TextLatentModel
+from agentwm.worldmodels.text_memory import TransitionMemory
 
 
 class TextAgent(Protocol):
@@ -146,8 +148,11 @@ class DirectAgent:
     """No imagination: the ``direct`` model's ``Q(h, command)`` picks the command."""
 
     def __init__(self, model: DirectScorer, embedder: _Embed, loop_penalty: float = 0.5, propose: int | None = None,
-                 repeat_discount: float = 1.0) -> None:
+                 repeat_discount: float = 1.0, tried_discount: float = 1.0) -> None:
         self.tracker = _Tracker(model, embedder)
+        self.tried_discount = tried_discount  # a control (docs/textworld.md, phase 5): the memory's rule without imagination
+        self.tried: TransitionMemory | None = None
+        self.before: str | None = None
         self.repeat_discount = repeat_discount
         self.direct = model
         self.propose = propose
@@ -160,12 +165,22 @@ class DirectAgent:
         self.tracker.reset(first)
         self.memory = _LoopMemory()
         self.goal = split_objective(first.objective, self.direct.config.max_goal)
+        self.tried = TransitionMemory(room_name, is_move)
+        self.before = None
 
     @torch.no_grad()
     def act(self, step: TextStep) -> str:
         state = self.tracker.observe(step)
         menu = propose_by_objective(self.tracker.embedder, list(step.admissible), self.goal, self.propose)
         q = self.direct.q_values(state, self.tracker.embedder.embed(menu)[None])[0]
+        if self.tried_discount != 1.0 and self.tried is not None:  # commands tried in this room that did not win
+            if self.before is None or self.tracker.last is None:
+                self.tried.start(step.observation, menu)
+            else:
+                self.tried.record(self.before, self.tracker.last, step.observation, menu, step.reward)
+            self.before = step.observation
+            failed = torch.tensor([self.tried.reward(self.tried.room, c) == 0.0 for c in menu])
+            q = torch.where(failed, q * self.tried_discount, q)
         score = loop_adjusted(q, self.memory, step.observation, menu, self.loop_penalty, self.repeat_discount)
         choice = menu[int(score.argmax())]
         self.memory.add(step.observation, choice)
@@ -200,8 +215,10 @@ class GreedyFollowUp:
         return self.proposals[score.argmax(1)]
 
 
-def best_depth_return(rollout: Any, gamma: float) -> Tensor:
-    """Per candidate ``[N]``: the best of its imagined returns cut (and bootstrapped by the value) after 1..H steps.
+def best_depth_return(rollout: Any, gamma: float, lengths: Tensor | None = None, weights: Tensor | None = None) -> Tensor:
+    """Per candidate ``[N]``: the best of its imagined returns cut (and bootstrapped by the value) after 1..H steps
+    (after 1..``lengths[n]`` steps where given: rows padded past their own length; each cut multiplied by
+    ``weights [H, N]`` where given).
 
     A follow-up can then only raise a candidate's score, never sink it: follow-ups are proposed
     from the current menu, which often lacks the command that comes next after the candidate.
@@ -214,7 +231,12 @@ def best_depth_return(rollout: Any, gamma: float) -> Tensor:
     for t in range(H):
         partial = partial + gamma**t * alive * r[t]
         alive = alive * c[t]
-        best = torch.maximum(best, partial + gamma ** (t + 1) * alive * v[t])
+        cut = partial + gamma ** (t + 1) * alive * v[t]
+        if weights is not None:
+            cut = cut * weights[t]
+        if lengths is not None:
+            cut = torch.where(lengths > t, cut, torch.full_like(cut, -float("inf")))
+        best = torch.maximum(best, cut)
     return best
 
 

@@ -1,4 +1,4 @@
-"""Build a named TextWorld agent (``learned``, ``direct``, ``mcts``, ``objective_match``, ``random``, ``reactive``)."""
+"""Build a named TextWorld agent (``learned``, ``learned_memory``, ``direct``, ``memory_explorer``, ``mcts``, ``objective_match``, ``random``, ``reactive``)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,10 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
         return RandomAgent(seed)
     if name == "objective_match":
         return ObjectiveMatchAgent(shared_embedder())
+    if name == "memory_explorer":
+        from agentwm.agents.textworld.memory_explorer import MemoryExplorerAgent
+
+        return MemoryExplorerAgent(shared_embedder(), **kwargs)
     if name == "reactive":
         return ReactiveAgent(kwargs["chat_model"])
     if name == "mcts":
@@ -68,6 +72,29 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
         if wm.cover_rule not in ("max", "count"):
             raise ValueError(f"cover_rule must be 'max' or 'count', got {wm.cover_rule!r}")
         return MCTSAgent(wm, shared_embedder(), **kwargs)
+    if name == "learned_memory":
+        from agentwm.agents.textworld.memory_planner import MemoryPlanner
+        from agentwm.agents.textworld.train import load_model
+
+        wm = load_model(model if model is not None else shipped_model("learned"))
+        if isinstance(wm, DirectScorer):
+            raise ValueError(f"{model} holds a direct scorer; learned_memory needs a world model checkpoint")
+        wm.cover_rule = kwargs.pop("cover_rule", "max")
+        if wm.cover_rule not in ("max", "count"):
+            raise ValueError(f"cover_rule must be 'max' or 'count', got {wm.cover_rule!r}")
+        if horizon is not None:
+            kwargs["depth"] = horizon
+        if kwargs.get("prior") is not None:
+            prior = load_model(kwargs["prior"]) if not isinstance(kwargs["prior"], DirectScorer) else kwargs["prior"]
+            if not isinstance(prior, DirectScorer):
+                raise ValueError(f"prior {kwargs['prior']} holds a world model; the prior must be trained with --kind direct")
+            prior.cover_rule = wm.cover_rule
+            kwargs["prior"] = prior
+        if kwargs.get("rebase", True) is not True:  # JSON false: remembered menus as they were
+            kwargs["rebase"] = None
+        else:
+            kwargs.pop("rebase", None)
+        return MemoryPlanner(wm, shared_embedder(), **kwargs)
     if name in ("learned", "direct"):
         if model is None:
             model = shipped_model(name)
@@ -81,7 +108,8 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
         if name == "direct":
             if not isinstance(net, DirectScorer):
                 raise ValueError(f"{model} holds a world model; the direct agent needs a model trained with --kind direct")
-            return DirectAgent(net, shared_embedder(), propose=kwargs.get("propose"), repeat_discount=kwargs.get("repeat_discount", 1.0))
+            return DirectAgent(net, shared_embedder(), propose=kwargs.get("propose"), repeat_discount=kwargs.get("repeat_discount", 1.0),
+                               tried_discount=kwargs.get("tried_discount", 1.0))
         if horizon is not None:
             kwargs["horizon"] = horizon
         if kwargs.get("prior") is not None:
@@ -91,4 +119,4 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
             prior.cover_rule = cover_rule
             kwargs["prior"] = prior
         return LearnedPlanner(net, shared_embedder(), **kwargs)
-    raise ValueError(f"unknown agent {name!r}; choose learned, direct, mcts, objective_match, random or reactive")
+    raise ValueError(f"unknown agent {name!r}; choose learned, learned_memory, direct, memory_explorer, mcts, objective_match, random or reactive")
