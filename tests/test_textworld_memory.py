@@ -262,3 +262,27 @@ def test_memory_planner_with_a_direct_prior_takes_the_geometric_mean() -> None:
     assert both.prior is not None and both.prior.state is not None
     q = prior.q_values(both.prior.state, embed.embed(menu)[None])[0]
     assert torch.allclose(b, (a.clamp(min=1e-4) * q.clamp(min=1e-4)).sqrt(), atol=1e-6)
+
+
+def test_play_passes_the_prior_to_the_memory_planner(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`agentwm textworld play --agent learned_memory --prior DIR` builds the planner with that prior."""
+    import argparse
+
+    import agentwm.agents.textworld.evaluate as evaluate_mod
+    import agentwm.agents.textworld.factory as factory_mod
+    from agentwm.agents.textworld.cli import _play
+
+    seen: dict[str, Any] = {}
+
+    def fake_make_agent(name: str, **kwargs: Any) -> str:
+        seen.update(name=name, **kwargs)
+        return "agent"
+
+    monkeypatch.setattr(factory_mod, "make_agent", fake_make_agent)
+    monkeypatch.setattr(evaluate_mod, "evaluate", lambda games, agent, max_steps: {"games": len(games)})
+    args = argparse.Namespace(agent="learned_memory", model=None, horizon=None, prior="d", games=["g"], max_steps=5)
+    assert _play(args) == {"games": 1}
+    assert seen["name"] == "learned_memory" and seen["prior"] == "d"
+    seen.clear()
+    _play(argparse.Namespace(**{**vars(args), "agent": "direct"}))  # no prior for the ablation
+    assert seen["name"] == "direct" and "prior" not in seen

@@ -50,7 +50,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--model", default=None, help="checkpoint folder of the world model (learned) or direct model (direct); default: the shipped one in models/textworld-minilm-gru-dest")
     p.add_argument("--agent", default="learned", choices=["learned", "learned_memory", "direct", "mcts", "objective_match", "memory_explorer", "random"], help="which agent (mcts: tree search over the world model; learned_memory: the world model with an episodic transition memory, plans over the remembered map)")
     p.add_argument("--games", required=True, nargs="+", help="game files (.z8)")
-    p.add_argument("--prior", default=None, help="learned only: a direct model's checkpoint whose Q is combined with the imagined return")
+    p.add_argument("--prior", default=None, help="learned and learned_memory: a direct model's checkpoint whose Q is combined with the imagined return")
     p.add_argument("--horizon", type=int, default=None, help="imagined steps per candidate (default: the planner's, 1; learned_memory: the longest plan, 2)")
     p.add_argument("--max-steps", type=int, default=50, help="steps per episode")
     p.set_defaults(func=_printing(_play))
@@ -133,7 +133,7 @@ def _play(args: argparse.Namespace) -> dict[str, Any]:
     from agentwm.agents.textworld.evaluate import evaluate
     from agentwm.agents.textworld.factory import make_agent
 
-    extra = {"prior": args.prior} if args.agent == "learned" and args.prior else {}
+    extra = {"prior": args.prior} if args.agent in ("learned", "learned_memory") and args.prior else {}
     agent = make_agent(args.agent, model=args.model, horizon=args.horizon, **extra)
     result = evaluate(args.games, agent, max_steps=args.max_steps)
     return {k: v for k, v in result.items() if k != "episodes"}
