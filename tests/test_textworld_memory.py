@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from agentwm.envs.text import TextStep
@@ -17,6 +15,7 @@ from agentwm.worldmodels.base import State, repeat_state
 from agentwm.worldmodels.text_latent import TextLatentConfig, TextLatentModel
 from agentwm.worldmodels.text_memory import TransitionMemory
 from agentwm.worldmodels.text_memory_model import MemoryWorldModel
+from tests.hash_embed import HashEmbed
 
 HALL = "-= Hall =- A key lies here. Exits east and north."
 DEN = "-= Den =- A bare den. Exits west and east."
@@ -28,15 +27,6 @@ MENUS = {
 }
 
 
-class _HashEmbed:
-    """Deterministic unit vectors per text (no MiniLM)."""
-
-    def embed(self, texts: Sequence[str]) -> Tensor:
-        rows = []
-        for t in texts:
-            g = torch.Generator().manual_seed(int(hashlib.sha256(t.encode()).hexdigest()[:8], 16))
-            rows.append(F.normalize(torch.randn(16, generator=g), dim=0))
-        return torch.stack(rows)
 
 
 def _tiny_model() -> TextLatentModel:
@@ -92,7 +82,7 @@ def test_memory_keeps_the_map_and_exact_outcomes() -> None:
 
 
 def test_imagined_revisit_is_the_real_remembered_room_folded_in() -> None:
-    model, embed = _tiny_model(), _HashEmbed()
+    model, embed = _tiny_model(), HashEmbed()
     world = MemoryWorldModel(model, embed, room_name, is_move)
     state = _walk(world, ["go east", "go east", "go west", "go west"])  # back in the Hall
     rows = [["go east", "go north", "take key"], ["go east", "look", "look"]]
@@ -115,7 +105,7 @@ def test_imagined_revisit_is_the_real_remembered_room_folded_in() -> None:
 
 
 def test_plans_walk_to_remembered_rooms_and_use_their_menus() -> None:
-    world = MemoryWorldModel(_tiny_model(), _HashEmbed(), room_name, is_move)
+    world = MemoryWorldModel(_tiny_model(), HashEmbed(), room_name, is_move)
     state = _walk(world, ["go east", "go west"])
     assert world.plans(state, 1) == [["go east"], ["go north"], ["take key"]]  # depth 1: the menu
     deep = world.plans(_walk(world, ["go east", "go east", "go west", "go west"]), 3)
@@ -156,7 +146,7 @@ def _play(agent: Any, moves: Sequence[str]) -> TextStep:
 def test_planner_with_memory_walks_back_to_the_remembered_room() -> None:
     from agentwm.agents.textworld.memory_planner import MemoryPlanner
 
-    embed = _HashEmbed()
+    embed = HashEmbed()
     model = _WantsHall(TextLatentConfig(emb_dim=16, max_goal=4, hidden=8, proj=8, units=8, members=2)).eval()
     model.hall = embed.embed([HALL])[0]
     walk = ["go east", "go west", "go east", "go east", "go west", "go east"]  # every edge seen; now in the Attic
@@ -179,7 +169,7 @@ def test_planner_with_memory_walks_back_to_the_remembered_room() -> None:
 
 
 def test_a_command_seen_not_to_win_is_not_imagined_to_win() -> None:
-    model, embed = _tiny_model(), _HashEmbed()
+    model, embed = _tiny_model(), HashEmbed()
     assert model.reward.out is not None
     with torch.no_grad():  # a reward head sure that every command wins
         model.reward.out.weight.zero_()
@@ -201,7 +191,7 @@ def test_a_command_seen_not_to_win_is_not_imagined_to_win() -> None:
             assert float(r[0]) > 0.99
 
 
-class _WordsEmbed(_HashEmbed):
+class _WordsEmbed(HashEmbed):
     """Hash embeddings of the lower-cased text without its final period, so "Take key." reads as "take key"."""
 
     def embed(self, texts: Sequence[str]) -> Tensor:
@@ -249,7 +239,7 @@ def test_memory_planner_with_a_direct_prior_takes_the_geometric_mean() -> None:
     from agentwm.agents.textworld.direct import DirectScorer
     from agentwm.agents.textworld.memory_planner import MemoryPlanner
 
-    embed, config = _HashEmbed(), TextLatentConfig(emb_dim=16, max_goal=4, hidden=8, proj=8, units=8, members=2)
+    embed, config = HashEmbed(), TextLatentConfig(emb_dim=16, max_goal=4, hidden=8, proj=8, units=8, members=2)
     torch.manual_seed(1)
     model, prior = _tiny_model(), DirectScorer(config).eval()
     alone = MemoryPlanner(model, embed, loop_penalty=0.0)

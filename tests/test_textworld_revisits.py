@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,6 +9,7 @@ from torch import Tensor
 
 from agentwm.agents.textworld.revisits import VisitMemory, revisit_adjusted
 from agentwm.worldmodels.text_latent import TextLatentConfig, TextLatentModel, count_cover
+from tests.hash_embed import HashEmbed
 
 
 def _unit(*values: float) -> Tensor:
@@ -67,15 +65,6 @@ def test_count_cover_credits_a_repeated_step_once_per_play() -> None:
     assert torch.allclose(torch.maximum(torch.zeros(1, 4), sims), sims)
 
 
-class _HashEmbed:
-    """Deterministic unit vectors per text (no MiniLM)."""
-
-    def embed(self, texts: Sequence[str]) -> Tensor:
-        rows = []
-        for t in texts:
-            g = torch.Generator().manual_seed(int(hashlib.sha256(t.encode()).hexdigest()[:8], 16))
-            rows.append(F.normalize(torch.randn(16, generator=g), dim=0))
-        return torch.stack(rows)
 
 
 def _step(observation: str, admissible: list[str]):  # type: ignore[no-untyped-def]
@@ -90,8 +79,8 @@ def test_planner_applies_the_revisit_term_and_the_counting_cover() -> None:
     torch.manual_seed(0)
     model = TextLatentModel(TextLatentConfig(emb_dim=16, max_goal=4, hidden=8, proj=8, units=8, members=2)).eval()
     menu = ["go east", "open box", "go west"]
-    plain = LearnedPlanner(model, _HashEmbed(), loop_penalty=0.0)
-    discounted = LearnedPlanner(model, _HashEmbed(), loop_penalty=0.0, revisit_discount=0.5, revisit_threshold=-1.0, progress_tolerance=10.0)
+    plain = LearnedPlanner(model, HashEmbed(), loop_penalty=0.0)
+    discounted = LearnedPlanner(model, HashEmbed(), loop_penalty=0.0, revisit_discount=0.5, revisit_threshold=-1.0, progress_tolerance=10.0)
     for agent in (plain, discounted):
         agent.reset(_step("room", menu))
     _, base = plain.scores(_step("room", menu))
@@ -99,10 +88,10 @@ def test_planner_applies_the_revisit_term_and_the_counting_cover() -> None:
     assert discounted.last_revisit is not None and len(discounted.visits) == 1
     assert torch.allclose(half, 0.5 * base)  # every candidate leads back to a visited state here
     with pytest.raises(ValueError, match="revisit_discount"):
-        LearnedPlanner(model, _HashEmbed(), revisit_discount=1.5)
+        LearnedPlanner(model, HashEmbed(), revisit_discount=1.5)
     # the counting rule changes the carry's coverage after a repeated command; the default does not
-    goal, mask = _HashEmbed().embed(["go east", "go east"])[None], torch.ones(1, 2)
-    act = _HashEmbed().embed(["go east"])
+    goal, mask = HashEmbed().embed(["go east", "go east"])[None], torch.ones(1, 2)
+    act = HashEmbed().embed(["go east"])
     state = model.initial(1, goal, mask)
     for rule, expected in (("max", [1.0, 1.0]), ("count", [1.0, 0.0])):
         model.cover_rule = rule

@@ -43,6 +43,20 @@ def shipped_model(kind: str) -> Path:
     raise FileNotFoundError(f"agent {kind!r}: no shipped checkpoint in {places[0]} or {places[1]}; pass --model <checkpoint folder>")
 
 
+def _world_model(agent: str, model: str | Path | None, kwargs: dict[str, Any]) -> Any:
+    """The world-model checkpoint ``model`` (default: the shipped one) for ``agent``, its
+    ``cover_rule`` taken from ``kwargs``; a one-line error when the folder holds a direct scorer."""
+    from agentwm.agents.textworld.train import load_model
+
+    wm = load_model(model if model is not None else shipped_model("learned"))
+    if isinstance(wm, DirectScorer):
+        raise ValueError(f"{model} holds a direct scorer; {agent} needs a world model checkpoint")  # noqa: TRY004 (a wrong folder: a bad value)
+    wm.cover_rule = kwargs.pop("cover_rule", "max")
+    if wm.cover_rule not in ("max", "count"):
+        raise ValueError(f"cover_rule must be 'max' or 'count', got {wm.cover_rule!r}")
+    return wm
+
+
 def make_agent(name: str, *, model: str | Path | None = None, horizon: int | None = None, seed: int = 0, **kwargs: Any) -> TextAgent:
     """The agent called ``name``; ``model`` is the checkpoint folder for ``learned`` and ``direct``
     (default: the shipped one, :func:`shipped_model`).
@@ -63,25 +77,13 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
         return ReactiveAgent(kwargs["chat_model"])
     if name == "mcts":
         from agentwm.agents.textworld.search import MCTSAgent
-        from agentwm.agents.textworld.train import load_model as _load
 
-        wm = _load(model if model is not None else shipped_model("learned"))
-        if isinstance(wm, DirectScorer):
-            raise ValueError(f"{model} holds a direct scorer; mcts needs a world model checkpoint")
-        wm.cover_rule = kwargs.pop("cover_rule", "max")
-        if wm.cover_rule not in ("max", "count"):
-            raise ValueError(f"cover_rule must be 'max' or 'count', got {wm.cover_rule!r}")
-        return MCTSAgent(wm, shared_embedder(), **kwargs)
+        return MCTSAgent(_world_model(name, model, kwargs), shared_embedder(), **kwargs)
     if name == "learned_memory":
         from agentwm.agents.textworld.memory_planner import MemoryPlanner
         from agentwm.agents.textworld.train import load_model
 
-        wm = load_model(model if model is not None else shipped_model("learned"))
-        if isinstance(wm, DirectScorer):
-            raise ValueError(f"{model} holds a direct scorer; learned_memory needs a world model checkpoint")
-        wm.cover_rule = kwargs.pop("cover_rule", "max")
-        if wm.cover_rule not in ("max", "count"):
-            raise ValueError(f"cover_rule must be 'max' or 'count', got {wm.cover_rule!r}")
+        wm = _world_model(name, model, kwargs)
         if horizon is not None:
             kwargs["depth"] = horizon
         if kwargs.get("prior") is not None:
