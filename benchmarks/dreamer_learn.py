@@ -59,7 +59,7 @@ def main() -> None:
     p.add_argument("--progress", action="store_true")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="a seed table: one run per seed")
     p.add_argument("--jobs", type=int, default=1, help="with --seeds: runs at once")
-    p.add_argument("--name", default="", help="with --seeds: a suffix for the table's results file (variants apart)")
+    p.add_argument("--name", default="", help="a suffix for the results files, the table's and each seed's (variants apart)")
     args = p.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if args.jobs < 1:
@@ -87,7 +87,7 @@ def main() -> None:
         "wall_s": round(time.perf_counter() - t0, 1), "load_avg_1m_at_start": load,
         "eval_curve": [(frames, round(ret, 1)) for frames, ret in run["curve"]],
         "config": {"presets": args.preset or task["presets"], "sets": sets}, "logdir": logdir,
-    }, variant=f"{args.task}-seed{args.seed}")))  # fmt: skip
+    }, variant=f"{args.task}-seed{args.seed}" + (f"-{args.name}" if args.name else ""))))  # fmt: skip
 
 
 def _seed_table(args: argparse.Namespace) -> None:
@@ -96,7 +96,7 @@ def _seed_table(args: argparse.Namespace) -> None:
     passed = ["--task", args.task, *(["--steps", str(args.steps)] if args.steps else []),
               *(["--threads", str(args.threads)] if args.threads else []),
               *[x for preset in args.preset or [] for x in ("--preset", preset)],
-              *[x for kv in args.set for x in ("--set", kv)]]  # fmt: skip
+              *[x for kv in args.set for x in ("--set", kv)], *(["--name", args.name] if args.name else [])]  # fmt: skip
 
     def one(seed: int) -> dict[str, Any]:
         cmd = [sys.executable, os.path.abspath(__file__), *passed, "--seed", str(seed), "--logdir", str(root / f"seed{seed}")]
