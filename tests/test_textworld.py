@@ -60,6 +60,15 @@ def test_env_plays_walkthrough_to_a_win(games: list[Path]) -> None:
     env.close()
 
 
+def test_walkthrough_check_finds_games_the_parser_cannot_finish(games: list[Path], tmp_path: Path) -> None:
+    from agentwm.envs.textworld import make_game, walkthrough_wins
+
+    assert walkthrough_wins(games[0]) and not walkthrough_wins(games[0], max_steps=1)
+    # test seed 3531 at quest 8: "take Henderson's latchkey from box" is always answered
+    # "Which do you mean, the Henderson's box or the box?", so even the walkthrough loops
+    assert not walkthrough_wins(make_game("quest8", 3531, tmp_path), max_steps=20)
+
+
 def test_env_rejects_commands_off_the_menu(games: list[Path]) -> None:
     from agentwm.envs.textworld import TextWorldEnv
 

@@ -276,3 +276,35 @@ def test_play_passes_the_prior_to_the_memory_planner(monkeypatch: pytest.MonkeyP
     seen.clear()
     _play(argparse.Namespace(**{**vars(args), "agent": "direct"}))  # no prior for the ablation
     assert seen["name"] == "direct" and "prior" not in seen
+
+
+def test_a_command_seen_to_change_nothing_is_worth_gamma_times_the_best_other() -> None:
+    from agentwm.agents.textworld.memory_planner import MemoryPlanner
+
+    memory = TransitionMemory(room_name, is_move)
+    memory.start(HALL, MENUS[HALL])
+    memory.record(HALL, "look", HALL, MENUS[HALL])  # the same room, the same menu, no reward: a no-op
+    memory.record(HALL, "take key", "You take the key.", ["go east", "drop key"])  # the menu changed: not one
+    assert memory.noop("Hall", "look", MENUS[HALL]) and not memory.noop("Hall", "take key", MENUS[HALL])
+    assert not memory.noop("Hall", "take key", MENUS[HALL])
+    memory.record("You take the key.", "examine key", "A key.", ["go east", "drop key"])
+    assert memory.noop("Hall", "examine key", ["go east", "drop key", "open door"])  # a door it does not name changed
+    assert not memory.noop("Hall", "examine key", ["go east", "put key on table"])  # the key's commands changed
+    assert not memory.noop(None, "look", MENUS[HALL])
+    memory.record("A key.", "eat key", "Crunch.", ["go east", "drop key"], reward=1.0)
+    assert not memory.noop("Hall", "eat key", ["go east", "drop key"])  # it paid: something changed
+
+    embed, model = HashEmbed(), _tiny_model()
+    step = TextStep(HALL, "Take the key.", tuple(MENUS[HALL]))
+    with_rule, without = MemoryPlanner(model, embed, loop_penalty=0.0), MemoryPlanner(model, embed, loop_penalty=0.0, noops=False)
+    for agent in (with_rule, without):
+        agent.reset(step)
+        agent.act(step)
+        agent.last = "take key"  # pretend the last real command changed nothing: the Hall again, the same menu
+    _, plain = without.scores(step)
+    menu, score = with_rule.scores(step)
+    noop = menu.index("take key")
+    assert with_rule.state is not None and with_rule.world.noops(with_rule.state, menu).tolist() == [False, False, True]
+    others = torch.cat([plain[:noop], plain[noop + 1:]])
+    assert float(score[noop]) == pytest.approx(with_rule.gamma * float(others.max()), abs=1e-6)
+    assert torch.allclose(torch.cat([score[:noop], score[noop + 1:]]), others)

@@ -92,6 +92,7 @@ def split_seeds(split: str, count: int, start: int = 0) -> list[int]:
 
 
 
+
 _STATUS = re.compile(r"-=\s*[^=]+=-\s*\d+/\d+\s*$")
 
 
@@ -248,3 +249,20 @@ class TextWorldEnv:
     def close(self) -> None:
         """Close the game interpreter."""
         self._env.close()
+
+
+def walkthrough_wins(game_file: str | Path, max_steps: int = 50) -> bool:
+    """Whether TextWorld's own winning policy, followed from the start, wins within ``max_steps``.
+
+    Some generated games cannot be won through the parser: with a ``box`` and a ``Henderson's box``
+    in one room, ``take latchkey from box`` only ever gets "Which do you mean ...?" back. A win rate
+    is best read beside the games that pass this check (``benchmarks/textworld.py`` reports both).
+    """
+    env = TextWorldEnv(game_file, max_steps=max_steps, labels=True)
+    try:
+        step = env.reset()
+        while not step.done and step.info.get("policy"):
+            step = env.step(step.info["policy"][0])
+        return step.won
+    finally:
+        env.close()

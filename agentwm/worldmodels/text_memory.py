@@ -10,6 +10,10 @@ one episode showed is therefore a model of the game, exact where it reaches:
 * every other **exact outcome**: ``(observation text, command) -> next observation text`` and the
   reward it gave, and per room the best reward each command gave there (a command seen not to win
   in a room is not imagined to win there);
+* **no-ops**: commands that, in a room, gave no reward and left the menu as it was (``examine``,
+  ``look``, a command the parser misread): the game's state did not change, so playing them again
+  there only costs a step, as long as nothing they name has changed since (a command is taken to
+  depend only on the things it names: ``take key from safe`` still does nothing after a door opens);
 * **visits**: each room (or feedback text) seen, with the task progress at the time (a model's
   coverage vector), so coming back somewhere with no progress since is recognised exactly.
 
@@ -45,6 +49,15 @@ class Outcome(NamedTuple):
     reward: float
 
 
+_LINKS = frozenset({"from", "on", "into", "in", "with", "to", "at", "the", "a", "an"})
+
+
+def _named(command: str) -> set[str]:
+    """The words a command names things with: all but its verb and linking words (``take key from safe``
+    → ``{key, safe}``)."""
+    return set(command.lower().split()[1:]) - _LINKS
+
+
 class TransitionMemory:
     """The map and the exact outcomes of one episode (see the module docstring).
 
@@ -69,6 +82,7 @@ class TransitionMemory:
         self.exact: dict[tuple[str, str], tuple[str, float]] = {}
         self.visits: dict[str, list[Tensor]] = {}
         self.tried: dict[tuple[str, str], float] = {}
+        self.noops: dict[tuple[str, str], frozenset[str]] = {}
 
     def key(self, observation: str) -> str:
         """What a visit is: the room an observation describes (its contents may change), else the exact text."""
@@ -87,6 +101,7 @@ class TransitionMemory:
     def start(self, observation: str, menu: Sequence[str]) -> None:
         """Forget everything and begin an episode at ``observation`` with ``menu``."""
         self.room, self.rooms, self.edges, self.exact, self.visits, self.tried = None, {}, {}, {}, {}, {}
+        self.noops = {}
         self._arrive(observation, menu)
 
     def _arrive(self, observation: str, menu: Sequence[str]) -> None:
@@ -101,6 +116,7 @@ class TransitionMemory:
         """Remember one real step: ``command`` played at observation ``before`` showed ``after`` and ``menu``
         and gave ``reward``."""
         origin = self.room
+        menu_before = self.menu(origin) if origin is not None else None
         self._arrive(after, menu)
         dest = self.room_of(after)
         if self.is_move(command):
@@ -110,6 +126,9 @@ class TransitionMemory:
             self.exact[(before, command)] = (after, float(reward))
             if origin is not None:
                 self.tried[(origin, command)] = max(float(reward), self.tried.get((origin, command), float(reward)))
+                same_place = self.room_of(after) in (None, origin)
+                if reward <= 0 and same_place and menu_before is not None and frozenset(menu) == frozenset(menu_before):
+                    self.noops[(origin, command)] = frozenset(menu)
 
     def next(self, room: str | None, observation: str | None, command: str) -> Outcome | None:
         """The remembered outcome of ``command`` from ``room`` (a move along a remembered edge: the room's latest
@@ -127,6 +146,16 @@ class TransitionMemory:
         """The best reward ``command`` (not a move) ever gave in ``room``, ``None`` if never tried there: in a
         deterministic game a command that did not win there is unlikely to win there later."""
         return None if room is None else self.tried.get((room, command))
+
+    def noop(self, room: str | None, command: str, menu: Sequence[str]) -> bool:
+        """Whether ``command`` was seen to change nothing in ``room`` (no reward, the same menu after) and no
+        command that names the same things has come or gone from the menu since: in a deterministic game
+        it changes nothing there again."""
+        then = None if room is None else self.noops.get((room, command))
+        if then is None:
+            return False
+        names = _named(command)
+        return not any(names & _named(c) for c in then.symmetric_difference(menu))
 
     def menu(self, room: str) -> tuple[str, ...]:
         """The commands last offered in ``room`` (empty for a room never seen)."""

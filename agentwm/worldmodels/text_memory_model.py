@@ -146,6 +146,13 @@ class MemoryWorldModel:
             extras={"disagreement": torch.stack(spread), "known": torch.stack(known_rows), "revisit": torch.stack(revisit_rows), "obs": torch.stack(obs_rows)},
         )
 
+    def noops(self, state: State, commands: Sequence[str]) -> Tensor:
+        """``[len(commands)]`` bool: which commands the memory saw change nothing from item 0's room with its
+        current menu (:meth:`TransitionMemory.noop`); playing one only delays the best other plan by a step."""
+        memory: TransitionMemory = state["memory"]
+        room, menu = state["room"][0], state["menu"][0]
+        return torch.tensor([memory.noop(room, c, menu) for c in commands], dtype=torch.bool)
+
     def plans(self, state: State, depth: int, local_walks: bool = False) -> list[list[str]]:
         """Command sequences worth imagining from item 0 of the carry (module docstring): each menu command,
         then each remembered walk of at most ``depth`` moves, alone and followed by each command last

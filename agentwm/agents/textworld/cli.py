@@ -24,6 +24,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--start", type=int, default=0, help="skip this many seeds of the split first")
     p.add_argument("--out", required=True, help="folder for the games")
     p.add_argument("--workers", type=int, default=1, help="parallel generator processes")
+    p.add_argument("--check", action="store_true", help="also play each game's walkthrough and list the games it cannot win within 50 steps (parser ambiguities)")
     p.set_defaults(func=_printing(_make_games))
 
     p = sub.add_parser("collect", help="play games (walkthroughs, perturbed, random) into a dataset")
@@ -87,7 +88,12 @@ def _make_games(args: argparse.Namespace) -> dict[str, Any]:
     from agentwm.agents.textworld.games import make_games
 
     paths = make_games(args.setting, args.split, args.count, args.out, start=args.start, workers=args.workers)
-    return {"games": len(paths), "out": args.out, "first": paths[0].name, "last": paths[-1].name}
+    out: dict[str, Any] = {"games": len(paths), "out": args.out, "first": paths[0].name, "last": paths[-1].name}
+    if args.check:
+        from agentwm.envs.textworld import walkthrough_wins
+
+        out["unwinnable"] = [p.name for p in paths if not walkthrough_wins(p)]
+    return out
 
 
 def _collect(args: argparse.Namespace) -> dict[str, Any]:

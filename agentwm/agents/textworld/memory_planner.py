@@ -49,6 +49,9 @@ class MemoryPlanner:
             score (geometric mean, as :class:`LearnedPlanner`'s ``prior``); ``None``: imagination alone.
         local_walks: also imagine each command here followed by a remembered walk
             (:meth:`MemoryWorldModel.plans`); off (validation did not support it, docs/textworld.md phase 5).
+        noops: a command the memory saw change nothing here (:meth:`MemoryWorldModel.noops`) is worth
+            exactly γ × the best other command's score (the same state, one step later), whatever the
+            learned value or the prior says of it; on by default.
     """
 
     def __init__(
@@ -56,13 +59,13 @@ class MemoryPlanner:
         room_of: Callable[[str], str | None] = room_name, is_move: Callable[[str], bool] = is_move,
         rebase: Callable[[Sequence[str], Sequence[str]], Sequence[str]] | None = rebase_menu,
         revisit_discount: float = 1.0, rewards: bool = True, prior: DirectScorer | None = None,
-        local_walks: bool = False,
+        local_walks: bool = False, noops: bool = True,
     ) -> None:
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
         if not 0.0 <= revisit_discount <= 1.0:
             raise ValueError(f"revisit_discount must be in [0, 1], got {revisit_discount}")
-        self.revisit_discount, self.local_walks = revisit_discount, local_walks
+        self.revisit_discount, self.local_walks, self.noops = revisit_discount, local_walks, noops
         self.prior = None if prior is None else _Tracker(prior, embedder)
         self.world = MemoryWorldModel(model, embedder, room_of, is_move, rebase, rewards)
         self.depth, self.loop_penalty = depth, loop_penalty
@@ -104,6 +107,10 @@ class MemoryPlanner:
             assert isinstance(self.prior.model, DirectScorer)
             q = self.prior.model.q_values(self.prior.observe(step), self.prior.embedder.embed(menu)[None])[0]
             score = (score.clamp(min=1e-4) * q.clamp(min=1e-4)).sqrt()
+        if self.noops:  # Bellman with an exact model: Q(s, no-op) = γ · max of the others' Q(s, ·)
+            noop = self.world.noops(self.state, menu)
+            if bool(noop.any()) and not bool(noop.all()):
+                score = torch.where(noop, self.gamma * score[~noop].max(), score)
         return menu, loop_adjusted(score, self.memory, step.observation, menu, self.loop_penalty, 1.0)
 
     def act(self, step: TextStep) -> str:
