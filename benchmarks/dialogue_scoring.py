@@ -113,6 +113,7 @@ def cli(model_dir: str, repeats: int) -> dict[str, Any]:
     out = {"command": f"agentwm score dialogue --model {model_dir} --context-file c.json", "repeats": repeats,
            "cached_texts": med(cached), "new_texts": med(new), "target_wall_s": 5.0}
     out["target_met_cached_texts"] = out["cached_texts"]["wall_s"] <= 5.0  # type: ignore[index]
+    out["target_met_new_texts"] = out["new_texts"]["wall_s"] <= 5.0  # type: ignore[index]
     return out
 
 

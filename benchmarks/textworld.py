@@ -25,6 +25,11 @@ for choosing methods) for at most 50 steps:
   over the remembered map; ``agentwm.agents.textworld.memory_planner``), ``learned_memory_prior``
   the same with the ``direct`` model's Q as a prior (geometric mean); ``memory_explorer``: its
   control without a learned model (objective matching plus walks over the same memory);
+* ``learned_memory_prior_hint`` / ``direct_hint`` (only when named): the same, each command's score
+  times ``exp(w · similarity)`` to the objective's next unfinished sentence (``--hint-weight``;
+  ``agentwm.agents.textworld.objective_hint``): the memory planner with it and its no-imagination control;
+* ``unwinnable``: games TextWorld's own walkthrough cannot win within ``--max-steps`` (parser
+  ambiguities such as ``box`` / ``Henderson's box``), and ``win_rate_winnable`` over the rest;
 * ``reactive``: SmolLM2's first guess from a numbered menu, on ``--llm-games`` games (slow on CPU);
 * ``mcts``: pUCT tree search over the learned world model (``--mcts-simulations``), the root's
   admissible commands, deeper nodes their own action sets (menu + objective sentences less the path);
@@ -77,12 +82,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--models", default=str(ROOT / "models" / "textworld-minilm-gru-dest"), help="folder holding world_model/ and direct/ checkpoints")
     p.add_argument("--settings", nargs="+", default=["quest5", "quest8"], help="settings to play")
     p.add_argument("--games", type=int, default=50, help="games per setting")
+    p.add_argument("--start", type=int, default=0, help="skip this many games of the split first (e.g. 50: the next games after the first 50)")
     p.add_argument("--split", default="test", choices=["test", "validation"], help="test games (seeds 3500+, the headline figures) or validation games (seeds 3000-3499, for choosing methods)")
     p.add_argument("--llm-games", type=int, default=3, help="games per setting for the LLM agent (0 skips it)")
     p.add_argument("--horizon", type=int, default=3, help="imagined steps of the learned planner")
     p.add_argument("--max-steps", type=int, default=50, help="steps per episode")
     p.add_argument("--agents", nargs="+", default=None, help="play only these rows (default: all); e.g. learned_planner_h3")
     p.add_argument("--depth", default="best", choices=["best", "full"], help="how the deeper learned planner scores its rollouts")
+    p.add_argument("--hint-weight", type=float, default=0.3, help="rows *_hint: weight of the objective's next step (ObjectiveHint; chosen on validation)")
     p.add_argument("--cover-rule", default=None, choices=["max", "count"], help="how both learned agents (direct and the planners) track the objective's steps (default: make_agent's)")
     p.add_argument("--jobs", type=int, default=1, help="settings played in parallel processes")
     p.add_argument("--out", default=None, help="where to write the JSON (default: benchmarks/results/textworld.json; textworld-validation.json with --split validation)")
@@ -186,8 +193,8 @@ def _run_setting(job: tuple[argparse.Namespace, str]) -> dict[str, Any]:
     torch.set_num_threads(1)
     models = Path(args.models)
     chat: Any = None
-    make_games(setting, args.split, args.games, args.games_dir, progress=False)
-    games = list_games(args.games_dir, setting, args.split)[: args.games]
+    made = make_games(setting, args.split, args.games, args.games_dir, start=args.start, progress=False)
+    games = [g for g in list_games(args.games_dir, setting, args.split) if g in set(made)]  # exactly those seeds
     rule: dict[str, Any] = {} if args.cover_rule is None else {"cover_rule": args.cover_rule}  # the same for every learned agent
     agents: dict[str, Any] = {
         "random": make_agent("random", seed=0),
@@ -202,6 +209,10 @@ def _run_setting(job: tuple[argparse.Namespace, str]) -> dict[str, Any]:
         "learned_memory": lambda: make_agent("learned_memory", model=models / "world_model", **rule),
         "learned_memory_prior": lambda: make_agent("learned_memory", model=models / "world_model", prior=models / "direct", **rule),
         "memory_explorer": lambda: make_agent("memory_explorer"),
+        # with the objective's next step as a hint (ObjectiveHint, weight 0.3): the memory planner and its control
+        "direct_hint": lambda: make_agent("direct", model=models / "direct", objective_weight=args.hint_weight, **rule),
+        "learned_memory_prior_hint": lambda: make_agent("learned_memory", model=models / "world_model", prior=models / "direct",
+                                                        objective_weight=args.hint_weight, **rule),
     }
     agents.update({k: f() for k, f in extra.items() if args.agents and k in args.agents})
     agents.update(_search_agents(args, models))
@@ -221,6 +232,7 @@ def _run_setting(job: tuple[argparse.Namespace, str]) -> dict[str, Any]:
             chat = smollm2_chat_model(max_new_tokens=6)
         rows["reactive"] = evaluate(games[: args.llm_games], make_agent("reactive", chat_model=chat), max_steps=args.max_steps, desc=f"{setting} reactive")
     part: dict[str, Any] = {
+        "game_range": [Path(games[0]).stem, Path(games[-1]).stem],
         "games": {k: v["games"] for k, v in rows.items()},
         "win_rate": {k: round(v["win_rate"], 4) for k, v in rows.items()},
         "steps_mean": {k: round(v["steps_mean"], 2) for k, v in rows.items()},
@@ -245,6 +257,13 @@ def _run_setting(job: tuple[argparse.Namespace, str]) -> dict[str, Any]:
         part["margin_over_best_ablation"] = round(part["win_rate"]["learned_planner"] - ablation, 4)
         ablation = max(part["win_rate_winnable"]["objective_match"], part["win_rate_winnable"]["direct"])
         part["margin_over_best_ablation_winnable"] = round(part["win_rate_winnable"]["learned_planner"] - ablation, 4)
+    # every imagining row against the best row that imagines nothing (the hint's control included when run)
+    plain = [k for k in ("objective_match", "direct", "direct_hint") if k in rows]
+    if plain:
+        best = max(part["win_rate"][k] for k in plain)
+        part["margin_over_best_ablation_by_agent"] = {
+            k: round(part["win_rate"][k] - best, 4) for k in ("learned_planner", "learned_memory", "learned_memory_prior", "learned_memory_prior_hint") if k in rows
+        }
     return part
 
 

@@ -270,12 +270,22 @@ def test_play_passes_the_prior_to_the_memory_planner(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(factory_mod, "make_agent", fake_make_agent)
     monkeypatch.setattr(evaluate_mod, "evaluate", lambda games, agent, max_steps: {"games": len(games)})
-    args = argparse.Namespace(agent="learned_memory", model=None, horizon=None, prior="d", games=["g"], max_steps=5)
+    args = argparse.Namespace(agent="learned_memory", model=None, horizon=None, prior="d", hint_weight=None, games=["g"], max_steps=5)
     assert _play(args) == {"games": 1}
-    assert seen["name"] == "learned_memory" and seen["prior"] == "d"
+    assert seen["name"] == "learned_memory" and seen["prior"] == "d" and seen["objective_weight"] == 0.3
     seen.clear()
-    _play(argparse.Namespace(**{**vars(args), "agent": "direct"}))  # no prior for the ablation
-    assert seen["name"] == "direct" and "prior" not in seen
+    _play(argparse.Namespace(**{**vars(args), "agent": "direct", "prior": "auto"}))  # no prior, no hint for the ablation
+    assert seen["name"] == "direct" and "prior" not in seen and "objective_weight" not in seen
+    seen.clear()
+    _play(argparse.Namespace(**{**vars(args), "prior": "auto", "hint_weight": 0.0}))  # the defaults: shipped direct prior
+    assert seen["prior"].endswith("direct") and "objective_weight" not in seen
+    seen.clear()
+    _play(argparse.Namespace(**{**vars(args), "prior": "auto", "model": "m"}))  # another world model: no shipped prior
+    assert "prior" not in seen
+    with pytest.raises(ValueError, match="hint-weight applies"):
+        _play(argparse.Namespace(**{**vars(args), "agent": "mcts", "prior": "auto", "hint_weight": 0.3}))
+    with pytest.raises(ValueError, match="prior applies"):
+        _play(argparse.Namespace(**{**vars(args), "agent": "direct"}))
 
 
 def test_a_command_seen_to_change_nothing_is_worth_gamma_times_the_best_other() -> None:
@@ -308,3 +318,32 @@ def test_a_command_seen_to_change_nothing_is_worth_gamma_times_the_best_other() 
     others = torch.cat([plain[:noop], plain[noop + 1:]])
     assert float(score[noop]) == pytest.approx(with_rule.gamma * float(others.max()), abs=1e-6)
     assert torch.allclose(torch.cat([score[:noop], score[noop + 1:]]), others)
+
+
+def test_objective_hint_follows_the_next_unfinished_sentence() -> None:
+    from agentwm.agents.textworld.memory_planner import MemoryPlanner
+    from agentwm.agents.textworld.objective_hint import ObjectiveHint
+
+    hint = ObjectiveHint(_WordsEmbed())
+    hint.reset("Take key. Go east.")
+    menu = ["go east", "take key", "look"]
+    sim = hint.similarity(menu)
+    assert float(sim[1]) == pytest.approx(1.0, abs=1e-5) and float(sim[0]) < 0.45
+    hint.played("look")  # not the next step: nothing is marked done
+    assert hint.done == 0
+    hint.similarity(menu)
+    hint.played("take key")
+    assert hint.done == 1 and float(hint.similarity(menu)[0]) == pytest.approx(1.0, abs=1e-5)
+    hint.played("go east")
+    assert hint.done == 2 and not hint.similarity(menu).any()  # all done: no hint
+
+    embed, model = _WordsEmbed(), _tiny_model()
+    step = TextStep(HALL, "Take key.", tuple(MENUS[HALL]))
+    plain, hinted = MemoryPlanner(model, embed, loop_penalty=0.0), MemoryPlanner(model, embed, loop_penalty=0.0, objective_weight=2.0)
+    for agent in (plain, hinted):
+        agent.reset(step)
+    menu, a = plain.scores(step)
+    _, b = hinted.scores(step)
+    sim = (embed.embed(menu) @ embed.embed(["take key"]).T)[:, 0].clamp(min=0.0)  # "Take key." is the next sentence
+    assert float(sim[2]) == pytest.approx(1.0, abs=1e-5)
+    assert torch.allclose(b, a * torch.exp(2.0 * sim), atol=1e-5)

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from agentwm.agents.textworld.direct import DirectScorer
+from agentwm.agents.textworld.objective_hint import ObjectiveHint
 from agentwm.agents.textworld.revisits import VisitMemory, revisit_adjusted
 from agentwm.envs.text import TextStep, split_objective
 from agentwm.envs.textworld import is_move, room_name
@@ -148,8 +149,10 @@ class DirectAgent:
     """No imagination: the ``direct`` model's ``Q(h, command)`` picks the command."""
 
     def __init__(self, model: DirectScorer, embedder: _Embed, loop_penalty: float = 0.5, propose: int | None = None,
-                 repeat_discount: float = 1.0, tried_discount: float = 1.0) -> None:
+                 repeat_discount: float = 1.0, tried_discount: float = 1.0, objective_weight: float = 0.0) -> None:
         self.tracker = _Tracker(model, embedder)
+        self.objective_weight = objective_weight  # the control for planners using the hint: Q × exp(w · similarity)
+        self.hint = ObjectiveHint(embedder) if objective_weight else None
         self.tried_discount = tried_discount  # a control (docs/textworld.md, phase 5): the memory's rule without imagination
         self.tried: TransitionMemory | None = None
         self.before: str | None = None
@@ -167,6 +170,8 @@ class DirectAgent:
         self.goal = split_objective(first.objective, self.direct.config.max_goal)
         self.tried = TransitionMemory(room_name, is_move)
         self.before = None
+        if self.hint is not None:
+            self.hint.reset(first.objective)
 
     @torch.no_grad()
     def act(self, step: TextStep) -> str:
@@ -181,10 +186,14 @@ class DirectAgent:
             self.before = step.observation
             failed = torch.tensor([self.tried.reward(self.tried.room, c) == 0.0 for c in menu])
             q = torch.where(failed, q * self.tried_discount, q)
+        if self.hint is not None:
+            q = q * torch.exp(self.objective_weight * self.hint.similarity(menu))
         score = loop_adjusted(q, self.memory, step.observation, menu, self.loop_penalty, self.repeat_discount)
         choice = menu[int(score.argmax())]
         self.memory.add(step.observation, choice)
         self.tracker.last = choice
+        if self.hint is not None:
+            self.hint.played(choice)
         return choice
 
 

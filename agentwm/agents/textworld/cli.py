@@ -49,9 +49,10 @@ def add_commands(sub: Any) -> None:
 
     p = sub.add_parser("play", help="play a trained model's planner (or an ablation) on games")
     p.add_argument("--model", default=None, help="checkpoint folder of the world model (learned) or direct model (direct); default: the shipped one in models/textworld-minilm-gru-dest")
-    p.add_argument("--agent", default="learned", choices=["learned", "learned_memory", "direct", "mcts", "objective_match", "memory_explorer", "random"], help="which agent (mcts: tree search over the world model; learned_memory: the world model with an episodic transition memory, plans over the remembered map)")
+    p.add_argument("--agent", default="learned_memory", choices=["learned", "learned_memory", "direct", "mcts", "objective_match", "memory_explorer", "random"], help="which agent (learned_memory, the default: the world model with an episodic transition memory, plans over the remembered map; learned: the planner without memory; mcts: tree search over the world model; direct, objective_match: no imagination)")
     p.add_argument("--games", required=True, nargs="+", help="game files (.z8)")
-    p.add_argument("--prior", default=None, help="learned and learned_memory: a direct model's checkpoint whose Q is combined with the imagined return")
+    p.add_argument("--prior", default="auto", help="learned and learned_memory: a direct model's checkpoint whose Q is combined with the imagined return; 'none' for imagination alone; auto (default): the shipped direct model for learned_memory with the shipped world model, none otherwise")
+    p.add_argument("--hint-weight", type=float, default=None, help="learned_memory and direct: weight of the objective's next unfinished sentence in each command's score (default 0.3 for learned_memory, 0 for direct)")
     p.add_argument("--horizon", type=int, default=None, help="imagined steps per candidate (default: the planner's, 1; learned_memory: the longest plan, 2)")
     p.add_argument("--max-steps", type=int, default=50, help="steps per episode")
     p.set_defaults(func=_printing(_play))
@@ -135,12 +136,38 @@ def _train(args: argparse.Namespace) -> dict[str, Any]:
     return train(cfg)
 
 
+def _play_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``make_agent`` options from ``play``'s flags: the prior and the objective hint, where the agent takes them.
+
+    The defaults give ``learned_memory`` what validation chose (the shipped ``direct`` model as prior,
+    hint weight 0.3: 197 of 200 quest-8 validation games; docs/textworld.md, phase 6)."""
+    from agentwm.agents.textworld.factory import shipped_model
+
+    extra: dict[str, Any] = {}
+    prior = getattr(args, "prior", None)
+    if args.agent in ("learned", "learned_memory"):
+        if prior == "auto":
+            prior = str(shipped_model("direct")) if args.agent == "learned_memory" and args.model is None else None
+        if prior not in (None, "none"):
+            extra["prior"] = prior
+    elif prior not in (None, "auto", "none"):
+        raise ValueError(f"--prior applies to the learned and learned_memory agents, not {args.agent}")
+    hint = getattr(args, "hint_weight", None)
+    if hint is not None and args.agent not in ("learned_memory", "direct"):
+        raise ValueError(f"--hint-weight applies to the learned_memory and direct agents, not {args.agent}")
+    if hint is not None and hint < 0:
+        raise ValueError(f"--hint-weight must be >= 0, got {hint}")
+    hint = (0.3 if args.agent == "learned_memory" else 0.0) if hint is None else hint
+    if hint:
+        extra["objective_weight"] = hint
+    return extra
+
+
 def _play(args: argparse.Namespace) -> dict[str, Any]:
     from agentwm.agents.textworld.evaluate import evaluate
     from agentwm.agents.textworld.factory import make_agent
 
-    extra = {"prior": args.prior} if args.agent in ("learned", "learned_memory") and args.prior else {}
-    agent = make_agent(args.agent, model=args.model, horizon=args.horizon, **extra)
+    agent = make_agent(args.agent, model=args.model, horizon=args.horizon, **_play_options(args))
     result = evaluate(args.games, agent, max_steps=args.max_steps)
     return {k: v for k, v in result.items() if k != "episodes"}
 

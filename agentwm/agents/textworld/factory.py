@@ -110,8 +110,7 @@ def make_agent(name: str, *, model: str | Path | None = None, horizon: int | Non
         if name == "direct":
             if not isinstance(net, DirectScorer):
                 raise ValueError(f"{model} holds a world model; the direct agent needs a model trained with --kind direct")
-            return DirectAgent(net, shared_embedder(), propose=kwargs.get("propose"), repeat_discount=kwargs.get("repeat_discount", 1.0),
-                               tried_discount=kwargs.get("tried_discount", 1.0))
+            return DirectAgent(net, shared_embedder(), **kwargs)  # an unknown option is a TypeError, not ignored
         if horizon is not None:
             kwargs["horizon"] = horizon
         if kwargs.get("prior") is not None:

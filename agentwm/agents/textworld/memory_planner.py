@@ -21,6 +21,7 @@ from torch import Tensor
 
 from agentwm.agents.textworld.agents import _Embed, _LoopMemory, _Tracker, best_depth_return, loop_adjusted
 from agentwm.agents.textworld.direct import DirectScorer
+from agentwm.agents.textworld.objective_hint import ObjectiveHint
 from agentwm.envs.text import TextStep, split_objective
 from agentwm.envs.textworld import is_move, rebase_menu, room_name
 from agentwm.worldmodels.base import State, repeat_state
@@ -52,6 +53,9 @@ class MemoryPlanner:
         noops: a command the memory saw change nothing here (:meth:`MemoryWorldModel.noops`) is worth
             exactly γ × the best other command's score (the same state, one step later), whatever the
             learned value or the prior says of it; on by default.
+        objective_weight: each command's score times ``exp(w · similarity)`` to the objective's next
+            unfinished sentence (:class:`~agentwm.agents.textworld.objective_hint.ObjectiveHint`, the
+            ``objective_match`` rule as a score); 0, the default, leaves it out.
     """
 
     def __init__(
@@ -59,13 +63,15 @@ class MemoryPlanner:
         room_of: Callable[[str], str | None] = room_name, is_move: Callable[[str], bool] = is_move,
         rebase: Callable[[Sequence[str], Sequence[str]], Sequence[str]] | None = rebase_menu,
         revisit_discount: float = 1.0, rewards: bool = True, prior: DirectScorer | None = None,
-        local_walks: bool = False, noops: bool = True,
+        local_walks: bool = False, noops: bool = True, objective_weight: float = 0.0,
     ) -> None:
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
         if not 0.0 <= revisit_discount <= 1.0:
             raise ValueError(f"revisit_discount must be in [0, 1], got {revisit_discount}")
         self.revisit_discount, self.local_walks, self.noops = revisit_discount, local_walks, noops
+        self.objective_weight = objective_weight
+        self.hint = ObjectiveHint(embedder) if objective_weight else None
         self.prior = None if prior is None else _Tracker(prior, embedder)
         self.world = MemoryWorldModel(model, embedder, room_of, is_move, rebase, rewards)
         self.depth, self.loop_penalty = depth, loop_penalty
@@ -82,6 +88,8 @@ class MemoryPlanner:
         self.last = None
         if self.prior is not None:
             self.prior.reset(first)
+        if self.hint is not None:
+            self.hint.reset(first.objective)
         self.memory = _LoopMemory()
 
     @torch.no_grad()
@@ -107,6 +115,8 @@ class MemoryPlanner:
             assert isinstance(self.prior.model, DirectScorer)
             q = self.prior.model.q_values(self.prior.observe(step), self.prior.embedder.embed(menu)[None])[0]
             score = (score.clamp(min=1e-4) * q.clamp(min=1e-4)).sqrt()
+        if self.hint is not None:
+            score = score * torch.exp(self.objective_weight * self.hint.similarity(menu))
         if self.noops:  # Bellman with an exact model: Q(s, no-op) = γ · max of the others' Q(s, ·)
             noop = self.world.noops(self.state, menu)
             if bool(noop.any()) and not bool(noop.all()):
@@ -118,6 +128,8 @@ class MemoryPlanner:
         choice = menu[int(score.argmax())]
         self.memory.add(step.observation, choice)
         self.last = choice
+        if self.hint is not None:
+            self.hint.played(choice)
         if self.prior is not None:
             self.prior.last = choice
         return choice
