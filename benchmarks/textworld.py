@@ -28,6 +28,7 @@ for choosing methods) for at most 50 steps:
 * ``learned_memory_prior_hint`` / ``direct_hint`` (only when named): the same, each command's score
   times ``exp(w · similarity)`` to the objective's next unfinished sentence (``--hint-weight``;
   ``agentwm.agents.textworld.objective_hint``): the memory planner with it and its no-imagination control;
+  ``learned_memory_prior_hint_graph``: that planner as a LangGraph node (``agentwm.graph.text_agent``);
 * ``unwinnable``: games TextWorld's own walkthrough cannot win within ``--max-steps`` (parser
   ambiguities such as ``box`` / ``Henderson's box``), and ``win_rate_winnable`` over the rest;
 * ``reactive``: SmolLM2's first guess from a numbered menu, on ``--llm-games`` games (slow on CPU);
@@ -187,6 +188,14 @@ def _write_result(name: str, result: dict[str, Any], path: str | None, variant: 
     module.write_result(name, result, path=path, variant=variant)
 
 
+def _graph_agent(agent: Any) -> Any:
+    """``agent`` behind a compiled one-node LangGraph graph, played like any text agent."""
+    from agentwm.graph.text_agent import build_text_agent_graph
+    from agentwm.graph.text_env import GraphTextAgent
+
+    return GraphTextAgent(build_text_agent_graph(agent).compile())
+
+
 def _run_setting(job: tuple[argparse.Namespace, str]) -> dict[str, Any]:
     """Every agent on the test games of one setting."""
     args, setting = job
@@ -213,6 +222,9 @@ def _run_setting(job: tuple[argparse.Namespace, str]) -> dict[str, Any]:
         "direct_hint": lambda: make_agent("direct", model=models / "direct", objective_weight=args.hint_weight, **rule),
         "learned_memory_prior_hint": lambda: make_agent("learned_memory", model=models / "world_model", prior=models / "direct",
                                                         objective_weight=args.hint_weight, **rule),
+        # the same agent as a LangGraph node (agentwm.graph.text_agent), rebuilt from the history every step
+        "learned_memory_prior_hint_graph": lambda: _graph_agent(make_agent(
+            "learned_memory", model=models / "world_model", prior=models / "direct", objective_weight=args.hint_weight, **rule)),
     }
     agents.update({k: f() for k, f in extra.items() if args.agents and k in args.agents})
     agents.update(_search_agents(args, models))
@@ -262,7 +274,8 @@ def _run_setting(job: tuple[argparse.Namespace, str]) -> dict[str, Any]:
     if plain:
         best = max(part["win_rate"][k] for k in plain)
         part["margin_over_best_ablation_by_agent"] = {
-            k: round(part["win_rate"][k] - best, 4) for k in ("learned_planner", "learned_memory", "learned_memory_prior", "learned_memory_prior_hint") if k in rows
+            k: round(part["win_rate"][k] - best, 4)
+            for k in ("learned_planner", "learned_memory", "learned_memory_prior", "learned_memory_prior_hint", "learned_memory_prior_hint_graph") if k in rows
         }
     return part
 

@@ -95,14 +95,12 @@ class MemoryPlanner:
     @torch.no_grad()
     def scores(self, step: TextStep) -> tuple[list[str], Tensor]:
         """Menu commands and their scores (best imagined plan starting with each, less the loop penalty)."""
-        if self.state is None:
-            raise RuntimeError("call reset(first_step) before act()")
-        self.state = self.world.observe({"observation": step.observation, "admissible": step.admissible, "reward": step.reward}, self.state, self.last)
+        state = self._observe(step)
         menu = list(step.admissible)
-        plans = self.world.plans(self.state, self.depth, self.local_walks)
+        plans = self.world.plans(state, self.depth, self.local_walks)
         H = max(len(p) for p in plans)
         rows = [[p[min(t, len(p) - 1)] for p in plans] for t in range(H)]  # short plans padded; their cuts stop at their length
-        rollout = self.world.imagine(repeat_state(self.state, len(plans)), rows, H)
+        rollout = self.world.imagine(repeat_state(state, len(plans)), rows, H)
         weights = torch.where(rollout.extras["revisit"], self.revisit_discount, 1.0)
         per_plan = best_depth_return(rollout, self.gamma, torch.tensor([len(p) for p in plans]), weights)
         index = {c: i for i, c in enumerate(menu)}
@@ -118,18 +116,42 @@ class MemoryPlanner:
         if self.hint is not None:
             score = score * torch.exp(self.objective_weight * self.hint.similarity(menu))
         if self.noops:  # Bellman with an exact model: Q(s, no-op) = γ · max of the others' Q(s, ·)
-            noop = self.world.noops(self.state, menu)
+            noop = self.world.noops(state, menu)
             if bool(noop.any()) and not bool(noop.all()):
                 score = torch.where(noop, self.gamma * score[~noop].max(), score)
         return menu, loop_adjusted(score, self.memory, step.observation, menu, self.loop_penalty, 1.0)
 
-    def act(self, step: TextStep) -> str:
-        menu, score = self.scores(step)
-        choice = menu[int(score.argmax())]
+    def _observe(self, step: TextStep) -> State:
+        if self.state is None:
+            raise RuntimeError("call reset(first_step) before act()")
+        self.state = self.world.observe({"observation": step.observation, "admissible": step.admissible, "reward": step.reward}, self.state, self.last)
+        return self.state
+
+    def commit(self, step: TextStep, choice: str) -> None:
+        """Record that ``choice`` was played at ``step`` (loop memory, the prior's and the hint's trackers)."""
         self.memory.add(step.observation, choice)
         self.last = choice
         if self.hint is not None:
             self.hint.played(choice)
         if self.prior is not None:
             self.prior.last = choice
+
+    def act(self, step: TextStep) -> str:
+        menu, score = self.scores(step)
+        choice = menu[int(score.argmax())]
+        self.commit(step, choice)
         return choice
+
+    @torch.no_grad()
+    def observe_played(self, step: TextStep, command: str) -> None:
+        """Fold a step already played (``command`` chosen there) without imagining anything: after
+        ``reset``, replaying an episode's steps this way leaves the agent exactly as playing them did
+        (how a resumed LangGraph thread rebuilds the memory from its history)."""
+        if command not in step.admissible:
+            raise ValueError(f"command {command!r} is not on that step's menu")
+        self._observe(step)
+        if self.prior is not None:
+            self.prior.observe(step)
+        if self.hint is not None:
+            self.hint.similarity(list(step.admissible))
+        self.commit(step, command)
