@@ -6,9 +6,10 @@ per-run settings travel in the runtime context. Builders return an uncompiled ``
 every node serves ``invoke`` and ``ainvoke``. Everything else (simulators, retry policy, error
 types, parsing helpers) is importable from its submodule: ``agentwm.graph.nodes``,
 ``.simulators``, ``.state``, ``.context``, ``.propose``, ``.planning``, ``.dialogue``,
-``.text_env`` (play any text environment with a planning graph: ``play_text_env``,
-``GraphTextAgent``, ``step_input``) and ``.checkpoint`` (``serve_async``: a ``SqliteSaver`` for
-async graphs).
+``.text_env`` (play any text environment with a graph: ``play_text_env``,
+``GraphTextAgent``, ``step_input``), ``.text_agent`` (the memory planner as a node, rebuilt from
+the thread's history: ``build_text_agent_graph``) and ``.checkpoint`` (``serve_async``: a
+``SqliteSaver`` for async graphs).
 
 Example:
     >>> from agentwm.graph import build_planning_graph
