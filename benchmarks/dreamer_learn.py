@@ -10,7 +10,9 @@
 Prints one JSON object: the task, frames, updates, final and best mean eval returns (10 greedy
 episodes), the target, the first frame count at which an eval reached it (``frames_to_target``;
 null if none did within the budget), whether the final eval still meets it (``met``), wall seconds
-and the load average at the start (timings on a shared machine are pessimistic). With ``--seeds``,
+and the load average at the start (timings on a shared machine are pessimistic). A run stopped
+before its frame budget (SIGTERM) is written as ``...-incomplete`` with ``complete: false`` and exits
+non-zero, so a seed table counts it as failed, never as a result. With ``--seeds``,
 one run per seed (``--jobs`` at once, each its own process) and one table: every seed's row, how
 many meet the target at the final eval, and the median final return; each finished seed's row is
 also written on its own as it ends, so an interrupted table keeps its finished seeds. The run's folder
@@ -79,15 +81,19 @@ def main() -> None:
     summary = train(cfg, logdir, progress=args.progress)
     target = float(task["target"])  # type: ignore[arg-type]
     run = run_summary(logdir, target)
+    complete = summary["frames"] >= steps  # a run stopped early (SIGTERM) is not a result of the frame budget
     print(json.dumps(write_result("dreamer_learn", {
         "benchmark": "dreamer_learn", "task": args.task, "env": task["env"], "frames": summary["frames"],
+        "frame_budget": steps, "complete": complete,
         "updates": summary["updates"], "final_eval_return": summary["eval_return"],
         "best_eval_return": summary["best_eval_return"], "target": target,
         "frames_to_target": run["frames_to_target"], "met": run["met"],
         "wall_s": round(time.perf_counter() - t0, 1), "load_avg_1m_at_start": load,
         "eval_curve": [(frames, round(ret, 1)) for frames, ret in run["curve"]],
         "config": {"presets": args.preset or task["presets"], "sets": sets}, "logdir": logdir,
-    }, variant=f"{args.task}-seed{args.seed}" + (f"-{args.name}" if args.name else ""))))  # fmt: skip
+    }, variant=f"{args.task}-seed{args.seed}" + (f"-{args.name}" if args.name else "") + ("" if complete else "-incomplete"))))  # fmt: skip
+    if not complete:
+        raise SystemExit(f"stopped at {summary['frames']} of {steps} frames: not a finished run")
 
 
 def _seed_table(args: argparse.Namespace) -> None:
