@@ -202,8 +202,8 @@ def _run_setting(job: tuple[argparse.Namespace, str]) -> dict[str, Any]:
     torch.set_num_threads(1)
     models = Path(args.models)
     chat: Any = None
-    made = make_games(setting, args.split, args.games, args.games_dir, start=args.start, progress=False)
-    games = [g for g in list_games(args.games_dir, setting, args.split) if g in set(made)]  # exactly those seeds
+    made = set(make_games(setting, args.split, args.games, args.games_dir, start=args.start, progress=False))
+    games = [g for g in list_games(args.games_dir, setting, args.split) if g in made]  # exactly those seeds
     rule: dict[str, Any] = {} if args.cover_rule is None else {"cover_rule": args.cover_rule}  # the same for every learned agent
     agents: dict[str, Any] = {
         "random": make_agent("random", seed=0),

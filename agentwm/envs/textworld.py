@@ -92,7 +92,6 @@ def split_seeds(split: str, count: int, start: int = 0) -> list[int]:
 
 
 
-
 _STATUS = re.compile(r"-=\s*[^=]+=-\s*\d+/\d+\s*$")
 
 
