@@ -130,6 +130,12 @@ class DreamerAgent(nn.Module):
                      "slow_critic": self.slow_critic.net}  # fmt: skip
             self._nets = {role: compile_call(net, role) for role, net in sites.items()}
 
+    def scale_ac_lr(self, scale: float) -> None:
+        """Set the actor's and critic's learning rates to ``scale`` times the configured ones."""
+        for opt, base in ((self.actor_opt, self.config.actor_lr), (self.critic_opt, self.config.critic_lr)):
+            for group in opt.param_groups:
+                group["lr"] = base * scale
+
     def use_device_guard(self, on: bool = True) -> None:
         """Decide NaN/inf skips on the device instead of the host, so an update never waits for
         the device and can be captured as one CUDA graph (:class:`GraphedUpdate`).

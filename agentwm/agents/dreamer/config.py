@@ -91,6 +91,10 @@ class DreamerConfig(BaseModel):
     lam: float = Field(0.95, ge=0, le=1, description="lambda of the lambda-returns")
     actor_lr: float = Field(3e-5, gt=0, description="actor learning rate")
     critic_lr: float = Field(3e-5, gt=0, description="critic learning rate")
+    ac_lr_final: float = Field(
+        1.0, gt=0, le=1, description="actor and critic learning rates fall linearly from the end of prefill to "
+        "this fraction at the last frame (1: constant; not with a CUDA-graph update)",
+    )
     ac_clip: float = Field(100.0, gt=0, description="actor and critic gradient-norm clip")
     ac_eps: float = Field(1e-5, gt=0, description="Adam epsilon of actor and critic")
     actor_entropy: float = Field(3e-4, ge=0, description="entropy bonus scale (on normalised advantages)")
