@@ -130,11 +130,14 @@ class DreamerAgent(nn.Module):
                      "slow_critic": self.slow_critic.net}  # fmt: skip
             self._nets = {role: compile_call(net, role) for role, net in sites.items()}
 
-    def scale_ac_lr(self, scale: float) -> None:
-        """Set the actor's and critic's learning rates to ``scale`` times the configured ones."""
-        for opt, base in ((self.actor_opt, self.config.actor_lr), (self.critic_opt, self.config.critic_lr)):
+    def scale_lr(self, wm_scale: float, ac_scale: float) -> None:
+        """Set the world model's learning rate to ``wm_scale`` times the configured one, the actor's
+        and critic's to ``ac_scale`` times theirs."""
+        cfg = self.config
+        for opt, lr in ((self.wm_opt, cfg.wm_lr * wm_scale), (self.actor_opt, cfg.actor_lr * ac_scale),
+                        (self.critic_opt, cfg.critic_lr * ac_scale)):  # fmt: skip
             for group in opt.param_groups:
-                group["lr"] = base * scale
+                group["lr"] = lr
 
     def use_device_guard(self, on: bool = True) -> None:
         """Decide NaN/inf skips on the device instead of the host, so an update never waits for

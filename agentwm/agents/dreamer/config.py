@@ -74,6 +74,10 @@ class DreamerConfig(BaseModel):
     model: dict[str, Any] = Field(default_factory=dict, description="RSSMConfig field overrides")
     wm_lr: float = Field(1e-4, gt=0, description="world-model learning rate (Adam)")
     wm_clip: float = Field(1000.0, gt=0, description="world-model gradient-norm clip")
+    wm_lr_final: float = Field(
+        1.0, gt=0, le=1, description="the world model's learning rate falls linearly from the end of prefill to "
+        "this fraction at the last frame (1: constant; not with a CUDA-graph update)",
+    )
 
     # -- replay
     batch_size: int = Field(16, ge=1, description="sequences per update (torchrun: all ranks together, split evenly)")

@@ -96,8 +96,8 @@ def _update_function(agent: DreamerAgent, cfg: DreamerConfig, data_parallel: boo
         raise ValueError(f"cuda_graph=on needs a single-process run on a CUDA device, not {why}; use cuda_graph=auto")
     if cfg.cuda_graph == "off" or not usable:
         return agent.update
-    if cfg.ac_lr_final < 1.0:  # a captured graph keeps the learning rates it was captured with
-        raise ValueError("ac_lr_final < 1 needs an eager update: add --set cuda_graph=off")
+    if min(cfg.ac_lr_final, cfg.wm_lr_final) < 1.0:  # a captured graph keeps the learning rates it was captured with
+        raise ValueError("ac_lr_final or wm_lr_final < 1 needs an eager update: add --set cuda_graph=off")
     from agentwm.agents.dreamer.graphed import GraphedUpdate
 
     return GraphedUpdate(agent)
@@ -262,9 +262,9 @@ def train(
         """The updates due by ``frames``: frames since prefill x train_ratio / (batch_size x batch_length)."""
         if frames >= cfg.prefill and replay.can_sample(cfg.batch_length):
             due = int((frames - cfg.prefill) * cfg.updates_per_frame) + 1
-            if cfg.ac_lr_final < 1.0:  # a function of the frame count alone, so a resumed run repeats it
+            if min(cfg.ac_lr_final, cfg.wm_lr_final) < 1.0:  # a function of the frame count alone: resumes repeat it
                 done = min(1.0, (frames - cfg.prefill) / max(cfg.steps - cfg.prefill, 1))
-                agent.scale_ac_lr(1.0 - (1.0 - cfg.ac_lr_final) * done)
+                agent.scale_lr(1.0 - (1.0 - cfg.wm_lr_final) * done, 1.0 - (1.0 - cfg.ac_lr_final) * done)
             while agent.updates < due:
                 rows = replay.sample(rank_batch_size, cfg.batch_length, device, cfg.replay_terminal_fraction)
                 pending.append(update(rows))
