@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from agentwm.agents.dialogue.outcome_train import OutcomeTrainConfig, train_outcome_model
+from agentwm.agents.dialogue.outcome_train import OutcomeTrainConfig, train_outcome_model, weight_average
 from agentwm.envs.conversations import LoadStats, LogError, read_conversations, write_conversations
 from agentwm.worldmodels.base import repeat_state
 from agentwm.worldmodels.dialogue_outcome_io import load_outcome_model
@@ -159,6 +159,33 @@ def test_resumes_after_an_interrupted_run(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(DialogueOutcomeModel, "total_loss", counting)
     _, summary = train_outcome_model(cfg, embed=HashEmbed())
     assert summary["steps"] == 40 and counted["n"] == 20  # the last 20 steps only
+
+
+def test_weight_average_follows_a_short_run_and_settles_on_a_long_one() -> None:
+    net = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(net.weight)
+    avg = weight_average(net, 0.998)
+    avg.update_parameters(net)  # the first update copies: 0
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    for _ in range(30):
+        avg.update_parameters(net)
+    assert float(avg.module.weight) > 0.6  # a fixed 0.998 decay would still be at 0.06
+    for _ in range(5000):  # past n = 4,490 the warm-up formula exceeds the cap
+        avg.update_parameters(net)
+    with torch.no_grad():
+        net.weight.fill_(0.0)
+    avg.update_parameters(net)
+    assert float(avg.module.weight) == pytest.approx(0.998, abs=1e-4)  # the decay is capped at 0.998
+
+
+def test_a_run_saved_without_an_average_resumes_only_without_one(tmp_path: Path) -> None:
+    logs = synthetic_logs(tmp_path / "logs.jsonl", n=60)
+    train_outcome_model(_config(tmp_path, logs, steps=20, save_every=10, ema=0.0), embed=HashEmbed())
+    with pytest.raises(ValueError, match="--ema 0"):
+        train_outcome_model(_config(tmp_path, logs, steps=30, save_every=10), embed=HashEmbed())
+    _, summary = train_outcome_model(_config(tmp_path, logs, steps=30, save_every=10, ema=0.0), embed=HashEmbed())
+    assert summary["steps"] == 30
 
 
 def test_imagined_futures_differ_and_checkpoint_loads(tmp_path: Path) -> None:

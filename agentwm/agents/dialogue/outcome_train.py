@@ -23,6 +23,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load_file, save_file
 from torch import Tensor
+from torch.optim.swa_utils import AveragedModel
 
 from agentwm.checkpoint import atomic_write
 from agentwm.envs.conversations import LoadStats, read_conversations
@@ -48,6 +49,9 @@ class OutcomeTrainConfig(BaseModel):
     batch: int = Field(48, ge=2, description="conversations per batch")
     max_turns: int = Field(24, ge=2, description="first turns of each conversation trained on")
     lr: float = Field(1e-3, gt=0, description="AdamW learning rate (cosine-decayed to 10%)")
+    ema: float = Field(0.998, ge=0.0, lt=1.0,
+                       description="decay of an exponential moving average of the weights, validated and exported instead of "
+                                   "the raw weights (0: off)")
     seed: int = Field(0, description="seed of initialisation and batches")
     bank_size: int = Field(5000, ge=1, description="real turns per speaker side kept to render imagined turns")
     save_every: int = Field(250, ge=1, description="steps between resumable checkpoints")
@@ -230,7 +234,7 @@ def evaluate(model: DialogueOutcomeModel, data: LogData, convs: Sequence[int], m
 
 
 def _save_run(folder: Path, model: DialogueOutcomeModel, opt: torch.optim.Optimizer, state: dict[str, Any],
-              best: dict[str, Tensor] | None = None) -> None:
+              best: dict[str, Tensor] | None = None, ema: AveragedModel | None = None) -> None:
     """Weights, optimiser moments, the torch RNG and the best weights so far: a resumed run repeats
     the uninterrupted one exactly (batches are drawn from the step number)."""
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
@@ -238,11 +242,14 @@ def _save_run(folder: Path, model: DialogueOutcomeModel, opt: torch.optim.Optimi
         tensors.update({f"opt.{i}.{k}": v.contiguous() for k, v in s.items() if isinstance(v, Tensor)})
     tensors["rng.torch"] = torch.get_rng_state()
     tensors.update({f"best.{k}": v.contiguous() for k, v in (best or {}).items()})
+    if ema is not None:
+        tensors.update({f"ema.{k}": v.detach().contiguous() for k, v in ema.state_dict().items()})
     atomic_write(folder / "run.safetensors", lambda tmp: save_file(tensors, tmp))
     atomic_write(folder / "run.json", lambda tmp: _write_text(tmp, json.dumps(state, indent=2)))
 
 
-def _load_run(folder: Path, model: DialogueOutcomeModel, opt: torch.optim.Optimizer) -> dict[str, Any] | None:
+def _load_run(folder: Path, model: DialogueOutcomeModel, opt: torch.optim.Optimizer,
+              ema: AveragedModel | None = None) -> dict[str, Any] | None:
     """The saved run state (``None`` without one); restores weights, optimiser and RNG in place and
     puts the best weights so far under ``state["best_weights"]``."""
     if not (folder / "run.json").is_file() or not (folder / "run.safetensors").is_file():
@@ -253,6 +260,11 @@ def _load_run(folder: Path, model: DialogueOutcomeModel, opt: torch.optim.Optimi
     if "rng.torch" in tensors:
         torch.set_rng_state(tensors["rng.torch"])
     state["best_weights"] = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
+    if ema is not None:
+        saved = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+        if not saved:
+            raise ValueError(f"{folder} holds a run saved without an average of its weights; resume it with --ema 0")
+        ema.load_state_dict(saved)
     sd = opt.state_dict()
     for key, v in tensors.items():
         if key.startswith("opt."):
@@ -275,7 +287,10 @@ def train_outcome_model(cfg: OutcomeTrainConfig, *, embed: Any = None) -> tuple[
         raise ValueError(f"{cfg.data}: {len(train)} training conversations; need at least 2")
     model = build_model(data, cfg, embed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
-    resumed = _load_run(logdir, model, opt)
+    # the averaged weights (when on) are what is validated, kept as the best and exported
+    ema = weight_average(model, cfg.ema) if cfg.ema else None
+    judged: DialogueOutcomeModel = ema.module if ema is not None else model  # type: ignore[assignment]
+    resumed = _load_run(logdir, model, opt, ema)
     if resumed is not None and resumed.get("data_fingerprint") != _fingerprint(data, cfg):
         raise ValueError(f"{logdir} holds a run on other data or settings; use a fresh --logdir")
     step = int(resumed["step"]) if resumed else 0
@@ -301,13 +316,15 @@ def train_outcome_model(cfg: OutcomeTrainConfig, *, embed: Any = None) -> tuple[
             loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             opt.step()
+            if ema is not None:
+                ema.update_parameters(model)
         step += 1
         bar.update(1)
         if step % cfg.eval_every == 0 and val:
-            last_eval = evaluate(model, data, val[:1000], cfg.max_turns)
+            last_eval = evaluate(judged, data, val[:1000], cfg.max_turns)
             key = last_eval.get("eval/auc", last_eval["eval/spearman"])
             if not math.isnan(key) and key > best[0]:  # the export keeps the best held-out weights
-                best = (key, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
+                best = (key, step, {k: v.detach().clone() for k, v in judged.state_dict().items()})
             bar.set_postfix({k.split("/")[1]: round(v, 3) for k, v in last_eval.items() if k != "eval/turns"})
         if step % 50 == 0 or step % cfg.eval_every == 0:
             row = {"step": step, **{k: round(float(v), 5) for k, v in metrics.items()}, **last_eval}
@@ -316,8 +333,10 @@ def train_outcome_model(cfg: OutcomeTrainConfig, *, embed: Any = None) -> tuple[
         if step % cfg.save_every == 0 or step == cfg.steps:
             _save_run(logdir, model, opt, {"step": step, "skipped_steps": skipped_steps, "best_key": best[0],
                                            "best_step": best[1], "data_fingerprint": _fingerprint(data, cfg)},
-                      best[2])
+                      best[2], ema)
     bar.close()
+    if ema is not None:
+        model.load_state_dict(judged.state_dict())
     if best[2] is not None and val:  # early stopping: the final weights only if they validate better
         final_key = evaluate(model, data, val[:1000], cfg.max_turns)
         if final_key.get("eval/auc", final_key["eval/spearman"]) < best[0]:
@@ -338,9 +357,21 @@ def train_outcome_model(cfg: OutcomeTrainConfig, *, embed: Any = None) -> tuple[
     return model, summary
 
 
+def weight_average(model: torch.nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of ``model``'s weights (``update_parameters`` after each step).
+    Its decay starts low, ``min(decay, (1 + n) / (10 + n))`` after n updates, so the average of a
+    short run is not mostly its first weights (torch's EMA helper takes a fixed decay)."""
+
+    def step(averaged: Tensor, current: Tensor, n: Tensor | int) -> Tensor:
+        d = min(decay, (1.0 + float(n)) / (10.0 + float(n)))
+        return averaged * d + current * (1.0 - d)
+
+    return AveragedModel(model, avg_fn=step, use_buffers=True)
+
+
 def _fingerprint(data: LogData, cfg: OutcomeTrainConfig) -> str:
     key = json.dumps([len(data.rows), data.outcome_names, data.context_keys, cfg.outcome, cfg.preset, cfg.seed,
-                      cfg.batch, cfg.max_turns])
+                      cfg.batch, cfg.max_turns] + ([cfg.ema] if cfg.ema else []))
     return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
