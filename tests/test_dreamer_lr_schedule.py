@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -27,6 +28,9 @@ def test_learning_rates_fall_linearly_to_the_final_fraction(tmp_path: Path, monk
     cfg = resolve_config(["debug"], ac_lr_final=0.25, wm_lr_final=0.5, eval_every=10_000, checkpoint_every=10_000,
                          device="cpu")
     train(cfg, tmp_path / "run", progress=False)
+    logged = [json.loads(r) for r in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    actor_lrs = [r["charts/actor_lr"] for r in logged if "charts/actor_lr" in r]
+    assert actor_lrs and actor_lrs == sorted(actor_lrs, reverse=True) and actor_lrs[-1] < cfg.actor_lr
     wm_scales, ac_scales = [r[0] for r in seen], [r[1] for r in seen]
     assert seen and ac_scales == sorted(ac_scales, reverse=True)  # never rises
     assert ac_scales[0] > 0.95 and ac_scales[-1] == pytest.approx(0.25, abs=0.01)

@@ -328,6 +328,9 @@ def train(
                 values["charts/episodes"] = loop["episodes"]  # this rank's (data-parallel: rank 0's)
                 if ranks.active:
                     values["dist/world_size"] = ranks.world_size
+                if min(cfg.ac_lr_final, cfg.wm_lr_final) < 1.0:  # the schedule's current rates
+                    values["charts/wm_lr"] = agent.wm_opt.param_groups[0]["lr"]
+                    values["charts/actor_lr"] = agent.actor_opt.param_groups[0]["lr"]
                 logger.write(loop["frames"], values)
                 bar.set_postfix(fps=f"{values['charts/fps']:.0f}", ups=f"{values['charts/ups']:.1f}",
                                 ret=f"{values.get('train/return', float('nan')):.1f}", eval=last_eval)
