@@ -154,6 +154,11 @@ class DreamerConfig(BaseModel):
         return RSSMConfig.preset(self.model_preset, **self.model)
 
     @property
+    def lr_scheduled(self) -> bool:
+        """Whether a learning rate falls over the run (``wm_lr_final`` or ``ac_lr_final`` below 1)."""
+        return min(self.wm_lr_final, self.ac_lr_final) < 1.0
+
+    @property
     def updates_per_frame(self) -> float:
         return self.train_ratio / (self.batch_size * self.batch_length)
 

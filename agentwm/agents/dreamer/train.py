@@ -96,7 +96,7 @@ def _update_function(agent: DreamerAgent, cfg: DreamerConfig, data_parallel: boo
         raise ValueError(f"cuda_graph=on needs a single-process run on a CUDA device, not {why}; use cuda_graph=auto")
     if cfg.cuda_graph == "off" or not usable:
         return agent.update
-    if min(cfg.ac_lr_final, cfg.wm_lr_final) < 1.0:  # a captured graph keeps the learning rates it was captured with
+    if cfg.lr_scheduled:  # a captured graph keeps the learning rates it was captured with
         raise ValueError("ac_lr_final or wm_lr_final < 1 needs an eager update: add --set cuda_graph=off")
     from agentwm.agents.dreamer.graphed import GraphedUpdate
 
@@ -262,7 +262,7 @@ def train(
         """The updates due by ``frames``: frames since prefill x train_ratio / (batch_size x batch_length)."""
         if frames >= cfg.prefill and replay.can_sample(cfg.batch_length):
             due = int((frames - cfg.prefill) * cfg.updates_per_frame) + 1
-            if min(cfg.ac_lr_final, cfg.wm_lr_final) < 1.0:  # a function of the frame count alone: resumes repeat it
+            if cfg.lr_scheduled:  # a function of the frame count alone: resumes repeat it
                 done = min(1.0, (frames - cfg.prefill) / max(cfg.steps - cfg.prefill, 1))
                 agent.scale_lr(1.0 - (1.0 - cfg.wm_lr_final) * done, 1.0 - (1.0 - cfg.ac_lr_final) * done)
             while agent.updates < due:
@@ -328,7 +328,7 @@ def train(
                 values["charts/episodes"] = loop["episodes"]  # this rank's (data-parallel: rank 0's)
                 if ranks.active:
                     values["dist/world_size"] = ranks.world_size
-                if min(cfg.ac_lr_final, cfg.wm_lr_final) < 1.0:  # the schedule's current rates
+                if cfg.lr_scheduled:  # the schedule's current rates
                     values["charts/wm_lr"] = agent.wm_opt.param_groups[0]["lr"]
                     values["charts/actor_lr"] = agent.actor_opt.param_groups[0]["lr"]
                 logger.write(loop["frames"], values)
