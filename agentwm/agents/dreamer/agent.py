@@ -17,7 +17,9 @@ One update (:meth:`DreamerAgent.update`) does, on a replayed batch of ``[B, T]``
    through the model for continuous actions, which is not implemented here). It is also what lets
    step 2 run without gradients, which keeps the update cheap on CPU.
 5. **Critic**: two-hot cross-entropy towards the λ-returns plus a pull towards a slow EMA copy
-   of itself (the slow critic), which keeps the bootstrap targets from chasing themselves.
+   of itself (the slow critic), which keeps the bootstrap targets from chasing themselves; with
+   ``critic_replay_scale``, also towards λ-returns of the replayed states from their real rewards
+   and episode ends (:func:`replay_targets`).
 
 Acting (:meth:`DreamerAgent.act`) folds each new observation into a per-env carry with the same
 ``observe_sequence`` the learner uses (so resets at ``is_first`` behave identically in both) and
@@ -79,6 +81,42 @@ def imagination_targets(
         )
     returns = lambda_return(rewards, continues, values[1:], gamma, lam)
     weights = discount_weights(continues, gamma) * start_continue[None]
+    return returns, weights
+
+
+def replay_targets(
+    reward: Tensor, is_first: Tensor, is_terminal: Tensor, boot: Tensor, gamma: float, lam: float
+) -> tuple[Tensor, Tensor]:
+    """λ-returns and loss weights for the replayed states ``s_0 .. s_{T-2}`` of a batch, from the
+    rewards and episode ends that really happened, bootstrapped with each state's imagined return.
+
+    This grounds the critic in real outcomes (DreamerV3's later versions train it on replay too):
+    the imagined return of a state can be wrong wherever the model is, but a stored failure a few
+    steps later is not. A state whose successor starts a new episode (or lies beyond the window)
+    has no real continuation here: its return is its own ``boot`` and it gets no weight; terminal
+    states get none either.
+
+    Args:
+        reward, is_first, is_terminal: ``[B, T]`` as replay stores them (``reward[t]`` and
+            ``is_terminal[t]`` belong to the transition into ``obs[t]``).
+        boot: ``[B, T]`` imagined return of each replayed state.
+
+    Returns:
+        ``(returns [T - 1, B], weights [T - 1, B])``, time-major like :func:`imagination_targets`.
+    """
+    if boot.shape != reward.shape or reward.dim() != 2 or reward.shape[1] < 2:
+        raise ValueError(
+            f"reward and boot must be [B, T] with T >= 2, got {tuple(reward.shape)} and {tuple(boot.shape)}"
+        )
+    dtype = boot.dtype
+    same = (~is_first[:, 1:].bool()).to(dtype).T  # [T-1, B]: s_{t+1} continues s_t's episode
+    alive = (~is_terminal[:, 1:].bool()).to(dtype).T  # s_{t+1} is not terminal
+    boot_t, boot_next = boot[:, :-1].T, boot[:, 1:].T
+    # Where s_{t+1} starts a new episode, step t becomes "reward boot_t, then stop", so the
+    # recursion gives R_t = boot_t and the step before bootstraps from it.
+    rewards = torch.where(same.bool(), reward[:, 1:].T.to(dtype), boot_t)
+    returns = lambda_return(rewards, same * alive, boot_next, gamma, lam)
+    weights = same * (~is_terminal[:, :-1].bool()).to(dtype).T
     return returns, weights
 
 
@@ -236,6 +274,12 @@ class DreamerAgent(nn.Module):
             self.retnorm.update(returns if self.sync is None else self.sync.gather(returns, 1), keep)
             _, scale = self.retnorm.stats()
             adv = (returns - values[:-1]) / scale
+            if cfg.critic_replay_scale > 0:
+                rep_returns, rep_weights = replay_targets(
+                    batch["reward"].to(returns), batch["is_first"], batch["is_terminal"],
+                    returns[0].unflatten(0, batch["reward"].shape), cfg.gamma, cfg.lam,
+                )
+                metrics["ac/replay_return"] = rep_returns.mean()
         assert roll.actions is not None
 
         # 4. Actor
@@ -257,6 +301,12 @@ class DreamerAgent(nn.Module):
             twohot = self.critic.twohot
             critic_terms = twohot.loss(logits, returns) + cfg.slow_reg * twohot.loss(logits, slow[:-1])
             critic_loss = (weights * critic_terms).mean()
+            if cfg.critic_replay_scale > 0:  # the same critic on the replayed states, towards real outcomes
+                B, T = batch["reward"].shape
+                rep_logits = critic_logits[0].unflatten(0, (B, T))[:, :-1].transpose(0, 1)
+                rep_slow = slow[0].unflatten(0, (B, T))[:, :-1].T
+                rep_terms = twohot.loss(rep_logits, rep_returns) + cfg.slow_reg * twohot.loss(rep_logits, rep_slow)
+                critic_loss = critic_loss + cfg.critic_replay_scale * (rep_weights * rep_terms).mean()
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()  # type: ignore[no-untyped-call]
         (critic_loss,) = self._average(self.critic, critic_loss)

@@ -107,6 +107,11 @@ class DreamerConfig(BaseModel):
     max_std: float = Field(1.0, gt=0, description="continuous actions: largest policy std")
     slow_critic_fraction: float = Field(0.02, gt=0, le=1, description="EMA step of the slow critic target")
     slow_reg: float = Field(1.0, ge=0, description="weight of the critic's pull towards the slow critic")
+    critic_replay_scale: float = Field(
+        0.0, ge=0, description="weight of a second critic loss on the replayed states, towards lambda-returns of "
+        "their real rewards and episode ends bootstrapped with imagined returns (DreamerV3's later versions: 0.3); "
+        "0: the critic learns from imagination only",
+    )
     return_decay: float = Field(0.99, ge=0, lt=1, description="EMA decay of the return percentiles")
 
     # -- machinery
