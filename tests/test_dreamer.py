@@ -27,6 +27,7 @@ from agentwm.agents.dreamer import (
     SequenceReplay,
     evaluate,
     imagination_targets,
+    replay_targets,
     resolve_config,
     train,
 )
@@ -68,6 +69,53 @@ def test_imagination_targets_cut_at_episode_end_and_terminal_starts() -> None:
     assert torch.all(weights[:, 1] == 0)  # a terminal start state teaches nothing
     with pytest.raises(ValueError, match=r"H\+1"):
         imagination_targets(rewards, continues, values[1:], torch.ones(2), 0.9, 0.9)
+
+
+def test_replay_targets_follow_the_real_episode_ends() -> None:
+    # One window of 5 rows: an episode ends in a terminal at row 2, a new one starts at row 3.
+    reward = torch.tensor([[0.0, 1.0, 1.0, 0.0, 1.0]])
+    first = torch.tensor([[True, False, False, True, False]])
+    terminal = torch.tensor([[False, False, True, False, False]])
+    boot = torch.tensor([[10.0, 20.0, 30.0, 40.0, 50.0]])  # imagined returns of rows 0..4
+    ret, weights = replay_targets(reward, first, terminal, boot, gamma=0.9, lam=0.5)
+    # row 1 -> its terminal successor: the real reward and nothing after it (not 0.9 * 30)
+    # row 0: 1 + 0.9 * (0.5 * boot_1 + 0.5 * R_1); row 2 is terminal and row 3's successor is
+    # the same episode: 1 + 0.9 * boot_4. Row 2 bootstraps from itself (its successor is another
+    # episode) and, like every terminal row, teaches nothing.
+    assert torch.allclose(ret[:, 0], torch.tensor([1 + 0.9 * (10 + 0.5), 1.0, 30.0, 1 + 0.9 * 50]))
+    assert torch.equal(weights[:, 0], torch.tensor([1.0, 1.0, 0.0, 1.0]))
+    # λ = 1 across a longer real stretch is the discounted real return bootstrapped at the end.
+    ret, _ = replay_targets(torch.ones(1, 4), torch.tensor([[True, False, False, False]]),
+                            torch.zeros(1, 4, dtype=torch.bool), torch.full((1, 4), 7.0), 0.5, 1.0)  # fmt: skip
+    assert ret[0, 0] == pytest.approx(1 + 0.5 + 0.25 + 0.125 * 7)
+    with pytest.raises(ValueError, match="boot"):
+        replay_targets(reward, first, terminal, boot[:, 1:], 0.9, 0.5)
+
+
+def test_critic_replay_scale_changes_the_critic_step_only() -> None:
+    B, T = 4, 8
+    first = torch.zeros(B, T, dtype=torch.bool)
+    first[:, 0] = True
+    terminal = torch.zeros(B, T, dtype=torch.bool)
+    terminal[:, 3] = True  # every window fails at row 3; rows 4.. start over
+    first[:, 4] = True
+    torch.manual_seed(1)
+    batch = {"obs": torch.randn(B, T, 3), "reward": torch.ones(B, T), "is_first": first,
+             "is_terminal": terminal,
+             "action": torch.nn.functional.one_hot(torch.randint(2, (B, T)), 2).float()}  # fmt: skip
+    agents = {}
+    for scale in (0.0, 1.0):
+        torch.manual_seed(0)
+        agent = DreamerAgent((3,), ActionSpec("discrete", 2), resolve_config(["debug"], [f"critic_replay_scale={scale}"]))
+        agent.generator = torch.Generator().manual_seed(0)
+        metrics = agent.update(batch)
+        agents[scale] = (agent, metrics)
+    plain, grounded = agents[0.0][0], agents[1.0][0]
+    other = dict(grounded.named_parameters())
+    changed = {name for name, p in plain.named_parameters() if not torch.equal(p, other[name])}
+    critics = ("critic.", "slow_critic.")  # the slow critic follows the critic
+    assert changed and all(name.startswith(critics) for name in changed), changed  # world model, actor untouched
+    assert "ac/replay_return" in agents[1.0][1] and "ac/replay_return" not in agents[0.0][1]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ act in your own loop; ``compare_runs([...])`` sums up several runs. CLI: ``agent
 """
 
 from agentwm.agents.dreamer.actor_critic import Actor, Critic
-from agentwm.agents.dreamer.agent import DreamerAgent, imagination_targets
+from agentwm.agents.dreamer.agent import DreamerAgent, imagination_targets, replay_targets
 from agentwm.agents.dreamer.config import PRESETS, DreamerConfig, resolve_config
 from agentwm.agents.dreamer.evaluation import evaluate, evaluate_logdir, load_agent, plot_learning_curve
 from agentwm.agents.dreamer.params import count_agent_params
@@ -32,6 +32,7 @@ __all__ = [
     "parse_override",
     "plot_learning_curve",
     "plot_runs",
+    "replay_targets",
     "resolve_config",
     "train",
 ]
