@@ -277,7 +277,7 @@ class DreamerAgent(nn.Module):
             if cfg.critic_replay_scale > 0:
                 rep_returns, rep_weights = replay_targets(
                     batch["reward"].to(returns), batch["is_first"], batch["is_terminal"],
-                    returns[0].unflatten(0, batch["reward"].shape), cfg.gamma, cfg.lam,
+                    returns[0].reshape(batch["reward"].shape), cfg.gamma, cfg.lam,
                 )
                 metrics["ac/replay_return"] = rep_returns.mean()
         assert roll.actions is not None
@@ -303,8 +303,8 @@ class DreamerAgent(nn.Module):
             critic_loss = (weights * critic_terms).mean()
             if cfg.critic_replay_scale > 0:  # the same critic on the replayed states, towards real outcomes
                 B, T = batch["reward"].shape
-                rep_logits = critic_logits[0].unflatten(0, (B, T))[:, :-1].transpose(0, 1)
-                rep_slow = slow[0].unflatten(0, (B, T))[:, :-1].T
+                rep_logits = critic_logits[0].reshape(B, T, -1)[:, :-1].transpose(0, 1)
+                rep_slow = slow[0].reshape(B, T)[:, :-1].T
                 rep_terms = twohot.loss(rep_logits, rep_returns) + cfg.slow_reg * twohot.loss(rep_logits, rep_slow)
                 critic_loss = critic_loss + cfg.critic_replay_scale * (rep_weights * rep_terms).mean()
         self.critic_opt.zero_grad(set_to_none=True)
