@@ -130,8 +130,9 @@ def test_config_validation_and_overrides() -> None:
         cfg.deter = 3  # type: ignore[misc]
     with pytest.raises(ValueError, match="bogus"):
         RSSMConfig(bogus=1)  # type: ignore[call-arg]
-    with pytest.raises(ValueError, match="loss_scales"):
-        RSSMConfig(loss_scales={"dyn": 1.0})
+    assert RSSMConfig(loss_scales={"dec": 100.0}).loss_scales == {**RSSMConfig().loss_scales, "dec": 100.0}
+    with pytest.raises(ValueError, match="unknown loss_scales key.*'decoder'"):
+        RSSMConfig(loss_scales={"decoder": 100.0})
     with pytest.raises(ValueError, match="divisible"):
         RSSMConfig(deter=100, blocks=8)
     with pytest.raises(KeyError, match="size12m"):

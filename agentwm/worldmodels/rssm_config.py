@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 LOSS_KEYS = ("dyn", "rep", "dec", "reward", "cont")
+DEFAULT_LOSS_SCALES = {"dyn": 1.0, "rep": 0.1, "dec": 1.0, "reward": 1.0, "cont": 1.0}  # DreamerV3's
 
 
 class RSSMConfig(BaseModel):
@@ -67,8 +68,9 @@ class RSSMConfig(BaseModel):
         default=1.0, ge=0.0, description="Free bits: each KL term is floored at this many nats."
     )
     loss_scales: dict[str, float] = Field(
-        default_factory=lambda: {"dyn": 1.0, "rep": 0.1, "dec": 1.0, "reward": 1.0, "cont": 1.0},
-        description="Weight of each loss term; keys equal the keys of RSSM.loss()'s losses.",
+        default_factory=lambda: dict(DEFAULT_LOSS_SCALES),
+        description="Weight of each loss term, keyed like RSSM.loss()'s losses; keys not given keep their "
+        "defaults (e.g. {\"dec\": 100}).",
     )
     reward_bins: int = Field(
         default=255, ge=2, description="Two-hot bins of the reward head (symexp-spaced)."
@@ -85,9 +87,10 @@ class RSSMConfig(BaseModel):
     @field_validator("loss_scales")
     @classmethod
     def _check_scales(cls, value: dict[str, float]) -> dict[str, float]:
-        if set(value) != set(LOSS_KEYS):
-            raise ValueError(f"loss_scales must have exactly the keys {list(LOSS_KEYS)}, got {sorted(value)}")
-        return value
+        unknown = sorted(set(value) - set(LOSS_KEYS))
+        if unknown:
+            raise ValueError(f"unknown loss_scales key(s) {unknown}; the keys are {list(LOSS_KEYS)}")
+        return {**DEFAULT_LOSS_SCALES, **value}
 
     @model_validator(mode="after")
     def _check_blocks(self) -> RSSMConfig:
