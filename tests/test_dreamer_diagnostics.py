@@ -50,3 +50,18 @@ def test_episode_ends_reports_the_continue_head_at_the_ends(cartpole_run: Path, 
     assert len(out["episodes"]) == 2 and out["replay"]["rows"] >= 400
     for episode in out["episodes"]:
         assert 0.0 <= episode["continue_at_last_obs"] <= 1.0 and episode["ended"] in ("terminated", "truncated")
+
+
+def test_wm_fit_scores_a_setting_on_the_runs_held_out_replay(cartpole_run: Path, tmp_path: Path) -> None:
+    args = ["--logdir", str(cartpole_run), "--updates", "4", "--test-rows", "100", "--context", "4",
+            "--ahead", "2", "4", "--windows", "20"]  # fmt: skip
+    out = _bench("dreamer_wm_fit.py", *args, "--set", 'model.loss_scales={"dec": 100}', results=tmp_path)
+    assert out["loss_scales"]["dec"] == 100.0 and out["loss_scales"]["dyn"] == 1.0  # the rest as the run had
+    assert out["train_rows"] == 300 and 0 < out["windows"] <= 20 and len(out["curve"]) == 4
+    final = out["final"]
+    assert len(final["recon"]) == 4 and set(final["ahead"]) == {"2", "4"}
+    assert all(v >= 0 for row in final["ahead"].values() for v in row["error"] + row["real_change"])
+    env = {**os.environ, "AGENTWM_RESULTS_DIR": str(tmp_path)}
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dreamer_wm_fit.py"), *args, "--set", "model.bogus=1"],
+                         capture_output=True, text=True, env=env, timeout=120, check=False)  # fmt: skip
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr and "bogus" in bad.stderr
