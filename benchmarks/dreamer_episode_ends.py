@@ -82,7 +82,10 @@ def main() -> None:
     args = p.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logdir = Path(args.logdir)
-    agent, frames = load_agent(logdir, "cpu")
+    try:
+        agent, frames = load_agent(logdir, "cpu")
+    except (OSError, ValueError) as err:  # no run there, or an unreadable checkpoint (CheckpointError)
+        sys.exit(f"dreamer_episode_ends: {err}")
     cfg = agent.config
     torch.manual_seed(args.seed)
     episodes = [play(agent, cfg, args.seed + i) for i in range(args.episodes)]

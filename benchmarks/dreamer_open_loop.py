@@ -6,9 +6,9 @@ Loads a run's newest checkpoint and plays greedy episodes. Every ``--every`` ste
 posterior state there and imagines the next steps with the actions the policy really took, several
 latent samples each, then compares the decoded observation (mean over samples) with the real one
 ``k`` (``--ahead``) steps later. Reported per observation dimension and ``k``: the mean absolute
-error, and the mean absolute real change over the same ``k`` steps. Where the error is as large as the change,
-the actor cannot see that change in imagination (on CartPole: the cart's slow drift, see
-docs/dreamer.md). Vector observations only. Prints one JSON object.
+error, and the mean absolute real change over the same ``k`` steps. Where the error is as large as
+the change, the actor cannot see that change in imagination (on CartPole: the cart's slow drift,
+see docs/dreamer.md). Vector observations only. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -41,7 +41,10 @@ def main() -> None:
         p.error("--ahead, --every, --samples and --episodes take positive numbers")
     steps_ahead = sorted(set(args.ahead))
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    agent, frames = load_agent(Path(args.logdir), "cpu")
+    try:
+        agent, frames = load_agent(Path(args.logdir), "cpu")
+    except (OSError, ValueError) as err:  # no run there, or an unreadable checkpoint (CheckpointError)
+        sys.exit(f"dreamer_open_loop: {err}")
     cfg = agent.config
     obs_shape, spec = env_specs(cfg)
     if len(obs_shape) != 1:

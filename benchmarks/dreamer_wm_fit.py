@@ -102,14 +102,17 @@ def main() -> None:
         sys.exit(f"dreamer_wm_fit: no Dreamer run in {logdir} (missing config.json)")
     try:
         cfg = resolve_config(overrides=args.sets, base=DreamerConfig(**read_json(logdir / "config.json")))
-    except ValueError as err:
+    except (TypeError, ValueError) as err:  # a bad --set, or a config.json that is not a settings object
         sys.exit(f"dreamer_wm_fit: {err}")
     obs_shape, spec = env_specs(cfg)
     if len(obs_shape) != 1:
         sys.exit(f"dreamer_wm_fit: vector observations only, {cfg.env} gives {tuple(obs_shape)}")
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    data = load_rows(logdir)
+    try:
+        data = load_rows(logdir)
+    except (OSError, ValueError) as err:  # an unreadable checkpoint (CheckpointError)
+        sys.exit(f"dreamer_wm_fit: {err}")
     rows, span = len(data["obs"]), args.context + max(args.ahead)
     split = rows - args.test_rows
     if split < 10 * cfg.batch_length or args.test_rows < span:

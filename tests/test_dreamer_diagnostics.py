@@ -35,14 +35,17 @@ def _bench(script: str, *args: str, results: Path) -> dict[str, Any]:
 
 
 def test_open_loop_reports_error_and_real_change_per_dimension(cartpole_run: Path, tmp_path: Path) -> None:
-    out = _bench("dreamer_open_loop.py", "--logdir", str(cartpole_run), "--episodes", "2", "--every", "2",
-                 "--ahead", "2", "4",
-                 results=tmp_path)  # fmt: skip
+    args = ["--episodes", "2", "--every", "2", "--ahead", "2", "4"]
+    out = _bench("dreamer_open_loop.py", "--logdir", str(cartpole_run), *args, results=tmp_path)
     assert out["windows"] > 0 and len(out["episode_lengths"]) == 2
     for k, row in out["ahead"].items():
         assert int(k) <= min(out["episode_lengths"]) and len(row["error"]) == len(row["real_change"]) == 4
         assert all(v >= 0 for v in row["error"] + row["real_change"])
     assert list(tmp_path.glob("dreamer_open_loop*.json"))  # and it kept the result
+    for script in ("dreamer_open_loop.py", "dreamer_episode_ends.py"):  # no run there: one line, no traceback
+        bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--logdir", str(tmp_path / "none")],
+                             capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+        assert bad.returncode != 0 and "Traceback" not in bad.stderr and "config.json" in bad.stderr, script
 
 
 def test_episode_ends_reports_the_continue_head_at_the_ends(cartpole_run: Path, tmp_path: Path) -> None:
