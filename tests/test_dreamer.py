@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from agentwm.agents.dreamer import (
+    Actor,
     DreamerAgent,
     DreamerConfig,
     SequenceReplay,
@@ -791,3 +792,53 @@ def test_dmc_training_checkpoints_and_resumes_with_fresh_episodes(tmp_path: Path
     more = train(resolve_config(["dmc_proprio", "debug"], [*sets, "steps=120"], env="dmc:cartpole-swingup"),
                  tmp_path, resume=True, progress=False)  # fmt: skip
     assert more["resumed_from"] == 80 and more["frames"] == 120
+
+
+def test_actor_rsample_is_a_sample_that_gradients_pass_through() -> None:
+    actor = Actor(5, ActionSpec("discrete", 3), 16, 1, resolve_config(["debug"]))
+    feat = torch.randn(64, 5, requires_grad=True)
+    action = actor.rsample(feat, torch.Generator().manual_seed(0))
+    assert torch.allclose(action.detach().sum(-1), torch.ones(64)) and set(action.detach().round().unique().tolist()) <= {0.0, 1.0}
+    (action * torch.arange(3.0)).sum().backward()
+    assert feat.grad is not None and feat.grad.abs().sum() > 0  # straight-through: the probabilities' gradient
+    continuous = Actor(5, ActionSpec("continuous", 2), 16, 1, resolve_config(["debug"]))
+    feat.grad = None
+    continuous.rsample(feat).sum().backward()
+    assert feat.grad.abs().sum() > 0
+
+
+def test_actor_dynamics_backpropagates_the_return_into_the_actor_only() -> None:
+    """With the REINFORCE share and the entropy bonus at 0, the actor's gradient comes from the
+    return differentiated through the model alone; the world model's step is the plain one."""
+    torch.manual_seed(1)
+    B, T = 4, 8
+    first = torch.zeros(B, T, dtype=torch.bool)
+    first[:, 0] = True
+    batch = {"obs": torch.randn(B, T, 3), "reward": torch.ones(B, T), "is_first": first,
+             "is_terminal": torch.zeros(B, T, dtype=torch.bool),
+             "action": torch.nn.functional.one_hot(torch.randint(2, (B, T)), 2).float()}  # fmt: skip
+    runs = {}
+    for share in (0.0, 1.0):
+        torch.manual_seed(0)
+        cfg = resolve_config(["debug"], [f"actor_dynamics={share}", "actor_entropy=0"])
+        agent = DreamerAgent((3,), ActionSpec("discrete", 2), cfg)
+        agent.generator = torch.Generator().manual_seed(0)
+        runs[share] = (agent, agent.update(batch))
+    (plain, _), (dyn, dyn_m) = runs[0.0], runs[1.0]
+    assert float(dyn_m["grad/actor"]) > 0 and torch.isfinite(dyn_m["grad/actor"])
+    for (name, p), q in zip(plain.wm.named_parameters(), dyn.wm.parameters()):
+        assert torch.equal(p, q), name  # the actor's objective never steps the world model ...
+        assert (p.grad is None) == (q.grad is None) and (p.grad is None or torch.equal(p.grad, q.grad)), name  # ... nor adds to its gradients
+    changed = {n for (n, p), q in zip(plain.actor.named_parameters(), dyn.actor.parameters()) if not torch.equal(p, q)}
+    assert changed
+
+
+def test_a_cuda_graph_update_refuses_what_it_cannot_replay() -> None:
+    from types import SimpleNamespace
+
+    from agentwm.agents.dreamer.train import _update_function
+
+    on_gpu = SimpleNamespace(device=torch.device("cuda"))  # never touched: the refusal comes first
+    for sets, field in ((["actor_dynamics=0.5"], "actor_dynamics"), (["ac_lr_final=0.1"], "ac_lr_final")):
+        with pytest.raises(ValueError, match=field):
+            _update_function(on_gpu, resolve_config(["debug"], sets), data_parallel=False)  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ import json
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -121,11 +122,19 @@ def test_ctrl_c_checkpoints_the_frame_reached_with_env_workers_running(tmp_path:
 
 @pytest.mark.slow
 def test_tiny_dreamer_learns_cartpole(tmp_path: Path) -> None:
-    """A tiny agent beats the random policy (~22) clearly within a bounded number of frames."""
+    """The CLI's CartPole agent beats the random policy (~22) clearly within a bounded number of
+    frames: the median greedy return over three seeds, so one unlucky seed cannot fail it and one
+    lucky seed cannot pass it. Seeds 0-4 at 4k frames gave 325, 352, 500, 464, 433 (docs/reliability.md)."""
     full = bool(os.environ.get("AGENTWM_FULL"))
-    steps, target = (15_000, 150.0) if full else (4_000, 60.0)
-    cfg = resolve_config(["tiny", "cartpole"], [f"steps={steps}", "eval_episodes=10", f"eval_every={steps}"])
-    summary = train(cfg, tmp_path, progress=False)
-    assert summary["frames"] == steps
-    assert summary["eval_return"] is not None and summary["eval_return"] >= target, summary
-    assert summary["eval_return"] > 2.5 * RANDOM_CARTPOLE_RETURN
+    steps, target = (15_000, 150.0) if full else (4_000, 100.0)
+    finals = []
+    for seed in (0, 1, 2):
+        cfg = resolve_config(
+            ["tiny", "cartpole"], [f"steps={steps}", "eval_episodes=10", f"eval_every={steps}", f"seed={seed}"]
+        )
+        summary = train(cfg, tmp_path / f"seed{seed}", progress=False)
+        assert summary["frames"] == steps
+        assert summary["eval_return"] is not None, summary
+        finals.append(summary["eval_return"])
+    assert statistics.median(finals) >= target, finals
+    assert statistics.median(finals) > 4 * RANDOM_CARTPOLE_RETURN, finals

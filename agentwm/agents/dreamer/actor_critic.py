@@ -71,6 +71,18 @@ class Actor(nn.Module):
             noise = self.noise(a.shape[:-1].numel(), a.device, generator).view(a.shape)
         return a + b * noise.to(a.dtype)
 
+    def rsample(self, feat: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """A sample ``[..., A]`` that gradients pass through (dynamics backprop, ``actor_dynamics``):
+        the one-hot row plus ``p - stop_gradient(p)`` (straight-through) for discrete actions, the
+        reparameterised ``mean + std * noise`` for continuous ones. Same forward values as
+        :meth:`sample`."""
+        a, b = self._params(feat)
+        if self.discrete:
+            probs = a.exp()
+            onehot = nn.functional.one_hot(sample_indices(a.detach(), generator), self.spec.dim).to(probs.dtype)
+            return onehot + probs - probs.detach()
+        return a + b * self.noise(a.shape[:-1].numel(), a.device, generator).view(a.shape).to(a.dtype)
+
     def noise(self, batch: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
         """The random numbers :meth:`sample` draws for ``batch`` rows, drawn ahead (``noise=``):
         a uniform per row (discrete), a standard normal per action dimension (continuous)."""
@@ -105,6 +117,16 @@ class ImaginationPolicy:
         if noise is None:
             return agent.actor.sample(feat, "explore", agent.generator, agent._nets.get("actor_policy"))
         return agent.actor.sample(feat, "explore", noise=noise)
+
+
+class DifferentiablePolicy:
+    """The actor as the policy of an imagination that gradients flow back through (``actor_dynamics``)."""
+
+    def __init__(self, agent: DreamerAgent) -> None:
+        self.agent = agent
+
+    def __call__(self, state: Mapping[str, Tensor]) -> Tensor:
+        return self.agent.actor.rsample(self.agent.wm.feat(state), self.agent.generator)
 
 
 class Critic(nn.Module):

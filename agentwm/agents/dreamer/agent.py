@@ -6,16 +6,17 @@ One update (:meth:`DreamerAgent.update`) does, on a replayed batch of ``[B, T]``
    reconstruction, reward and continue heads); Adam step.
 2. **Imagine**: from every posterior state of the batch (``B * T`` starts, detached) the world
    model rolls the actor's sampled actions ``horizon`` steps forward without gradients (the
-   RSSM's fast no-grad path).
+   RSSM's fast no-grad path), or with them when ``actor_dynamics > 0`` (the differentiable path).
 3. **Returns**: λ-returns from ``agentwm.core.lambda_return`` over imagined rewards and continues,
    bootstrapped with the critic's values of the *next* states (``values[t] = V(s_{t+1})``), and
    weighted by ``core.discount_weights`` times the start state's own continue flag, so steps after
    a predicted (or real) episode end count for nothing.
 4. **Actor**: REINFORCE on advantages normalised by ``core.ReturnNormalizer`` (an EMA of the 5th-95th
    percentile range, never scaling small returns up) plus an entropy bonus, for discrete and
-   continuous actions alike (as the current DreamerV3 does; earlier Dreamers backpropagated
-   through the model for continuous actions, which is not implemented here). It is also what lets
-   step 2 run without gradients, which keeps the update cheap on CPU.
+   continuous actions alike, as the current DreamerV3 does; it lets step 2 run without gradients,
+   which keeps the update cheap on CPU. ``actor_dynamics`` mixes in the earlier Dreamers' objective:
+   the normalised λ-return itself, differentiated through the world model and the critic
+   (straight-through for discrete actions), which moves only the actor.
 5. **Critic**: two-hot cross-entropy towards the λ-returns plus a pull towards a slow EMA copy
    of itself (the slow critic), which keeps the bootstrap targets from chasing themselves; with
    ``critic_replay_scale``, also towards λ-returns of the replayed states from their real rewards
@@ -35,7 +36,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from agentwm.agents.dreamer.actor_critic import Actor, Critic, ImaginationPolicy, Mode, Net
+from agentwm.agents.dreamer.actor_critic import (
+    Actor,
+    Critic,
+    DifferentiablePolicy,
+    ImaginationPolicy,
+    Mode,
+    Net,
+)
 from agentwm.agents.dreamer.config import DreamerConfig
 from agentwm.agents.dreamer.distributed import GradSync
 from agentwm.core import (
@@ -162,6 +170,7 @@ class DreamerAgent(nn.Module):
         # acting and evaluation (other batch sizes) run the modules eagerly.
         self._nets: dict[str, Net] = {}
         self._policy = ImaginationPolicy(self)  # one object, so a compiled imagination step keeps its cache
+        self._rpolicy = DifferentiablePolicy(self)
         if config.compile:
             self.wm.compile_batched(config.compile_observe_chunk)
             sites = {"actor_policy": self.actor.net, "actor_train": self.actor.net, "critic": self.critic.net,
@@ -255,12 +264,19 @@ class DreamerAgent(nn.Module):
         start = {"deter": post["deter"].detach().flatten(0, 1), "stoch": post["stoch"].detach().flatten(0, 1)}
         start_cont = 1.0 - batch["is_terminal"].flatten().to(start["deter"].dtype)
 
-        # 2. Imagine with the actor (no gradients; REINFORCE needs none through the model)
+        # 2. Imagine with the actor: without gradients (REINFORCE needs none through the model), or
+        #    with them where part of the actor's objective is the return backpropagated (actor_dynamics)
+        dynamics = cfg.actor_dynamics > 0
+        with torch.set_grad_enabled(dynamics), self._autocast():
+            if dynamics:
+                roll = self.wm.imagine(start, self._rpolicy, cfg.horizon, fast=False, generator=self.generator)
+            else:
+                roll = self.wm.imagine(
+                    start, self._policy, cfg.horizon, compile=cfg.compile, generator=self.generator
+                )
+            live = self.wm.feat(roll.states).float()  # [H+1, N, F]; carries gradients with actor_dynamics
+        feats = live.detach()
         with torch.no_grad(), self._autocast():
-            roll = self.wm.imagine(
-                start, self._policy, cfg.horizon, compile=cfg.compile, generator=self.generator
-            )
-            feats = self.wm.feat(roll.states).float()  # [H+1, N, F]
             slow = self.slow_critic.value(feats, self._nets.get("slow_critic"))
         with self._autocast():  # one critic pass: its logits train below, their values bootstrap here
             critic_logits = self._nets.get("critic", self.critic)(feats).float()
@@ -268,7 +284,7 @@ class DreamerAgent(nn.Module):
             values = self.critic.twohot.decode(critic_logits.detach())
             # 3. Returns, weights, normalised advantages
             returns, weights = imagination_targets(
-                roll.rewards.float(), roll.continues.float(), values, start_cont, cfg.gamma, cfg.lam
+                roll.rewards.detach().float(), roll.continues.detach().float(), values, start_cont, cfg.gamma, cfg.lam
             )
             keep = None if isinstance(wm_ok, bool) else ~wm_ok  # a skipped update leaves it as it was
             self.retnorm.update(returns if self.sync is None else self.sync.gather(returns, 1), keep)
@@ -282,12 +298,21 @@ class DreamerAgent(nn.Module):
                 metrics["ac/replay_return"] = rep_returns.mean()
         assert roll.actions is not None
 
-        # 4. Actor
+        # 4. Actor: REINFORCE on the advantages, and with actor_dynamics the imagined λ-return itself,
+        #    differentiated through the world model and the critic (only the actor's weights move)
         with self._autocast():
-            logp, ent = self.actor.log_prob_entropy(feats[:-1], roll.actions, self._nets.get("actor_train"))
-            actor_loss = -(weights * (logp * adv + cfg.actor_entropy * ent)).mean()
+            actions = roll.actions.detach()
+            logp, ent = self.actor.log_prob_entropy(feats[:-1], actions, self._nets.get("actor_train"))
+            objective = (1.0 - cfg.actor_dynamics) * logp * adv + cfg.actor_entropy * ent
+            if dynamics:
+                live_returns = lambda_return(
+                    roll.rewards.float(), roll.continues.float(), self.critic.value(live[1:]).float(),
+                    cfg.gamma, cfg.lam,
+                )
+                objective = objective + cfg.actor_dynamics * live_returns / scale
+            actor_loss = -(weights * objective).mean()
         self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()  # type: ignore[no-untyped-call]
+        torch.autograd.backward(actor_loss, inputs=list(self.actor.parameters()))
         (actor_loss,) = self._average(self.actor, actor_loss)
         metrics["grad/actor"] = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.ac_clip)
         ok = self._finite("actor loss or gradient", ok, actor_loss, metrics["grad/actor"])

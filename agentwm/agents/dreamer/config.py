@@ -102,6 +102,11 @@ class DreamerConfig(BaseModel):
     ac_clip: float = Field(100.0, gt=0, description="actor and critic gradient-norm clip")
     ac_eps: float = Field(1e-5, gt=0, description="Adam epsilon of actor and critic")
     actor_entropy: float = Field(3e-4, ge=0, description="entropy bonus scale (on normalised advantages)")
+    actor_dynamics: float = Field(
+        0.0, ge=0, le=1, description="share of the actor's objective taken by backpropagating the imagined "
+        "lambda-return through the world model (straight-through for discrete actions), the rest REINFORCE "
+        "(DreamerV2's mix); 0: REINFORCE only, as DreamerV3; >0 imagines with gradients (slower, eager update)",
+    )
     actor_unimix: float = Field(0.01, ge=0, lt=1, description="uniform mixture in discrete action probabilities")
     min_std: float = Field(0.1, gt=0, description="continuous actions: smallest policy std")
     max_std: float = Field(1.0, gt=0, description="continuous actions: largest policy std")

@@ -98,6 +98,8 @@ def _update_function(agent: DreamerAgent, cfg: DreamerConfig, data_parallel: boo
         return agent.update
     if cfg.lr_scheduled:  # a captured graph keeps the learning rates it was captured with
         raise ValueError("ac_lr_final or wm_lr_final < 1 needs an eager update: add --set cuda_graph=off")
+    if cfg.actor_dynamics > 0:  # the captured update imagines without gradients
+        raise ValueError("actor_dynamics > 0 needs an eager update: add --set cuda_graph=off")
     from agentwm.agents.dreamer.graphed import GraphedUpdate
 
     return GraphedUpdate(agent)
