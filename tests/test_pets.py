@@ -5,6 +5,7 @@ balances CartPole from 1,000 random steps."""
 from __future__ import annotations
 
 import os
+import statistics
 
 import pytest
 import torch
@@ -102,21 +103,28 @@ def test_margin_planning_reward_prefers_the_upright_centred_pole(
 def test_pets_with_trajectory_sampling_and_gate_balances_cartpole(
     cartpole: tuple[EnsembleDynamics, dict[str, torch.Tensor]],
 ) -> None:
-    model, data = cartpole
+    """Three seeds of data, ensemble and planner; the median best return clears random play (~22
+    steps) by far. Seeds 0-4 gave 170, 147, 200, 200, ... of a 200-step cap (docs/reliability.md)."""
     full = bool(os.environ.get("AGENTWM_FULL"))
-    # The benchmark's gated controller: random shooting 50 x 20, 5 particles (one per member).
-    config = PETSConfig(planner="shooting", samples=50, horizon=20, particles=5, rules="known", epochs=12,
-                        max_episodes=3 if full else 1, max_steps=None if full else 200,
-                        target_return=475.0 if full else None)
-    torch.manual_seed(0)  # the ensemble's particle noise comes from the global RNG
-    summary = run_pets(config, data=data, model=model)
-    first = summary["episodes"][0]
-    best = max(summary["episode_returns"])
-    assert summary["rules"] == "known+margin"
-    assert best >= (475 if full else 150), summary  # random play lasts ~22 steps
-    assert summary["gate_reference"] == "planned" and 0.0 <= first["fallback_rate"] < 0.2 and first["disagreement_max"] >= first["disagreement_q90"]
-    assert first["threshold"] >= first["threshold_floor"] > 0
-    assert summary["real_steps"] == 1000 + sum(e["steps"] for e in summary["episodes"])
+    bests = []
+    for seed in (0, 1, 2):
+        model, data = cartpole  # the fixture is seed 0's data and ensemble
+        if seed:
+            data = collect_random_transitions("CartPole-v1", 1000, seed=seed)
+            model = fit_ensemble(data, ActionSpec("discrete", 2), PETSConfig(members=5, epochs=12, seed=seed))
+        # The benchmark's gated controller: random shooting 50 x 20, 5 particles (one per member).
+        config = PETSConfig(planner="shooting", samples=50, horizon=20, particles=5, rules="known", epochs=12,
+                            max_episodes=3 if full else 1, max_steps=None if full else 200,
+                            target_return=475.0 if full else None, seed=seed)
+        torch.manual_seed(seed)  # the ensemble's particle noise comes from the global RNG
+        summary = run_pets(config, data=data, model=model)
+        first = summary["episodes"][0]
+        assert summary["rules"] == "known+margin"
+        assert summary["gate_reference"] == "planned" and 0.0 <= first["fallback_rate"] < 0.2 and first["disagreement_max"] >= first["disagreement_q90"]
+        assert first["threshold"] >= first["threshold_floor"] > 0
+        assert summary["real_steps"] == 1000 + sum(e["steps"] for e in summary["episodes"])
+        bests.append(max(summary["episode_returns"]))
+    assert statistics.median(bests) >= (475 if full else 100), bests
 
 
 def test_cli_train_pets(capsys: pytest.CaptureFixture[str]) -> None:
