@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -179,15 +180,21 @@ def test_learned_model_beats_copy_last_on_held_out_transitions() -> None:
 
 @pytest.mark.slow
 def test_planner_with_learned_model_beats_reactive() -> None:
-    model, _ = train_babyai_model(_small_config(12000 if FULL else 5000, 12 if FULL else 8))
+    """Three models (seeds 1-3), 60 episodes each; the median gain in success over the reactive
+    agent holds a margin. Seeds 1-5 gave +0.20, +0.15, +0.23, +0.20, +0.23 (docs/reliability.md)."""
     proposer = HeuristicProposer()
-    seeds = range(60 if FULL else 20)
+    seeds = range(60)
     level = "BabyAI-GoToLocal-v0"
     reactive = summarize(evaluate(level, ReactiveAgent(proposer), seeds))
-    planner = summarize(evaluate(level, LatentPlanner(model, proposer, samples=16), seeds))
-    gain = planner["success_rate"] - reactive["success_rate"]
-    assert gain >= 0.1, f"planner {planner['success_rate']:.2f} vs reactive {reactive['success_rate']:.2f}"
-    assert planner["mean_steps"] < reactive["mean_steps"]
+    gains, fewer_steps = [], []
+    for seed in (1, 2, 3):
+        config = _small_config(12000 if FULL else 5000, 12 if FULL else 8).model_copy(update={"seed": seed})
+        model, _ = train_babyai_model(config)
+        planner = summarize(evaluate(level, LatentPlanner(model, proposer, samples=16), seeds))
+        gains.append(planner["success_rate"] - reactive["success_rate"])
+        fewer_steps.append(reactive["mean_steps"] - planner["mean_steps"])
+    assert statistics.median(gains) >= 0.1, f"gains over reactive ({reactive['success_rate']:.2f}): {gains}"
+    assert statistics.median(fewer_steps) > 0, fewer_steps
 
 
 def test_planner_rejects_a_model_with_other_actions() -> None:
