@@ -105,7 +105,8 @@ class DreamerConfig(BaseModel):
     actor_dynamics: float = Field(
         0.0, ge=0, le=1, description="share of the actor's objective taken by backpropagating the imagined "
         "lambda-return through the world model (straight-through for discrete actions), the rest REINFORCE "
-        "(DreamerV2's mix); 0: REINFORCE only, as DreamerV3; >0 imagines with gradients (slower, eager update)",
+        "(DreamerV2's mix); 0: REINFORCE only, as DreamerV3; >0 imagines with gradients (more memory; not with "
+        "a CUDA-graph update)",
     )
     actor_unimix: float = Field(0.01, ge=0, lt=1, description="uniform mixture in discrete action probabilities")
     min_std: float = Field(0.1, gt=0, description="continuous actions: smallest policy std")
