@@ -9,7 +9,9 @@
 
 Prints one JSON object: the task, frames, updates, final and best mean eval returns (10 greedy
 episodes), the target, the first frame count at which an eval reached it (``frames_to_target``;
-null if none did within the budget), whether the final eval still meets it (``met``), wall seconds
+null if none did within the budget), whether the final eval still meets it (``met``), how many of
+the evals in the run's second half meet it (``late_at_target`` of ``late_evals``: holding, not only
+reaching), wall seconds
 and the load average at the start (timings on a shared machine are pessimistic). A run stopped
 before its frame budget (SIGTERM) is written as ``...-incomplete`` with ``complete: false`` and exits
 non-zero, so a seed table counts it as failed, never as a result. With ``--seeds``,
@@ -88,6 +90,7 @@ def main() -> None:
         "updates": summary["updates"], "final_eval_return": summary["eval_return"],
         "best_eval_return": summary["best_eval_return"], "target": target,
         "frames_to_target": run["frames_to_target"], "met": run["met"],
+        "late_at_target": run["late_at_target"], "late_evals": run["late_evals"],
         "wall_s": round(time.perf_counter() - t0, 1), "load_avg_1m_at_start": load,
         "eval_curve": [(frames, round(ret, 1)) for frames, ret in run["curve"]],
         "config": {"presets": args.preset or task["presets"], "sets": sets}, "logdir": logdir,
@@ -111,7 +114,7 @@ def _seed_table(args: argparse.Namespace) -> None:
         if done.returncode != 0 or not lines:
             return {"seed": seed, "error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
         row = json.loads(lines[-1])
-        return {"seed": seed, **{k: row[k] for k in ("final_eval_return", "best_eval_return", "frames_to_target", "met", "wall_s", "eval_curve")}}
+        return {"seed": seed, **{k: row[k] for k in ("final_eval_return", "best_eval_return", "frames_to_target", "met", "late_at_target", "late_evals", "wall_s", "eval_curve")}}
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
@@ -122,6 +125,7 @@ def _seed_table(args: argparse.Namespace) -> None:
         "benchmark": "dreamer_learn", "task": args.task, "seeds": args.seeds, "threads": args.threads,
         "jobs": args.jobs, "target": task["target"], "met_at_final": sum(bool(r.get("met")) for r in rows),
         "runs": len(rows), "failed": sum("error" in r for r in rows),
+        "late_at_target": sum(r.get("late_at_target", 0) for r in rows), "late_evals": sum(r.get("late_evals", 0) for r in rows),
         "median_final": statistics.median(finals) if finals else None, "wall_s": round(time.perf_counter() - t0, 1),
         "rows": rows, "logdir": str(root),
     }, variant=f"{args.task}-table-t{args.threads or 'default'}" + (f"-{args.name}" if args.name else ""))))  # fmt: skip

@@ -748,6 +748,9 @@ def test_compare_runs_sums_up_seeds_from_their_eval_curves(
     assert [r["met"] for r in out["runs"]] == [True, False, True] and out["runs"][1]["best"] == 410.0
     agg = out["aggregate"]
     assert (agg["reached"], agg["met_at_final"], agg["median_frames_to_target"]) == (2, 2, 20)
+    # the second half: the evals at frames 20 and 30 (at or past 15, half the last): 4 of 6 at the target
+    assert [(r["late_at_target"], r["late_evals"]) for r in out["runs"]] == [(2, 2), (0, 2), (2, 2)]
+    assert (agg["late_at_target"], agg["late_evals"]) == (4, 6)
     assert agg["final_mean"] == pytest.approx(1385 / 3) and (agg["final_min"], agg["final_max"]) == (410.0, 500.0)
     assert "target" not in compare_runs(dirs)["aggregate"]
     argv = ["compare", "dreamer", *map(str, dirs), "--target", "475"]

@@ -42,7 +42,9 @@ def _settings(logdir: str | Path) -> dict[str, Any]:
 def run_summary(logdir: str | Path, target: float | None = None) -> dict[str, Any]:
     """One run: its env and seed, frames at its last eval, final and best eval return (and the
     frames of the first eval that reached it), the best checkpoint kept (frames, or None) and, with a
-    ``target``, the first eval frame count at or above it and whether the final eval still is."""
+    ``target``, the first eval frame count at or above it, whether the final eval still is, and how
+    many of the evals in the run's second half are (``late_at_target``, ``late_evals``): a run that
+    reaches the target and wanders off it again is told apart from one that holds it."""
     curve, config = eval_curve(logdir), _settings(logdir)
     best = max(r for _, r in curve) if curve else None
     try:
@@ -59,12 +61,15 @@ def run_summary(logdir: str | Path, target: float | None = None) -> dict[str, An
         reached = [frames for frames, ret in curve if ret >= target]
         out["frames_to_target"] = reached[0] if reached else None
         out["met"] = bool(curve) and curve[-1][1] >= target
+        late = [ret for frames, ret in curve if 2 * frames >= curve[-1][0]] if curve else []
+        out["late_at_target"], out["late_evals"] = sum(ret >= target for ret in late), len(late)
     return out
 
 
 def compare_runs(logdirs: Sequence[str | Path], target: float | None = None) -> dict[str, Any]:
     """Per-run summaries and, over runs with at least one eval, the final returns' mean, std
-    (population), median, min and max; with ``target``, how many runs reached it and still meet it."""
+    (population), median, min and max; with ``target``, how many runs reached it and still meet it,
+    and how many of all the runs' second-half evals meet it."""
     if not logdirs:
         raise ValueError("compare_runs needs at least one run folder")
     runs = [run_summary(d, target) for d in logdirs]
@@ -78,7 +83,9 @@ def compare_runs(logdirs: Sequence[str | Path], target: float | None = None) -> 
     if target is not None:
         hit = [r["frames_to_target"] for r in runs if r["frames_to_target"] is not None]
         agg.update({"target": target, "reached": len(hit), "met_at_final": sum(r["met"] for r in runs),
-                    "median_frames_to_target": statistics.median(hit) if hit else None})  # fmt: skip
+                    "median_frames_to_target": statistics.median(hit) if hit else None,
+                    "late_at_target": sum(r["late_at_target"] for r in runs),
+                    "late_evals": sum(r["late_evals"] for r in runs)})  # fmt: skip
     return {"runs": runs, "aggregate": agg}
 
 
