@@ -11,8 +11,8 @@ Prints one JSON object: the task, frames, updates, final and best mean eval retu
 episodes), the target, the first frame count at which an eval reached it (``frames_to_target``;
 null if none did within the budget), whether the final eval still meets it (``met``), how many of
 the evals in the run's second half meet it (``late_at_target`` of ``late_evals``: holding, not only
-reaching), wall seconds
-and the load average at the start (timings on a shared machine are pessimistic). A run stopped
+reaching), wall seconds and the load average at the start (timings on a shared machine are
+pessimistic). A run stopped
 before its frame budget (SIGTERM) is written as ``...-incomplete`` with ``complete: false`` and exits
 non-zero, so a seed table counts it as failed, never as a result. With ``--seeds``,
 one run per seed (``--jobs`` at once, each its own process) and one table: every seed's row, how
