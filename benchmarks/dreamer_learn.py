@@ -8,18 +8,17 @@
     python benchmarks/dreamer_learn.py --task cartpole --seeds 0 1 2 3 4 5 6 7 8 9 --threads 1 --jobs 2  # a seed table
 
 Prints one JSON object: the task, frames, updates, final and best mean eval returns (10 greedy
-episodes), the target, the first frame count at which an eval reached it (``frames_to_target``;
-null if none did within the budget), whether the final eval still meets it (``met``), how many of
-the evals in the run's second half meet it (``late_at_target`` of ``late_evals``: holding, not only
+episodes), the target, the first frame count at which an eval reached it (``frames_to_target``; null
+if none did within the budget), whether the final eval still meets it (``met``), how many of the
+evals in the run's second half meet it (``late_at_target`` of ``late_evals``: holding, not only
 reaching), wall seconds and the load average at the start (timings on a shared machine are
-pessimistic). A run stopped
-before its frame budget (SIGTERM) is written as ``...-incomplete`` with ``complete: false`` and exits
-non-zero, so a seed table counts it as failed, never as a result. With ``--seeds``,
-one run per seed (``--jobs`` at once, each its own process) and one table: every seed's row, how
-many meet the target at the final eval, and the median final return; each finished seed's row is
-also written on its own as it ends, so an interrupted table keeps its finished seeds. The run's folder
-(``--logdir``) keeps metrics.jsonl, TensorBoard logs and learning_curve.png; ``agentwm compare
-dreamer RUN [RUN ...] --target T`` sums up several seeds.
+pessimistic). A run stopped before its frame budget (SIGTERM) is written as ``...-incomplete`` with
+``complete: false`` and exits non-zero, so a seed table counts it as failed, never as a result. With
+``--seeds``, one run per seed (``--jobs`` at once, each its own process) and one table: every seed's
+row, how many meet the target at the final eval, and the median final return; each finished seed's
+row is also written on its own as it ends, so an interrupted table keeps its finished seeds. The
+run's folder (``--logdir``) keeps metrics.jsonl, TensorBoard logs and learning_curve.png; ``agentwm
+compare dreamer RUN [RUN ...] --target T`` sums up several seeds.
 """
 
 from __future__ import annotations
