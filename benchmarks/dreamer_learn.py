@@ -15,10 +15,10 @@ reaching), wall seconds and the load average at the start (timings on a shared m
 pessimistic). A run stopped before its frame budget (SIGTERM) is written as ``...-incomplete`` with
 ``complete: false`` and exits non-zero, so a seed table counts it as failed, never as a result. With
 ``--seeds``, one run per seed (``--jobs`` at once, each its own process) and one table: every seed's
-row, how many meet the target at the final eval, and the median final return; each finished seed's
-row is also written on its own as it ends, so an interrupted table keeps its finished seeds. The
-run's folder (``--logdir``) keeps metrics.jsonl, TensorBoard logs and learning_curve.png; ``agentwm
-compare dreamer RUN [RUN ...] --target T`` sums up several seeds.
+row, how many meet the target at the final eval, the second-half evals at it, and the median final
+return; each finished seed's row is also written on its own as it ends, so an interrupted table
+keeps its finished seeds. The run's folder (``--logdir``) keeps metrics.jsonl, TensorBoard logs and
+learning_curve.png; ``agentwm compare dreamer RUN [RUN ...] --target T`` sums up several seeds.
 """
 
 from __future__ import annotations
