@@ -17,7 +17,9 @@ pessimistic). A run stopped before its frame budget (SIGTERM) is written as ``..
 ``--seeds``, one run per seed (``--jobs`` at once, each its own process) and one table: every seed's
 row, how many meet the target at the final eval, the second-half evals at it, and the median final
 return; each finished seed's row is also written on its own as it ends, so an interrupted table
-keeps its finished seeds. The run's folder (``--logdir``) keeps metrics.jsonl, TensorBoard logs and
+keeps its finished seeds. ``--combine FILE ...`` builds the same table from finished per-seed files
+(runs done apart: other days, other machines, each row keeping its CPU and commit); files of
+another task or other settings are refused by name. The run's folder (``--logdir``) keeps metrics.jsonl, TensorBoard logs and
 learning_curve.png; ``agentwm compare dreamer RUN [RUN ...] --target T`` sums up several seeds.
 """
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -39,7 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, a
 from _results import write_result
 
 from agentwm.agents.dreamer import resolve_config, train
-from agentwm.agents.dreamer.report import run_summary
+from agentwm.agents.dreamer.report import against_target, run_summary
 
 TASKS = {
     "cartpole": {"env": "CartPole-v1", "steps": 30_000, "target": 475.0, "presets": ["tiny", "cartpole"],
@@ -63,10 +66,18 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="a seed table: one run per seed")
     p.add_argument("--jobs", type=int, default=1, help="with --seeds: runs at once")
     p.add_argument("--name", default="", help="a suffix for the results files, the table's and each seed's (variants apart)")
+    p.add_argument("--combine", nargs="+", metavar="FILE", default=None,
+                   help="one table from finished per-seed result files of one setting (runs done apart)")
     args = p.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if args.jobs < 1:
         p.error(f"--jobs must be >= 1, got {args.jobs}")
+    if args.combine:
+        try:
+            _combined_table(args.task, args.combine, args.name)
+        except ValueError as err:
+            raise SystemExit(f"dreamer_learn.py: {err}") from None
+        return
     if args.seeds:
         _seed_table(args)
         return
@@ -90,7 +101,7 @@ def main() -> None:
         "best_eval_return": summary["best_eval_return"], "target": target,
         "frames_to_target": run["frames_to_target"], "met": run["met"],
         "late_at_target": run["late_at_target"], "late_evals": run["late_evals"],
-        "wall_s": round(time.perf_counter() - t0, 1), "load_avg_1m_at_start": load,
+        "seed": args.seed, "wall_s": round(time.perf_counter() - t0, 1), "load_avg_1m_at_start": load,
         "eval_curve": [(frames, round(ret, 1)) for frames, ret in run["curve"]],
         "config": {"presets": args.preset or task["presets"], "sets": sets}, "logdir": logdir,
     }, variant=f"{args.task}-seed{args.seed}" + (f"-{args.name}" if args.name else "") + ("" if complete else "-incomplete"))))  # fmt: skip
@@ -128,6 +139,57 @@ def _seed_table(args: argparse.Namespace) -> None:
         "median_final": statistics.median(finals) if finals else None, "wall_s": round(time.perf_counter() - t0, 1),
         "rows": rows, "logdir": str(root),
     }, variant=f"{args.task}-table-t{args.threads or 'default'}" + (f"-{args.name}" if args.name else ""))))  # fmt: skip
+
+
+def _seed_of(doc: dict[str, Any]) -> int:
+    """The run's seed: its own field, or (files written before it had one) ``--seed`` in its command."""
+    if "seed" in doc["result"]:
+        return int(doc["result"]["seed"])
+    words = shlex.split(doc.get("command", ""))
+    if "--seed" not in words or words.index("--seed") + 1 >= len(words):
+        raise ValueError("no seed in it")
+    return int(words[words.index("--seed") + 1])
+
+
+def _combined_table(task_name: str, files: list[str], name: str) -> None:
+    """One seed table from per-seed result files: same task, same presets and settings, one file a
+    seed, each finished; the second-half counts are recomputed from each eval curve, so files written
+    before those counts existed are counted the same way."""
+    rows, config = [], None
+    for file in files:
+        try:
+            doc = json.loads(Path(file).read_text())
+            result = doc["result"]
+            seed = _seed_of(doc)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{file} is not a per-seed dreamer_learn result ({err})") from None
+        if doc.get("benchmark") != "dreamer_learn" or "eval_curve" not in result:
+            raise ValueError(f"{file} is not a per-seed dreamer_learn result")
+        if result.get("task") != task_name:
+            raise ValueError(f"{file} is task {result.get('task')!r}, not --task {task_name!r}")
+        if not result.get("complete", result.get("frames") == result.get("frame_budget")):
+            raise ValueError(f"{file} is a run stopped before its frame budget")
+        if config is None:
+            config = result["config"]
+        elif result["config"] != config:
+            raise ValueError(f"{file} has other settings ({result['config']}) than the first file ({config})")
+        if any(r["seed"] == seed for r in rows):
+            raise ValueError(f"{file} repeats seed {seed}")
+        curve = [(int(f), float(r)) for f, r in result["eval_curve"]]
+        rows.append({"seed": seed, "final_eval_return": result["final_eval_return"],
+                     "best_eval_return": result["best_eval_return"],
+                     **against_target(curve, float(TASKS[task_name]["target"])),  # type: ignore[arg-type]
+                     "wall_s": result["wall_s"], "eval_curve": curve, "cpu": doc["machine"]["cpu"],
+                     "commit": doc["commit"], "date_utc": doc["date_utc"], "file": str(file)})  # fmt: skip
+    rows.sort(key=lambda r: r["seed"])
+    finals = [r["final_eval_return"] for r in rows]
+    print(json.dumps(write_result("dreamer_learn", {
+        "benchmark": "dreamer_learn", "task": task_name, "combined": True, "seeds": [r["seed"] for r in rows],
+        "config": config, "target": TASKS[task_name]["target"], "met_at_final": sum(r["met"] for r in rows),
+        "runs": len(rows), "late_at_target": sum(r["late_at_target"] for r in rows),
+        "late_evals": sum(r["late_evals"] for r in rows), "median_final": statistics.median(finals),
+        "cpus": sorted({r["cpu"] for r in rows}), "rows": rows,
+    }, variant=f"{task_name}-table-combined" + (f"-{name}" if name else ""))))  # fmt: skip
 
 
 if __name__ == "__main__":

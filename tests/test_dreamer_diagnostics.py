@@ -1,4 +1,5 @@
-"""The Dreamer diagnostics in benchmarks/ run on a trained run and report what they promise."""
+"""The Dreamer diagnostics in benchmarks/ run on a trained run and report what they promise; a seed
+table combines runs done apart."""
 
 from __future__ import annotations
 
@@ -68,3 +69,47 @@ def test_wm_fit_scores_a_setting_on_the_runs_held_out_replay(cartpole_run: Path,
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dreamer_wm_fit.py"), *args, "--set", "model.bogus=1"],
                          capture_output=True, text=True, env=env, timeout=120, check=False)  # fmt: skip
     assert bad.returncode != 0 and "Traceback" not in bad.stderr and "bogus" in bad.stderr
+
+
+def _seed_file(folder: Path, seed: int, curve: list[list[float]], *, sets: list[str], cpu: str, old: bool = False,
+               complete: bool = True) -> Path:
+    """A per-seed dreamer_learn result as the script writes it; ``old`` as written before it kept the
+    seed and the second-half counts (the seed only in its command)."""
+    result: dict[str, Any] = {
+        "benchmark": "dreamer_learn", "task": "cartpole", "frames": 30_000, "frame_budget": 30_000,
+        "complete": complete, "final_eval_return": curve[-1][1], "best_eval_return": max(r for _, r in curve),
+        "wall_s": 10.0, "eval_curve": curve, "config": {"presets": ["tiny", "cartpole"], "sets": sets},
+    }  # fmt: skip
+    if not old:
+        result.update({"seed": seed, "late_at_target": -1, "late_evals": -1})  # recomputed, never trusted
+    doc = {"benchmark": "dreamer_learn", "command": f"python benchmarks/dreamer_learn.py --seed {seed} --threads 1",
+           "commit": "abc", "date_utc": "2026-12-05T00:00:00Z", "machine": {"cpu": cpu}, "result": result}  # fmt: skip
+    path = folder / f"seed{seed}{'-old' if old else ''}.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_combine_builds_one_seed_table_from_runs_done_apart(tmp_path: Path) -> None:
+    sets = ["train_ratio=64", "threads=1"]
+    holds = [[3000, 300.0], [6000, 500.0], [9000, 500.0], [12000, 475.0]]  # second half: 6k, 9k, 12k (from half the last)
+    drifts = [[3000, 500.0], [6000, 500.0], [9000, 474.9], [12000, 500.0]]
+    files = [_seed_file(tmp_path, 3, holds, sets=sets, cpu="Xeon"),
+             _seed_file(tmp_path, 1, drifts, sets=sets, cpu="EPYC", old=True)]  # fmt: skip
+    out = _bench("dreamer_learn.py", "--combine", *map(str, files), "--name", "t", results=tmp_path / "res")
+    assert out["seeds"] == [1, 3] and out["combined"] and out["cpus"] == ["EPYC", "Xeon"]
+    assert [(r["seed"], r["met"], r["late_at_target"], r["late_evals"]) for r in out["rows"]] == [
+        (1, True, 2, 3), (3, True, 3, 3)]  # fmt: skip
+    assert out["met_at_final"] == 2 and out["late_at_target"] == 5 and out["late_evals"] == 6
+    assert out["rows"][0]["frames_to_target"] == 3000 and out["rows"][1]["frames_to_target"] == 6000
+    assert (tmp_path / "res" / "dreamer_learn-cartpole-table-combined-t.json").is_file()
+    refused = {
+        "other settings": _seed_file(tmp_path, 5, holds, sets=["threads=2"], cpu="Xeon"),
+        "repeats seed 3": _seed_file(tmp_path, 3, holds, sets=sets, cpu="EPYC", old=True),
+        "stopped before its frame budget": _seed_file(tmp_path, 7, holds, sets=sets, cpu="Xeon", complete=False),
+    }
+    for why, bad in refused.items():  # one line naming the file and what is wrong, no traceback
+        proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dreamer_learn.py"), "--combine",
+                               str(files[0]), str(bad)], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "AGENTWM_RESULTS_DIR": str(tmp_path / "res")}, check=False)  # fmt: skip
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+        assert why in proc.stderr and bad.name in proc.stderr, (why, proc.stderr)

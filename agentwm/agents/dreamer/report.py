@@ -58,12 +58,18 @@ def run_summary(logdir: str | Path, target: float | None = None) -> dict[str, An
         "best_checkpoint_frames": kept["frames"] if kept else None, "curve": curve,
     }  # fmt: skip
     if target is not None:
-        reached = [frames for frames, ret in curve if ret >= target]
-        out["frames_to_target"] = reached[0] if reached else None
-        out["met"] = bool(curve) and curve[-1][1] >= target
-        late = [ret for frames, ret in curve if 2 * frames >= curve[-1][0]] if curve else []
-        out["late_at_target"], out["late_evals"] = sum(ret >= target for ret in late), len(late)
+        out.update(against_target(curve, target))
     return out
+
+
+def against_target(curve: Sequence[tuple[int, float]], target: float) -> dict[str, Any]:
+    """An eval curve against a target: the first eval frame count at or above it
+    (``frames_to_target``, None if none), whether the final eval still is (``met``), and how many
+    of the evals in the curve's second half are (``late_at_target`` of ``late_evals``)."""
+    reached = [frames for frames, ret in curve if ret >= target]
+    late = [ret for frames, ret in curve if 2 * frames >= curve[-1][0]] if curve else []
+    return {"frames_to_target": reached[0] if reached else None, "met": bool(curve) and curve[-1][1] >= target,
+            "late_at_target": sum(ret >= target for ret in late), "late_evals": len(late)}  # fmt: skip
 
 
 def compare_runs(logdirs: Sequence[str | Path], target: float | None = None) -> dict[str, Any]:
