@@ -19,8 +19,8 @@ row, how many meet the target at the final eval, the second-half evals at it, an
 return; each finished seed's row is also written on its own as it ends, so an interrupted table
 keeps its finished seeds. ``--combine FILE ...`` builds the same table from finished per-seed files
 (runs done apart: other days, other machines, each row keeping its CPU and commit); files of
-another task or other settings are refused by name. The run's folder (``--logdir``) keeps metrics.jsonl, TensorBoard logs and
-learning_curve.png; ``agentwm compare dreamer RUN [RUN ...] --target T`` sums up several seeds.
+another task or other settings, a repeated seed and a stopped run are refused by name. The run's
+folder (``--logdir``) keeps metrics.jsonl, TensorBoard logs and learning_curve.png; ``agentwm compare dreamer RUN [RUN ...] --target T`` sums up several seeds.
 """
 
 from __future__ import annotations
@@ -159,28 +159,27 @@ def _combined_table(task_name: str, files: list[str], name: str) -> None:
     for file in files:
         try:
             doc = json.loads(Path(file).read_text())
-            result = doc["result"]
-            seed = _seed_of(doc)
+            result, seed = doc["result"], _seed_of(doc)
+            curve = [(int(f), float(r)) for f, r in result["eval_curve"]]
+            where = {"cpu": doc["machine"]["cpu"], "commit": doc["commit"], "date_utc": doc["date_utc"]}
+            returns = {k: float(result[k]) for k in ("final_eval_return", "best_eval_return")}
+            settings = result["config"]
+            if doc["benchmark"] != "dreamer_learn" or not curve:
+                raise ValueError("no eval curve")
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ValueError(f"{file} is not a per-seed dreamer_learn result ({err})") from None
-        if doc.get("benchmark") != "dreamer_learn" or "eval_curve" not in result:
-            raise ValueError(f"{file} is not a per-seed dreamer_learn result")
         if result.get("task") != task_name:
             raise ValueError(f"{file} is task {result.get('task')!r}, not --task {task_name!r}")
         if not result.get("complete", result.get("frames") == result.get("frame_budget")):
             raise ValueError(f"{file} is a run stopped before its frame budget")
         if config is None:
-            config = result["config"]
-        elif result["config"] != config:
-            raise ValueError(f"{file} has other settings ({result['config']}) than the first file ({config})")
+            config = settings
+        elif settings != config:
+            raise ValueError(f"{file} has other settings ({settings}) than the first file ({config})")
         if any(r["seed"] == seed for r in rows):
             raise ValueError(f"{file} repeats seed {seed}")
-        curve = [(int(f), float(r)) for f, r in result["eval_curve"]]
-        rows.append({"seed": seed, "final_eval_return": result["final_eval_return"],
-                     "best_eval_return": result["best_eval_return"],
-                     **against_target(curve, float(TASKS[task_name]["target"])),  # type: ignore[arg-type]
-                     "wall_s": result["wall_s"], "eval_curve": curve, "cpu": doc["machine"]["cpu"],
-                     "commit": doc["commit"], "date_utc": doc["date_utc"], "file": str(file)})  # fmt: skip
+        rows.append({"seed": seed, **returns, **against_target(curve, float(TASKS[task_name]["target"])),  # type: ignore[arg-type]
+                     "wall_s": result.get("wall_s"), "eval_curve": curve, **where, "file": str(file)})  # fmt: skip
     rows.sort(key=lambda r: r["seed"])
     finals = [r["final_eval_return"] for r in rows]
     print(json.dumps(write_result("dreamer_learn", {

@@ -106,7 +106,9 @@ def test_combine_builds_one_seed_table_from_runs_done_apart(tmp_path: Path) -> N
         "other settings": _seed_file(tmp_path, 5, holds, sets=["threads=2"], cpu="Xeon"),
         "repeats seed 3": _seed_file(tmp_path, 3, holds, sets=sets, cpu="EPYC", old=True),
         "stopped before its frame budget": _seed_file(tmp_path, 7, holds, sets=sets, cpu="Xeon", complete=False),
+        "not a per-seed dreamer_learn result": tmp_path / "torn.json",
     }
+    (tmp_path / "torn.json").write_text('{"benchmark": "dreamer_learn", "result": {"eval_curve": 3}}')
     for why, bad in refused.items():  # one line naming the file and what is wrong, no traceback
         proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dreamer_learn.py"), "--combine",
                                str(files[0]), str(bad)], capture_output=True, text=True, timeout=120,
