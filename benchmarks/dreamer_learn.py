@@ -129,16 +129,22 @@ def _seed_table(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(one, args.seeds))
-    finals = [r["final_eval_return"] for r in rows if "final_eval_return" in r]
-    task = TASKS[args.task]
     print(json.dumps(write_result("dreamer_learn", {
         "benchmark": "dreamer_learn", "task": args.task, "seeds": args.seeds, "threads": args.threads,
-        "jobs": args.jobs, "target": task["target"], "met_at_final": sum(bool(r.get("met")) for r in rows),
-        "runs": len(rows), "failed": sum("error" in r for r in rows),
-        "late_at_target": sum(r.get("late_at_target", 0) for r in rows), "late_evals": sum(r.get("late_evals", 0) for r in rows),
-        "median_final": statistics.median(finals) if finals else None, "wall_s": round(time.perf_counter() - t0, 1),
+        "jobs": args.jobs, "target": TASKS[args.task]["target"], **_totals(rows),
+        "failed": sum("error" in r for r in rows), "wall_s": round(time.perf_counter() - t0, 1),
         "rows": rows, "logdir": str(root),
     }, variant=f"{args.task}-table-t{args.threads or 'default'}" + (f"-{args.name}" if args.name else ""))))  # fmt: skip
+
+
+def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A seed table's sums: runs, how many meet the target at the final eval, the second-half evals at
+    it of all, and the median final return (rows of failed runs count as runs and nothing else)."""
+    finals = [r["final_eval_return"] for r in rows if "final_eval_return" in r]
+    return {"runs": len(rows), "met_at_final": sum(bool(r.get("met")) for r in rows),
+            "late_at_target": sum(r.get("late_at_target", 0) for r in rows),
+            "late_evals": sum(r.get("late_evals", 0) for r in rows),
+            "median_final": statistics.median(finals) if finals else None}  # fmt: skip
 
 
 def _seed_of(doc: dict[str, Any]) -> int:
@@ -181,12 +187,9 @@ def _combined_table(task_name: str, files: list[str], name: str) -> None:
         rows.append({"seed": seed, **returns, **against_target(curve, float(TASKS[task_name]["target"])),  # type: ignore[arg-type]
                      "wall_s": result.get("wall_s"), "eval_curve": curve, **where, "file": str(file)})  # fmt: skip
     rows.sort(key=lambda r: r["seed"])
-    finals = [r["final_eval_return"] for r in rows]
     print(json.dumps(write_result("dreamer_learn", {
         "benchmark": "dreamer_learn", "task": task_name, "combined": True, "seeds": [r["seed"] for r in rows],
-        "config": config, "target": TASKS[task_name]["target"], "met_at_final": sum(r["met"] for r in rows),
-        "runs": len(rows), "late_at_target": sum(r["late_at_target"] for r in rows),
-        "late_evals": sum(r["late_evals"] for r in rows), "median_final": statistics.median(finals),
+        "config": config, "target": TASKS[task_name]["target"], **_totals(rows),
         "cpus": sorted({r["cpu"] for r in rows}), "rows": rows,
     }, variant=f"{task_name}-table-combined" + (f"-{name}" if name else ""))))  # fmt: skip
 
