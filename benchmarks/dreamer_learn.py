@@ -20,7 +20,8 @@ return; each finished seed's row is also written on its own as it ends, so an in
 keeps its finished seeds. ``--combine FILE ...`` builds the same table from finished per-seed files
 (runs done apart: other days, other machines, each row keeping its CPU and commit); files of
 another task or other settings, a repeated seed and a stopped run are refused by name. The run's
-folder (``--logdir``) keeps metrics.jsonl, TensorBoard logs and learning_curve.png; ``agentwm compare dreamer RUN [RUN ...] --target T`` sums up several seeds.
+folder (``--logdir``) keeps metrics.jsonl, TensorBoard logs and learning_curve.png; ``agentwm compare
+dreamer RUN [RUN ...] --target T`` sums up several seeds.
 """
 
 from __future__ import annotations
@@ -170,8 +171,10 @@ def _combined_table(task_name: str, files: list[str], name: str) -> None:
             where = {"cpu": doc["machine"]["cpu"], "commit": doc["commit"], "date_utc": doc["date_utc"]}
             returns = {k: float(result[k]) for k in ("final_eval_return", "best_eval_return")}
             settings = result["config"]
-            if doc["benchmark"] != "dreamer_learn" or not curve:
-                raise ValueError("no eval curve")
+            if doc["benchmark"] != "dreamer_learn":
+                raise ValueError(f"benchmark {doc['benchmark']!r}")
+            if not curve:
+                raise ValueError("an empty eval curve")
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ValueError(f"{file} is not a per-seed dreamer_learn result ({err})") from None
         if result.get("task") != task_name:
