@@ -90,6 +90,12 @@ class Actor(nn.Module):
         draw = torch.rand if self.discrete else torch.randn
         return draw(shape, device=device, generator=generator)
 
+    def log_probs(self, feat: Tensor, net: Net | None = None) -> Tensor:
+        """Discrete actions: the (unimixed) log-probability of every action, ``[..., A]``."""
+        if not self.discrete:
+            raise ValueError("log_probs of every action needs discrete actions")
+        return self._params(feat, net)[0]
+
     def log_prob_entropy(self, feat: Tensor, action: Tensor, net: Net | None = None) -> tuple[Tensor, Tensor]:
         """``(log pi(action | feat), entropy)``, each ``[...]``."""
         a, b = self._params(feat, net)

@@ -46,6 +46,7 @@ from agentwm.agents.dreamer.actor_critic import (
 )
 from agentwm.agents.dreamer.config import DreamerConfig
 from agentwm.agents.dreamer.distributed import GradSync
+from agentwm.agents.dreamer.lookahead import action_values
 from agentwm.core import (
     ReturnNormalizer,
     discount_weights,
@@ -142,6 +143,8 @@ class DreamerAgent(nn.Module):
         self.config = config
         rssm: RSSMConfig = config.rssm_config()
         spec = action_spec if action_spec.kind == "discrete" else ActionSpec("continuous", action_spec.dim)
+        if config.actor_lookahead > 0 and spec.kind != "discrete":
+            raise ValueError("actor_lookahead needs discrete actions (it imagines each one); this env's are continuous")
         self.action_spec = spec
         self.wm = _WorldModel(obs_shape, spec, rssm)
         if self.wm.is_image:  # oneDNN convolutions run ~20% faster on NHWC tensors (CPU, measured)
@@ -296,14 +299,21 @@ class DreamerAgent(nn.Module):
                     returns[0].reshape(batch["reward"].shape), cfg.gamma, cfg.lam,
                 )
                 metrics["ac/replay_return"] = rep_returns.mean()
+            if cfg.actor_lookahead > 0:  # every action's one-step value from each start (a replayed state)
+                with self._autocast():  # eager: the critic's compiled call site has another shape
+                    q = action_values(self.wm, self.critic.value, start["deter"], start["stoch"], cfg.gamma,
+                                      self.generator)  # fmt: skip
+                metrics["ac/lookahead_spread"] = ((q.amax(-1) - q.amin(-1)) / scale).mean()
         assert roll.actions is not None
 
-        # 4. Actor: REINFORCE on the advantages, and with actor_dynamics the imagined λ-return itself,
-        #    differentiated through the world model and the critic (only the actor's weights move)
+        # 4. Actor: REINFORCE on the advantages; with actor_dynamics the imagined λ-return itself,
+        #    differentiated through the world model and the critic (only the actor's weights move);
+        #    with actor_lookahead the expected one-step value over all actions
         with self._autocast():
             actions = roll.actions.detach()
             logp, ent = self.actor.log_prob_entropy(feats[:-1], actions, self._nets.get("actor_train"))
-            objective = (1.0 - cfg.actor_dynamics) * logp * adv + cfg.actor_entropy * ent
+            reinforce = 1.0 - cfg.actor_dynamics - cfg.actor_lookahead
+            objective = reinforce * logp * adv + cfg.actor_entropy * ent
             if dynamics:
                 live_returns = lambda_return(
                     roll.rewards.float(), roll.continues.float(), self.critic.value(live[1:]).float(),
@@ -311,6 +321,10 @@ class DreamerAgent(nn.Module):
                 )
                 objective = objective + cfg.actor_dynamics * live_returns / scale
             actor_loss = -(weights * objective).mean()
+            if cfg.actor_lookahead > 0:
+                probs = self.actor.log_probs(feats[0]).float().exp()  # eager, as the critic above
+                expected = (probs * q).sum(-1) / scale
+                actor_loss = actor_loss - cfg.actor_lookahead * (weights[0] * expected).mean()
         self.actor_opt.zero_grad(set_to_none=True)
         torch.autograd.backward(actor_loss, inputs=list(self.actor.parameters()))
         (actor_loss,) = self._average(self.actor, actor_loss)

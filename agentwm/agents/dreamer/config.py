@@ -108,6 +108,12 @@ class DreamerConfig(BaseModel):
         "(DreamerV2's mix); 0: REINFORCE only, as DreamerV3; >0 imagines with gradients (more memory; not with "
         "a CUDA-graph update)",
     )
+    actor_lookahead: float = Field(
+        0.0, ge=0, le=1, description="discrete actions: share of the actor's objective taken by the expected "
+        "one-step value of every action, sum_a pi(a|s) (r + gamma c V(s')), each action imagined one step from "
+        "every imagined state with the same latent noise (no action-sampling noise; agents/dreamer/lookahead.py); "
+        "the rest REINFORCE (and actor_dynamics); 0: off",
+    )
     actor_unimix: float = Field(0.01, ge=0, lt=1, description="uniform mixture in discrete action probabilities")
     min_std: float = Field(0.1, gt=0, description="continuous actions: smallest policy std")
     max_std: float = Field(1.0, gt=0, description="continuous actions: largest policy std")
@@ -156,6 +162,11 @@ class DreamerConfig(BaseModel):
         if self.model_preset not in RSSM_PRESETS:
             raise ValueError(f"model_preset must be one of {sorted(RSSM_PRESETS)}, got {self.model_preset!r}")
         self.rssm_config()  # validates the model overrides now, not at the first update
+        if self.actor_dynamics + self.actor_lookahead > 1:
+            raise ValueError(
+                f"actor_dynamics + actor_lookahead must not exceed 1 (shares of the actor's objective), got "
+                f"{self.actor_dynamics} + {self.actor_lookahead}"
+            )
         if self.min_std > self.max_std:
             raise ValueError(f"min_std ({self.min_std}) must not exceed max_std ({self.max_std})")
         return self
