@@ -1,12 +1,13 @@
-"""One-step values of every discrete action from imagined states: the actor's lookahead objective.
+"""One-step values of every discrete action: the actor's lookahead objective.
 
 REINFORCE learns which action is better only from the actions it happens to sample; once the policy
 is nearly deterministic the other action is drawn a few times in a hundred, and a small correction
 (CartPole: push the cart back towards the centre) drowns in the noise of the rollouts that follow.
-With a handful of discrete actions the world model can instead try each of them from every imagined
-state: one prior step per action, all drawing their next latent with the same uniform numbers
-(common random numbers, so two actions' values differ by what the actions do, not by the draw),
-then ``Q(s, a) = r + gamma * c * V(s')`` from the reward and continue heads and the critic. The
+With a handful of discrete actions the world model can instead try each of them from the states the
+imagination starts from (the replayed posteriors: the real state distribution, no compounded model
+error, and 1/horizon of the cost of doing it at every imagined state): one prior step per action,
+all drawing their next latent with the same uniform numbers (common random numbers, so two
+actions' values differ by what the actions do, not by the draw), then ``Q(s, a) = r + gamma * c * V(s')`` from the reward and continue heads and the critic. The
 actor can then follow ``sum_a pi(a | s) Q(s, a)``, an expected policy gradient (as in Mean
 Actor-Critic, Allen et al. 2017) that has no action-sampling noise at all; its bias is the
 critic's and the model's, one step deep.
