@@ -111,7 +111,7 @@ class DreamerConfig(BaseModel):
     actor_lookahead: float = Field(
         0.0, ge=0, le=1, description="discrete actions: share of the actor's objective taken by the expected "
         "one-step value of every action, sum_a pi(a|s) (r + gamma c V(s')), each action imagined one step from "
-        "each replayed start state with the same latent noise (no action-sampling noise; ~6% more update time "
+        "each replayed start state with the same latent noise (no action-sampling noise; ~5% more update time "
         "on CartPole; agents/dreamer/lookahead.py); the rest REINFORCE (and actor_dynamics); 0: off",
     )
     actor_unimix: float = Field(0.01, ge=0, lt=1, description="uniform mixture in discrete action probabilities")
