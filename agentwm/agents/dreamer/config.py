@@ -115,6 +115,11 @@ class DreamerConfig(BaseModel):
         "on CartPole; agents/dreamer/lookahead.py); the rest REINFORCE (and actor_dynamics); 0: off",
     )
     actor_unimix: float = Field(0.01, ge=0, lt=1, description="uniform mixture in discrete action probabilities")
+    explore_epsilon: float = Field(
+        0.0, ge=0, le=1, description="after prefill, the chance that a training action is replaced by a uniformly "
+        "random one (epsilon exploration, as DreamerV1's; evaluation stays greedy); shows the world model and "
+        "critic states the policy itself would not reach; 0: the policy's own samples",
+    )
     min_std: float = Field(0.1, gt=0, description="continuous actions: smallest policy std")
     max_std: float = Field(1.0, gt=0, description="continuous actions: largest policy std")
     slow_critic_fraction: float = Field(0.02, gt=0, le=1, description="EMA step of the slow critic target")

@@ -48,6 +48,7 @@ from agentwm.agents.dreamer.logger import NullLogger, RunLogger
 from agentwm.agents.replay import SequenceReplay
 from agentwm.checkpoint import CheckpointError, read_json
 from agentwm.envs.gym import make_vector_env
+from agentwm.worldmodels.base import ActionSpec
 
 # ------------------------------------------------------------------------------------------------
 # Stopping on request
@@ -103,6 +104,14 @@ def _update_function(agent: DreamerAgent, cfg: DreamerConfig, data_parallel: boo
     from agentwm.agents.dreamer.graphed import GraphedUpdate
 
     return GraphedUpdate(agent)
+
+
+def _random_actions(rng: np.random.Generator, spec: ActionSpec, n: int, device: torch.device) -> Tensor:
+    """``[n, A]`` uniformly random actions: one-hot rows (discrete) or ``[-1, 1]`` units (continuous)."""
+    if spec.kind == "discrete":
+        idx = torch.as_tensor(rng.integers(spec.dim, size=n))
+        return torch.nn.functional.one_hot(idx, spec.dim).float().to(device)
+    return torch.as_tensor(rng.uniform(-1, 1, (n, spec.dim)), dtype=torch.float32, device=device)
 
 
 def _make_envs(cfg: DreamerConfig, seed: int) -> gym.vector.SyncVectorEnv | gym.vector.AsyncVectorEnv:
@@ -284,11 +293,11 @@ def train(
             obs_t = obs_to_tensor(obs, device)
             action, carry = agent.act(obs_t, torch.as_tensor(is_first, device=device), carry, "explore")
             if loop["frames"] < cfg.prefill:  # uniformly random actions
-                if spec.kind == "discrete":
-                    idx = torch.as_tensor(act_rng.integers(spec.dim, size=n))
-                    action = torch.nn.functional.one_hot(idx, spec.dim).float().to(device)
-                else:
-                    action = torch.as_tensor(act_rng.uniform(-1, 1, (n, spec.dim)), dtype=torch.float32, device=device)
+                action = _random_actions(act_rng, spec, n, device)
+                carry["action"] = action
+            elif cfg.explore_epsilon > 0:  # some of them random (drawn only when on: runs without stay the same)
+                swap = torch.as_tensor(act_rng.random(n) < cfg.explore_epsilon, device=device)[:, None]
+                action = torch.where(swap, _random_actions(act_rng, spec, n, device), action)
                 carry["action"] = action
 
             # Step, overlapped with learning. Autoreset is NEXT_STEP: an env that reported done on the
