@@ -56,6 +56,22 @@ def test_episode_ends_reports_the_continue_head_at_the_ends(cartpole_run: Path, 
         assert 0.0 <= episode["continue_at_last_obs"] <= 1.0 and episode["ended"] in ("terminated", "truncated")
 
 
+def test_imagined_control_rates_actor_and_controller_from_the_same_states(cartpole_run: Path, tmp_path: Path) -> None:
+    args = ["--logdir", str(cartpole_run), "--every", "5", "--horizon", "4", "--samples", "3"]
+    out = _bench("dreamer_imagined_control.py", *args, results=tmp_path)
+    windows = out["windows"]
+    assert len(windows) == (out["episode_length"] - 1) // 5 + 1 and out["horizon"] == 4
+    assert out["windows_controller_rated_below_actor"].endswith(f"of {len(windows)}")
+    for w in windows:
+        for who in ("actor", "controller"):
+            assert len(w[who]["obs_end"]) == 4 and 0.0 <= w[who]["min_continue"] <= 1.0
+        assert 0 < w["controller_real"]["reward"] <= 4  # CartPole: one per step, for at most the horizon
+    for bad, why in ((["--gains", "1", "2"], "--gains needs 4"), (["--logdir", str(tmp_path / "none")], "config.json")):
+        proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dreamer_imagined_control.py"), *args, *bad],
+                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr and why in proc.stderr, proc.stderr
+
+
 def test_wm_fit_scores_a_setting_on_the_runs_held_out_replay(cartpole_run: Path, tmp_path: Path) -> None:
     args = ["--logdir", str(cartpole_run), "--updates", "4", "--test-rows", "100", "--context", "4",
             "--ahead", "2", "4", "--windows", "20"]  # fmt: skip
