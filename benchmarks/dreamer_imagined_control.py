@@ -7,7 +7,7 @@ Plays one greedy episode of a run's newest checkpoint (vector observations, two 
 Every ``--every`` steps it imagines ``--horizon`` steps from the posterior there, ``--samples``
 latent samples each, under (a) the actor as it imagines in training (sampled) and (b) a linear
 state-feedback controller acting on the *decoded* observation (action 1 where ``gains . obs > 0``;
-the default gains centre CartPole's cart within a few steps in the real env). For each it reports
+with the default gains the real CartPole cart stays within ~0.16 of the centre). For each it reports
 the imagined lambda-return (the number the actor is trained to raise), the critic's value at the
 last imagined step, the smallest mean continue probability on the way, and the decoded observation
 at the end; and, from a copy of the real env at the same step, the controller's real outcome over
