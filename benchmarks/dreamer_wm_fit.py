@@ -10,8 +10,9 @@ the run's latest, best policy. Two figures per observation dimension, as mean ab
 
 - ``recon``: the posterior's reconstruction of the observations it has just seen;
 - ``ahead[k]``: after ``--context`` observed steps, the decoded observation ``k`` steps later,
-  imagined open loop with the actions that were really taken (mean over latent samples), next to
-  ``real_change[k]``, how much the observation really moved in those ``k`` steps.
+  imagined open loop with the actions that were really taken (``error``: of the mean over latent
+  samples; ``error_per_sample``: of each sample, which is what one imagined rollout shows the
+  actor), next to ``real_change[k]``, how much the observation really moved in those ``k`` steps.
 
 No environment and no actor-critic, so settings compare in minutes on the same data. Vector
 observations only. Prints one JSON object.
@@ -70,15 +71,18 @@ def score(model: RSSM, test: dict[str, torch.Tensor], context: int, ahead: list[
     start = {k: v[:, -1].repeat_interleave(samples, 0) for k, v in post.items() if k in ("deter", "stoch")}
     acts = test["action"][:, context:].repeat_interleave(samples, 0).transpose(0, 1)
     roll = model.imagine(start, acts, acts.shape[0], generator=gen)
-    decoded = model.decode(roll.states)
-    decoded = decoded.reshape(decoded.shape[0], -1, samples, decoded.shape[-1]).mean(2)  # [H+1, W, D]: [k] is step context-1+k
+    each = model.decode(roll.states)
+    each = each.reshape(each.shape[0], -1, samples, each.shape[-1])  # [H+1, W, samples, D]
+    decoded = each.mean(2)  # [H+1, W, D]: [k] is step context-1+k
     real = test["obs"].transpose(0, 1)
     last_seen = real[context - 1]
     out: dict[str, Any] = {"recon": recon.round(decimals=4).tolist(), "ahead": {}}
     for k in ahead:
         err = (decoded[k] - real[context - 1 + k]).abs().mean(0)
+        err_each = (each[k] - real[context - 1 + k][:, None]).abs().mean((0, 1))
         change = (real[context - 1 + k] - last_seen).abs().mean(0)
-        out["ahead"][str(k)] = {"error": err.round(decimals=4).tolist(), "real_change": change.round(decimals=4).tolist()}
+        out["ahead"][str(k)] = {"error": err.round(decimals=4).tolist(), "error_per_sample": err_each.round(decimals=4).tolist(),
+                                "real_change": change.round(decimals=4).tolist()}  # fmt: skip
     return out
 
 

@@ -81,6 +81,8 @@ def test_wm_fit_scores_a_setting_on_the_runs_held_out_replay(cartpole_run: Path,
     final = out["final"]
     assert len(final["recon"]) == 4 and set(final["ahead"]) == {"2", "4"}
     assert all(v >= 0 for row in final["ahead"].values() for v in row["error"] + row["real_change"])
+    # each sample is at least as far off as the samples' mean (the triangle inequality)
+    assert all(e >= m - 1e-3 for row in final["ahead"].values() for e, m in zip(row["error_per_sample"], row["error"]))
     env = {**os.environ, "AGENTWM_RESULTS_DIR": str(tmp_path)}
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dreamer_wm_fit.py"), *args, "--set", "model.bogus=1"],
                          capture_output=True, text=True, env=env, timeout=120, check=False)  # fmt: skip
