@@ -218,10 +218,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     # in 1,000 of replay late in a run. So a quarter of each batch's sequences is placed over a
     # stored terminal, which also starts a quarter of the imagined rollouts near a failure; 6 of 6
     # seeds then reach 475, 5 of 6 hold it at 30k frames (4 of 6 without, a different seed failing).
-    # The seed that fails still drifts, its continue head still at ~0.93 there
-    # (benchmarks/dreamer_learn.py --task cartpole, benchmarks/dreamer_episode_ends.py; figures in
-    # docs/dreamer.md).
-    "cartpole": {"env": "CartPole-v1", "critic_lr": 1e-3, "horizon": 32, "replay_terminal_fraction": 0.25},
+    # Over ten seeds that still left 2-3 drifting late: the cart's position, which decides the
+    # drift, is a small part of the decoder's loss and was encoded loosely (x error 0.25 32 imagined
+    # steps ahead against a real change of 0.28). Weighting the decoder x100 cuts that error by a
+    # fifth, and 20% uniformly random training actions (epsilon exploration) show the model and
+    # critic the states the policy avoids; together 9 of 10 seeds end >= 475 at 30k frames (7-8 of
+    # 10 with either alone or neither), at the same cost per run (benchmarks/dreamer_learn.py --task
+    # cartpole, benchmarks/dreamer_episode_ends.py, benchmarks/dreamer_wm_fit.py; docs/dreamer.md).
+    "cartpole": {"env": "CartPole-v1", "critic_lr": 1e-3, "horizon": 32, "replay_terminal_fraction": 0.25,
+                 "explore_epsilon": 0.2, "model": {"loss_scales": {"dec": 100.0}}},
     # Sizes (architecture only); apply after a task preset or alone.
     "size1m": {"model_preset": "size1m"},
     "size12m": {"model_preset": "size12m"},
