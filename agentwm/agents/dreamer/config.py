@@ -222,9 +222,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # drift, is a small part of the decoder's loss and was encoded loosely (x error 0.25 32 imagined
     # steps ahead against a real change of 0.28). Weighting the decoder x100 cuts that error by a
     # fifth, and 20% uniformly random training actions (epsilon exploration) show the model and
-    # critic the states the policy avoids; together 9 of 10 seeds end >= 475 at 30k frames (7-8 of
-    # 10 with either alone or neither), at the same cost per run (benchmarks/dreamer_learn.py --task
-    # cartpole, benchmarks/dreamer_episode_ends.py, benchmarks/dreamer_wm_fit.py; docs/dreamer.md).
+    # critic the states the policy avoids. Together, at the same cost per run, 9 of 10 seeds end
+    # >= 475 at 30k frames at one thread and 6 of 10 at two (other settings, one thread: 7-8 at best),
+    # so late drift is rarer, not gone (benchmarks/dreamer_learn.py --task cartpole,
+    # benchmarks/dreamer_episode_ends.py, benchmarks/dreamer_wm_fit.py; docs/dreamer.md).
     "cartpole": {"env": "CartPole-v1", "critic_lr": 1e-3, "horizon": 32, "replay_terminal_fraction": 0.25,
                  "explore_epsilon": 0.2, "model": {"loss_scales": {"dec": 100.0}}},
     # Sizes (architecture only); apply after a task preset or alone.
