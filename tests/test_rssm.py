@@ -77,7 +77,7 @@ def test_preset_shapes_on_meta(name: str) -> None:
         assert rollout.rewards.shape == (H, B)
         assert model.decode(rollout.states).shape == (H + 1, B, *IMAGE)
         losses, metrics = model.loss(random_batch_meta(B, 3))
-    assert set(losses) == set(LOSS_KEYS) == set(cfg.loss_scales)
+    assert set(losses) | {"overshoot"} == set(LOSS_KEYS) == set(cfg.loss_scales)  # overshoot: off
     assert all(v.shape == (B, 3) for v in losses.values())
     assert all(k.startswith(("loss/", "wm/")) for k in metrics)
 
@@ -148,7 +148,7 @@ def test_loss_terms_and_metrics(obs_shape: tuple[int, ...]) -> None:
     model = debug_model(obs_shape, ATARI)
     assert isinstance(model, WorldModel) and isinstance(model, LearnableWorldModel)
     losses, metrics = model.loss(random_batch(model))
-    assert set(losses) == set(model.config.loss_scales)
+    assert set(losses) == set(model.config.loss_scales) - {"overshoot"}  # a term only when on
     for value in losses.values():
         assert value.shape == (3, 5) and torch.isfinite(value).all()
     assert (losses["dyn"] >= 1.0).all() and (losses["rep"] >= 1.0).all()
@@ -495,3 +495,51 @@ def test_cont_terminal_weight_scales_the_continue_loss_at_terminal_steps_only() 
         losses.append(model.loss(batch)[0]["cont"])
     ratio = (losses[1] / losses[0]).detach()
     assert torch.allclose(ratio[1, 3], torch.tensor(10.0)) and float(ratio.sum()) == pytest.approx(10.0 + 9)
+
+
+@pytest.mark.parametrize("obs_shape", [(4,), (3, 16, 16)])
+def test_overshoot_decodes_open_loop_priors_with_the_replayed_actions(
+    obs_shape: tuple[int, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each start's term is the mean, over the steps that stay in its sequence and episode, of the
+    decoder's error on the prior rolled from its posterior with the actions that led to each obs."""
+    from agentwm.core import mode_onehot
+    from agentwm.worldmodels import rssm_loss
+    from agentwm.worldmodels.block_gru import scale_actions
+
+    monkeypatch.setattr(rssm_loss, "sample_onehot", lambda logits: mode_onehot(logits))  # no sampling noise
+    model = debug_model(obs_shape, ActionSpec("discrete", 3), overshoot=3, loss_scales={"overshoot": 2.0})
+    batch = random_batch(model, B=2, T=6)
+    batch["is_first"][1, 3] = True  # a new episode at t = 3 in row 1
+    torch.manual_seed(0)
+    losses, _ = model.loss(batch)
+    torch.manual_seed(0)
+    post, _ = model.observe_sequence(batch["obs"], batch["action"], batch["is_first"])
+    with torch.no_grad():
+        expect = torch.zeros(2, 6)
+        for b in range(2):
+            for t in range(6):
+                deter, stoch, errors = post["deter"][b, t][None], post["stoch"][b, t][None], []
+                for k in range(1, 4):
+                    if t + k >= 6 or batch["is_first"][b, t + 1 : t + k + 1].any():
+                        break
+                    act = model.core.in_action(scale_actions(batch["action"][b, t + k][None]))
+                    deter, logit = model.prior_step(deter, model.core.in_stoch(stoch.flatten(1)), act)
+                    stoch = mode_onehot(logit)
+                    errors.append(rssm_loss._reconstruction_error(model, model.feat({"deter": deter, "stoch": stoch}),
+                                                                  batch["obs"][b, t + k][None]))  # fmt: skip
+                expect[b, t] = torch.cat(errors).mean() if errors else 0.0
+    assert torch.allclose(losses["overshoot"].detach(), expect, atol=1e-5)
+    assert losses["overshoot"][1, 2] == 0 and losses["overshoot"][0, 5] == 0  # no step inside
+    assert (losses["overshoot"][0, :5] > 0).all()
+    total = model.total_loss(losses)
+    without = sum(model.config.loss_scales[k] * v.mean() for k, v in losses.items() if k != "overshoot")
+    assert torch.allclose(total, without + 2.0 * losses["overshoot"].mean())
+    total.backward()
+    assert model.prior_net.out.weight.grad is not None  # the prior learns from its own predictions
+
+
+def test_overshoot_is_not_a_size_and_is_checked() -> None:
+    assert RSSMConfig.preset("debug", overshoot=8).nominal_params == RSSMConfig.preset("debug").nominal_params
+    with pytest.raises(ValueError, match="overshoot"):
+        RSSMConfig.preset("debug", overshoot=-1)

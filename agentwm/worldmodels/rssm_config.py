@@ -8,8 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-LOSS_KEYS = ("dyn", "rep", "dec", "reward", "cont")
-DEFAULT_LOSS_SCALES = {"dyn": 1.0, "rep": 0.1, "dec": 1.0, "reward": 1.0, "cont": 1.0}  # DreamerV3's
+LOSS_KEYS = ("dyn", "rep", "dec", "reward", "cont", "overshoot")
+# DreamerV3's; "overshoot" is ours (a term only while ``overshoot > 0``)
+DEFAULT_LOSS_SCALES = {"dyn": 1.0, "rep": 0.1, "dec": 1.0, "reward": 1.0, "cont": 1.0, "overshoot": 1.0}
 
 
 class RSSMConfig(BaseModel):
@@ -67,6 +68,12 @@ class RSSMConfig(BaseModel):
     free_nats: float = Field(
         default=1.0, ge=0.0, description="Free bits: each KL term is floored at this many nats."
     )
+    overshoot: int = Field(
+        default=0, ge=0, description="Observation overshooting (PlaNet's, on observations): from every "
+        "posterior state, roll the prior this many steps open-loop with the replayed actions and decode "
+        "each step against the real observation (loss term 'overshoot'), so the model is trained on the "
+        "multi-step predictions imagination makes. 0 = off; at most batch_length - 1 steps are scored.",
+    )
     loss_scales: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_LOSS_SCALES),
         description="Weight of each loss term, keyed like RSSM.loss()'s losses; keys not given keep their "
@@ -105,7 +112,8 @@ class RSSMConfig(BaseModel):
         if name not in PRESETS:
             raise KeyError(f"unknown RSSM preset {name!r}; choose from {sorted(PRESETS)}")
         values = {**PRESETS[name], **overrides}
-        sizes = set(cls.model_fields) - {"unimix", "free_nats", "loss_scales", "initial", "nominal_params"}
+        sizes = set(cls.model_fields) - {"unimix", "free_nats", "loss_scales", "initial", "nominal_params",
+                                           "overshoot", "cont_terminal_weight"}
         if "nominal_params" not in overrides and sizes & set(overrides):
             values["nominal_params"] = None
         return cls(**values)

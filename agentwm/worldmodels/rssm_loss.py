@@ -1,7 +1,8 @@
 """The RSSM's training loss (DreamerV3's world-model terms), a free function of the model.
 
 KL balancing with free nats between posterior and prior, symlog (vectors) or plain (images)
-reconstruction, a two-hot reward head and a continue head; :meth:`RSSM.loss` calls it, so the
+reconstruction, a two-hot reward head and a continue head, and optionally observation overshooting
+(multi-step open-loop predictions decoded against the replay); :meth:`RSSM.loss` calls it, so the
 model file holds the networks and their steps.
 """
 
@@ -14,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from agentwm.core import categorical_entropy, categorical_kl, symlog, unimix_logits
+from agentwm.core import categorical_entropy, categorical_kl, sample_onehot, symlog, unimix_logits
 from agentwm.worldmodels.base import check_tensor
+from agentwm.worldmodels.block_gru import scale_actions
 
 if TYPE_CHECKING:
     from agentwm.worldmodels.rssm import RSSM
@@ -45,7 +47,7 @@ def world_model_loss(model: RSSM, batch: Mapping[str, Tensor]) -> tuple[dict[str
 
     Returns:
         ``(losses, metrics)``: unreduced ``[B, T]`` terms keyed like ``config.loss_scales``
-        (``dyn``, ``rep``, ``dec``, ``reward``, ``cont``), and detached scalar metrics under
+        (``dyn``, ``rep``, ``dec``, ``reward``, ``cont``; ``overshoot`` where it is on), and detached scalar metrics under
         ``loss/`` and ``wm/``. Combine with :meth:`RSSM.total_loss`.
     """
     for key in ("obs", "action", "reward", "is_first", "is_terminal"):
@@ -59,10 +61,7 @@ def world_model_loss(model: RSSM, batch: Mapping[str, Tensor]) -> tuple[dict[str
     post, prior_logits = model.observe_sequence(obs, batch["action"], batch["is_first"])
     dyn, rep, kl = kl_losses(post["logits"], prior_logits, cfg.free_nats, cfg.unimix)
     feat = model.feat(post)
-    if model.is_image:
-        dec = (model._batched("decoder")(feat) - obs).square().sum((-3, -2, -1))
-    else:
-        dec = (model._batched("decoder")(feat) - symlog(obs)).square().sum(-1)
+    dec = _reconstruction_error(model, feat, obs)
     reward_logits = model._batched("reward_head")(feat)
     cont_logit = model._batched("cont_head")(feat)[..., 0]
     cont_target = 1.0 - terminal.to(cont_logit.dtype)
@@ -73,6 +72,8 @@ def world_model_loss(model: RSSM, batch: Mapping[str, Tensor]) -> tuple[dict[str
         "reward": model.twohot.loss(reward_logits, reward),
         "cont": F.binary_cross_entropy_with_logits(cont_logit, cont_target, reduction="none"),
     }
+    if cfg.overshoot > 0:
+        losses["overshoot"] = overshoot_loss(model, post, obs, batch["action"], batch["is_first"], cfg.overshoot)
     if cfg.cont_terminal_weight != 1.0:
         losses["cont"] = losses["cont"] * torch.where(terminal.bool(), cfg.cont_terminal_weight, 1.0)
     for key, value in losses.items():
@@ -89,3 +90,45 @@ def world_model_loss(model: RSSM, batch: Mapping[str, Tensor]) -> tuple[dict[str
         metrics["wm/reward_mae"] = (model.twohot.decode(reward_logits) - reward).abs().mean()
         metrics["wm/cont_acc"] = ((cont_logit > 0).to(cont_target.dtype) == cont_target).float().mean()
     return losses, metrics
+
+
+def _reconstruction_error(model: RSSM, feat: Tensor, obs: Tensor) -> Tensor:
+    """The decoder's squared error per row ``[...]``: symlog space for vectors, pixels for images."""
+    pred: Tensor = model._batched("decoder")(feat)
+    if model.is_image:
+        return (pred - obs).square().sum((-3, -2, -1))
+    return (pred - symlog(obs)).square().sum(-1)
+
+
+def overshoot_loss(
+    model: RSSM, post: Mapping[str, Tensor], obs: Tensor, actions: Tensor, is_first: Tensor, steps: int
+) -> Tensor:
+    """Observation overshooting ``[B, T]``: from the posterior at every ``t``, the prior rolled ``k =
+    1..steps`` steps open-loop with the replayed actions, each decoded against ``obs[t + k]``; the mean
+    error over the ``k`` that stay inside the sequence and the episode (0 where none does).
+
+    The one-step KL trains the prior to predict the next posterior, never its own predictions, so
+    errors that compound over an imagined horizon go untrained; on CartPole the cart's position 32
+    imagined steps ahead was off by as much as it really moved (docs/dreamer.md). Gradients reach the
+    prior, the GRU, the decoder and the starting posteriors.
+    """
+    B, T = obs.shape[:2]
+    deter = post["deter"].flatten(0, 1)
+    stoch = post["stoch"].flatten(0, 1)
+    alive = torch.ones(B, T, dtype=torch.bool, device=obs.device)
+    total = obs.new_zeros(B, T)
+    count = obs.new_zeros(B, T)
+    for k in range(1, min(steps, T - 1) + 1):
+        pad = (0, 0, 0, k)  # shift time left by k, pad the end: row t then holds step t + k
+        act = F.pad(actions[:, k:], pad).flatten(0, 1)
+        proj = model.core.in_stoch(stoch.flatten(1))
+        deter, logit = model.prior_step(deter, proj, model.core.in_action(scale_actions(act)))
+        stoch = sample_onehot(logit)
+        target = torch.cat([obs[:, k:], obs[:, :k]], 1)  # the wrapped rows are masked below
+        feat = model.feat({"deter": deter, "stoch": stoch}).view(B, T, -1)  # the dec term's shape
+        error = _reconstruction_error(model, feat, target)
+        inside = torch.arange(T, device=obs.device)[None] < T - k
+        alive = alive & inside & ~F.pad(is_first[:, k:].bool(), (0, k), value=True)
+        total = total + error * alive
+        count = count + alive
+    return total / count.clamp(min=1.0)
