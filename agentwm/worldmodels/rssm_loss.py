@@ -119,16 +119,15 @@ def overshoot_loss(
     total = obs.new_zeros(B, T)
     count = obs.new_zeros(B, T)
     for k in range(1, min(steps, T - 1) + 1):
-        pad = (0, 0, 0, k)  # shift time left by k, pad the end: row t then holds step t + k
-        act = F.pad(actions[:, k:], pad).flatten(0, 1)
+        # Row t reads step t + k: time rolled left by k; the rows that wrap around are masked by `inside`.
+        act = actions.roll(-k, 1).flatten(0, 1)
         proj = model.core.in_stoch(stoch.flatten(1))
         deter, logit = model.prior_step(deter, proj, model.core.in_action(scale_actions(act)))
         stoch = sample_onehot(logit)
-        target = torch.cat([obs[:, k:], obs[:, :k]], 1)  # the wrapped rows are masked below
         feat = model.feat({"deter": deter, "stoch": stoch}).view(B, T, -1)  # the dec term's shape
-        error = _reconstruction_error(model, feat, target)
+        error = _reconstruction_error(model, feat, obs.roll(-k, 1))
         inside = torch.arange(T, device=obs.device)[None] < T - k
-        alive = alive & inside & ~F.pad(is_first[:, k:].bool(), (0, k), value=True)
+        alive = alive & inside & ~is_first.bool().roll(-k, 1)
         total = total + error * alive
         count = count + alive
     return total / count.clamp(min=1.0)
