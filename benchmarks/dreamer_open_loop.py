@@ -64,6 +64,7 @@ def main() -> None:
         sys.exit(f"dreamer_open_loop: vector observations only, {cfg.env} gives {tuple(obs_shape)}")
     if args.flip and spec.kind != "discrete":
         sys.exit(f"dreamer_open_loop: --flip needs discrete actions, {cfg.env} has {spec.kind} ones")
+    torch.manual_seed(args.seed)  # the posterior samples while playing: the same episodes every time
     horizon, gen = max(steps_ahead), torch.Generator().manual_seed(args.seed)
     errors: dict[int, list[np.ndarray]] = {k: [] for k in steps_ahead}
     changes: dict[int, list[np.ndarray]] = {k: [] for k in steps_ahead}

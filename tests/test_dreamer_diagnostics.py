@@ -43,6 +43,11 @@ def test_open_loop_reports_error_and_real_change_per_dimension(cartpole_run: Pat
         assert int(k) <= min(out["episode_lengths"]) and len(row["error"]) == len(row["real_change"]) == 4
         assert all(v >= 0 for v in row["error"] + row["real_change"])
     assert list(tmp_path.glob("dreamer_open_loop*.json"))  # and it kept the result
+    flip = _bench("dreamer_open_loop.py", "--logdir", str(cartpole_run), *args, "--flip", "1", results=tmp_path)
+    assert flip["ahead"] == out["ahead"]  # the flipped windows draw their own copy of the same noise
+    effect = flip["action_effect"]["2"]
+    assert effect["windows"] > 0 and all(len(effect[key]) == 4 for key in ("imagined", "real", "slope", "correlation"))
+    assert 0.3 < effect["real"][1] < 0.5  # CartPole: the other push changes the cart's speed by 2 x 0.195
     for script in ("dreamer_open_loop.py", "dreamer_episode_ends.py"):  # no run there: one line, no traceback
         bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--logdir", str(tmp_path / "none")],
                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
