@@ -225,8 +225,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # critic the states the policy avoids. Together 9 of 10 seeds ended >= 475 at 30k frames at one
     # thread on one CPU, but 6 of 10 at two threads on another: there the world model tracked the
     # drift and the actor still did not learn to correct it early, a small advantage for REINFORCE to
-    # find. Twice the updates per frame (train_ratio 64, twice the run time) held 36 of 48 late evals
-    # there against 15 of 48: rarer drift, not none
+    # find. Twice the updates per frame (train_ratio 64, twice the run time) keep more of each run at
+    # the target (75% of late evals against 60% over 16 paired runs on that CPU) but miss the last
+    # eval about as often, one run in four: rarer drift, not none
     # (benchmarks/dreamer_learn.py --task cartpole, benchmarks/dreamer_episode_ends.py,
     # benchmarks/dreamer_open_loop.py --flip, benchmarks/dreamer_wm_fit.py; docs/dreamer.md).
     "cartpole": {"env": "CartPole-v1", "critic_lr": 1e-3, "horizon": 32, "replay_terminal_fraction": 0.25,
