@@ -43,7 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _results.py, a
 from _results import write_result
 
 from agentwm.agents.dreamer import resolve_config, train
-from agentwm.agents.dreamer.report import against_target, run_summary
+from agentwm.agents.dreamer.report import against_target, eval_curve, run_summary
 
 TASKS = {
     "cartpole": {"env": "CartPole-v1", "steps": 30_000, "target": 475.0, "presets": ["tiny", "cartpole"],
@@ -94,6 +94,7 @@ def main() -> None:
     summary = train(cfg, logdir, progress=args.progress)
     target = float(task["target"])  # type: ignore[arg-type]
     run = run_summary(logdir, target)
+    online = eval_curve(logdir, "eval/online_return")  # with actor_average: the actor itself, same episodes
     complete = summary["frames"] >= steps  # a run stopped early (SIGTERM) is not a result of the frame budget
     print(json.dumps(write_result("dreamer_learn", {
         "benchmark": "dreamer_learn", "task": args.task, "env": task["env"], "frames": summary["frames"],
@@ -104,6 +105,7 @@ def main() -> None:
         "late_at_target": run["late_at_target"], "late_evals": run["late_evals"],
         "seed": args.seed, "wall_s": round(time.perf_counter() - t0, 1), "load_avg_1m_at_start": load,
         "eval_curve": [(frames, round(ret, 1)) for frames, ret in run["curve"]],
+        **({"online_eval_curve": [(f, round(r, 1)) for f, r in online]} if online else {}),
         "config": {"presets": args.preset or task["presets"], "sets": sets}, "logdir": logdir,
     }, variant=f"{args.task}-seed{args.seed}" + (f"-{args.name}" if args.name else "") + ("" if complete else "-incomplete"))))  # fmt: skip
     if not complete:
@@ -125,7 +127,7 @@ def _seed_table(args: argparse.Namespace) -> None:
         if done.returncode != 0 or not lines:
             return {"seed": seed, "error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
         row = json.loads(lines[-1])
-        return {"seed": seed, **{k: row[k] for k in ("final_eval_return", "best_eval_return", "frames_to_target", "met", "late_at_target", "late_evals", "wall_s", "eval_curve")}}
+        return {"seed": seed, **{k: row[k] for k in ("final_eval_return", "best_eval_return", "frames_to_target", "met", "late_at_target", "late_evals", "wall_s", "eval_curve", "online_eval_curve") if k in row}}
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:

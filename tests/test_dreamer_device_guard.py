@@ -21,7 +21,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _agent(limit: int = 20) -> DreamerAgent:
     torch.manual_seed(0)
-    cfg = resolve_config(["debug"], ["device=cpu", "horizon=4", f"nonfinite_limit={limit}"])
+    # with an averaged actor, so that it too is held to every rule below (skips, syncs, checkpoints)
+    cfg = resolve_config(["debug"], ["device=cpu", "horizon=4", f"nonfinite_limit={limit}", "actor_average=0.1"])
     return DreamerAgent((4,), ActionSpec("discrete", 2), cfg)
 
 

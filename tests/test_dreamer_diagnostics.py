@@ -138,3 +138,24 @@ def test_combine_builds_one_seed_table_from_runs_done_apart(tmp_path: Path) -> N
                               env={**os.environ, "AGENTWM_RESULTS_DIR": str(tmp_path / "res")}, check=False)  # fmt: skip
         assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
         assert why in proc.stderr and bad.name in proc.stderr, (why, proc.stderr)
+
+
+def test_replay_tail_reproduces_the_run_and_changes_only_what_it_evaluates_with(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    cfg = resolve_config(["debug"], ["steps=600", "prefill=100", "train_ratio=16", "eval_every=150", "eval_episodes=1",
+                                     "checkpoint_every=300", "threads=1"], env="CartPole-v1")  # fmt: skip
+    train(cfg, run, progress=False)
+    args = ["--logdir", str(run), "--from", "300", "--out", str(tmp_path / "replays"), "--target", "20"]
+    out = _bench("dreamer_replay_tail.py", *args, "--set", "actor_average=0.2", results=tmp_path)
+    (row,) = out["runs"]
+    assert [f for f, _ in row["original"]] == [450, 600] == [f for f, _ in row["eval"]]
+    assert row["reproduced"] and out["reproduced"] == 1 and row["online"] == row["original"]
+    assert out["finals_at_target_online"] == out["finals_at_target_original"]
+    env = {**os.environ, "AGENTWM_RESULTS_DIR": str(tmp_path)}
+    script = str(ROOT / "benchmarks" / "dreamer_replay_tail.py")
+    for bad, said in ((["--from", "200"], "no complete checkpoint at 200"),
+                      (["--from", "300", "--set", "bogus=1"], "bogus")):  # fmt: skip
+        proc = subprocess.run([sys.executable, script, "--logdir", str(run), *bad, "--out", str(tmp_path / "bad")],
+                              capture_output=True, text=True, env=env, timeout=120, check=False)  # fmt: skip
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr and said in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1

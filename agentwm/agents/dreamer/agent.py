@@ -20,11 +20,12 @@ One update (:meth:`DreamerAgent.update`) does, on a replayed batch of ``[B, T]``
 5. **Critic**: two-hot cross-entropy towards the λ-returns plus a pull towards a slow EMA copy
    of itself (the slow critic), which keeps the bootstrap targets from chasing themselves; with
    ``critic_replay_scale``, also towards λ-returns of the replayed states from their real rewards
-   and episode ends (:func:`replay_targets`).
+   and episode ends (:func:`replay_targets`). With ``actor_average``, an EMA copy of the actor
+   follows it after each step: the policy that evaluation acts with.
 
 Acting (:meth:`DreamerAgent.act`) folds each new observation into a per-env carry with the same
 ``observe_sequence`` the learner uses (so resets at ``is_first`` behave identically in both) and
-samples the actor (``explore``) or takes its mode (``eval``).
+samples the actor (``explore``) or takes its mode (``eval``; the averaged actor's where one is kept).
 """
 
 from __future__ import annotations
@@ -154,6 +155,10 @@ class DreamerAgent(nn.Module):
         self.actor = Actor(feat, spec, rssm.units, rssm.ac_layers, config)
         self.critic = Critic(feat, rssm.units, rssm.ac_layers, rssm.reward_bins)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        # Polyak-averaged actor for evaluation: once the policy holds the task, REINFORCE's gradient is
+        # mostly noise (two batches' gradients point apart) and the weights random-walk; their average does not
+        self.average_actor = copy.deepcopy(self.actor).requires_grad_(False) if config.actor_average > 0 else None
+        self.eval_online = False  # a diagnostic: evaluate the actor itself even where an average is kept
         self.retnorm = ReturnNormalizer(decay=config.return_decay)
         adam: dict[str, Any] = {"foreach": True}  # one kernel per op over all tensors (CPU default is a loop)
         self.wm_opt = torch.optim.Adam(self.wm.parameters(), lr=config.wm_lr, eps=1e-8, **adam)
@@ -179,6 +184,17 @@ class DreamerAgent(nn.Module):
             sites = {"actor_policy": self.actor.net, "actor_train": self.actor.net, "critic": self.critic.net,
                      "slow_critic": self.slow_critic.net}  # fmt: skip
             self._nets = {role: compile_call(net, role) for role, net in sites.items()}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """As ``nn.Module``'s, across a change of ``actor_average``: weights saved without an averaged
+        actor start it at the saved actor; an averaged actor this agent does not keep is dropped."""
+        avg, own = "average_actor.", "actor."
+        state = dict(state_dict)
+        if self.average_actor is None:
+            state = {k: v for k, v in state.items() if not k.startswith(avg)}
+        elif not any(k.startswith(avg) for k in state):
+            state.update({avg + k[len(own):]: v for k, v in state_dict.items() if k.startswith(own)})
+        return super().load_state_dict(state, strict, assign)
 
     def scale_lr(self, wm_scale: float, ac_scale: float) -> None:
         """Set the world model's learning rate to ``wm_scale`` times the configured one, the actor's
@@ -238,7 +254,9 @@ class DreamerAgent(nn.Module):
             obs[:, None], carry["action"][:, None], is_first[:, None], state=state, generator=self.generator
         )
         deter, stoch = post["deter"][:, -1], post["stoch"][:, -1]
-        action = self.actor.sample(self.wm.feat({"deter": deter, "stoch": stoch}), mode, self.generator)
+        averaged = mode == "eval" and self.average_actor is not None and not self.eval_online
+        actor = self.average_actor if averaged and self.average_actor is not None else self.actor
+        action = actor.sample(self.wm.feat({"deter": deter, "stoch": stoch}), mode, self.generator)
         if not self.actor.discrete:  # what the env executes, and what replay stores
             action = action.clamp(-1.0, 1.0)
         return action, {"deter": deter, "stoch": stoch, "action": action}
@@ -363,6 +381,10 @@ class DreamerAgent(nn.Module):
                 self.guard.passed()
             for p_slow, p in zip(self.slow_critic.parameters(), self.critic.parameters()):
                 p_slow.lerp_(p, fraction)
+            if self.average_actor is not None:
+                step = cfg.actor_average if isinstance(ok, bool) else ok.float() * cfg.actor_average
+                for p_avg, p in zip(self.average_actor.parameters(), self.actor.parameters()):
+                    p_avg.lerp_(p, step)
         self.updates += 1
 
         with torch.no_grad():

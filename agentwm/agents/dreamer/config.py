@@ -120,6 +120,12 @@ class DreamerConfig(BaseModel):
         "random one (epsilon exploration, as DreamerV1's; evaluation stays greedy); shows the world model and "
         "critic states the policy itself would not reach; 0: the policy's own samples",
     )
+    actor_average: float = Field(
+        0.0, ge=0, le=1, description="EMA step of an averaged copy of the actor, which evaluation (greedy), the "
+        "best checkpoint and `eval dreamer` act with, while training acts with the actor itself (Polyak "
+        "averaging: a policy at a plateau, where REINFORCE's gradient is mostly noise, random-walks; the "
+        "average does not); 0: evaluate the actor itself",
+    )
     min_std: float = Field(0.1, gt=0, description="continuous actions: smallest policy std")
     max_std: float = Field(1.0, gt=0, description="continuous actions: largest policy std")
     slow_critic_fraction: float = Field(0.02, gt=0, le=1, description="EMA step of the slow critic target")

@@ -18,8 +18,9 @@ from agentwm.agents.dreamer.best import read_best
 from agentwm.checkpoint import CheckpointError
 
 
-def eval_curve(logdir: str | Path) -> list[tuple[int, float]]:
-    """``(frames, mean eval return)`` of every evaluation a run logged, in order."""
+def eval_curve(logdir: str | Path, key: str = "eval/return") -> list[tuple[int, float]]:
+    """``(frames, mean eval return)`` of every evaluation a run logged, in order (``key``
+    ``eval/online_return``: the actor itself, where evaluation acts with an averaged one)."""
     path = Path(logdir) / "metrics.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"no Dreamer run in {logdir} (missing metrics.jsonl)")
@@ -29,8 +30,8 @@ def eval_curve(logdir: str | Path) -> list[tuple[int, float]]:
             row = json.loads(line)
         except json.JSONDecodeError:  # a line torn by a crash mid-write
             continue
-        if "eval/return" in row:
-            curve.append((int(row["frames"]), float(row["eval/return"])))
+        if key in row:
+            curve.append((int(row["frames"]), float(row[key])))
     return curve
 
 

@@ -357,8 +357,15 @@ def train(
                     eval_seed = cfg.seed + 10_000 * loop["evals"]
                     rets = eval_preserving_rng(agent, cfg, cfg.eval_episodes, eval_seed, video)
                     best.offer(agent, loop, rets, eval_seed)  # a new best: checkpoints/best names its weights
-                    logger.write(loop["frames"], {"eval/return": float(np.mean(rets)),
-                                                  "eval/return_std": float(np.std(rets))})  # fmt: skip
+                    scores = {"eval/return": float(np.mean(rets)), "eval/return_std": float(np.std(rets))}
+                    if agent.average_actor is not None:  # what averaging changed: the actor itself, same episodes
+                        agent.eval_online = True
+                        try:
+                            scores["eval/online_return"] = float(np.mean(eval_preserving_rng(
+                                agent, cfg, cfg.eval_episodes, eval_seed)))  # fmt: skip
+                        finally:
+                            agent.eval_online = False
+                    logger.write(loop["frames"], scores)
                     last_eval = f"{np.mean(rets):.1f}"
 
             # Checkpoint: every checkpoint_every frames, at the end, and when asked to stop.
