@@ -254,8 +254,9 @@ class DreamerAgent(nn.Module):
             obs[:, None], carry["action"][:, None], is_first[:, None], state=state, generator=self.generator
         )
         deter, stoch = post["deter"][:, -1], post["stoch"][:, -1]
-        averaged = mode == "eval" and self.average_actor is not None and not self.eval_online
-        actor = self.average_actor if averaged and self.average_actor is not None else self.actor
+        actor = self.actor
+        if mode == "eval" and self.average_actor is not None and not self.eval_online:
+            actor = self.average_actor
         action = actor.sample(self.wm.feat({"deter": deter, "stoch": stoch}), mode, self.generator)
         if not self.actor.discrete:  # what the env executes, and what replay stores
             action = action.clamp(-1.0, 1.0)
